@@ -1,0 +1,37 @@
+from aiohttp import web
+
+from customer import service
+from customer.schemas import CreateCustomerBody, CustomerOut, UpdateCustomerBody
+from shared.http import created, json_response, parse_json, parse_query, path_id
+from shared.pagination import PageParams
+
+
+def render(customer) -> dict:
+    return CustomerOut.model_validate(customer).model_dump(mode="json")
+
+
+async def list_customers(request: web.Request) -> web.Response:
+    page = parse_query(request, PageParams)
+    items, total = await service.list_customers(page.limit, page.offset)
+    return json_response({"items": [render(c) for c in items], "total": total, **page.model_dump()})
+
+
+async def create_customer(request: web.Request) -> web.Response:
+    body = await parse_json(request, CreateCustomerBody)
+    customer = await service.create_customer(body.customer)
+    return created(request, "customer", customer.id, render(customer))
+
+
+async def get_customer(request: web.Request) -> web.Response:
+    return json_response(render(await service.get_customer(path_id(request))))
+
+
+async def update_customer(request: web.Request) -> web.Response:
+    customer_id = path_id(request)
+    body = await parse_json(request, UpdateCustomerBody)
+    return json_response(render(await service.update_customer(customer_id, body.customer)))
+
+
+async def delete_customer(request: web.Request) -> web.Response:
+    await service.delete_customer(path_id(request))
+    return web.Response(status=204)

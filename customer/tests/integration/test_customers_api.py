@@ -1,0 +1,135 @@
+import asyncio
+
+import pytest
+
+from shared.testing.api import assert_problem, create_customer, get_json
+from shared.testing.plugin import unique
+
+
+async def test_create_returns_201_location_and_the_stored_customer(customer_client):
+    email = f"{unique('juan')}@example.com"
+    response = await customer_client.post(
+        "/customers", json={"customer": {"name": "Juan", "address": "Bogotá", "email": email}}
+    )
+    assert response.status == 201
+    body = await response.json()
+    assert response.headers["Location"] == f"/customers/{body['id']}"
+    assert body["name"] == "Juan" and body["address"] == "Bogotá" and body["email"] == email
+    assert body["orders_count"] == 0
+    assert set(body) == {"id", "name", "address", "email", "orders_count", "created_at", "updated_at"}
+    assert await get_json(customer_client, f"/customers/{body['id']}") == body
+
+
+async def test_email_is_optional(customer_client):
+    response = await customer_client.post("/customers", json={"customer": {"name": "No Mail", "address": "x"}})
+    assert response.status == 201
+    assert (await response.json())["email"] is None
+
+
+async def test_taken_email_is_a_409_on_field_email_and_stores_nothing(customer_client):
+    first = await create_customer(customer_client)
+    before = (await get_json(customer_client, "/customers"))["total"]
+    response = await customer_client.post(
+        "/customers", json={"customer": {"name": "Other", "address": "y", "email": first["email"]}}
+    )
+    await assert_problem(response, 409, field="email")
+    assert (await get_json(customer_client, "/customers"))["total"] == before
+
+
+async def test_missing_customer_is_a_404_problem(customer_client):
+    for method in ("get", "patch", "delete"):
+        kwargs = {"json": {"customer": {"name": "x"}}} if method == "patch" else {}
+        response = await getattr(customer_client, method)("/customers/2147483000", **kwargs)
+        await assert_problem(response, 404)
+
+
+@pytest.mark.parametrize("path", ["/customers/99999999999999999999", "/customers/0", "/customers/-1",
+                                  "/customers/abc", "/customers/1.5", "/nope"])
+async def test_impossible_ids_and_unknown_paths_are_404_problems(customer_client, path):
+    await assert_problem(await customer_client.get(path), 404)
+
+
+async def test_wrong_method_is_a_405_problem(customer_client):
+    response = await customer_client.put("/customers/1", json={})
+    await assert_problem(response, 405)
+    assert "PATCH" in response.headers["Allow"]
+
+
+async def test_patch_changes_only_the_sent_fields(customer_client):
+    customer = await create_customer(customer_client, name="Before", address="Old")
+    response = await customer_client.patch(f"/customers/{customer['id']}", json={"customer": {"name": "After"}})
+    assert response.status == 200
+    body = await response.json()
+    assert body["name"] == "After" and body["address"] == "Old" and body["email"] == customer["email"]
+    assert body["updated_at"] > customer["updated_at"]
+    assert await get_json(customer_client, f"/customers/{customer['id']}") == body
+
+
+async def test_patch_can_clear_the_email(customer_client):
+    customer = await create_customer(customer_client)
+    response = await customer_client.patch(f"/customers/{customer['id']}", json={"customer": {"email": None}})
+    assert (await response.json())["email"] is None
+
+
+@pytest.mark.parametrize("patch", [{"orders_count": 5}, {"name": None}, {"name": ""}, {}, {"id": 7}])
+async def test_bad_patches_are_422_and_change_nothing(customer_client, patch):
+    customer = await create_customer(customer_client)
+    response = await customer_client.patch(f"/customers/{customer['id']}", json={"customer": patch})
+    await assert_problem(response, 422)
+    assert await get_json(customer_client, f"/customers/{customer['id']}") == customer
+
+
+async def test_patch_to_a_taken_email_is_409(customer_client):
+    first, second = await create_customer(customer_client), await create_customer(customer_client)
+    response = await customer_client.patch(f"/customers/{second['id']}", json={"customer": {"email": first["email"]}})
+    await assert_problem(response, 409, field="email")
+
+
+async def test_delete_removes_the_customer(customer_client):
+    customer = await create_customer(customer_client)
+    response = await customer_client.delete(f"/customers/{customer['id']}")
+    assert response.status == 204
+    await assert_problem(await customer_client.get(f"/customers/{customer['id']}"), 404)
+    await assert_problem(await customer_client.delete(f"/customers/{customer['id']}"), 404)
+
+
+async def test_list_is_newest_first_with_pages(customer_client):
+    created = [await create_customer(customer_client) for _ in range(3)]
+    page = await get_json(customer_client, "/customers?limit=2&offset=0")
+    assert [c["id"] for c in page["items"]] == [created[2]["id"], created[1]["id"]]
+    assert page["limit"] == 2 and page["offset"] == 0 and page["total"] >= 3
+    second = await get_json(customer_client, "/customers?limit=2&offset=1")
+    assert [c["id"] for c in second["items"]] == [created[1]["id"], created[0]["id"]]
+
+
+async def test_list_defaults_and_clamps_the_limit(customer_client):
+    assert (await get_json(customer_client, "/customers"))["limit"] == 50
+    page = await get_json(customer_client, "/customers?limit=1000")
+    assert page["limit"] == 200
+
+
+async def test_offset_past_the_end_gives_no_items_and_the_true_total(customer_client):
+    await create_customer(customer_client)
+    total = (await get_json(customer_client, "/customers"))["total"]
+    page = await get_json(customer_client, "/customers?offset=100000000")
+    assert page["items"] == [] and page["total"] == total
+
+
+@pytest.mark.parametrize("query, field", [("limit=0", "limit"), ("limit=-1", "limit"), ("limit=abc", "limit"),
+                                          ("offset=-1", "offset"), ("offset=1.5", "offset"), ("limit=", "limit")])
+async def test_bad_page_parameters_are_422_naming_the_parameter(customer_client, query, field):
+    await assert_problem(await customer_client.get(f"/customers?{query}"), 422, field=field)
+
+
+async def test_request_id_is_echoed_or_made_up(customer_client):
+    response = await customer_client.get("/customers/1", headers={"X-Request-ID": "my-id-123"})
+    assert response.headers["X-Request-ID"] == "my-id-123"
+    response = await customer_client.get("/nope")
+    assert len(response.headers["X-Request-ID"]) >= 16
+
+
+async def test_concurrent_creates_with_one_email_store_one_customer(customer_client):
+    email = f"{unique('race')}@example.com"
+    body = {"customer": {"name": "Racer", "address": "Track", "email": email}}
+    responses = await asyncio.gather(*(customer_client.post("/customers", json=body) for _ in range(5)))
+    assert sorted(r.status for r in responses) == [201, 409, 409, 409, 409]

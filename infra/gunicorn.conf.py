@@ -1,0 +1,42 @@
+"""gunicorn settings shared by both services.
+
+    gunicorn customer.app:create_app -c infra/gunicorn.conf.py --name customer --bind 127.0.0.1:3000
+
+`--name` (proc_name) names the service in every log line. WORKERS sets the worker count.
+"""
+
+import os
+import shutil
+
+from prometheus_client import multiprocess
+
+from shared.logs import configure_logging
+from shared.settings import SharedSettings
+
+worker_class = "aiohttp.GunicornUVLoopWebWorker"
+workers = int(os.environ.get("WORKERS", "1"))
+# gunicorn 25.1+ opens a control socket shared by every gunicorn of the user; we need none.
+control_socket_disable = True
+# Time a worker gets on SIGTERM to finish in-flight requests and drain the consumer.
+graceful_timeout = 20
+timeout = 30
+keepalive = 5
+accesslog = None  # our JSON access log comes from shared.observe
+
+
+def on_starting(server) -> None:
+    # Metrics from several workers are merged through files in this directory; stale files would add up.
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        shutil.rmtree(directory, ignore_errors=True)
+        os.makedirs(directory, exist_ok=True)
+    configure_logging(server.cfg.proc_name, SharedSettings().log_level)
+
+
+def post_worker_init(worker) -> None:
+    configure_logging(worker.cfg.proc_name, SharedSettings().log_level)
+
+
+def child_exit(server, worker) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)

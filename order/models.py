@@ -1,0 +1,47 @@
+from tortoise import fields
+from tortoise.indexes import Index
+from tortoise.models import Model
+
+
+class Order(Model):
+    id = fields.IntField(primary_key=True)
+    # The customer lives in the customer service's database: an id here, never a copy.
+    customer_id = fields.IntField(db_index=True)
+    product_name = fields.CharField(max_length=200)
+    quantity = fields.IntField()
+    price = fields.DecimalField(max_digits=12, decimal_places=2)
+    status = fields.CharField(max_length=16, default="created")
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "orders"
+
+
+class OutboxEvent(Model):
+    """An event written in the same transaction as its order, published by the relay later."""
+
+    id = fields.BigIntField(primary_key=True)
+    event_id = fields.UUIDField(unique=True)
+    event_type = fields.CharField(max_length=64)
+    order_id = fields.IntField(db_index=True)
+    payload = fields.TextField()  # the message body exactly as it is published
+    request_id = fields.CharField(max_length=128)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    sent_at = fields.DatetimeField(null=True)
+    attempts = fields.IntField(default=0)
+
+    class Meta:
+        table = "outbox"
+        indexes = [Index(fields=("sent_at", "id"))]  # the relay's "pending, oldest first"
+
+
+class IdempotencyKey(Model):
+    key = fields.CharField(max_length=255, primary_key=True)
+    fingerprint = fields.CharField(max_length=64)  # sha256 of the validated request body
+    status_code = fields.IntField(null=True)  # null while the first request is in flight
+    response = fields.TextField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        table = "idempotency_keys"

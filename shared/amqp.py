@@ -1,0 +1,129 @@
+"""RabbitMQ: one long-lived connection per role that comes back by itself, and the event topology.
+
+aiormq has no reconnect: after a broker restart a publish raises
+ChannelInvalidStateError and a consumer silently stops. BrokerLink owns the
+connection, watches it close, and reconnects with capped exponential backoff
+and jitter, running `on_channel` (declare topology, start consuming) each time.
+"""
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+
+import aiormq
+from aiormq.abc import AbstractChannel
+
+from shared.settings import SharedSettings
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 5.0
+PERSISTENT = 2
+
+
+def backoff_delay(attempt: int, base: float = 0.2, cap: float = 10.0) -> float:
+    """Capped exponential backoff with full jitter in its upper half."""
+    return min(cap, base * 2**attempt) * random.uniform(0.5, 1.0)
+
+
+class BrokerLink:
+    def __init__(self, url: str, name: str, on_channel: Callable[[AbstractChannel], Awaitable[None]]) -> None:
+        self.url = url
+        self.name = name
+        self.on_channel = on_channel
+        self.channel: AbstractChannel | None = None
+        self._connection: aiormq.abc.AbstractConnection | None = None
+        self._up = asyncio.Event()
+
+    @property
+    def is_up(self) -> bool:
+        return self.channel is not None and not self.channel.is_closed
+
+    async def wait_up(self) -> AbstractChannel:
+        await self._up.wait()
+        assert self.channel is not None
+        return self.channel
+
+    async def reset(self, reason: str) -> None:
+        """Drop the connection (after a failed publish, say); `run` opens a new one."""
+        log.warning("%s: dropping broker connection: %s", self.name, reason)
+        if self._connection is not None and not self._connection.is_closed:
+            await self._connection.close()
+
+    async def run(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self._connect()
+                attempt = 0
+                log.info("%s: connected to the broker", self.name)
+                await self._until_closed()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # every broker failure means the same here: try again later
+                log.warning("%s: broker unavailable (%s: %s)", self.name, type(exc).__name__, exc)
+            finally:
+                self._up.clear()
+                self.channel = None
+                await self._close_quietly()
+            delay = backoff_delay(attempt)
+            attempt += 1
+            log.info("%s: reconnecting in %.2fs", self.name, delay)
+            await asyncio.sleep(delay)
+
+    async def _connect(self) -> None:
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            self._connection = await aiormq.connect(self.url)
+            channel = await self._connection.channel()
+            await self.on_channel(channel)
+        self.channel = channel
+        self._up.set()
+
+    async def _until_closed(self) -> None:
+        assert self._connection is not None and self.channel is not None
+        watchers = [self._connection.closing, self.channel.closing]
+        try:
+            done, _ = await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for watcher in watchers:
+                watcher.cancel()
+        for future in done:
+            if not future.cancelled() and future.exception():
+                raise future.exception()
+        raise ConnectionError("the broker closed the connection")
+
+    async def _close_quietly(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and not connection.is_closed:
+            try:
+                await asyncio.shield(connection.close())
+            except Exception:
+                log.debug("%s: error while closing the connection", self.name, exc_info=True)
+
+
+async def declare_events_exchange(channel: AbstractChannel, settings: SharedSettings) -> None:
+    await channel.exchange_declare(settings.events_exchange, exchange_type="topic", durable=True)
+
+
+async def declare_customer_queues(channel: AbstractChannel, settings: SharedSettings) -> None:
+    """The consumer's quorum queue, bound to order.created, with its dead-letter exchange and queue.
+
+    A quorum queue survives losing a node in a cluster, and its delivery limit makes
+    the broker itself dead-letter a message that keeps failing.
+    """
+    await declare_events_exchange(channel, settings)
+    await channel.exchange_declare(settings.dead_letter_exchange, exchange_type="fanout", durable=True)
+    await channel.queue_declare(settings.dead_letter_queue, durable=True,
+                                arguments={"x-queue-type": "quorum"})
+    await channel.queue_bind(settings.dead_letter_queue, settings.dead_letter_exchange, routing_key="")
+    await channel.queue_declare(
+        settings.orders_queue,
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-delivery-limit": settings.delivery_limit,
+            "x-dead-letter-exchange": settings.dead_letter_exchange,
+        },
+    )
+    await channel.queue_bind(settings.orders_queue, settings.events_exchange, routing_key="order.created")

@@ -1,0 +1,90 @@
+"""Tortoise ORM as an aiohttp resource, and the small amount of raw PostgreSQL both services need."""
+
+import asyncio
+import contextvars
+from collections.abc import AsyncIterator, Callable, Coroutine
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from aiohttp import web
+from tortoise.context import TortoiseContext, _current_context
+
+ORM = web.AppKey("orm", TortoiseContext)
+
+
+def orm_config(db_url: str, app: str, models: list[str]) -> dict:
+    """One Tortoise app per service; its connection carries the same name as the app."""
+    return {
+        "connections": {app: db_url},
+        "apps": {app: {"models": [*models, "aerich.models"], "default_connection": app}},
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def tortoise_ctx(config: dict) -> Callable[[web.Application], AsyncIterator[None]]:
+    """cleanup_ctx entry: an explicit TortoiseContext per app, so two apps can share a process (tests)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        orm = TortoiseContext()
+        with orm:  # entered only around init and close: requests and tasks enter it themselves
+            await orm.init(config=config)
+        app[ORM] = orm
+        yield
+        with orm:
+            await orm.close_connections()
+
+    return ctx
+
+
+@web.middleware
+async def orm_middleware(request: web.Request, handler) -> web.StreamResponse:
+    # Not `with orm:`: TortoiseContext keeps one reset token per instance, and requests run concurrently.
+    token = _current_context.set(request.app[ORM])
+    try:
+        return await handler(request)
+    finally:
+        _current_context.reset(token)
+
+
+def start_orm_task(app: web.Application, coro: Coroutine, name: str) -> asyncio.Task:
+    """A background task that sees this app's ORM whatever task creates it."""
+    context = contextvars.copy_context()
+    context.run(_current_context.set, app[ORM])
+    return asyncio.create_task(coro, name=name, context=context)
+
+
+def asyncpg_dsn(db_url: str) -> str:
+    """Tortoise's `postgres://...?minsize=` URL as a plain libpq DSN for asyncpg."""
+    parts = urlsplit(db_url)
+    return urlunsplit(("postgresql", parts.netloc, parts.path, "", ""))
+
+
+def with_database(db_url: str, database: str) -> str:
+    parts = urlsplit(db_url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, ""))
+
+
+def database_name(db_url: str) -> str:
+    return urlsplit(db_url).path.lstrip("/")
+
+
+async def create_database_if_missing(db_url: str) -> bool:
+    """Create the URL's database through the server's `postgres` database; True if it was created."""
+    name = database_name(db_url)
+    conn = await asyncpg.connect(asyncpg_dsn(with_database(db_url, "postgres")), timeout=5)
+    try:
+        if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            return False
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        return True
+    finally:
+        await conn.close()
+
+
+async def drop_database(db_url: str) -> None:
+    conn = await asyncpg.connect(asyncpg_dsn(with_database(db_url, "postgres")), timeout=5)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{database_name(db_url)}" WITH (FORCE)')
+    finally:
+        await conn.close()

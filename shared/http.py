@@ -1,0 +1,67 @@
+"""Request parsing and response rendering shared by both services' handlers."""
+
+from typing import Any, TypeVar
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from shared.problems import BadRequest, NotFound, UnsupportedMediaType, ValidationFailed
+
+Model = TypeVar("Model", bound=BaseModel)
+
+MAX_INT_ID = 2**31 - 1  # ids are PostgreSQL `integer`s
+
+
+def json_response(data: Any, status: int = 200, headers: dict | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, headers=headers, content_type="application/json")
+
+
+def created(request: web.Request, route_name: str, resource_id: int, data: Any) -> web.Response:
+    location = request.app.router[route_name].url_for(id=str(resource_id))
+    return json_response(data, status=201, headers={"Location": str(location)})
+
+
+def validation_errors(exc: ValidationError, strip_envelope: bool = False) -> list[dict]:
+    """pydantic's errors as the contract's `[{field, message}]`, fields named inside the envelope."""
+    errors = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = error["loc"][1:] if strip_envelope and len(error["loc"]) > 1 else error["loc"]
+        field = ".".join(str(part) for part in loc) or "body"
+        errors.append({"field": field, "message": error["msg"]})
+    return errors
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
+async def parse_json(request: web.Request, model: type[Model]) -> Model:
+    """Validate the body against `model`: 415 if not JSON, 400 if malformed, 422 naming each bad field."""
+    if not _is_json(request.content_type):
+        raise UnsupportedMediaType("Send the body as application/json.")
+    body = await request.read()  # aiohttp answers 413 past client_max_size (1 MiB)
+    if not body.strip():
+        raise BadRequest("The request body is empty; a JSON object is expected.")
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        if any(error["type"] == "json_invalid" for error in exc.errors()):
+            raise BadRequest("The request body is not valid JSON.") from None
+        errors = validation_errors(exc, strip_envelope=len(model.model_fields) == 1)
+        raise ValidationFailed("The request body is invalid.", errors) from None
+
+
+def parse_query(request: web.Request, model: type[Model]) -> Model:
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as exc:
+        raise ValidationFailed("The query parameters are invalid.", validation_errors(exc)) from None
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    """The route matched `\\d+`; an id beyond the column's range cannot exist."""
+    value = int(request.match_info[name])
+    if value < 1 or value > MAX_INT_ID:
+        raise NotFound(f"No resource with id {request.match_info[name]}.")
+    return value

@@ -1,0 +1,31 @@
+"""Page parameters and the page shape of every list endpoint."""
+
+from typing import Annotated, Generic, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+Item = TypeVar("Item")
+
+
+def _clamp(value: object) -> object:
+    """Clamp only a well-formed integer above the maximum; anything else is left to validation."""
+    if isinstance(value, str) and value.isdigit() and int(value) > MAX_LIMIT:
+        return MAX_LIMIT
+    return value
+
+
+class PageParams(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    limit: Annotated[int, BeforeValidator(_clamp), Field(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
+    offset: Annotated[int, Field(ge=0)] = 0
+
+
+class Page(BaseModel, Generic[Item]):
+    items: list[Item]
+    total: int
+    limit: int
+    offset: int

@@ -1,0 +1,90 @@
+"""RFC 9457 problem+json: one exception family, one middleware that renders it."""
+
+import logging
+
+import orjson
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+class AppError(Exception):
+    """An error a client can act on; subclasses name the fact and carry the HTTP status."""
+
+    status = 400
+    title = "Bad Request"
+
+    def __init__(self, detail: str, errors: list[dict] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+
+
+class BadRequest(AppError):
+    status, title = 400, "Bad Request"
+
+
+class NotFound(AppError):
+    status, title = 404, "Not Found"
+
+
+class Conflict(AppError):
+    status, title = 409, "Conflict"
+
+
+class UnsupportedMediaType(AppError):
+    status, title = 415, "Unsupported Media Type"
+
+
+class ValidationFailed(AppError):
+    status, title = 422, "Unprocessable Content"
+
+
+class ServiceUnavailable(AppError):
+    status, title = 503, "Service Unavailable"
+
+
+def field_error(field: str, message: str) -> list[dict]:
+    return [{"field": field, "message": message}]
+
+
+def problem(status: int, title: str, detail: str, errors: list[dict] | None = None) -> web.Response:
+    body = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "errors": errors or [],
+    }
+    return web.Response(status=status, body=orjson.dumps(body), content_type=PROBLEM_CONTENT_TYPE)
+
+
+def _http_exception_problem(exc: web.HTTPException) -> web.Response:
+    """The router's 404/405, aiohttp's 413 and friends, in the same problem shape."""
+    detail = {
+        404: "No resource at this path.",
+        405: "This method is not allowed on this path.",
+        413: "The request body is too large.",
+    }.get(exc.status, exc.reason)
+    response = problem(exc.status, exc.reason, detail)
+    for name in ("Allow", "Location"):
+        if name in exc.headers:
+            response.headers[name] = exc.headers[name]
+    return response
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except AppError as exc:
+        return problem(exc.status, exc.title, exc.detail, exc.errors)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _http_exception_problem(exc)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem(500, "Internal Server Error", "An unexpected error occurred.")

@@ -1,0 +1,40 @@
+"""The request id: taken from the client or made up, kept in a contextvar, echoed in the response."""
+
+import re
+import uuid
+from contextvars import ContextVar
+
+from aiohttp import web
+
+HEADER = "X-Request-ID"
+request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+
+# A client's id is echoed into headers and logs, so only a short, plain token is accepted.
+_ACCEPTABLE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def accept_request_id(value: str | None) -> str:
+    """The client's id when it is a plain token, else a new one."""
+    if value and _ACCEPTABLE.match(value):
+        return value
+    return new_request_id()
+
+
+def current_request_id() -> str:
+    return request_id_var.get()
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler) -> web.StreamResponse:
+    request_id = accept_request_id(request.headers.get(HEADER))
+    token = request_id_var.set(request_id)
+    try:
+        response = await handler(request)
+    finally:
+        request_id_var.reset(token)
+    response.headers[HEADER] = request_id
+    return response

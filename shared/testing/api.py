@@ -1,0 +1,32 @@
+"""Contract-level helpers for tests: they speak HTTP only, like any client."""
+
+from shared.testing.plugin import unique
+
+
+async def create_customer(client, expected_status: int = 201, **fields) -> dict:
+    body = {"name": unique("Ada"), "address": "12 Analytical St", "email": f"{unique('ada')}@example.com"}
+    body.update(fields)
+    response = await client.post("/customers", json={"customer": body})
+    data = await response.json()
+    assert response.status == expected_status, data
+    return data
+
+
+async def get_json(client, path: str, expected_status: int = 200, **kwargs) -> dict:
+    response = await client.get(path, **kwargs)
+    data = await response.json()
+    assert response.status == expected_status, data
+    return data
+
+
+async def assert_problem(response, status: int, field: str | None = None) -> dict:
+    """A problem+json of `status`, naming `field` when given."""
+    assert response.status == status, await response.text()
+    assert response.content_type == "application/problem+json"
+    problem = await response.json()
+    assert problem["status"] == status
+    assert problem["title"] and problem["detail"]
+    assert "Traceback" not in str(problem)
+    if field is not None:
+        assert field in [error["field"] for error in problem["errors"]], problem
+    return problem

@@ -1,0 +1,90 @@
+"""pytest plugin with the helpers both services' suites use (loaded from pyproject's addopts).
+
+Test databases and broker names are unique per run, created here and removed at
+the end, so the suite never touches the run databases or the run topology.
+"""
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aiormq
+import pytest
+
+from shared.db import drop_database, with_database
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def unique(prefix: str = "t") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def eventually(check: Callable[[], Awaitable[object]], timeout: float = 5.0, interval: float = 0.02):
+    """Poll `check` until it stops raising AssertionError (or returns truthy); fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = await check()
+            if result is not False:
+                return result
+            error: AssertionError = AssertionError("check returned False")
+        except AssertionError as exc:
+            error = exc
+        if time.monotonic() > deadline:
+            raise error
+        await asyncio.sleep(interval)
+
+
+def migrated_database(service: str, env_var: str, name: str) -> str:
+    """Create and migrate a database with the service's own CLI, as `make run` does."""
+    url = with_database(SERVER_URL, name)
+    subprocess.run(
+        [sys.executable, "-m", f"{service}.manage", "migrate"],
+        env={**os.environ, env_var: url}, cwd=ROOT, check=True, capture_output=True,
+    )
+    return url
+
+
+@dataclass(frozen=True)
+class TestRun:
+    id: str
+    customer_db: str
+    order_db: str
+    exchange: str
+    queue: str
+
+
+@pytest.fixture(scope="session")
+def test_run() -> TestRun:
+    run_id = uuid.uuid4().hex[:8]
+    run = TestRun(
+        id=run_id,
+        customer_db=migrated_database("customer", "CUSTOMER_DATABASE_URL", f"customers_test_{run_id}"),
+        order_db=migrated_database("order", "ORDER_DATABASE_URL", f"orders_test_{run_id}"),
+        exchange=f"orders.test.{run_id}",
+        queue=f"customer.orders.test.{run_id}",
+    )
+    yield run
+    asyncio.run(_remove_run(run))
+
+
+async def _remove_run(run: TestRun) -> None:
+    for url in (run.customer_db, run.order_db):
+        await drop_database(url)
+    connection = await aiormq.connect(AMQP_URL)
+    try:
+        channel = await connection.channel()
+        for queue in (run.queue, f"{run.queue}.dlq"):
+            await channel.queue_delete(queue)
+        for exchange in (run.exchange, f"{run.queue}.dlx"):
+            await channel.exchange_delete(exchange)
+    finally:
+        await connection.close()
