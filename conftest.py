@@ -4,6 +4,8 @@ import pytest
 
 from customer.app import create_app as create_customer_app
 from customer.settings import CustomerSettings
+from order.app import create_app as create_order_app
+from order.settings import OrderSettings
 
 
 def make_settings(cls, test_run, **overrides):
@@ -18,3 +20,26 @@ def customer_settings(test_run) -> CustomerSettings:
 @pytest.fixture
 async def customer_client(aiohttp_client, customer_settings):
     return await aiohttp_client(await create_customer_app(customer_settings))
+
+
+@pytest.fixture
+def order_settings(test_run, customer_server) -> OrderSettings:
+    return make_settings(OrderSettings, test_run, database_url=test_run.order_db,
+                         customer_service_url=str(customer_server.make_url("")))
+
+
+@pytest.fixture
+async def customer_server(aiohttp_server, customer_settings):
+    """The real customer service on a real port, as the order service calls it."""
+    return await aiohttp_server(await create_customer_app(customer_settings))
+
+
+@pytest.fixture
+async def customer_api(aiohttp_client, customer_server):
+    """A client of that same customer service instance."""
+    return await aiohttp_client(customer_server)
+
+
+@pytest.fixture
+async def order_client(aiohttp_client, order_settings):
+    return await aiohttp_client(await create_order_app(order_settings))

@@ -106,7 +106,7 @@ async def declare_events_exchange(channel: AbstractChannel, settings: SharedSett
     await channel.exchange_declare(settings.events_exchange, exchange_type="topic", durable=True)
 
 
-async def declare_customer_queues(channel: AbstractChannel, settings: SharedSettings) -> None:
+async def declare_topology(channel: AbstractChannel, settings: SharedSettings) -> None:
     """The consumer's quorum queue, bound to order.created, with its dead-letter exchange and queue.
 
     A quorum queue survives losing a node in a cluster, and its delivery limit makes

@@ -1,0 +1,55 @@
+import orjson
+from aiohttp import web
+
+from order import idempotency, service
+from order.keys import CUSTOMERS, RELAY
+from order.schemas import ChangeStatusBody, CreateOrderBody, OrderQuery, render_order
+from shared.http import created, json_response, parse_json, parse_query, path_id
+from shared.request_id import current_request_id
+
+
+async def create_order(request: web.Request) -> web.Response:
+    key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
+    body = await parse_json(request, CreateOrderBody)
+    status, data = await service.place_order(
+        request.app[CUSTOMERS], body.order, current_request_id(), request.app[RELAY].wake, idempotency_key=key
+    )
+    if isinstance(data, bytes):  # a replay: the first response, byte for byte
+        location = request.app.router["order"].url_for(id=str(_replayed_id(data)))
+        return web.Response(body=data, status=status, content_type="application/json",
+                            headers={"Location": str(location), "Idempotent-Replayed": "true"})
+    return created(request, "order", data["id"], data)
+
+
+def _replayed_id(body: bytes) -> int:
+    return orjson.loads(body)["id"]
+
+
+async def list_orders(request: web.Request) -> web.Response:
+    query = parse_query(request, OrderQuery)
+    return await _page(query)
+
+
+async def list_customer_orders(request: web.Request) -> web.Response:
+    """The original system's route: the same as GET /orders?customer_id={id}."""
+    query = parse_query(request, OrderQuery).model_copy(update={"customer_id": path_id(request)})
+    return await _page(query)
+
+
+async def _page(query: OrderQuery) -> web.Response:
+    orders, total = await service.list_orders(query)
+    return json_response({"items": [render_order(o) for o in orders], "total": total,
+                          "limit": query.limit, "offset": query.offset})
+
+
+async def get_order(request: web.Request) -> web.Response:
+    return json_response(render_order(await service.get_order(path_id(request))))
+
+
+async def change_order_status(request: web.Request) -> web.Response:
+    order_id = path_id(request)
+    body = await parse_json(request, ChangeStatusBody)
+    order = await service.change_order_status(
+        order_id, body.order.status, current_request_id(), request.app[RELAY].wake
+    )
+    return json_response(render_order(order))

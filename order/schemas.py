@@ -1,0 +1,93 @@
+"""The order service's contract shapes. Money is Decimal in, a 2-place string out."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+
+from order.domain import STATUSES
+from shared.pagination import PageParams
+from shared.schemas import Id, Text200
+
+INPUT = ConfigDict(extra="forbid")
+CENT = Decimal("0.01")
+MAX_QUANTITY = 10_000
+
+Status = Literal[STATUSES]  # the domain's list, as an enum in the schema
+
+Price = Annotated[
+    Decimal,
+    Field(gt=0, max_digits=12, decimal_places=2, examples=["1200.00"]),
+    AfterValidator(lambda value: value.quantize(CENT)),
+]
+Money = Annotated[Decimal, PlainSerializer(lambda value: str(value.quantize(CENT)), return_type=str)]
+
+
+class OrderIn(BaseModel):
+    model_config = INPUT
+
+    customer_id: Id
+    product_name: Text200
+    quantity: Annotated[int, Field(strict=True, ge=1, le=MAX_QUANTITY)]
+    price: Price
+    status: Literal["created"] = "created"
+
+
+class StatusChange(BaseModel):
+    model_config = INPUT
+    status: Status
+
+
+class CreateOrderBody(BaseModel):
+    model_config = INPUT
+    order: OrderIn
+
+
+class ChangeStatusBody(BaseModel):
+    model_config = INPUT
+    order: StatusChange
+
+
+class OrderQuery(PageParams):
+    customer_id: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
+    status: Status | None = None
+
+
+class OrderOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    customer_id: int
+    product_name: str
+    quantity: int
+    price: Money
+    total: Money
+    status: Status
+    created_at: datetime
+    updated_at: datetime
+
+
+class EmbeddedCustomer(BaseModel):
+    """The customer as the customer service returned it while the order was validated."""
+
+    id: int
+    name: str
+    address: str
+    orders_count: int
+
+
+class OrderCreatedOut(OrderOut):
+    customer: EmbeddedCustomer
+
+
+def render_order(order) -> dict:
+    return OrderOut(
+        id=order.id, customer_id=order.customer_id, product_name=order.product_name, quantity=order.quantity,
+        price=order.price, total=order.price * order.quantity, status=order.status,
+        created_at=order.created_at, updated_at=order.updated_at,
+    ).model_dump(mode="json")
+
+
+def render_created_order(order, customer: dict) -> dict:
+    return {**render_order(order), "customer": EmbeddedCustomer.model_validate(customer).model_dump(mode="json")}
