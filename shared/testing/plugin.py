@@ -5,6 +5,7 @@ the end, so the suite never touches the run databases or the run topology.
 """
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -17,6 +18,8 @@ import aiormq
 import pytest
 
 from shared.db import drop_database, with_database
+from shared.logs import RequestIdFilter
+from shared.testing.proxy import TcpProxy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -88,3 +91,25 @@ async def _remove_run(run: TestRun) -> None:
             await channel.exchange_delete(exchange)
     finally:
         await connection.close()
+
+
+@pytest.fixture
+async def tcp_proxy():
+    """Factory: `proxy = await tcp_proxy(host, port)`; every proxy is closed after the test."""
+    proxies: list[TcpProxy] = []
+
+    async def make(host: str, port: int) -> TcpProxy:
+        proxies.append(await TcpProxy(host, port).start())
+        return proxies[-1]
+
+    yield make
+    for proxy in proxies:
+        await proxy.close()
+
+
+@pytest.fixture
+def request_logs(caplog):
+    """caplog at INFO with each record stamped with its request id, as the JSON log lines are."""
+    caplog.set_level(logging.INFO)
+    caplog.handler.addFilter(RequestIdFilter())
+    return caplog

@@ -1,11 +1,16 @@
+import asyncio
 from decimal import Decimal
 
+import pytest
+
+from order.models import OutboxEvent
+from shared.db import ORM
 from shared.testing.api import assert_problem, create_customer, get_json
 from shared.testing.plugin import eventually
 
 
-def order_body(customer_id: int, **fields) -> dict:
-    return {"order": {"customer_id": customer_id, "product_name": "Laptop", "quantity": 1, "price": 1200,
+def order_body(for_customer: int, **fields) -> dict:
+    return {"order": {"customer_id": for_customer, "product_name": "Laptop", "quantity": 1, "price": 1200,
                       "status": "created", **fields}}
 
 
@@ -47,3 +52,126 @@ async def test_money_is_exact(order_client, customer_api):
     order = await response.json()
     assert order["price"] == "19.99" and order["total"] == "59.97"
     assert Decimal(order["total"]) == Decimal("19.99") * 3
+
+
+async def place(order_client, customer_id: int, **fields) -> dict:
+    response = await order_client.post("/orders", json=order_body(customer_id, **fields))
+    assert response.status == 201, await response.text()
+    return await response.json()
+
+
+async def test_status_defaults_to_created(order_client, customer_api):
+    customer = await create_customer(customer_api)
+    body = order_body(customer["id"])
+    del body["order"]["status"]
+    response = await order_client.post("/orders", json=body)
+    assert (await response.json())["status"] == "created"
+
+
+async def test_list_filters_by_customer_and_status_newest_first(order_client, customer_api):
+    customer, other = await create_customer(customer_api), await create_customer(customer_api)
+    first = await place(order_client, customer["id"])
+    second = await place(order_client, customer["id"])
+    await place(order_client, other["id"])
+    await order_client.patch(f"/orders/{first['id']}", json={"order": {"status": "paid"}})
+
+    page = await get_json(order_client, f"/orders?customer_id={customer['id']}")
+    assert [o["id"] for o in page["items"]] == [second["id"], first["id"]] and page["total"] == 2
+    paid = await get_json(order_client, f"/orders?customer_id={customer['id']}&status=paid")
+    assert [o["id"] for o in paid["items"]] == [first["id"]]
+    same = await get_json(order_client, f"/customers/{customer['id']}/orders")
+    assert same == page
+    one = await get_json(order_client, f"/customers/{customer['id']}/orders?limit=1&offset=1")
+    assert [o["id"] for o in one["items"]] == [first["id"]] and one["total"] == 2 and one["limit"] == 1
+
+
+@pytest.mark.parametrize("query, field", [("customer_id=abc", "customer_id"), ("customer_id=0", "customer_id"),
+                                          ("status=lost", "status"), ("limit=0", "limit"),
+                                          ("offset=-1", "offset")])
+async def test_bad_list_filters_are_422(order_client, query, field):
+    await assert_problem(await order_client.get(f"/orders?{query}"), 422, field=field)
+
+
+async def test_get_missing_order_is_404(order_client):
+    await assert_problem(await order_client.get("/orders/2147483000"), 404)
+    await assert_problem(await order_client.get("/orders/99999999999999"), 404)
+
+
+@pytest.mark.parametrize("path", [("paid",), ("cancelled",), ("paid", "shipped", "delivered"),
+                                  ("paid", "cancelled")])
+async def test_allowed_transitions_change_the_status(order_client, customer_api, path):
+    order = await place(order_client, (await create_customer(customer_api))["id"])
+    for status in path:
+        response = await order_client.patch(f"/orders/{order['id']}", json={"order": {"status": status}})
+        assert response.status == 200, await response.text()
+        assert (await response.json())["status"] == status
+    assert (await get_json(order_client, f"/orders/{order['id']}"))["status"] == path[-1]
+
+
+@pytest.mark.parametrize("path, forbidden", [((), "created"), ((), "shipped"), ((), "delivered"),
+                                             (("paid",), "paid"), (("paid",), "created"),
+                                             (("paid", "shipped"), "cancelled"),
+                                             (("cancelled",), "paid"), (("paid", "shipped", "delivered"), "shipped")])
+async def test_forbidden_transitions_are_409_naming_the_current_status(order_client, customer_api, path, forbidden):
+    order = await place(order_client, (await create_customer(customer_api))["id"])
+    for status in path:
+        await order_client.patch(f"/orders/{order['id']}", json={"order": {"status": status}})
+    current = path[-1] if path else "created"
+    response = await order_client.patch(f"/orders/{order['id']}", json={"order": {"status": forbidden}})
+    problem = await assert_problem(response, 409)
+    assert f"'{current}'" in problem["detail"]
+    assert (await get_json(order_client, f"/orders/{order['id']}"))["status"] == current
+
+
+@pytest.mark.parametrize("body, status", [({"order": {"status": "lost"}}, 422), ({"order": {}}, 422),
+                                          ({"order": {"status": "paid", "price": 1}}, 422), ({"status": "paid"}, 422)])
+async def test_bad_status_changes_are_rejected(order_client, customer_api, body, status):
+    order = await place(order_client, (await create_customer(customer_api))["id"])
+    await assert_problem(await order_client.patch(f"/orders/{order['id']}", json=body), status)
+    assert (await get_json(order_client, f"/orders/{order['id']}"))["status"] == "created"
+
+
+async def test_patch_of_a_missing_order_is_404(order_client):
+    response = await order_client.patch("/orders/2147483000", json={"order": {"status": "paid"}})
+    await assert_problem(response, 404)
+
+
+async def test_racing_transitions_have_one_winner(order_client, customer_api):
+    order = await place(order_client, (await create_customer(customer_api))["id"])
+    responses = await asyncio.gather(*(
+        order_client.patch(f"/orders/{order['id']}", json={"order": {"status": "paid"}}) for _ in range(8)
+    ))
+    assert sorted(r.status for r in responses) == [200] + [409] * 7
+    with order_client.app[ORM]:
+        changes = await OutboxEvent.filter(order_id=order["id"], event_type="order.status_changed").count()
+    assert changes == 1
+
+
+@pytest.mark.parametrize("fields, field", [
+    ({"customer_id": "1"}, "customer_id"), ({"customer_id": None}, "customer_id"), ({"quantity": 0}, "quantity"),
+    ({"quantity": -3}, "quantity"), ({"quantity": 1.5}, "quantity"), ({"price": -1}, "price"),
+    ({"price": "12.345"}, "price"), ({"price": "lots"}, "price"), ({"product_name": ""}, "product_name"),
+    ({"product_name": "a\u0000b"}, "product_name"), ({"product_name": "x" * 201}, "product_name"),
+    ({"status": "paid"}, "status"), ({"discount": 5}, "discount"),
+])
+async def test_invalid_orders_are_422_naming_the_field_and_store_nothing(order_client, customer_api, fields, field):
+    customer = await create_customer(customer_api)
+    before = (await get_json(order_client, "/orders"))["total"]
+    response = await order_client.post("/orders", json=order_body(customer["id"], **fields))
+    await assert_problem(response, 422, field=field)
+    assert (await get_json(order_client, "/orders"))["total"] == before
+
+
+@pytest.mark.parametrize("data, status", [(b"{oops", 400), (b"", 400), (b"[]", 422)])
+async def test_malformed_order_bodies(order_client, data, status):
+    response = await order_client.post("/orders", data=data, headers={"Content-Type": "application/json"})
+    await assert_problem(response, status)
+
+
+async def test_request_id_reaches_the_customer_service(order_client, customer_api, request_logs):
+    customer = await create_customer(customer_api)
+    response = await order_client.post("/orders", json=order_body(customer["id"]), headers={"X-Request-ID": "trace-77"})
+    assert response.headers["X-Request-ID"] == "trace-77"
+    stamped = [r for r in request_logs.records if getattr(r, "request_id", None) == "trace-77"]
+    assert {r.name for r in stamped} >= {"access", "order.service"}
+    assert any(r.name == "access" and f"/customers/{customer['id']}" in r.getMessage() for r in stamped)

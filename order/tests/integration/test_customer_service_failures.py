@@ -1,0 +1,85 @@
+"""POST /orders when the customer service is down, slow or failing: 503, nothing stored, nothing published."""
+
+import asyncio
+
+import pytest
+from aiohttp import web
+
+from conftest import make_settings
+from order.app import create_app as create_order_app
+from order.models import Order, OutboxEvent
+from order.settings import OrderSettings
+from shared.db import ORM
+from shared.testing.api import assert_problem, create_customer
+
+BODY = {"order": {"customer_id": 1, "product_name": "Laptop", "quantity": 1, "price": 1200}}
+
+
+async def counts(client) -> tuple[int, int]:
+    with client.app[ORM]:
+        return await Order.all().count(), await OutboxEvent.all().count()
+
+
+async def order_client_for(aiohttp_client, test_run, customer_url: str, timeout: float = 2.0):
+    settings = make_settings(OrderSettings, test_run, database_url=test_run.order_db,
+                             customer_service_url=customer_url, customer_service_timeout=timeout)
+    return await aiohttp_client(await create_order_app(settings))
+
+
+async def fake_customer_service(aiohttp_server, handler):
+    app = web.Application()
+    app.router.add_get(r"/customers/{id:\d+}", handler)
+    return await aiohttp_server(app)
+
+
+async def test_customer_service_down_is_503_and_stores_nothing(aiohttp_client, test_run, tcp_proxy):
+    proxy = await tcp_proxy("127.0.0.1", 9)  # nothing listens behind it
+    await proxy.cut()
+    client = await order_client_for(aiohttp_client, test_run, proxy.url("http://127.0.0.1:{port}"))
+    before = await counts(client)
+    problem = await assert_problem(await client.post("/orders", json=BODY), 503)
+    assert "customer service" in problem["detail"].lower()
+    assert await counts(client) == before
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+async def test_customer_service_5xx_is_503(aiohttp_client, aiohttp_server, test_run, status):
+    async def failing(request):
+        return web.json_response({"oops": True}, status=status)
+
+    server = await fake_customer_service(aiohttp_server, failing)
+    client = await order_client_for(aiohttp_client, test_run, str(server.make_url("")))
+    before = await counts(client)
+    await assert_problem(await client.post("/orders", json=BODY), 503)
+    assert await counts(client) == before
+
+
+async def test_slow_customer_service_is_503_within_the_timeout(aiohttp_client, aiohttp_server, test_run):
+    release = asyncio.Event()
+
+    async def hanging(request):
+        await release.wait()
+        return web.json_response({})
+
+    server = await fake_customer_service(aiohttp_server, hanging)
+    client = await order_client_for(aiohttp_client, test_run, str(server.make_url("")), timeout=0.3)
+    before = await counts(client)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await assert_problem(await client.post("/orders", json=BODY), 503)
+    assert loop.time() - started < 2.0  # bounded by the configured 0.3 s, not by the server
+    release.set()
+    assert await counts(client) == before
+
+
+async def test_frozen_then_restored_customer_service_recovers(aiohttp_client, test_run, tcp_proxy,
+                                                              customer_server, customer_api):
+    customer = await create_customer(customer_api)
+    proxy = await tcp_proxy("127.0.0.1", customer_server.port)
+    client = await order_client_for(aiohttp_client, test_run, proxy.url("http://127.0.0.1:{port}"), timeout=0.3)
+    body = {"order": {**BODY["order"], "customer_id": customer["id"]}}
+    proxy.freeze()
+    await assert_problem(await client.post("/orders", json=body), 503)
+    await proxy.restore()
+    response = await client.post("/orders", json=body)
+    assert response.status == 201, await response.text()

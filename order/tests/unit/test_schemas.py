@@ -1,0 +1,38 @@
+from decimal import Decimal
+
+import pytest
+from pydantic import ValidationError
+
+from order.schemas import CreateOrderBody, render_order
+
+
+def parse(**fields):
+    order = {"customer_id": 1, "product_name": "Laptop", "quantity": 1, "price": 1200, **fields}
+    return CreateOrderBody.model_validate({"order": order}).order
+
+
+@pytest.mark.parametrize("price, stored", [(1200, "1200.00"), ("1200", "1200.00"), ("19.99", "19.99"),
+                                           (19.99, "19.99"), ("0.01", "0.01"), ("1.500", "1.50")])
+def test_price_is_accepted_as_number_or_string_and_kept_to_the_cent(price, stored):
+    assert parse(price=price).price == Decimal(stored)
+    assert str(parse(price=price).price) == stored
+
+
+@pytest.mark.parametrize("fields", [
+    {"price": 0}, {"price": -1}, {"price": "1.005"}, {"price": "abc"}, {"price": "NaN"}, {"price": True},
+    {"price": 10**12}, {"quantity": 0}, {"quantity": "2"}, {"quantity": 1.5}, {"quantity": True},
+    {"quantity": 10_001}, {"customer_id": "1"}, {"customer_id": 0}, {"customer_id": 2**31},
+    {"product_name": ""}, {"product_name": "x" * 201}, {"status": "paid"}, {"extra": 1},
+])
+def test_invalid_orders_are_rejected(fields):
+    with pytest.raises(ValidationError):
+        parse(**fields)
+
+
+def test_total_is_price_times_quantity_as_a_two_place_string():
+    class Row:
+        id, customer_id, product_name, quantity, price, status = 1, 1, "x", 3, Decimal("19.99"), "created"
+        created_at = updated_at = __import__("datetime").datetime(2026, 1, 1)
+
+    rendered = render_order(Row)
+    assert rendered["price"] == "19.99" and rendered["total"] == "59.97"
