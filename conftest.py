@@ -1,11 +1,14 @@
 """System fixtures: each service's app, on the test run's own databases and broker names."""
 
+import asyncio
+
 import pytest
 
 from customer.app import create_app as create_customer_app
 from customer.settings import CustomerSettings
 from order.app import create_app as create_order_app
 from order.settings import OrderSettings
+from shared.amqp import BROKER
 
 
 def make_settings(cls, test_run, **overrides):
@@ -17,9 +20,18 @@ def customer_settings(test_run) -> CustomerSettings:
     return make_settings(CustomerSettings, test_run, database_url=test_run.customer_db)
 
 
+async def broker_connected(app):
+    """Wait (bounded) until the app's broker link is up: its queues are declared and it consumes."""
+    async with asyncio.timeout(10):
+        await app[BROKER].wait_up()
+    return app
+
+
 @pytest.fixture
 async def customer_client(aiohttp_client, customer_settings):
-    return await aiohttp_client(await create_customer_app(customer_settings))
+    client = await aiohttp_client(await create_customer_app(customer_settings))
+    await broker_connected(client.app)
+    return client
 
 
 @pytest.fixture
@@ -31,7 +43,9 @@ def order_settings(test_run, customer_server) -> OrderSettings:
 @pytest.fixture
 async def customer_server(aiohttp_server, customer_settings):
     """The real customer service on a real port, as the order service calls it."""
-    return await aiohttp_server(await create_customer_app(customer_settings))
+    server = await aiohttp_server(await create_customer_app(customer_settings))
+    await broker_connected(server.app)
+    return server
 
 
 @pytest.fixture
@@ -42,4 +56,6 @@ async def customer_api(aiohttp_client, customer_server):
 
 @pytest.fixture
 async def order_client(aiohttp_client, order_settings):
-    return await aiohttp_client(await create_order_app(order_settings))
+    client = await aiohttp_client(await create_order_app(order_settings))
+    await broker_connected(client.app)
+    return client

@@ -8,12 +8,12 @@ from aiohttp import web
 
 from customer.consumer import OrderCreatedConsumer
 from customer.db_config import customer_orm_config
-from customer.keys import BROKER, CONSUMER, SETTINGS
+from customer.keys import CONSUMER, SETTINGS
 from customer.routes import routes
 from customer.settings import CustomerSettings
-from shared.amqp import BrokerLink
+from shared.amqp import BROKER, BrokerLink
 from shared.db import orm_middleware, start_orm_task, tortoise_ctx
-from shared.health import READINESS_CHECKS, database_is_up
+from shared.health import READINESS_CHECKS, broker_is_up, database_is_up
 from shared.web import add_common_routes, common_middlewares
 
 DRAIN_TIMEOUT = 10.0
@@ -29,10 +29,6 @@ async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-
-
-async def broker_is_up(app: web.Application) -> bool:
-    return app[BROKER].is_up
 
 
 async def create_app(settings: CustomerSettings | None = None) -> web.Application:

@@ -10,13 +10,13 @@ from aiohttp import web
 
 from order.customer_client import CustomerClient
 from order.db_config import order_orm_config
-from order.keys import BROKER, CUSTOMERS, RELAY, SETTINGS
+from order.keys import CUSTOMERS, RELAY, SETTINGS
 from order.outbox import OutboxRelay
 from order.routes import routes
 from order.settings import OrderSettings
-from shared.amqp import BrokerLink, declare_topology
+from shared.amqp import BROKER, BrokerLink, declare_topology
 from shared.db import orm_middleware, start_orm_task, tortoise_ctx
-from shared.health import READINESS_CHECKS, database_is_up
+from shared.health import READINESS_CHECKS, broker_is_up, database_is_up
 from shared.web import add_common_routes, common_middlewares
 
 
@@ -42,10 +42,6 @@ async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-async def broker_is_up(app: web.Application) -> bool:
-    return app[BROKER].is_up
 
 
 async def create_app(settings: OrderSettings | None = None) -> web.Application:

@@ -12,6 +12,7 @@ import random
 from collections.abc import Awaitable, Callable
 
 import aiormq
+from aiohttp import web
 from aiormq.abc import AbstractChannel
 
 from shared.settings import SharedSettings
@@ -49,7 +50,7 @@ class BrokerLink:
         """Drop the connection (after a failed publish, say); `run` opens a new one."""
         log.warning("%s: dropping broker connection: %s", self.name, reason)
         if self._connection is not None and not self._connection.is_closed:
-            await self._connection.close()
+            await self._connection.close(ConnectionError(reason))
 
     async def run(self) -> None:
         attempt = 0
@@ -60,7 +61,10 @@ class BrokerLink:
                 log.info("%s: connected to the broker", self.name)
                 await self._until_closed()
             except asyncio.CancelledError:
-                raise
+                if asyncio.current_task().cancelling():
+                    raise
+                # aiormq cancels its own pending calls when the connection drops under them.
+                log.warning("%s: broker connection dropped during setup", self.name)
             except Exception as exc:  # every broker failure means the same here: try again later
                 log.warning("%s: broker unavailable (%s: %s)", self.name, type(exc).__name__, exc)
             finally:
@@ -88,10 +92,10 @@ class BrokerLink:
         finally:
             for watcher in watchers:
                 watcher.cancel()
-        for future in done:
-            if not future.cancelled() and future.exception():
-                raise future.exception()
-        raise ConnectionError("the broker closed the connection")
+        # Never re-raise the closing reason itself: aiormq closes with CancelledError by default,
+        # and raising that here would end `run` as if the task had been cancelled.
+        reasons = [repr(f.exception()) for f in done if not f.cancelled() and f.exception() is not None]
+        raise ConnectionError(f"connection closed ({', '.join(reasons) or 'no reason given'})")
 
     async def _close_quietly(self) -> None:
         connection, self._connection = self._connection, None
@@ -100,6 +104,9 @@ class BrokerLink:
                 await asyncio.shield(connection.close())
             except Exception:
                 log.debug("%s: error while closing the connection", self.name, exc_info=True)
+
+
+BROKER = web.AppKey("broker", BrokerLink)
 
 
 async def declare_events_exchange(channel: AbstractChannel, settings: SharedSettings) -> None:

@@ -5,6 +5,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from shared.amqp import BROKER
 from shared.db import ORM
 from shared.http import json_response
 from shared.problems import problem
@@ -17,6 +18,10 @@ CHECK_TIMEOUT = 1.0
 async def database_is_up(app: web.Application) -> bool:
     await app[ORM].db().execute_query("SELECT 1")
     return True
+
+
+async def broker_is_up(app: web.Application) -> bool:
+    return app[BROKER].is_up
 
 
 async def health(request: web.Request) -> web.Response:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiormq
+import orjson
 import pytest
 
 from shared.db import drop_database, with_database
@@ -113,3 +114,39 @@ def request_logs(caplog):
     caplog.set_level(logging.INFO)
     caplog.handler.addFilter(RequestIdFilter())
     return caplog
+
+
+class EventTap:
+    """A private queue bound to the test exchange: every event the system publishes, as received."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    def bodies(self, event_type: str | None = None) -> list[dict]:
+        return [orjson.loads(m.body) for m in self.messages
+                if event_type is None or m.routing_key == event_type]
+
+
+@pytest.fixture
+async def event_tap(test_run):
+    connection = await aiormq.connect(AMQP_URL)
+    channel = await connection.channel()
+    await channel.exchange_declare(test_run.exchange, exchange_type="topic", durable=True)
+    queue = (await channel.queue_declare("", exclusive=True, auto_delete=True)).queue
+    await channel.queue_bind(queue, test_run.exchange, routing_key="#")
+    tap = EventTap()
+
+    async def collect(message) -> None:
+        tap.messages.append(message)
+
+    await channel.basic_consume(queue, collect, no_ack=True)
+    yield tap
+    await connection.close()
+
+
+@pytest.fixture
+async def broker(test_run):
+    """A channel on the shared broker, for publishing raw messages and reading the dead-letter queue."""
+    connection = await aiormq.connect(AMQP_URL)
+    yield await connection.channel()
+    await connection.close()

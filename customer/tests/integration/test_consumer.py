@@ -1,0 +1,134 @@
+"""The order.created consumer, fed raw messages: exactly once, poison to the dead-letter queue."""
+
+import uuid
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from pamqp.commands import Basic
+
+from conftest import broker_connected
+from customer.app import create_app as create_customer_app
+from shared.amqp import BROKER
+from shared.testing.api import create_customer, get_json
+from shared.testing.plugin import eventually
+
+
+def order_created(customer_id: int, event_id: str | None = None) -> bytes:
+    return orjson.dumps({
+        "schema_version": 1, "event_id": event_id or str(uuid.uuid4()), "event_type": "order.created",
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "data": {"order_id": 1, "customer_id": customer_id, "product_name": "Laptop", "quantity": 1,
+                 "price": "1200.00", "status": "created"},
+    })
+
+
+async def publish(channel, test_run, body: bytes, routing_key: str = "order.created", headers=None) -> None:
+    await channel.basic_publish(body, exchange=test_run.exchange, routing_key=routing_key,
+                                properties=Basic.Properties(delivery_mode=2, content_type="application/json",
+                                                            headers=headers or {}))
+
+
+async def orders_count(client, customer_id: int) -> int:
+    return (await get_json(client, f"/customers/{customer_id}"))["orders_count"]
+
+
+async def dead_letters(channel, test_run) -> list:
+    messages = []
+    while (message := await channel.basic_get(f"{test_run.queue}.dlq", no_ack=True)).delivery_tag is not None:
+        messages.append(message)
+    return messages
+
+
+async def test_an_event_increments_orders_count(customer_client, broker, test_run):
+    customer = await create_customer(customer_client)
+    await publish(broker, test_run, order_created(customer["id"]))
+
+    async def counted():
+        assert await orders_count(customer_client, customer["id"]) == 1
+
+    await eventually(counted)
+
+
+async def test_the_same_event_delivered_twice_counts_once(customer_client, broker, test_run):
+    customer, marker = await create_customer(customer_client), await create_customer(customer_client)
+    event_id = str(uuid.uuid4())
+    for _ in range(3):
+        await publish(broker, test_run, order_created(customer["id"], event_id))
+    # A later event for another customer is applied after the duplicates were handled (one queue, in order).
+    await publish(broker, test_run, order_created(marker["id"]))
+
+    async def marker_counted():
+        assert await orders_count(customer_client, marker["id"]) == 1
+
+    await eventually(marker_counted)
+    assert await orders_count(customer_client, customer["id"]) == 1
+
+
+async def test_poison_goes_to_the_dead_letter_queue_and_good_messages_still_apply(
+    customer_client, broker, test_run
+):
+    await dead_letters(broker, test_run)  # start from an empty dead-letter queue
+    customer = await create_customer(customer_client)
+    poison = [b"not json at all", orjson.dumps({"hello": "world"}), order_created(2147483000)]
+    for body in poison:
+        await publish(broker, test_run, body, headers={"x-request-id": "poison-test"})
+    for _ in range(3):
+        await publish(broker, test_run, order_created(customer["id"]))
+
+    async def good_applied():
+        assert await orders_count(customer_client, customer["id"]) == 3
+
+    await eventually(good_applied)
+
+    collected = []
+
+    async def all_dead_lettered():
+        collected.extend(await dead_letters(broker, test_run))
+        assert len(collected) == len(poison)
+
+    await eventually(all_dead_lettered)
+    assert sorted(m.body for m in collected) == sorted(poison)
+    reasons = [m.header.properties.headers["x-dead-letter-reason"] for m in collected]
+    assert any(r.startswith("invalid event") for r in reasons)
+    assert any("does not exist" in r for r in reasons)
+    assert all(m.header.properties.headers["x-request-id"] == "poison-test" for m in collected)
+
+
+@pytest.mark.parametrize("routing_key", ["order.status_changed"])
+async def test_the_consumer_only_hears_order_created(customer_client, broker, test_run, routing_key):
+    customer = await create_customer(customer_client)
+    body = orjson.loads(order_created(customer["id"]))
+    body["event_type"] = routing_key
+    await publish(broker, test_run, orjson.dumps(body), routing_key=routing_key)
+    await publish(broker, test_run, order_created(customer["id"]))
+
+    async def counted_once():
+        assert await orders_count(customer_client, customer["id"]) == 1
+
+    await eventually(counted_once)
+
+
+async def test_the_consumer_resumes_after_a_broker_cut(aiohttp_client, customer_settings, broker, test_run, tcp_proxy):
+    proxy = await tcp_proxy("127.0.0.1", 5672)
+    settings = customer_settings.model_copy(update={"amqp_url": proxy.url("amqp://guest:guest@127.0.0.1:{port}/")})
+    client = await aiohttp_client(await create_customer_app(settings))
+    await broker_connected(client.app)
+    customer = await create_customer(client)
+
+    await proxy.cut()
+
+    async def link_down():
+        assert not client.app[BROKER].is_up
+
+    await eventually(link_down)
+    for _ in range(3):
+        await publish(broker, test_run, order_created(customer["id"]))
+    assert await orders_count(client, customer["id"]) == 0
+
+    await proxy.restore()
+
+    async def applied():
+        assert await orders_count(client, customer["id"]) == 3
+
+    await eventually(applied, timeout=20)

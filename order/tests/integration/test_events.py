@@ -1,0 +1,167 @@
+"""Order events end to end: outbox → relay → RabbitMQ → customer consumer, on the real broker."""
+
+import asyncio
+import uuid
+
+import orjson
+
+from conftest import broker_connected, make_settings
+from order.app import create_app as create_order_app
+from order.keys import RELAY
+from order.models import OutboxEvent
+from order.settings import OrderSettings
+from shared.db import ORM
+from shared.testing.api import create_customer, get_json
+from shared.testing.plugin import AMQP_URL, eventually
+
+
+def order_body(customer_id: int) -> dict:
+    return {"order": {"customer_id": customer_id, "product_name": "Laptop", "quantity": 2, "price": "10.50"}}
+
+
+async def place(client, customer_id: int, **kwargs) -> dict:
+    response = await client.post("/orders", json=order_body(customer_id), **kwargs)
+    assert response.status == 201, await response.text()
+    return await response.json()
+
+
+async def assert_count(customer_api, customer_id: int, expected: int) -> None:
+    assert (await get_json(customer_api, f"/customers/{customer_id}"))["orders_count"] == expected
+
+
+async def test_order_created_message_shape_and_headers(order_client, customer_api, event_tap):
+    customer = await create_customer(customer_api)
+    order = await place(order_client, customer["id"], headers={"X-Request-ID": "shape-test"})
+
+    def mine():
+        return [(m, orjson.loads(m.body)) for m in event_tap.messages
+                if orjson.loads(m.body)["data"]["order_id"] == order["id"]]
+
+    async def published():
+        assert len(mine()) == 1
+
+    await eventually(published)
+    [(message, body)] = mine()
+    props = message.header.properties
+    assert props.delivery_mode == 2 and props.content_type == "application/json"
+    assert props.message_id == body["event_id"] and str(uuid.UUID(body["event_id"])) == body["event_id"]
+    assert props.headers["x-request-id"] == "shape-test"
+    assert body["schema_version"] == 1 and body["event_type"] == "order.created" and body["occurred_at"]
+    assert body["data"] == {"order_id": order["id"], "customer_id": customer["id"], "product_name": "Laptop",
+                            "quantity": 2, "price": "10.50", "status": "created"}
+
+
+async def test_status_changes_are_published_in_order(order_client, customer_api, event_tap):
+    customer = await create_customer(customer_api)
+    order = await place(order_client, customer["id"])
+    for status in ("paid", "shipped"):
+        response = await order_client.patch(f"/orders/{order['id']}", json={"order": {"status": status}})
+        assert response.status == 200
+
+    def events_of_order():
+        return [b for b in event_tap.bodies() if b["data"]["order_id"] == order["id"]]
+
+    async def all_published():
+        assert len(events_of_order()) == 3
+
+    await eventually(all_published)
+    assert [(b["event_type"], b["data"]["status"], b["data"].get("previous_status")) for b in events_of_order()] == [
+        ("order.created", "created", None), ("order.status_changed", "paid", "created"),
+        ("order.status_changed", "shipped", "paid"),
+    ]
+
+
+async def test_200_concurrent_orders_for_one_customer_count_exactly_200(order_client, customer_api):
+    customer = await create_customer(customer_api)
+    responses = await asyncio.gather(*(
+        order_client.post("/orders", json=order_body(customer["id"])) for _ in range(200)
+    ))
+    assert [r.status for r in responses] == [201] * 200
+
+    await eventually(lambda: assert_count(customer_api, customer["id"], 200), timeout=20)
+    with order_client.app[ORM]:
+        assert await OutboxEvent.filter(sent_at=None).count() == 0
+
+
+async def test_orders_placed_while_the_broker_is_cut_are_counted_once_after(
+    aiohttp_client, test_run, customer_server, customer_api, tcp_proxy
+):
+    proxy = await tcp_proxy("127.0.0.1", 5672)
+    settings = make_settings(OrderSettings, test_run, database_url=test_run.order_db,
+                             customer_service_url=str(customer_server.make_url("")),
+                             amqp_url=proxy.url("amqp://guest:guest@127.0.0.1:{port}/"))
+    client = await aiohttp_client(await create_order_app(settings))
+    await broker_connected(client.app)
+    customer = await create_customer(customer_api)
+    await place(client, customer["id"])
+    await eventually(lambda: assert_count(customer_api, customer["id"], 1))
+
+    await proxy.cut()
+    for _ in range(5):
+        await place(client, customer["id"])  # still 201: the events wait in the outbox
+    with client.app[ORM]:
+        assert await OutboxEvent.filter(sent_at=None).count() >= 5
+    await assert_count(customer_api, customer["id"], 1)
+
+    await proxy.restore()
+    await eventually(lambda: assert_count(customer_api, customer["id"], 6), timeout=20)
+
+
+async def test_a_relay_that_died_before_marking_sent_republishes_and_the_consumer_dedupes(
+    order_client, customer_api, event_tap
+):
+    customer = await create_customer(customer_api)
+    order = await place(order_client, customer["id"])
+    await eventually(lambda: assert_count(customer_api, customer["id"], 1))
+
+    # The state a crash between the broker's confirm and the UPDATE leaves behind: sent, but not marked.
+    with order_client.app[ORM]:
+        await OutboxEvent.filter(order_id=order["id"]).update(sent_at=None)
+    order_client.app[RELAY].wake()
+
+    async def republished():
+        assert len([b for b in event_tap.bodies("order.created") if b["data"]["order_id"] == order["id"]]) == 2
+
+    await eventually(republished)
+    with order_client.app[ORM]:
+        await eventually(lambda: _all_sent(order["id"]))
+    await assert_count(customer_api, customer["id"], 1)
+
+
+async def _all_sent(order_id: int) -> bool:
+    return not await OutboxEvent.filter(order_id=order_id, sent_at=None).exists()
+
+
+async def test_two_relays_on_one_outbox_publish_each_event_once(
+    aiohttp_client, order_client, order_settings, customer_api, event_tap
+):
+    second = await aiohttp_client(await create_order_app(order_settings))
+    await broker_connected(second.app)
+    customer = await create_customer(customer_api)
+    clients = [order_client, second]
+    responses = await asyncio.gather(*(
+        clients[i % 2].post("/orders", json=order_body(customer["id"])) for i in range(60)
+    ))
+    order_ids = {(await r.json())["id"] for r in responses}
+    assert len(order_ids) == 60
+
+    def published_ids():
+        return [b["data"]["order_id"] for b in event_tap.bodies("order.created") if b["data"]["order_id"] in order_ids]
+
+    async def all_published():
+        assert set(published_ids()) == order_ids
+
+    await eventually(all_published, timeout=15)
+    await eventually(lambda: assert_count(customer_api, customer["id"], 60), timeout=15)
+    assert sorted(published_ids()) == sorted(order_ids)  # none twice
+
+
+async def test_the_relay_resumes_after_the_broker_restarts_without_a_service_restart(order_client, customer_api):
+    """Closing the relay's connection from the broker side (as a broker restart does) is survived."""
+    customer = await create_customer(customer_api)
+    link = order_client.app[RELAY].link
+    await link.reset("test: simulate a broker-side close")
+    await place(order_client, customer["id"])
+    await eventually(lambda: assert_count(customer_api, customer["id"], 1), timeout=15)
+    assert link.is_up
+    assert AMQP_URL  # the shared broker itself was never touched
