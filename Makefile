@@ -32,6 +32,7 @@ lint: install
 	$(BIN)/ruff check .
 
 test: lint
+	@infra/scripts/install-test-deps.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -9,11 +9,13 @@ from aiohttp import web
 from customer.consumer import OrderCreatedConsumer
 from customer.db_config import customer_orm_config
 from customer.keys import CONSUMER, SETTINGS
+from customer.openapi import openapi_spec
 from customer.routes import routes
 from customer.settings import CustomerSettings
 from shared.amqp import BROKER, BrokerLink
 from shared.db import orm_middleware, start_orm_task, tortoise_ctx
 from shared.health import READINESS_CHECKS, broker_is_up, database_is_up
+from shared.openapi import add_docs_routes
 from shared.web import add_common_routes, common_middlewares
 
 DRAIN_TIMEOUT = 10.0
@@ -38,4 +40,5 @@ async def create_app(settings: CustomerSettings | None = None) -> web.Applicatio
     app.cleanup_ctx.extend([tortoise_ctx(customer_orm_config(app[SETTINGS].database_url)), consumer_ctx])
     app.add_routes(routes)
     add_common_routes(app)
+    add_docs_routes(app, openapi_spec)
     return app

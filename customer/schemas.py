@@ -2,7 +2,8 @@
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from shared.schemas import Email, Text200
 
@@ -17,13 +18,18 @@ class CustomerIn(BaseModel):
     email: Email | None = None
 
 
+def _without_default(schema: dict) -> None:
+    schema.pop("default", None)
+
+
 class CustomerPatch(BaseModel):
     """Only the fields sent change; `orders_count` is not writable (unknown field → 422)."""
 
     model_config = INPUT
 
-    name: Text200 | None = None
-    address: Text200 | None = None
+    # Absent means unchanged and null is rejected below, so the schema shows a plain optional string.
+    name: Text200 | SkipJsonSchema[None] = Field(None, json_schema_extra=_without_default)
+    address: Text200 | SkipJsonSchema[None] = Field(None, json_schema_extra=_without_default)
     email: Email | None = None
 
     @field_validator("name", "address")

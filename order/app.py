@@ -11,12 +11,14 @@ from aiohttp import web
 from order.customer_client import CustomerClient
 from order.db_config import order_orm_config
 from order.keys import CUSTOMERS, RELAY, SETTINGS
+from order.openapi import openapi_spec
 from order.outbox import OutboxRelay
 from order.routes import routes
 from order.settings import OrderSettings
 from shared.amqp import BROKER, BrokerLink, declare_topology
 from shared.db import orm_middleware, start_orm_task, tortoise_ctx
 from shared.health import READINESS_CHECKS, broker_is_up, database_is_up
+from shared.openapi import add_docs_routes
 from shared.web import add_common_routes, common_middlewares
 
 
@@ -51,4 +53,5 @@ async def create_app(settings: OrderSettings | None = None) -> web.Application:
     app.cleanup_ctx.extend([tortoise_ctx(order_orm_config(app[SETTINGS].database_url)), customer_client_ctx, relay_ctx])
     app.add_routes(routes)
     add_common_routes(app)
+    add_docs_routes(app, openapi_spec)
     return app

@@ -3,7 +3,7 @@ from aiohttp import web
 
 from order import idempotency, service
 from order.keys import CUSTOMERS, RELAY
-from order.schemas import ChangeStatusBody, CreateOrderBody, OrderQuery, render_order
+from order.schemas import ChangeStatusBody, CreateOrderBody, CustomerOrdersQuery, OrderQuery, render_order
 from shared.http import created, json_response, parse_json, parse_query, path_id
 from shared.request_id import current_request_id
 
@@ -32,8 +32,8 @@ async def list_orders(request: web.Request) -> web.Response:
 
 async def list_customer_orders(request: web.Request) -> web.Response:
     """The original system's route: the same as GET /orders?customer_id={id}."""
-    query = parse_query(request, OrderQuery).model_copy(update={"customer_id": path_id(request)})
-    return await _page(query)
+    page = parse_query(request, CustomerOrdersQuery)
+    return await _page(OrderQuery(customer_id=path_id(request), **page.model_dump()))
 
 
 async def _page(query: OrderQuery) -> web.Response:

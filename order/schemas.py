@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from order.domain import STATUSES
 from shared.pagination import PageParams
@@ -18,10 +18,18 @@ Status = Literal[STATUSES]  # the domain's list, as an enum in the schema
 
 Price = Annotated[
     Decimal,
-    Field(gt=0, max_digits=12, decimal_places=2, examples=["1200.00"]),
+    Field(gt=0, max_digits=12, decimal_places=2),
     AfterValidator(lambda value: value.quantize(CENT)),
+    WithJsonSchema({"anyOf": [
+        {"type": "number", "exclusiveMinimum": 0, "maximum": 9999999999.99, "multipleOf": 0.01},
+        {"type": "string", "pattern": r"^\d{1,10}(\.\d{1,2})?$", "examples": ["1200.00"]},
+    ]}, mode="validation"),
 ]
-Money = Annotated[Decimal, PlainSerializer(lambda value: str(value.quantize(CENT)), return_type=str)]
+Money = Annotated[
+    Decimal,
+    PlainSerializer(lambda value: str(value.quantize(CENT)), return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^\d+\.\d{2}$", "examples": ["1200.00"]}, mode="serialization"),
+]
 
 
 class OrderIn(BaseModel):
@@ -49,9 +57,12 @@ class ChangeStatusBody(BaseModel):
     order: StatusChange
 
 
-class OrderQuery(PageParams):
-    customer_id: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
+class CustomerOrdersQuery(PageParams):
     status: Status | None = None
+
+
+class OrderQuery(CustomerOrdersQuery):
+    customer_id: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
 
 
 class OrderOut(BaseModel):

@@ -20,7 +20,9 @@ def _clamp(value: object) -> object:
 class PageParams(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    limit: Annotated[int, BeforeValidator(_clamp), Field(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
+    # Validators run bottom-up: the clamp sees the raw string first; the schema shows minimum 1, no maximum.
+    limit: Annotated[int, Field(ge=1, description=f"Page size; above {MAX_LIMIT} is clamped to {MAX_LIMIT}."),
+                     BeforeValidator(_clamp)] = DEFAULT_LIMIT
     offset: Annotated[int, Field(ge=0)] = 0
 
 

@@ -2,8 +2,10 @@
 
 import logging
 
+import asyncpg
 import orjson
 from aiohttp import web
+from tortoise.exceptions import DBConnectionError
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,24 @@ class ServiceUnavailable(AppError):
     status, title = 503, "Service Unavailable"
 
 
+# A lost or refused database connection: the client may retry, so 503 rather than 500.
+_CONNECTION_ERRORS = (OSError, TimeoutError, DBConnectionError, asyncpg.PostgresConnectionError,
+                      asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncpg.TooManyConnectionsError,
+                      asyncpg.InterfaceError)
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """True if a connection failure is anywhere in the chain (the ORM wraps the driver's errors)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, _CONNECTION_ERRORS):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def field_error(field: str, message: str) -> list[dict]:
     return [{"field": field, "message": message}]
 
@@ -85,6 +105,10 @@ async def problem_middleware(request: web.Request, handler) -> web.StreamRespons
         if exc.status < 400:
             raise
         return _http_exception_problem(exc)
-    except Exception:
+    except Exception as exc:
+        if is_connection_failure(exc):
+            log.warning("dependency unavailable on %s %s: %r", request.method, request.path, exc)
+            return problem(503, "Service Unavailable", "A backing service is unavailable; nothing was changed, "
+                           "try again later.")
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem(500, "Internal Server Error", "An unexpected error occurred.")

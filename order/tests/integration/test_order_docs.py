@@ -1,0 +1,92 @@
+"""The order service documents every route it has, from the models that validate its requests."""
+
+import pytest
+from openapi_spec_validator import validate
+
+from order.app import create_app
+from order.openapi import OPERATIONS, openapi_spec
+from order.schemas import ChangeStatusBody, CreateOrderBody
+from shared.testing.browser import rendered_dom, requires_chromium
+from shared.testing.docs import documented, rendered, routed, schema_validator
+
+
+@pytest.fixture
+async def app(order_settings):
+    return await create_app(order_settings)
+
+
+def test_the_spec_is_valid_openapi_3_1():
+    validate(openapi_spec())
+
+
+async def test_every_route_is_documented_and_every_documented_route_exists(app):
+    assert routed(app) == documented(openapi_spec())
+
+
+async def test_the_service_serves_its_spec_and_docs_page(aiohttp_client, app):
+    client = await aiohttp_client(app)
+    response = await client.get("/openapi.json")
+    assert response.status == 200 and response.content_type == "application/json"
+    assert await response.json() == openapi_spec()
+    response = await client.get("/docs")
+    assert response.status == 200 and "docs/static/swagger-ui-bundle.js" in await response.text()
+    assert (await client.get("/docs/static/swagger-ui-bundle.js")).status == 200
+
+
+def test_post_orders_documents_the_idempotency_key_the_503_and_the_location():
+    operation = openapi_spec()["paths"]["/orders"]["post"]
+    headers = {p["name"]: p for p in operation["parameters"] if "name" in p}
+    assert headers["Idempotency-Key"]["in"] == "header" and headers["Idempotency-Key"]["required"] is False
+    assert {"201", "409", "422", "503"} <= set(operation["responses"])
+    assert "application/problem+json" in operation["responses"]["503"]["content"]
+    assert {"Location", "X-Request-ID"} <= set(operation["responses"]["201"]["headers"])
+
+
+def test_list_parameters_are_documented_and_the_nested_route_takes_the_customer_from_its_path():
+    paths = openapi_spec()["paths"]
+    names = {p.get("name") for p in paths["/orders"]["get"]["parameters"]}
+    assert {"limit", "offset", "customer_id", "status"} <= names
+    nested = {p.get("name"): p for p in paths["/customers/{id}/orders"]["get"]["parameters"]}
+    assert "customer_id" not in nested and nested["id"]["in"] == "path"
+    assert nested["status"]["schema"]["enum"] == ["created", "paid", "shipped", "delivered", "cancelled"]
+
+
+ORDER = {"customer_id": 1, "product_name": "Laptop", "quantity": 1, "price": 1200}
+
+
+@pytest.mark.parametrize(("component", "model", "body", "valid"), [
+    ("CreateOrderBody", CreateOrderBody, {"order": ORDER}, True),
+    ("CreateOrderBody", CreateOrderBody, {"order": {**ORDER, "price": "1200.00", "status": "created"}}, True),
+    ("CreateOrderBody", CreateOrderBody, {"order": {**ORDER, "status": "paid"}}, False),
+    ("CreateOrderBody", CreateOrderBody, {"order": {**ORDER, "quantity": 0}}, False),
+    ("CreateOrderBody", CreateOrderBody, {"order": {**ORDER, "price": 0}}, False),
+    ("CreateOrderBody", CreateOrderBody, {"order": {**ORDER, "customer_id": "1"}}, False),
+    ("CreateOrderBody", CreateOrderBody, {"order": {**ORDER, "total": 5}}, False),
+    ("CreateOrderBody", CreateOrderBody, {"order": {k: v for k, v in ORDER.items() if k != "price"}}, False),
+    ("ChangeStatusBody", ChangeStatusBody, {"order": {"status": "paid"}}, True),
+    ("ChangeStatusBody", ChangeStatusBody, {"order": {"status": "lost"}}, False),
+    ("ChangeStatusBody", ChangeStatusBody, {"status": "paid"}, False),
+])
+def test_the_spec_accepts_and_rejects_the_bodies_the_models_do(component, model, body, valid):
+    assert schema_validator(openapi_spec(), component).is_valid(body) is valid
+    try:
+        model.model_validate(body)
+        model_accepts = True
+    except ValueError:
+        model_accepts = False
+    assert model_accepts is valid
+
+
+def test_money_is_documented_as_a_string():
+    order = openapi_spec()["components"]["schemas"]["OrderOut"]["properties"]
+    assert order["price"]["type"] == order["total"]["type"] == "string"
+
+
+@requires_chromium
+async def test_a_browser_renders_every_operation_on_the_docs_page(aiohttp_server, app):
+    server = await aiohttp_server(app)
+    dom = await rendered_dom(str(server.make_url("/docs")))
+    assert "Unable to render" not in dom
+    assert rendered(dom) == documented(openapi_spec())
+    for operation in OPERATIONS:
+        assert f'opblock-summary-description">{operation.summary}<' in dom

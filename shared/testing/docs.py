@@ -1,0 +1,34 @@
+"""Helpers for the services' documentation tests: router against spec, and the spec's own schemas."""
+
+import re
+
+from aiohttp import web
+from jsonschema import Draft202012Validator
+
+
+def routed(app: web.Application) -> set[tuple[str, str]]:
+    """(METHOD, canonical path) of each route; HEAD is aiohttp's automatic twin of GET, static files are files."""
+    return {
+        (route.method, route.resource.canonical)
+        for route in app.router.routes()
+        if route.method != "HEAD" and not isinstance(route.resource, web.StaticResource)
+    }
+
+
+def documented(spec: dict) -> set[tuple[str, str]]:
+    return {(method.upper(), path) for path, item in spec["paths"].items() for method in item}
+
+
+# How Swagger UI (5.x) renders an operation's summary line: its method, then its path.
+_RENDERED_OPERATION = re.compile(r'opblock-summary-method">(\w+)</span>.*?data-path="([^"]*)"')
+
+
+def rendered(dom: str) -> set[tuple[str, str]]:
+    """(METHOD, path) of each operation Swagger UI rendered in a page's DOM."""
+    return set(_RENDERED_OPERATION.findall(dom))
+
+
+def schema_validator(spec: dict, component: str) -> Draft202012Validator:
+    """A validator for one of the spec's component schemas, its `$ref`s resolved inside the spec."""
+    schema = {"$ref": f"#/components/schemas/{component}", "components": spec["components"]}
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
