@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 
 from aiormq.abc import AbstractChannel, DeliveredMessage
 from pamqp.commands import Basic
@@ -11,7 +12,7 @@ from customer import service
 from customer.settings import CustomerSettings
 from shared.amqp import PERSISTENT, declare_topology
 from shared.events import ORDER_CREATED, OrderEvent
-from shared.metrics import EVENTS_CONSUMED, EVENTS_DEAD_LETTERED, EVENTS_DUPLICATE, EVENTS_RETRIED
+from shared.metrics import EVENT_LAG_SECONDS, EVENTS_CONSUMED, EVENTS_DEAD_LETTERED, EVENTS_DUPLICATE, EVENTS_RETRIED
 from shared.request_id import request_id_var
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ class OrderCreatedConsumer:
         await channel.basic_ack(message.delivery_tag)
         (EVENTS_CONSUMED if applied else EVENTS_DUPLICATE).labels(ORDER_CREATED).inc()
         if applied:
+            if event.occurred_at.tzinfo is not None:  # a naive timestamp from a foreign producer has no lag to tell
+                EVENT_LAG_SECONDS.observe(max(0.0, (datetime.now(UTC) - event.occurred_at).total_seconds()))
             log.info("order %s counted for customer %s", event.data.order_id, event.data.customer_id)
 
     async def _dead_letter(self, message: DeliveredMessage, reason: str) -> None:

@@ -132,3 +132,15 @@ async def test_the_consumer_resumes_after_a_broker_cut(aiohttp_client, customer_
         assert await orders_count(client, customer["id"]) == 3
 
     await eventually(applied, timeout=20)
+
+
+async def test_a_naive_occurred_at_still_applies(customer_client, broker, test_run):
+    customer = await create_customer(customer_client)
+    body = orjson.loads(order_created(customer["id"]))
+    body["occurred_at"] = "2026-01-01T00:00:00"
+    await publish(broker, test_run, orjson.dumps(body))
+
+    async def counted():
+        assert await orders_count(customer_client, customer["id"]) == 1
+
+    await eventually(counted)

@@ -1,0 +1,27 @@
+"""The customer database goes away and comes back: clean 503s, nothing half-written, automatic recovery."""
+
+from conftest import broker_connected, make_settings
+from customer.app import create_app
+from customer.settings import CustomerSettings
+from shared.testing.api import assert_problem, create_customer, get_json
+
+
+async def test_requests_fail_cleanly_while_the_database_is_cut_and_recover_after(aiohttp_client, test_run, tcp_proxy):
+    proxy = await tcp_proxy("127.0.0.1", 5432)
+    url = test_run.customer_db.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    client = await aiohttp_client(await create_app(make_settings(CustomerSettings, test_run, database_url=url)))
+    await broker_connected(client.app)
+    customer = await create_customer(client)
+
+    await proxy.cut()
+    await assert_problem(await client.get(f"/customers/{customer['id']}"), 503)
+    await assert_problem(await client.post("/customers", json={"customer": {"name": "Lost", "address": "x"}}), 503)
+    ready = await assert_problem(await client.get("/ready"), 503, field="database")
+    assert "broker" not in [e["field"] for e in ready["errors"]]
+    assert (await client.get("/health")).status == 200
+
+    await proxy.restore()
+    assert (await get_json(client, f"/customers/{customer['id']}"))["name"] == customer["name"]
+    assert (await client.get("/ready")).status == 200
+    names = [c["name"] for c in (await get_json(client, "/customers?limit=200"))["items"]]
+    assert "Lost" not in names
