@@ -20,6 +20,7 @@ import pytest
 
 from shared.db import drop_database, with_database
 from shared.logs import RequestIdFilter
+from shared.testing.processes import Services
 from shared.testing.proxy import TcpProxy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -150,3 +151,21 @@ async def broker(test_run):
     connection = await aiormq.connect(AMQP_URL)
     yield await connection.channel()
     await connection.close()
+
+
+@pytest.fixture
+async def start_services(test_run, tmp_path):
+    """Factory: `services = await start_services(WORKERS="2")` runs both services as `make run` does."""
+    started: list[Services] = []
+
+    async def start(**env: str) -> Services:
+        services = Services(env={
+            "CUSTOMER_DATABASE_URL": test_run.customer_db, "ORDER_DATABASE_URL": test_run.order_db,
+            "EVENTS_EXCHANGE": test_run.exchange, "CUSTOMER_ORDERS_QUEUE": test_run.queue, **env,
+        }, log_path=tmp_path / f"services-{len(started)}.log")
+        started.append(services)
+        return await services.start()
+
+    yield start
+    for services in started:
+        await services.stop()
