@@ -1,14 +1,27 @@
-"""The outbox rows an order change writes: the message body is fixed at commit time."""
+"""The outbox rows an order change writes: the message body is fixed at commit time.
+
+Event ids are derived from the order (its id, creation time and the status reached), not random:
+an order reaches each status at most once, so re-publishing an order's events later
+(`python -m order.ops republish`) yields the same ids, and the consumer's dedupe holds.
+"""
 
 import uuid
 
 from order.models import Order, OutboxEvent
 from shared.events import ORDER_CREATED, ORDER_STATUS_CHANGED, OrderEvent, OrderEventData
 
+EVENT_ID_NAMESPACE = uuid.UUID("6f1c2a52-8d0e-4f55-9a43-2b7f0c1d9e11")
+
+
+def event_id(order: Order, event_type: str) -> uuid.UUID:
+    # created_at keeps ids apart when an order database is recreated and its ids start again at 1.
+    name = f"{event_type}:{order.id}:{order.status}:{order.created_at.isoformat()}"
+    return uuid.uuid5(EVENT_ID_NAMESPACE, name)
+
 
 def outbox_event(order: Order, event_type: str, request_id: str, previous_status: str | None = None) -> OutboxEvent:
     event = OrderEvent(
-        event_id=uuid.uuid4(),
+        event_id=event_id(order, event_type),
         event_type=event_type,
         occurred_at=order.updated_at,
         data=OrderEventData(

@@ -1,7 +1,6 @@
 """The order.created consumer, fed raw messages: exactly once, poison to the dead-letter queue."""
 
 import uuid
-from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -10,17 +9,8 @@ from pamqp.commands import Basic
 from conftest import broker_connected
 from customer.app import create_app as create_customer_app
 from shared.amqp import BROKER
-from shared.testing.api import create_customer, get_json
+from shared.testing.api import create_customer, get_json, order_created_event
 from shared.testing.plugin import eventually
-
-
-def order_created(customer_id: int, event_id: str | None = None) -> bytes:
-    return orjson.dumps({
-        "schema_version": 1, "event_id": event_id or str(uuid.uuid4()), "event_type": "order.created",
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "data": {"order_id": 1, "customer_id": customer_id, "product_name": "Laptop", "quantity": 1,
-                 "price": "1200.00", "status": "created"},
-    })
 
 
 async def publish(channel, test_run, body: bytes, routing_key: str = "order.created", headers=None) -> None:
@@ -42,7 +32,7 @@ async def dead_letters(channel, test_run) -> list:
 
 async def test_an_event_increments_orders_count(customer_client, broker, test_run):
     customer = await create_customer(customer_client)
-    await publish(broker, test_run, order_created(customer["id"]))
+    await publish(broker, test_run, order_created_event(customer["id"]))
 
     async def counted():
         assert await orders_count(customer_client, customer["id"]) == 1
@@ -54,9 +44,9 @@ async def test_the_same_event_delivered_twice_counts_once(customer_client, broke
     customer, marker = await create_customer(customer_client), await create_customer(customer_client)
     event_id = str(uuid.uuid4())
     for _ in range(3):
-        await publish(broker, test_run, order_created(customer["id"], event_id))
+        await publish(broker, test_run, order_created_event(customer["id"], event_id))
     # A later event for another customer is applied after the duplicates were handled (one queue, in order).
-    await publish(broker, test_run, order_created(marker["id"]))
+    await publish(broker, test_run, order_created_event(marker["id"]))
 
     async def marker_counted():
         assert await orders_count(customer_client, marker["id"]) == 1
@@ -70,11 +60,11 @@ async def test_poison_goes_to_the_dead_letter_queue_and_good_messages_still_appl
 ):
     await dead_letters(broker, test_run)  # start from an empty dead-letter queue
     customer = await create_customer(customer_client)
-    poison = [b"not json at all", orjson.dumps({"hello": "world"}), order_created(2147483000)]
+    poison = [b"not json at all", orjson.dumps({"hello": "world"}), order_created_event(2147483000)]
     for body in poison:
         await publish(broker, test_run, body, headers={"x-request-id": "poison-test"})
     for _ in range(3):
-        await publish(broker, test_run, order_created(customer["id"]))
+        await publish(broker, test_run, order_created_event(customer["id"]))
 
     async def good_applied():
         assert await orders_count(customer_client, customer["id"]) == 3
@@ -96,12 +86,12 @@ async def test_poison_goes_to_the_dead_letter_queue_and_good_messages_still_appl
 
 
 @pytest.mark.parametrize("routing_key", ["order.status_changed"])
-async def test_the_consumer_only_hears_order_created(customer_client, broker, test_run, routing_key):
+async def test_the_consumer_only_hears_order_created_event(customer_client, broker, test_run, routing_key):
     customer = await create_customer(customer_client)
-    body = orjson.loads(order_created(customer["id"]))
+    body = orjson.loads(order_created_event(customer["id"]))
     body["event_type"] = routing_key
     await publish(broker, test_run, orjson.dumps(body), routing_key=routing_key)
-    await publish(broker, test_run, order_created(customer["id"]))
+    await publish(broker, test_run, order_created_event(customer["id"]))
 
     async def counted_once():
         assert await orders_count(customer_client, customer["id"]) == 1
@@ -123,7 +113,7 @@ async def test_the_consumer_resumes_after_a_broker_cut(aiohttp_client, customer_
 
     await eventually(link_down)
     for _ in range(3):
-        await publish(broker, test_run, order_created(customer["id"]))
+        await publish(broker, test_run, order_created_event(customer["id"]))
     assert await orders_count(client, customer["id"]) == 0
 
     await proxy.restore()
@@ -136,7 +126,7 @@ async def test_the_consumer_resumes_after_a_broker_cut(aiohttp_client, customer_
 
 async def test_a_naive_occurred_at_still_applies(customer_client, broker, test_run):
     customer = await create_customer(customer_client)
-    body = orjson.loads(order_created(customer["id"]))
+    body = orjson.loads(order_created_event(customer["id"]))
     body["occurred_at"] = "2026-01-01T00:00:00"
     await publish(broker, test_run, orjson.dumps(body))
 
