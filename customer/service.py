@@ -5,11 +5,11 @@ import logging
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.timezone import now
-from tortoise.transactions import in_transaction
 
 from customer.db_config import APP
 from customer.models import Customer, ProcessedEvent
 from customer.schemas import CustomerIn, CustomerPatch
+from shared.db import transaction
 from shared.events import OrderEvent
 from shared.problems import Conflict, NotFound, ValidationFailed, field_error
 
@@ -74,7 +74,7 @@ class UnknownCustomer(Exception):
 async def apply_order_created(event: OrderEvent) -> bool:
     """Count the order once: the event id and the increment commit together. False for a duplicate."""
     try:
-        async with in_transaction(APP) as conn:
+        async with transaction(APP) as conn:
             await ProcessedEvent.create(event_id=event.event_id, event_type=event.event_type, using_db=conn)
             customers = Customer.filter(id=event.data.customer_id).using_db(conn)
             if not await customers.update(orders_count=F("orders_count") + 1, updated_at=now()):

@@ -15,13 +15,12 @@ from aiormq.abc import AbstractChannel
 from pamqp.commands import Basic
 from tortoise.connection import get_connection
 from tortoise.timezone import now
-from tortoise.transactions import in_transaction
 
 from order.db_config import APP
 from order.models import IdempotencyKey, OutboxEvent
 from order.settings import OrderSettings
 from shared.amqp import PERSISTENT, BrokerLink, backoff_delay
-from shared.db import asyncpg_dsn
+from shared.db import asyncpg_dsn, transaction
 from shared.metrics import EVENTS_PUBLISHED, OUTBOX_OLDEST_SECONDS, OUTBOX_PENDING
 from shared.request_id import request_id_var
 
@@ -88,7 +87,7 @@ class OutboxRelay:
         return confirmed
 
     async def publish_batch(self, channel: AbstractChannel) -> int:
-        async with in_transaction(APP) as conn:
+        async with transaction(APP) as conn:
             _, rows = await conn.execute_query(CLAIM_BATCH, [self.settings.outbox_batch_size])
             if not rows:
                 return 0

@@ -3,14 +3,13 @@
 import logging
 from collections.abc import Callable
 
-from tortoise.transactions import in_transaction
-
 from order import events, idempotency
 from order.customer_client import CustomerClient
 from order.db_config import APP
 from order.domain import check_transition
 from order.models import Order
 from order.schemas import OrderIn, OrderQuery, render_created_order
+from shared.db import transaction
 from shared.problems import NotFound
 
 log = logging.getLogger(__name__)
@@ -37,7 +36,7 @@ async def place_order(
             return replay.status, replay.body
     try:
         customer = await customers.get_customer(data.customer_id, request_id)
-        async with in_transaction(APP) as conn:
+        async with transaction(APP) as conn:
             order = await Order.create(**data.model_dump(), using_db=conn)
             await events.order_created(order, request_id).save(using_db=conn)
             body = render_created_order(order, customer)
@@ -71,7 +70,7 @@ async def list_orders(query: OrderQuery) -> tuple[list[Order], int]:
 
 async def change_order_status(order_id: int, new_status: str, request_id: str, wake_relay: WakeRelay) -> Order:
     """The row lock makes racing transitions take turns: the second sees the first's status."""
-    async with in_transaction(APP) as conn:
+    async with transaction(APP) as conn:
         order = await Order.select_for_update().using_db(conn).get_or_none(id=order_id)
         if order is None:
             raise OrderNotFound(order_id)

@@ -1,21 +1,33 @@
 """Tortoise ORM as an aiohttp resource, and the small amount of raw PostgreSQL both services need."""
 
 import asyncio
+import contextlib
 import contextvars
 from collections.abc import AsyncIterator, Callable, Coroutine
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 from aiohttp import web
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.context import TortoiseContext, _current_context
+from tortoise.transactions import in_transaction
 
 ORM = web.AppKey("orm", TortoiseContext)
+
+
+DEFAULT_POOL = {"minsize": "1", "maxsize": "10"}  # Tortoise's own default maxsize of 5 queues requests early
+
+
+def with_pool_defaults(db_url: str) -> str:
+    parts = urlsplit(db_url)
+    query = {**DEFAULT_POOL, **dict(parse_qsl(parts.query))}
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
 
 def orm_config(db_url: str, app: str, models: list[str]) -> dict:
     """One Tortoise app per service; its connection carries the same name as the app."""
     return {
-        "connections": {app: db_url},
+        "connections": {app: with_pool_defaults(db_url)},
         "apps": {app: {"models": [*models, "aerich.models"], "default_connection": app}},
         "use_tz": True,
         "timezone": "UTC",
@@ -52,6 +64,27 @@ def start_orm_task(app: web.Application, coro: Coroutine, name: str) -> asyncio.
     context = contextvars.copy_context()
     context.run(_current_context.set, app[ORM])
     return asyncio.create_task(coro, name=name, context=context)
+
+
+@contextlib.asynccontextmanager
+async def transaction(connection_name: str) -> AsyncIterator[BaseDBAsyncClient]:
+    """`in_transaction`, safe when BEGIN fails on a dead connection.
+
+    Tortoise 1.1 acquires a pooled connection and sets its "current transaction"
+    context variable before BEGIN; when BEGIN raises, neither is undone. The
+    connection leaks from the pool, and a long-lived task (the outbox relay) keeps
+    seeing a dead transaction for ever. Undo both here.
+    """
+    context = in_transaction(connection_name)
+    try:
+        connection = await context.__aenter__()
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            await context.__aexit__(type(exc), exc, exc.__traceback__)
+        raise
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_exit(context)
+        yield connection
 
 
 def asyncpg_dsn(db_url: str) -> str:

@@ -3,7 +3,9 @@
 from conftest import broker_connected, make_settings
 from customer.app import create_app
 from customer.settings import CustomerSettings
-from shared.testing.api import assert_problem, create_customer, get_json
+from shared.metrics import EVENTS_RETRIED
+from shared.testing.api import assert_problem, create_customer, get_json, order_created_event
+from shared.testing.plugin import eventually
 
 
 async def test_requests_fail_cleanly_while_the_database_is_cut_and_recover_after(aiohttp_client, test_run, tcp_proxy):
@@ -25,3 +27,31 @@ async def test_requests_fail_cleanly_while_the_database_is_cut_and_recover_after
     assert (await client.get("/ready")).status == 200
     names = [c["name"] for c in (await get_json(client, "/customers?limit=200"))["items"]]
     assert "Lost" not in names
+
+
+async def test_events_arriving_while_the_database_is_cut_apply_once_it_is_back(
+    aiohttp_client, test_run, tcp_proxy, broker
+):
+    proxy = await tcp_proxy("127.0.0.1", 5432)
+    url = test_run.customer_db.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    settings = make_settings(CustomerSettings, test_run, database_url=url)
+    client = await aiohttp_client(await create_app(settings))
+    await broker_connected(client.app)
+    customer = await create_customer(client)
+    retried_before = EVENTS_RETRIED.labels("order.created")._value.get()
+
+    await proxy.cut()
+    for _ in range(5):
+        await broker.basic_publish(order_created_event(customer["id"]), exchange=test_run.exchange,
+                                   routing_key="order.created")
+
+    async def retrying():
+        assert EVENTS_RETRIED.labels("order.created")._value.get() > retried_before
+
+    await eventually(retrying)
+    await proxy.restore()
+
+    async def applied_once():
+        assert (await get_json(client, f"/customers/{customer['id']}"))["orders_count"] == 5
+
+    await eventually(applied_once, timeout=15)
