@@ -35,5 +35,10 @@ test: lint
 	@infra/scripts/install-test-deps.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Not part of `make test`: minutes of load against both services and a bare baseline (bench/README.md).
+bench: install
+	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .run .pytest_cache .ruff_cache

@@ -1,0 +1,225 @@
+"""Turn each system's raw results into figures, compare ours with the baseline, print, save and draw."""
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt
+
+RSS_LIMIT_MB = 150.0
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str
+    label: str
+    digits: int
+    # The target: its text, and a check of (ours, baseline) -> pass, or None when it cannot be judged.
+    target: str = ""
+    check: Callable[[float | None, float | None], bool | None] | None = None
+
+
+def ratio(ours: float | None, baseline: float | None) -> float | None:
+    if ours is None or baseline is None or baseline == 0:
+        return None
+    return ours / baseline
+
+
+def at_most_times(limit: float) -> Callable:
+    def check(ours, baseline):
+        value = ratio(ours, baseline)
+        return None if value is None else value <= limit
+    return check
+
+
+def at_least_times(limit: float) -> Callable:
+    def check(ours, baseline):
+        value = ratio(ours, baseline)
+        return None if value is None else value >= limit
+    return check
+
+
+def lag_check(ours, baseline):
+    if ours is None:
+        return None
+    relative = at_most_times(4)(ours, baseline)
+    return ours <= 25 and relative is not False
+
+
+FIGURES = [
+    Figure("post_rps", "POST /orders, orders/s", 0, "≥ 0.7x baseline", at_least_times(0.7)),
+    Figure("post_p50", "POST /orders p50, ms", 1),
+    Figure("post_p90", "POST /orders p90, ms", 1),
+    Figure("post_p99", "POST /orders p99, ms", 1, "≤ 2x baseline", at_most_times(2)),
+    Figure("post_max", "POST /orders max, ms", 1),
+    Figure("post_errors", "POST /orders errors", 0, "0", lambda ours, _: ours == 0),
+    Figure("cpu_customer", "CPU ms/order, customer service", 3),
+    Figure("cpu_order", "CPU ms/order, order service", 3),
+    Figure("cpu_both", "CPU ms/order, both services", 3, "≤ 1.6x baseline", at_most_times(1.6)),
+    Figure("cpu_postgresql", "CPU ms/order, PostgreSQL", 3),
+    Figure("cpu_rabbitmq", "CPU ms/order, RabbitMQ", 3),
+    Figure("cpu_loadgen", "CPU ms/order, load generator", 3),
+    Figure("cpu_other", "CPU ms/order, anything else running", 3),
+    Figure("loadgen_cpu", "load generator CPU, cores busy", 2),
+    Figure("rss_customer_before", "RSS max per customer worker before, MB", 1),
+    Figure("rss_customer_after", "RSS max per customer worker after, MB", 1,
+           f"< {RSS_LIMIT_MB:.0f} MB", lambda ours, _: None if ours is None else ours < RSS_LIMIT_MB),
+    Figure("rss_order_before", "RSS max per order worker before, MB", 1),
+    Figure("rss_order_after", "RSS max per order worker after, MB", 1,
+           f"< {RSS_LIMIT_MB:.0f} MB", lambda ours, _: None if ours is None else ours < RSS_LIMIT_MB),
+    Figure("convergence_s", "convergence after load, s", 3, "≤ 1 s",
+           lambda ours, _: None if ours is None else ours <= 1),
+    Figure("lag_p50", "event lag p50 at light load, ms", 1),
+    Figure("lag_p99", "event lag p99 at light load, ms", 1, "≤ 25 ms and ≤ 4x baseline", lag_check),
+    Figure("light_post_p99", "POST /orders p99 at light load, ms", 1),
+    Figure("get_customer_rps", "GET /customers/{id}, req/s", 0),
+    Figure("get_customer_p99", "GET /customers/{id} p99, ms", 1),
+    Figure("get_orders_rps", "GET /orders?customer_id=, req/s", 0),
+    Figure("get_orders_p99", "GET /orders?customer_id= p99, ms", 1),
+]
+
+
+def max_worker_rss(snapshot: dict, service: str) -> float | None:
+    workers = [row["rss_mb"] for row in snapshot.get(service, []) if row["role"] == "worker"]
+    return max(workers) if workers else None
+
+
+def figures(result: dict) -> dict[str, float | None]:
+    """The flat figures of one system's raw result (missing parts give None)."""
+    post, light = result.get("post_orders") or {}, result.get("light_load") or {}
+    get_customer, get_orders = result.get("get_customer") or {}, result.get("get_orders") or {}
+    cpu = result.get("cpu_ms_per_order") or {}
+    processes = result.get("processes") or {}
+    before, after = processes.get("before") or {}, processes.get("after") or {}
+    post_latency = post.get("latency_ms") or {}
+    return {
+        "post_rps": post.get("throughput_rps"),
+        "post_p50": post_latency.get("p50"),
+        "post_p90": post_latency.get("p90"),
+        "post_p99": post_latency.get("p99"),
+        "post_max": post_latency.get("max"),
+        "post_errors": post.get("errors"),
+        "cpu_customer": cpu.get("customer"),
+        "cpu_order": cpu.get("order"),
+        "cpu_both": cpu.get("both"),
+        "cpu_postgresql": cpu.get("postgresql"),
+        "cpu_rabbitmq": cpu.get("rabbitmq"),
+        "cpu_loadgen": cpu.get("loadgen"),
+        "cpu_other": cpu.get("other"),
+        "loadgen_cpu": post.get("loadgen_cpu_share"),
+        "rss_customer_before": max_worker_rss(before, "customer"),
+        "rss_customer_after": max_worker_rss(after, "customer"),
+        "rss_order_before": max_worker_rss(before, "order"),
+        "rss_order_after": max_worker_rss(after, "order"),
+        "convergence_s": (result.get("convergence") or {}).get("seconds"),
+        "lag_p50": (result.get("lag") or {}).get("p50"),
+        "lag_p99": (result.get("lag") or {}).get("p99"),
+        "light_post_p99": (light.get("latency_ms") or {}).get("p99"),
+        "get_customer_rps": get_customer.get("throughput_rps"),
+        "get_customer_p99": (get_customer.get("latency_ms") or {}).get("p99"),
+        "get_orders_rps": get_orders.get("throughput_rps"),
+        "get_orders_p99": (get_orders.get("latency_ms") or {}).get("p99"),
+    }
+
+
+def compare(results: dict[str, dict]) -> list[dict]:
+    """One row per figure: ours, baseline, ratio, target and whether ours meets it."""
+    ours = figures(results["ours"]) if "ours" in results else {}
+    baseline = figures(results["baseline"]) if "baseline" in results else {}
+    rows = []
+    for figure in FIGURES:
+        mine, theirs = ours.get(figure.key), baseline.get(figure.key)
+        passed = figure.check(mine, theirs) if figure.check and "ours" in results else None
+        rows.append({"key": figure.key, "label": figure.label, "ours": mine, "baseline": theirs,
+                     "ratio": ratio(mine, theirs), "target": figure.target, "pass": passed})
+    return rows
+
+
+def fmt(value: float | None, digits: int) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def table(rows: list[dict]) -> str:
+    digits = {figure.key: figure.digits for figure in FIGURES}
+    header = ("figure", "ours", "baseline", "ratio", "target", "")
+    lines = [header]
+    for row in rows:
+        verdict = {True: "PASS", False: "FAIL", None: ""}[row["pass"]] if row["target"] else ""
+        lines.append((row["label"], fmt(row["ours"], digits[row["key"]]), fmt(row["baseline"], digits[row["key"]]),
+                      "-" if row["ratio"] is None else f"{row['ratio']:.3g}x", row["target"], verdict))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    aligned = ["<", ">", ">", ">", "<", "<"]
+    text = ["  ".join(f"{cell:{align}{width}}" for cell, align, width in zip(line, aligned, widths, strict=True))
+            for line in lines]
+    text.insert(1, "-" * len(text[0]))
+    return "\n".join(line.rstrip() for line in text)
+
+
+def save_json(path: Path, document: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+
+
+COLORS = {"baseline": "#8c8c8c", "ours": "#1f77b4"}
+
+
+def bar_group(ax, labels: list[str], series: dict[str, list[float | None]]) -> None:
+    width = 0.8 / max(len(series), 1)
+    for i, (name, values) in enumerate(series.items()):
+        xs = [x + (i - (len(series) - 1) / 2) * width for x in range(len(labels))]
+        heights = [v or 0 for v in values]
+        bars = ax.bar(xs, heights, width, label=name, color=COLORS.get(name))
+        ax.bar_label(bars, labels=[fmt(v, 1 if (v or 0) < 100 else 0) for v in values], fontsize=7, padding=1)
+    ax.set_xticks(range(len(labels)), labels, fontsize=8)
+    ax.legend(fontsize=8)
+
+
+def chart(path: Path, results: dict[str, dict], title: str) -> None:
+    systems = [name for name in ("baseline", "ours") if name in results]
+    figs = {name: figures(results[name]) for name in systems}
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
+    fig.suptitle(title, fontsize=10)
+
+    ax = axes[0][0]
+    bar_group(ax, ["POST /orders", "GET /customers/{id}", "GET /orders?customer_id="],
+              {name: [figs[name]["post_rps"], figs[name]["get_customer_rps"], figs[name]["get_orders_rps"]]
+               for name in systems})
+    ax.set_title("throughput (closed loop)", fontsize=9)
+    ax.set_ylabel("requests/s")
+
+    ax = axes[0][1]
+    bar_group(ax, ["p50", "p90", "p99", "max"],
+              {name: [figs[name][f"post_{p}"] for p in ("p50", "p90", "p99", "max")] for name in systems})
+    ax.set_title("POST /orders latency under load", fontsize=9)
+    ax.set_ylabel("ms")
+
+    ax = axes[1][0]
+    for name in systems:
+        lags = sorted(results[name].get("lag_ms") or [])
+        if lags:
+            ax.step(lags, [(i + 1) / len(lags) for i in range(len(lags))], where="post",
+                    label=f"{name} (n={len(lags)})", color=COLORS[name])
+    ax.axvline(25, color="#d62728", linestyle="--", linewidth=1, label="25 ms target")
+    ax.set_title("event lag at light load: order committed → count committed (CDF)", fontsize=9)
+    ax.set_xlabel("ms")
+    ax.set_ylabel("fraction of orders")
+    ax.legend(fontsize=8)
+
+    ax = axes[1][1]
+    parts = {"customer\nservice": "cpu_customer", "order\nservice": "cpu_order", "PostgreSQL": "cpu_postgresql",
+             "RabbitMQ": "cpu_rabbitmq", "load\ngenerator": "cpu_loadgen"}
+    bar_group(ax, list(parts), {name: [figs[name][key] for key in parts.values()] for name in systems})
+    ax.set_title("CPU per order", fontsize=9)
+    ax.set_ylabel("CPU ms per order")
+
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,368 @@
+"""Benchmark the real services against a bare aiohttp baseline, back to back on this machine.
+
+    python bench/run.py [--duration D] [--concurrency C] [--customers K] [--workers W] [--only baseline|ours]
+
+For each system (baseline, then ours): start it, create customers, warm up, drive POST /orders from a
+closed-loop load generator, wait until every orders_count is exact, measure event lag at a light fixed
+rate, drive the two GETs, check exactness once more, stop it. Then print each figure with its ratio to
+the baseline, and write bench/results/<timestamp>.json and .png (and latest.png).
+Exit status: 0 done, 1 exactness failed (a count or a stored order is off), 2 the bench itself failed.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import report
+from loadgen import latency_summary
+from systems import RUN_DIR, Baseline, BenchError, Ours, System, cpu_sample, cpu_used
+
+ROOT = Path(__file__).resolve().parent.parent
+LOADGEN = Path(__file__).resolve().parent / "loadgen.py"
+RESULTS_DIR = ROOT / "bench" / "results"
+
+HTTP_PARALLEL = 16  # the orchestrator's own requests (creating customers, reading them back)
+CONVERGENCE_DEADLINE = 60.0  # "generous": a count still wrong after this is a failure
+POLL_PAUSE = 0.01  # between convergence polls: the resolution of the convergence time
+BUSY_MACHINE_SHARE = 0.2  # above this share of CPU used by unrelated processes, warn that figures are noisy
+LOADGEN_GRACE = 60.0  # past its own duration, before a load generator counts as hung
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of POST /orders load (default 10)")
+    parser.add_argument("--concurrency", type=int, default=32, help="closed-loop clients (default 32)")
+    parser.add_argument("--customers", type=int, default=200, help="customers the orders go to (default 200)")
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")),
+                        help="gunicorn workers per service, both systems (default $WORKERS or 1)")
+    parser.add_argument("--only", choices=["baseline", "ours"], help="run one system only")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load first (default 2)")
+    parser.add_argument("--lag-rate", type=float, default=20.0, help="light-load orders/s for the lag (default 20)")
+    parser.add_argument("--lag-duration", type=float, default=10.0, help="seconds of light load (default 10)")
+    parser.add_argument("--get-duration", type=float, help="seconds of each GET load (default: --duration)")
+    args = parser.parse_args(argv)
+    if min(args.duration, args.concurrency, args.customers, args.workers, args.lag_rate, args.lag_duration) <= 0:
+        parser.error("durations, counts and rates must be positive")
+    if args.warmup < 0:
+        parser.error("--warmup must not be negative")
+    args.get_duration = args.get_duration or args.duration
+    return args
+
+
+# --- talking to the services -------------------------------------------------------------------------
+
+
+async def bounded_map(function, items, limit: int = HTTP_PARALLEL) -> list:
+    """await function(item) for each item, at most `limit` at a time, results in order."""
+    semaphore = asyncio.Semaphore(limit)
+
+    async def one(item):
+        async with semaphore:
+            return await function(item)
+
+    return await asyncio.gather(*(one(item) for item in items))
+
+
+async def create_customer(http: aiohttp.ClientSession, base: str, n: int) -> int:
+    body = {"customer": {"name": f"Bench customer {n}", "address": f"{n} Loopback Road"}}
+    async with http.post(f"{base}/customers", json=body) as response:
+        if response.status != 201:
+            raise BenchError(f"POST {base}/customers answered {response.status}: {await response.text()}")
+        return (await response.json())["id"]
+
+
+async def create_customers(http: aiohttp.ClientSession, base: str, count: int) -> list[int]:
+    return await bounded_map(lambda n: create_customer(http, base, n), range(count))
+
+
+async def get_customer(http: aiohttp.ClientSession, base: str, customer_id: int) -> dict | None:
+    try:
+        async with http.get(f"{base}/customers/{customer_id}") as response:
+            return await response.json() if response.status == 200 else None
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+
+
+async def orders_stored(http: aiohttp.ClientSession, base: str, customer_id: int) -> int | None:
+    try:
+        async with http.get(f"{base}/orders", params={"customer_id": customer_id, "limit": 1}) as response:
+            return (await response.json())["total"] if response.status == 200 else None
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+
+
+async def run_loadgen(base: str, target: str, ids_file: Path, **options) -> dict:
+    """Run bench/loadgen.py in its own process and return its JSON result."""
+    args = [sys.executable, str(LOADGEN), "--url", base, "--target", target, "--ids", str(ids_file)]
+    for name, value in options.items():
+        args += [f"--{name.replace('_', '-')}", str(value)]
+    expected = options.get("duration") or options.get("count", 0) / options.get("rate", 1)
+    process = await asyncio.create_subprocess_exec(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), expected + LOADGEN_GRACE)
+    except TimeoutError:
+        raise BenchError(f"the load generator ({target}) hung") from None
+    finally:
+        if process.returncode is None:  # it hung, or we are being cancelled
+            process.kill()
+            await process.wait()
+    if process.returncode != 0:
+        raise BenchError(f"the load generator ({target}) failed: {stderr.decode()[-2000:]}")
+    return json.loads(stdout.decode().strip().splitlines()[-1])
+
+
+async def wait_exact(db: asyncpg.Connection, expected: Counter, ids: list[int], since: float) -> dict:
+    """Poll until each customer's orders_count equals the orders created for it; seconds since `since`.
+
+    This reads the customer database directly: polling over HTTP would load the very service whose
+    consumer we wait for, and add its own CPU to the CPU per order. (The final check is over HTTP.)
+    Only customers not yet exact are read again; a count above the expected one can never come right.
+    """
+    pending, over = set(ids), {}
+    deadline = time.monotonic() + CONVERGENCE_DEADLINE
+    while pending and time.monotonic() < deadline:
+        rows = await db.fetch("SELECT id, orders_count FROM customers WHERE id = ANY($1::int[])", list(pending))
+        for cid, count in rows:
+            if count == expected[cid]:
+                pending.discard(cid)
+            elif count > expected[cid]:
+                over[cid] = count
+                pending.discard(cid)
+        if pending:
+            await asyncio.sleep(POLL_PAUSE)
+    exact = not pending and not over
+    return {
+        "seconds": max(0.0, time.monotonic() - since) if exact else None,
+        "exact": exact,
+        "still_short": sorted(pending)[:20],
+        "over": {cid: {"count": count, "expected": expected[cid]} for cid, count in list(over.items())[:20]},
+    }
+
+
+async def check_exact(http: aiohttp.ClientSession, system: System, expected: Counter, ids: list[int]) -> dict:
+    """Sum of orders_count increases == orders stored == orders created (201s), customer by customer."""
+    customers = await bounded_map(lambda cid: get_customer(http, system.customer_url, cid), ids)
+    stored = await bounded_map(lambda cid: orders_stored(http, system.order_url, cid), ids)
+    mismatches = {}
+    for cid, customer, total in zip(ids, customers, stored, strict=True):
+        count = customer["orders_count"] if customer else None
+        if count != expected[cid] or total != expected[cid]:
+            mismatches[cid] = {"created": expected[cid], "counted": count, "stored": total}
+    return {
+        "orders_created": sum(expected[cid] for cid in ids),
+        "orders_counted": sum(c["orders_count"] for c in customers if c),
+        "orders_stored": sum(t for t in stored if t is not None),
+        "exact": not mismatches,
+        "mismatches": dict(list(mismatches.items())[:20]),
+    }
+
+
+async def event_lags(http: aiohttp.ClientSession, base: str, orders: list[dict]) -> list[float]:
+    """Per order, ms from the order's created_at to its customer's updated_at (one order per customer)."""
+    customers = await bounded_map(lambda order: get_customer(http, base, order["customer_id"]), orders)
+    lags = []
+    for order, customer in zip(orders, customers, strict=True):
+        if customer is not None:
+            delta = datetime.fromisoformat(customer["updated_at"]) - datetime.fromisoformat(order["created_at"])
+            lags.append(delta.total_seconds() * 1000)
+    return lags
+
+
+def cpu_ms_per_order(used: dict[str, float], loadgen_cpu: float, orders: int) -> dict[str, float]:
+    """CPU ms per order created, by part; `other` is what the rest of the machine spent meanwhile."""
+    if not orders:
+        return {}
+    ms = {part: seconds * 1000 / orders for part, seconds in used.items()}
+    ms["both"] = ms["customer"] + ms["order"]
+    ms["loadgen"] = loadgen_cpu * 1000 / orders
+    ms["other"] = ms["machine"] - ms["both"] - ms["postgresql"] - ms["rabbitmq"] - ms["loadgen"]
+    return ms
+
+
+def write_ids(name: str, ids: list[int]) -> Path:
+    path = RUN_DIR / name
+    path.write_text(json.dumps(ids))
+    return path
+
+
+# --- one system, start to stop -----------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    """One system being measured: how to reach it, and the orders created (201s) per customer so far."""
+
+    system: System
+    http: aiohttp.ClientSession
+    db: asyncpg.Connection  # its customer database, for convergence polling
+    created: Counter = field(default_factory=Counter)
+
+    def say(self, message: str) -> None:
+        print(f"[{self.system.name}] {message}", flush=True)
+
+    async def post_orders(self, ids_file: Path, **options) -> dict:
+        result = await run_loadgen(self.system.order_url, "post-order", ids_file, **options)
+        self.created.update({int(cid): n for cid, n in result.pop("created").items()})
+        return result
+
+
+async def measure(target: Target, args: argparse.Namespace) -> dict:
+    system, result = target.system, {"system": target.system.name, "workers": args.workers}
+    lag_count = max(1, round(args.lag_rate * args.lag_duration))
+    target.say(f"ready; creating {args.customers} + {lag_count} customers")
+    load_ids = await create_customers(target.http, system.customer_url, args.customers)
+    lag_ids = await create_customers(target.http, system.customer_url, lag_count)
+    load_file = write_ids(f"{system.name}-load.json", load_ids)
+    lag_file = write_ids(f"{system.name}-lag.json", lag_ids)
+    closed_loop = {"concurrency": args.concurrency}
+
+    if args.warmup:
+        target.say(f"warm-up: {args.warmup:g} s of POST /orders")
+        warm = await target.post_orders(load_file, duration=args.warmup, **closed_loop)
+        result["warmup_convergence"] = await wait_exact(target.db, target.created, load_ids, warm["ended_monotonic"])
+
+    target.say(f"POST /orders: {args.concurrency} clients for {args.duration:g} s")
+    before = cpu_sample(system)
+    load = await target.post_orders(load_file, duration=args.duration, **closed_loop)
+    result["post_orders"] = load
+    # The CPU window closes after convergence, so it holds the consumer's share of the work too.
+    result["convergence"] = await wait_exact(target.db, target.created, load_ids, load["ended_monotonic"])
+    after = cpu_sample(system)
+    result["processes"] = {"before": before["services"], "after": after["services"]}
+    result["cpu_ms_per_order"] = cpu_ms_per_order(cpu_used(before, after), load["loadgen_cpu_s"], load["ok"])
+
+    target.say(f"light load: {args.lag_rate:g} orders/s for {args.lag_duration:g} s, one order per customer")
+    light = await target.post_orders(lag_file, rate=args.lag_rate, count=lag_count)
+    lag_sync = await wait_exact(target.db, target.created, lag_ids, light["ended_monotonic"])
+    lags = await event_lags(target.http, system.customer_url, light.pop("orders")) if lag_sync["exact"] else []
+    result.update(light_load=light, lag_convergence=lag_sync, lag_ms=lags,
+                  lag={**latency_summary([lag / 1000 for lag in lags]), "n": len(lags)})
+
+    target.say(f"GET /customers/{{id}} and GET /orders?customer_id=: {args.get_duration:g} s each")
+    result["get_customer"] = await run_loadgen(system.customer_url, "get-customer", load_file,
+                                               duration=args.get_duration, **closed_loop)
+    # Customers with exactly one order each, so both systems serve identical pages.
+    result["get_orders"] = await run_loadgen(system.order_url, "get-orders", lag_file,
+                                             duration=args.get_duration, **closed_loop)
+
+    exactness = await check_exact(target.http, system, target.created, load_ids + lag_ids)
+    syncs = (result.get("warmup_convergence", {"exact": True}), result["convergence"], lag_sync)
+    exactness["exact"] = exactness["exact"] and all(sync["exact"] for sync in syncs)
+    result["exactness"] = exactness
+    return result
+
+
+async def bench_system(system: System, args: argparse.Namespace) -> dict:
+    """Reset, start, measure and stop one system; it is stopped whatever happens once started."""
+    print(f"[{system.name}] resetting its databases and queues, starting it", flush=True)
+    await system.reset()
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(system.stop)
+        await system.start()
+        http = await stack.enter_async_context(aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)))
+        await system.wait_ready(http)
+        db = await asyncpg.connect(system.database_url(system.databases[0]), timeout=5)
+        stack.push_async_callback(db.close)
+        return await measure(Target(system, http, db), args)
+
+
+# --- the run -----------------------------------------------------------------------------------------
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=10)
+        return out.stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def verdict_lines(results: dict[str, dict], rows: list[dict]) -> tuple[list[str], bool]:
+    lines, exact = [], True
+    for name, result in results.items():
+        check = result["exactness"]
+        exact &= check["exact"]
+        state = "exact" if check["exact"] else "MISMATCH"
+        lines.append(f"{name}: {state}: {check['orders_created']} orders created (201), "
+                     f"{check['orders_counted']} counted in orders_count, {check['orders_stored']} stored")
+        if not check["exact"]:
+            lines.append(f"  mismatches (first 20): {check['mismatches']}; convergence: {result['convergence']}")
+        cpu = result.get("cpu_ms_per_order") or {}
+        if cpu.get("machine") and cpu["other"] > BUSY_MACHINE_SHARE * cpu["machine"]:
+            lines.append(f"  note: other processes took {cpu['other'] / cpu['machine']:.0%} of the machine's CPU "
+                         f"during {name}'s POST load: its figures are noisy; rerun on a quiet machine")
+    judged = [row for row in rows if row["pass"] is not None]
+    if judged:
+        missed = [row["label"] for row in judged if not row["pass"]]
+        lines.append(f"targets: {len(judged) - len(missed)} of {len(judged)} met"
+                     + (f"; missed: {' | '.join(missed)}" if missed else ""))
+    return lines, exact
+
+
+async def main(args: argparse.Namespace) -> int:
+    # SIGTERM (a CI timeout, say) cancels us like Ctrl-C does, so the systems' cleanup still stops them.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    started = datetime.now(UTC)
+    names = [args.only] if args.only else ["baseline", "ours"]
+    systems = {"baseline": Baseline, "ours": Ours}
+    results = {}
+    for name in names:
+        results[name] = await bench_system(systems[name](args.workers), args)
+
+    rows = report.compare(results)
+    lines, exact = verdict_lines(results, rows)
+    settings = (f"{args.workers} worker(s) per service, POST load {args.concurrency} clients x {args.duration:g} s "
+                f"(+{args.warmup:g} s warm-up), {args.customers} customers, light load {args.lag_rate:g}/s x "
+                f"{args.lag_duration:g} s, GETs {args.get_duration:g} s each")
+    print()
+    print(settings)
+    print(report.table(rows))
+    print("\n".join(lines))
+
+    stamp = started.strftime("%Y%m%d-%H%M%S")
+    document = {
+        "started_at": started.isoformat(), "git_commit": git_commit(), "settings": vars(args),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "exact": exact, "comparison": rows, "results": results,
+    }
+    json_path, png_path = RESULTS_DIR / f"{stamp}.json", RESULTS_DIR / f"{stamp}.png"
+    report.save_json(json_path, document)
+    report.chart(png_path, results, f"ours vs baseline, {stamp} ({git_commit() or 'no commit'}): {settings}")
+    shutil.copyfile(png_path, RESULTS_DIR / "latest.png")
+    print(f"results: {json_path.relative_to(ROOT)}, {png_path.relative_to(ROOT)} (also bench/results/latest.png)")
+    if not exact:
+        print("bench: FAILED: orders_count increases do not match the orders created", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cli() -> int:
+    args = parse_args()
+    try:
+        return asyncio.run(main(args))
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, asyncio.CancelledError):  # the systems were stopped on the way out
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
