@@ -36,8 +36,9 @@ async def customer_client(aiohttp_client, customer_settings):
 
 @pytest.fixture
 def order_settings(test_run, customer_server) -> OrderSettings:
+    # A generous timeout: on a busy 2-core machine the in-process customer service can be slow under a burst.
     return make_settings(OrderSettings, test_run, database_url=test_run.order_db,
-                         customer_service_url=str(customer_server.make_url("")))
+                         customer_service_url=str(customer_server.make_url("")), customer_service_timeout=10)
 
 
 @pytest.fixture

@@ -88,7 +88,7 @@ class OrderCreatedConsumer:
         if applied:
             if event.occurred_at.tzinfo is not None:  # a naive timestamp from a foreign producer has no lag to tell
                 EVENT_LAG_SECONDS.observe(max(0.0, (datetime.now(UTC) - event.occurred_at).total_seconds()))
-            log.info("order %s counted for customer %s", event.data.order_id, event.data.customer_id)
+            log.debug("order %s counted for customer %s", event.data.order_id, event.data.customer_id)
 
     async def _dead_letter(self, message: DeliveredMessage, reason: str) -> None:
         """Republish to the dead-letter exchange with the reason (reject cannot add one), then ack."""

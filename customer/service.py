@@ -2,14 +2,12 @@
 
 import logging
 
+from tortoise.connection import get_connection
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F
-from tortoise.timezone import now
 
 from customer.db_config import APP
-from customer.models import Customer, ProcessedEvent
+from customer.models import Customer
 from customer.schemas import CustomerIn, CustomerPatch
-from shared.db import transaction
 from shared.events import OrderEvent
 from shared.problems import Conflict, NotFound, ValidationFailed, field_error
 
@@ -71,15 +69,27 @@ class UnknownCustomer(Exception):
     """An event names a customer this service does not have: it can never apply."""
 
 
+# One statement, so one round trip and its own transaction: the event id is recorded only if the
+# customer exists, and the count moves only if the id was new. Concurrent duplicates queue on the row
+# lock and then find the id taken (ON CONFLICT waits for the first insert to commit).
+APPLY_ORDER_CREATED = """
+WITH customer AS (SELECT id FROM customers WHERE id = $2 FOR UPDATE),
+     recorded AS (INSERT INTO processed_events (event_id, event_type, processed_at)
+                  SELECT $1, $3, now() FROM customer ON CONFLICT DO NOTHING RETURNING event_id)
+UPDATE customers SET orders_count = orders_count + 1, updated_at = now()
+FROM recorded WHERE customers.id = $2
+"""
+
+
 async def apply_order_created(event: OrderEvent) -> bool:
-    """Count the order once: the event id and the increment commit together. False for a duplicate."""
-    try:
-        async with transaction(APP) as conn:
-            await ProcessedEvent.create(event_id=event.event_id, event_type=event.event_type, using_db=conn)
-            customers = Customer.filter(id=event.data.customer_id).using_db(conn)
-            if not await customers.update(orders_count=F("orders_count") + 1, updated_at=now()):
-                raise UnknownCustomer(f"customer {event.data.customer_id} does not exist")
-    except IntegrityError:
-        log.info("event %s already applied; skipping", event.event_id)
-        return False
-    return True
+    """Count the order once. False for an event already applied; UnknownCustomer if it can never apply."""
+    customer_id = event.data.customer_id
+    applied, _ = await get_connection(APP).execute_query(
+        APPLY_ORDER_CREATED, [event.event_id, customer_id, event.event_type]
+    )
+    if applied:
+        return True
+    if not await Customer.exists(id=customer_id):
+        raise UnknownCustomer(f"customer {customer_id} does not exist")
+    log.info("event %s already applied; skipping", event.event_id)
+    return False

@@ -78,10 +78,9 @@ async def claim(key: str, body_fingerprint: str) -> Replay | None:
     return None
 
 
-async def complete(key: str, status: int, body: dict, using_db) -> None:
-    await IdempotencyKey.filter(key=key).using_db(using_db).update(
-        status_code=status, response=orjson.dumps(body).decode()
-    )
+def stored_response(body: dict) -> str:
+    """The first response as it is replayed, byte for byte."""
+    return orjson.dumps(body).decode()
 
 
 async def release(key: str) -> None:
