@@ -22,6 +22,8 @@ from aerich import Command
 from tortoise import Tortoise
 
 from shared.db import asyncpg_dsn, create_database_if_missing
+from shared.logs import configure_logging
+from shared.settings import SharedSettings
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +99,7 @@ def main(service: ServiceDb, argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["migrate", "seed", "prepare", "makemigrations", "check-migrations"])
     parser.add_argument("name", nargs="?", default="update", help="migration name (makemigrations)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(service.app, SharedSettings().log_level)
     db_url = service.db_url()
 
     async def run() -> int:
