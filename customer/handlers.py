@@ -23,7 +23,7 @@ async def create_customer(request: web.Request) -> web.Response:
 
 
 async def get_customer(request: web.Request) -> web.Response:
-    return json_response(render(await service.get_customer(path_id(request))))
+    return json_response(render(await service.read_customer(path_id(request))))
 
 
 async def update_customer(request: web.Request) -> web.Response:

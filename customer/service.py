@@ -39,6 +39,17 @@ async def get_customer(customer_id: int) -> Customer:
     return customer
 
 
+# The order service reads a customer for every order it places: one plain query, no ORM model.
+SELECT_CUSTOMER = "SELECT id, name, address, email, orders_count, created_at, updated_at FROM customers WHERE id = $1"
+
+
+async def read_customer(customer_id: int) -> dict:
+    _, rows = await get_connection(APP).execute_query(SELECT_CUSTOMER, [customer_id])
+    if not rows:
+        raise CustomerNotFound(customer_id)
+    return dict(rows[0])
+
+
 async def create_customer(data: CustomerIn) -> Customer:
     try:
         return await Customer.create(**data.model_dump())
@@ -78,16 +89,17 @@ WITH customer AS (SELECT id FROM customers WHERE id = $2 FOR UPDATE),
                   SELECT $1, $3, now() FROM customer ON CONFLICT DO NOTHING RETURNING event_id)
 UPDATE customers SET orders_count = orders_count + 1, updated_at = now()
 FROM recorded WHERE customers.id = $2
+RETURNING customers.id
 """
 
 
 async def apply_order_created(event: OrderEvent) -> bool:
     """Count the order once. False for an event already applied; UnknownCustomer if it can never apply."""
     customer_id = event.data.customer_id
-    applied, _ = await get_connection(APP).execute_query(
+    _, updated = await get_connection(APP).execute_query(
         APPLY_ORDER_CREATED, [event.event_id, customer_id, event.event_type]
     )
-    if applied:
+    if updated:
         return True
     if not await Customer.exists(id=customer_id):
         raise UnknownCustomer(f"customer {customer_id} does not exist")

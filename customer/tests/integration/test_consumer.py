@@ -9,6 +9,7 @@ from pamqp.commands import Basic
 from conftest import broker_connected
 from customer.app import create_app as create_customer_app
 from shared.amqp import BROKER
+from shared.metrics import EVENTS_CONSUMED, EVENTS_DUPLICATE
 from shared.testing.api import create_customer, get_json, order_created_event
 from shared.testing.plugin import eventually
 
@@ -42,6 +43,8 @@ async def test_an_event_increments_orders_count(customer_client, broker, test_ru
 
 async def test_the_same_event_delivered_twice_counts_once(customer_client, broker, test_run):
     customer, marker = await create_customer(customer_client), await create_customer(customer_client)
+    consumed, duplicates = EVENTS_CONSUMED.labels("order.created"), EVENTS_DUPLICATE.labels("order.created")
+    consumed_before, duplicates_before = consumed._value.get(), duplicates._value.get()
     event_id = str(uuid.uuid4())
     for _ in range(3):
         await publish(broker, test_run, order_created_event(customer["id"], event_id))
@@ -53,6 +56,8 @@ async def test_the_same_event_delivered_twice_counts_once(customer_client, broke
 
     await eventually(marker_counted)
     assert await orders_count(customer_client, customer["id"]) == 1
+    assert consumed._value.get() - consumed_before == 2  # the first copy and the marker
+    assert duplicates._value.get() - duplicates_before == 2
 
 
 async def test_poison_goes_to_the_dead_letter_queue_and_good_messages_still_apply(
