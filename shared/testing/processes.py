@@ -101,3 +101,14 @@ def gunicorn_pids(services: Services, name: str) -> list[int]:
         if any(b"gunicorn" in part for part in cmdline) and f"{name}.app:create_app".encode() in cmdline:
             pids.append(int(proc.name))
     return pids
+
+
+def gunicorn_workers(services: Services, name: str) -> list[int]:
+    """The worker processes of one service: those whose parent is that service's gunicorn master."""
+    pids = set(gunicorn_pids(services, name))
+    return [pid for pid in pids if _parent(pid) in pids]
+
+
+def _parent(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])

@@ -1,0 +1,117 @@
+"""Faults against the services running as `make run` runs them, with a TCP proxy in front of a dependency.
+
+The shared PostgreSQL and RabbitMQ are never stopped: the proxy is cut instead.
+"""
+
+import asyncio
+import os
+import signal
+
+import aiohttp
+import pytest
+
+from shared.testing.plugin import eventually, unique
+from shared.testing.processes import gunicorn_workers
+
+pytestmark = pytest.mark.slow
+
+
+async def new_customer(session, services) -> int:
+    async with session.post(f"{services.customer_url}/customers",
+                            json={"customer": {"name": unique("Fault"), "address": "Here"}}) as response:
+        assert response.status == 201
+        return (await response.json())["id"]
+
+
+async def place(session, services, customer_id: int) -> tuple[int, dict]:
+    body = {"order": {"customer_id": customer_id, "product_name": "Kettle", "quantity": 1, "price": "25.00"}}
+    async with session.post(f"{services.order_url}/orders", json=body) as response:
+        return response.status, await response.json()
+
+
+async def orders_count(session, services, customer_id: int) -> int:
+    async with session.get(f"{services.customer_url}/customers/{customer_id}") as response:
+        return (await response.json())["orders_count"]
+
+
+async def orders_held(session, services, customer_id: int) -> int:
+    async with session.get(f"{services.order_url}/orders", params={"customer_id": customer_id}) as response:
+        return (await response.json())["total"]
+
+
+async def assert_counts_exact(session, services, expected: dict[int, int], timeout: float = 30) -> None:
+    async def exact():
+        for customer_id, count in expected.items():
+            assert await orders_count(session, services, customer_id) == count, customer_id
+
+    await eventually(exact, timeout=timeout)
+
+
+async def test_a_10_second_broker_outage_under_steady_load_loses_and_doubles_nothing(start_services, tcp_proxy):
+    broker = await tcp_proxy("127.0.0.1", 5672)
+    services = await start_services(AMQP_URL=broker.url("amqp://guest:guest@127.0.0.1:{port}/"))
+    async with aiohttp.ClientSession() as session:
+        customers = [await new_customer(session, services) for _ in range(3)]
+        placed = dict.fromkeys(customers, 0)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        phases = [(1.0, broker.cut), (11.0, broker.restore)]  # the broker is away from 1 s to 11 s
+        for i in range(240):  # 12 s at a steady 20 orders/s
+            while phases and loop.time() - started >= phases[0][0]:
+                await phases.pop(0)[1]()
+            customer_id = customers[i % len(customers)]
+            status, order = await place(session, services, customer_id)
+            assert status == 201, order  # the broker's absence never reaches the client
+            placed[customer_id] += 1
+            await asyncio.sleep(max(0.0, started + (i + 1) / 20 - loop.time()))  # pacing, not synchronisation
+        assert not phases
+        assert sum(placed.values()) >= 200
+        await assert_counts_exact(session, services, placed)
+
+
+async def test_killing_workers_with_sigkill_mid_load_loses_and_doubles_nothing(start_services):
+    services = await start_services()
+    async with aiohttp.ClientSession() as session:
+        customers = [await new_customer(session, services) for _ in range(4)]
+        stop = asyncio.Event()
+        answers: list[int] = []
+
+        async def load(worker: int):
+            i = worker
+            while not stop.is_set():
+                try:
+                    status, _ = await place(session, services, customers[i % len(customers)])
+                    answers.append(status)
+                except aiohttp.ClientError:
+                    answers.append(0)  # the killed worker's in-flight requests die with it
+                i += 1
+
+        clients = [asyncio.create_task(load(n)) for n in range(12)]
+        await eventually(lambda: _more_than(answers, 100), timeout=20)
+        for name in ("order", "customer"):
+            for pid in gunicorn_workers(services, name):
+                os.kill(pid, signal.SIGKILL)  # gunicorn's master starts a new worker
+        mark = len(answers)
+        await eventually(lambda: _more_than(answers, mark + 100), timeout=30)  # serving again, no restart by hand
+        stop.set()
+        await asyncio.gather(*clients)
+
+        assert set(answers) <= {0, 201, 503}, set(answers)
+        # Whatever was committed is counted exactly once, including orders whose answer was lost.
+        held = {c: await orders_held(session, services, c) for c in customers}
+        assert sum(held.values()) >= answers.count(201)
+        await assert_counts_exact(session, services, held)
+
+
+async def test_several_workers_and_hundreds_of_concurrent_orders_count_exactly(start_services):
+    services = await start_services(WORKERS="2")
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session:
+        customers = [await new_customer(session, services) for _ in range(3)]
+        results = await asyncio.gather(*(place(session, services, customers[i % 3]) for i in range(300)))
+        statuses = [status for status, _ in results]
+        assert statuses == [201] * 300, {s for s in statuses}
+        await assert_counts_exact(session, services, {c: 100 for c in customers})
+
+
+async def _more_than(items: list, n: int) -> bool:
+    return len(items) > n
