@@ -89,7 +89,9 @@ async def test_killing_workers_with_sigkill_mid_load_loses_and_doubles_nothing(s
         clients = [asyncio.create_task(load(n)) for n in range(12)]
         await eventually(lambda: _more_than(answers, 100), timeout=20)
         for name in ("order", "customer"):
-            for pid in gunicorn_workers(services, name):
+            workers = gunicorn_workers(services, name)
+            assert workers, f"no {name} workers found"
+            for pid in workers:
                 os.kill(pid, signal.SIGKILL)  # gunicorn's master starts a new worker
         mark = len(answers)
         await eventually(lambda: _more_than(answers, mark + 100), timeout=30)  # serving again, no restart by hand

@@ -76,7 +76,7 @@ async def test_metrics_add_up_across_two_workers(start_services):
 async def test_sigterm_under_load_finishes_what_it_accepted_and_loses_nothing(start_services):
     services = await start_services()
     accepted: list[int] = []
-    resets: list[Exception] = []
+    refused: list[Exception] = []
     stop = asyncio.Event()
 
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
@@ -86,13 +86,15 @@ async def test_sigterm_under_load_finishes_what_it_accepted_and_loses_nothing(st
             while not stop.is_set():
                 try:
                     status, order = await post_json(session, f"{services.order_url}/orders", order_body(customer["id"]))
-                except aiohttp.ClientConnectorError:
-                    return  # refused: the server no longer accepts, which is what SIGTERM asks for
-                except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-                    resets.append(exc)
+                except aiohttp.ClientError as exc:
+                    # Refused, or reset while still queued in the kernel's accept backlog when the
+                    # listener closed: either way never seen by the application (checked below).
+                    refused.append(exc)
                     return
-                assert status == 201, order
-                accepted.append(order["id"])
+                # The customer service stops too: the order service then answers a clean 503 and stores nothing.
+                assert status in (201, 503), order
+                if status == 201:
+                    accepted.append(order["id"])
 
         clients = [asyncio.create_task(client_loop()) for _ in range(16)]
         await eventually(lambda: _at_least(accepted, 50), timeout=20)
@@ -100,12 +102,15 @@ async def test_sigterm_under_load_finishes_what_it_accepted_and_loses_nothing(st
         await asyncio.wait_for(asyncio.gather(*clients), timeout=30)
         stop.set()
         await services.process.wait()
-        assert resets == []
         assert len(set(accepted)) == len(accepted) >= 50
 
-    # Start again: every accepted order is counted exactly once, none lost in the outbox or the queue.
+    # Start again: exactly the accepted orders exist (a dropped connection hid no order), and every
+    # one is counted exactly once: none lost in the outbox or in the queue.
     services = await start_services()
     async with aiohttp.ClientSession() as session:
+        async with session.get(f"{services.order_url}/orders", params={"customer_id": customer["id"]}) as response:
+            assert (await response.json())["total"] == len(accepted)
+
         async def all_counted():
             assert await orders_count(session, services, customer["id"]) == len(accepted)
 
