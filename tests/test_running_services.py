@@ -1,6 +1,7 @@
 """Both services as real gunicorn processes, as `make run` starts them: workers, metrics, signals."""
 
 import asyncio
+import json
 import re
 import signal
 
@@ -119,3 +120,30 @@ async def test_sigterm_under_load_finishes_what_it_accepted_and_loses_nothing(st
 
 async def _at_least(items: list, n: int) -> bool:
     return len(items) >= n
+
+
+async def test_logs_are_json_lines_with_the_request_id_from_both_services(start_services):
+    services = await start_services(LOG_LEVEL="INFO")
+    async with aiohttp.ClientSession() as session:
+        customer = await new_customer(session, services)
+        request_id = unique("trace")
+        async with session.post(f"{services.order_url}/orders", json=order_body(customer["id"]),
+                                headers={"X-Request-ID": request_id}) as response:
+            assert response.status == 201
+        async with session.get(f"{services.order_url}/orders",
+                               params={"customer_id": customer["id"], "status": "created"}) as response:
+            assert response.status == 200
+
+    def lines() -> list[dict]:
+        return [json.loads(line) for line in services.log_path.read_text().splitlines() if line.startswith("{")]
+
+    async def both_logged():
+        services_seen = {entry["service"] for entry in lines() if entry["request_id"] == request_id}
+        assert services_seen == {"customer", "order"}
+
+    await eventually(both_logged)
+    for entry in lines():
+        assert {"timestamp", "level", "logger", "message", "request_id", "service"} <= set(entry)
+    access = [entry for entry in lines() if entry["logger"] == "access"]
+    assert any(e["path"] == "/orders" and e["method"] == "GET" for e in access)
+    assert not any("?" in e["path"] or "customer_id=" in e["message"] for e in access)
