@@ -116,13 +116,16 @@ async def declare_events_exchange(channel: AbstractChannel, settings: SharedSett
 async def declare_topology(channel: AbstractChannel, settings: SharedSettings) -> None:
     """The consumer's quorum queue, bound to order.created, with its dead-letter exchange and queue.
 
+    Both services declare all of it, so no event is dropped as unroutable when the order service
+    starts first.
+
     A quorum queue survives losing a node in a cluster, and its delivery limit makes
     the broker itself dead-letter a message that keeps failing.
     """
     await declare_events_exchange(channel, settings)
     await channel.exchange_declare(settings.dead_letter_exchange, exchange_type="fanout", durable=True)
-    await channel.queue_declare(settings.dead_letter_queue, durable=True,
-                                arguments={"x-queue-type": "quorum"})
+    # A plain durable queue: operators and tools read it with an ordinary declaration.
+    await channel.queue_declare(settings.dead_letter_queue, durable=True)
     await channel.queue_bind(settings.dead_letter_queue, settings.dead_letter_exchange, routing_key="")
     await channel.queue_declare(
         settings.orders_queue,

@@ -139,3 +139,11 @@ async def test_a_naive_occurred_at_still_applies(customer_client, broker, test_r
         assert await orders_count(customer_client, customer["id"]) == 1
 
     await eventually(counted)
+
+
+async def test_the_topology_is_what_clients_expect(customer_client, broker, test_run):
+    """Exchange: durable topic; dead-letter queue: a plain durable queue; main queue: quorum, bound."""
+    await broker.exchange_declare(test_run.exchange, exchange_type="topic", durable=True)
+    await broker.queue_declare(f"{test_run.queue}.dlq", durable=True)
+    declared = await broker.queue_declare(test_run.queue, passive=True)
+    assert declared.consumer_count >= 1
