@@ -3,7 +3,14 @@ from aiohttp import web
 
 from order import idempotency, service
 from order.keys import CUSTOMERS, RELAY
-from order.schemas import ChangeStatusBody, CreateOrderBody, CustomerOrdersQuery, OrderQuery, render_order
+from order.schemas import (
+    ChangeStatusBody,
+    CreateOrderBody,
+    CustomerOrdersQuery,
+    OrderQuery,
+    render_order,
+    render_order_row,
+)
 from shared.http import created, json_response, parse_json, parse_query, path_id
 from shared.request_id import current_request_id
 
@@ -38,7 +45,7 @@ async def list_customer_orders(request: web.Request) -> web.Response:
 
 async def _page(query: OrderQuery) -> web.Response:
     orders, total = await service.list_orders(query)
-    return json_response({"items": [render_order(o) for o in orders], "total": total,
+    return json_response({"items": [render_order_row(o) for o in orders], "total": total,
                           "limit": query.limit, "offset": query.offset})
 
 

@@ -2,6 +2,7 @@
 
 from datetime import datetime
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
@@ -98,6 +99,10 @@ def render_order(order) -> dict:
         price=order.price, total=order.price * order.quantity, status=order.status,
         created_at=order.created_at, updated_at=order.updated_at,
     ).model_dump(mode="json")
+
+
+def render_order_row(row: dict) -> dict:
+    return render_order(SimpleNamespace(**row))
 
 
 def render_created_order(order, customer: dict) -> dict:
