@@ -25,7 +25,7 @@ def _without_default(schema: dict) -> None:
 class CustomerPatch(BaseModel):
     """Only the fields sent change; `orders_count` is not writable (unknown field → 422)."""
 
-    model_config = INPUT
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})  # {} changes nothing: 422
 
     # Absent means unchanged and null is rejected below, so the schema shows a plain optional string.
     name: Text200 | SkipJsonSchema[None] = Field(None, json_schema_extra=_without_default)

@@ -1,11 +1,12 @@
 """The order service's contract shapes. Money is Decimal in, a 2-place string out."""
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from order.domain import STATUSES
 from shared.pagination import PageParams
@@ -17,13 +18,26 @@ MAX_QUANTITY = 10_000
 
 Status = Literal[STATUSES]  # the domain's list, as an enum in the schema
 
+# A price string is plain digits: no exponent, sign, spaces or underscores that Decimal() would take,
+# and not zero. [0-9], not \d: Python's \d also matches other scripts' digits.
+PRICE_STRING = r"^(?=.*[1-9])[0-9]{1,10}(\.[0-9]{1,2})?$"
+_PRICE_STRING = re.compile(PRICE_STRING)
+
+
+def _plain_price_string(value: object) -> object:
+    if isinstance(value, str) and not _PRICE_STRING.match(value):
+        raise ValueError("must be a positive decimal like '1200.00': digits, at most 2 decimal places")
+    return value
+
+
 Price = Annotated[
     Decimal,
+    BeforeValidator(_plain_price_string),
     Field(gt=0, max_digits=12, decimal_places=2),
     AfterValidator(lambda value: value.quantize(CENT)),
     WithJsonSchema({"anyOf": [
         {"type": "number", "exclusiveMinimum": 0, "maximum": 9999999999.99, "multipleOf": 0.01},
-        {"type": "string", "pattern": r"^\d{1,10}(\.\d{1,2})?$", "examples": ["1200.00"]},
+        {"type": "string", "pattern": PRICE_STRING, "examples": ["1200.00"]},
     ]}, mode="validation"),
 ]
 Money = Annotated[

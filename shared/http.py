@@ -1,16 +1,19 @@
 """Request parsing and response rendering shared by both services' handlers."""
 
+import asyncio
 from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from shared.problems import BadRequest, NotFound, UnsupportedMediaType, ValidationFailed
+from shared.problems import BadRequest, NotFound, RequestTimeout, UnsupportedMediaType, ValidationFailed
 
 Model = TypeVar("Model", bound=BaseModel)
 
 MAX_INT_ID = 2**31 - 1  # ids are PostgreSQL `integer`s
+# A client that sends its headers and then stalls on the body holds a handler until this runs out.
+BODY_READ_TIMEOUT = 10.0
 
 
 def json_response(data: Any, status: int = 200, headers: dict | None = None) -> web.Response:
@@ -40,7 +43,13 @@ async def parse_json(request: web.Request, model: type[Model]) -> Model:
     """Validate the body against `model`: 415 if not JSON, 400 if malformed, 422 naming each bad field."""
     if not _is_json(request.content_type):
         raise UnsupportedMediaType("Send the body as application/json.")
-    body = await request.read()  # aiohttp answers 413 past client_max_size (1 MiB)
+    if request.content_length is not None and request.content_length > request.client_max_size:
+        raise web.HTTPRequestEntityTooLarge(request.client_max_size, request.content_length)  # before reading it
+    try:
+        async with asyncio.timeout(BODY_READ_TIMEOUT):
+            body = await request.read()  # aiohttp answers 413 past client_max_size (1 MiB)
+    except TimeoutError:
+        raise RequestTimeout(f"The request body did not arrive within {BODY_READ_TIMEOUT:g} s.") from None
     if not body.strip():
         raise BadRequest("The request body is empty; a JSON object is expected.")
     try:

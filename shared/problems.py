@@ -36,6 +36,10 @@ class Conflict(AppError):
     status, title = 409, "Conflict"
 
 
+class RequestTimeout(AppError):
+    status, title = 408, "Request Timeout"
+
+
 class UnsupportedMediaType(AppError):
     status, title = 415, "Unsupported Media Type"
 
@@ -92,6 +96,8 @@ def _http_exception_problem(exc: web.HTTPException) -> web.Response:
     for name in ("Allow", "Location"):
         if name in exc.headers:
             response.headers[name] = exc.headers[name]
+    if exc.status == 413:
+        response.force_close()  # the rest of a too-large body is not worth reading to keep the connection
     return response
 
 

@@ -21,6 +21,14 @@ def _email_length(value: str) -> str:
 Text200 = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_no_nul)
 ]
-Email = Annotated[EmailStr, AfterValidator(_email_length)]
+Email = Annotated[
+    EmailStr,
+    AfterValidator(_email_length),
+    Field(json_schema_extra={
+        "maxLength": 254,
+        "description": "A deliverable-looking address; special-use domains (.test, .local, .invalid, "
+                       ".localhost, .onion, .arpa) are rejected.",
+    }),
+]
 # JSON booleans and strings are not numbers here: strict, unlike pydantic's lax default.
 Id = Annotated[int, Field(strict=True, ge=1, le=2**31 - 1)]
