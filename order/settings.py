@@ -11,7 +11,8 @@ class OrderSettings(SharedSettings):
     customer_service_timeout: float = Field(2.0, gt=0, validation_alias="CUSTOMER_SERVICE_TIMEOUT")
     # The relay also sweeps on this timer, in case a wake-up signal was missed.
     outbox_sweep_interval: float = Field(1.0, gt=0, validation_alias="OUTBOX_SWEEP_INTERVAL")
-    outbox_batch_size: int = Field(200, ge=1, le=5000, validation_alias="OUTBOX_BATCH_SIZE")
+    # Small enough that publishing a backlog never holds the event loop (and HTTP) for long.
+    outbox_batch_size: int = Field(100, ge=1, le=5000, validation_alias="OUTBOX_BATCH_SIZE")
     # Sent outbox rows and idempotency keys are purged after these many hours.
     outbox_retention_hours: float = Field(24.0, gt=0, validation_alias="OUTBOX_RETENTION_HOURS")
     idempotency_retention_hours: float = Field(24.0, ge=24, validation_alias="IDEMPOTENCY_RETENTION_HOURS")

@@ -23,7 +23,7 @@ CONNECT_TIMEOUT = 5.0
 PERSISTENT = 2
 
 
-def backoff_delay(attempt: int, base: float = 0.2, cap: float = 10.0) -> float:
+def backoff_delay(attempt: int, base: float = 0.2, cap: float = 5.0) -> float:
     """Capped exponential backoff with full jitter in its upper half."""
     return min(cap, base * 2**attempt) * random.uniform(0.5, 1.0)
 

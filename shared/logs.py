@@ -49,3 +49,5 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     logging.getLogger("aiohttp.access").disabled = True
     for noisy in ("tortoise", "aiormq", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # aiormq logs every refused reconnect at ERROR; BrokerLink already reports those as warnings.
+    logging.getLogger("aiormq.connection").setLevel(logging.CRITICAL)

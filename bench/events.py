@@ -1,0 +1,124 @@
+"""Event throughput of our system: how fast the outbox relay publishes and the consumer applies.
+
+    .venv/bin/python bench/events.py [--events N] [--workers W]
+
+1. Relay: N orders and their outbox rows are committed at once, straight into the order database;
+   the time until the outbox is empty gives the relay's events/s (publish with confirms + mark sent).
+2. Consumer: N `order.created` events are published straight to the exchange (confirms pipelined);
+   the time until `orders_count` reached N gives the consumer's events/s (apply once + ack).
+Uses the bench's databases, names and ports (bench/systems.py); not part of `make test`.
+"""
+
+import argparse
+import asyncio
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import aiormq
+import asyncpg
+from pamqp.commands import Basic
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.systems import AMQP_URL, Ours
+from shared.events import OrderEvent, OrderEventData
+
+POLL = 0.005
+
+
+def event_body(order_id: int, customer_id: int) -> str:
+    return OrderEvent(
+        event_id=uuid.uuid4(), event_type="order.created", occurred_at=datetime.now(UTC),
+        data=OrderEventData(order_id=order_id, customer_id=customer_id, product_name="Bench", quantity=1,
+                            price="1.00", status="created"),
+    ).model_dump_json(exclude_none=True)
+
+
+async def wait_until(check, timeout: float = 120.0) -> float:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the events did not all arrive in time")
+        await asyncio.sleep(POLL)
+    return time.monotonic()
+
+
+async def relay_rate(system: Ours, customer_id: int, n: int) -> float:
+    orders = await asyncpg.connect(system.database_url(system.databases[1]))
+    try:
+        async with orders.transaction():
+            ids = [row[0] for row in await orders.fetch(
+                "INSERT INTO orders (customer_id, product_name, quantity, price, status, created_at, updated_at) "
+                "SELECT $1, 'Bench', 1, 1.00, 'created', now(), now() FROM generate_series(1, $2) RETURNING id",
+                customer_id, n)]
+            await orders.executemany(
+                "INSERT INTO outbox (event_id, event_type, order_id, payload, request_id, created_at, attempts) "
+                "VALUES ($1, 'order.created', $2, $3, 'bench', now(), 0)",
+                [(uuid.uuid4(), order_id, event_body(order_id, customer_id)) for order_id in ids])
+        started = time.monotonic()  # committed: the trigger's NOTIFY wakes the relay now
+
+        async def drained() -> bool:
+            return not await orders.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+
+        return n / (await wait_until(drained) - started)
+    finally:
+        await orders.close()
+
+
+async def consumer_rate(system: Ours, customer_id: int, n: int, already: int) -> float:
+    connection = await aiormq.connect(AMQP_URL)
+    customers = await asyncpg.connect(system.database_url(system.databases[0]))
+    try:
+        channel = await connection.channel()
+        properties = Basic.Properties(delivery_mode=2, content_type="application/json")
+        bodies = [event_body(10_000_000 + i, customer_id).encode() for i in range(n)]
+        started = time.monotonic()
+        for chunk in range(0, n, 500):
+            await asyncio.gather(*(channel.basic_publish(body, exchange=system.exchange, routing_key="order.created",
+                                                         properties=properties)
+                                   for body in bodies[chunk:chunk + 500]))
+
+        async def applied() -> bool:
+            count = await customers.fetchval("SELECT orders_count FROM customers WHERE id = $1", customer_id)
+            return count >= already + n
+
+        return n / (await wait_until(applied) - started)
+    finally:
+        await customers.close()
+        await connection.close()
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    system = Ours(args.workers)
+    await system.reset()
+    async with aiohttp.ClientSession() as http:
+        await system.start()
+        try:
+            await system.wait_ready(http)
+            async with http.post(f"{system.customer_url}/customers",
+                                 json={"customer": {"name": "Bench", "address": "Here"}}) as response:
+                customer_id = (await response.json())["id"]
+            relay = await relay_rate(system, customer_id, args.events)
+            async def counted() -> bool:
+                async with http.get(f"{system.customer_url}/customers/{customer_id}") as response:
+                    return (await response.json())["orders_count"] == args.events
+            await wait_until(counted)
+            consumer = await consumer_rate(system, customer_id, args.events, args.events)
+        finally:
+            await system.stop()
+    print(f"{args.events} events, {args.workers} worker(s) per service")
+    print(f"outbox relay: {relay:,.0f} events/s (publish with confirms, mark sent)")
+    print(f"consumer:     {consumer:,.0f} events/s (apply exactly once, ack)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
