@@ -27,6 +27,8 @@ from shared.request_id import request_id_var
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "outbox"
+MAX_BATCHES_IN_FLIGHT = 4  # each holds a pooled connection while it waits for the broker
+SHUTDOWN_GRACE = 5.0
 PURGE_EVERY = timedelta(minutes=5)
 
 CLAIM_BATCH = """
@@ -48,42 +50,55 @@ class OutboxRelay:
         self.link = link
         self._wakeup = asyncio.Event()
         self._last_purge = self._last_gauges = float("-inf")
+        self._failures = 0
 
     def wake(self) -> None:
         """Called after a commit that wrote outbox rows (in this process)."""
         self._wakeup.set()
 
     async def run(self) -> None:
+        """Start a batch on every wake-up, with up to MAX_BATCHES_IN_FLIGHT awaiting their confirms at once.
+
+        A broker confirm takes tens of milliseconds (a quorum queue commits it to its log); publishing
+        one batch at a time would cap the relay at a batch per confirm round trip, below what the API
+        accepts. Batches in flight hold their rows locked, so each claims different rows.
+        """
         listener = asyncio.create_task(self._listen(), name="outbox notify listener")
+        batches: set[asyncio.Task] = set()
         try:
-            attempt = 0
             while True:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.settings.outbox_sweep_interval):
                         await self._wakeup.wait()
                 self._wakeup.clear()
-                try:
-                    await self.drain()
-                    await self.housekeeping()
-                    attempt = 0
-                except Exception as exc:
-                    log.warning("outbox relay: publishing failed, will retry (%s: %s)", type(exc).__name__, exc)
-                    await asyncio.sleep(backoff_delay(attempt))
-                    attempt += 1
-                    self._wakeup.set()
+                if len(batches) >= MAX_BATCHES_IN_FLIGHT:
+                    await asyncio.wait(batches, return_when=asyncio.FIRST_COMPLETED)
+                if self.link.is_up:
+                    batch = asyncio.create_task(self._batch(self.link.channel), name="outbox batch")
+                    batches.add(batch)
+                    batch.add_done_callback(batches.discard)
+                await self.housekeeping()
         finally:
             listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            if batches:  # on shutdown, let the batches in flight get their confirms and commit
+                await asyncio.wait(batches, timeout=SHUTDOWN_GRACE)
+            for task in (*batches, listener):
+                task.cancel()
+            await asyncio.gather(*batches, listener, return_exceptions=True)
 
-    async def drain(self) -> None:
-        """Publish batch after batch while they come back full.
-
-        A short batch means nothing else was claimable just now; what commits later wakes the relay
-        again, and an event held back behind its order's earlier one goes out on the next wake or sweep.
-        """
-        while self.link.is_up and await self.publish_batch(self.link.channel) == self.settings.outbox_batch_size:
-            pass
+    async def _batch(self, channel: AbstractChannel) -> None:
+        try:
+            claimed = await self.publish_batch(channel)
+        except Exception as exc:
+            log.warning("outbox relay: publishing failed, will retry (%s: %s)", type(exc).__name__, exc)
+            await asyncio.sleep(backoff_delay(self._failures))
+            self._failures += 1
+            self.wake()
+            return
+        self._failures = 0
+        if claimed:
+            # Maybe more: a full batch left rows behind, or an event waited for its order's earlier one.
+            self.wake()
 
     async def publish_batch(self, channel: AbstractChannel) -> int:
         """Claim, publish and mark one batch; returns how many rows it claimed."""
@@ -126,6 +141,12 @@ class OutboxRelay:
 
     async def housekeeping(self) -> None:
         """Backlog gauges about once a sweep interval; purge old sent rows and expired keys now and then."""
+        try:
+            await self._housekeeping()
+        except Exception as exc:  # the database is away: the gauges and the purge can wait
+            log.warning("outbox housekeeping skipped (%s: %s)", type(exc).__name__, exc)
+
+    async def _housekeeping(self) -> None:
         loop_time = asyncio.get_running_loop().time()
         if loop_time - self._last_gauges < self.settings.outbox_sweep_interval:
             return
