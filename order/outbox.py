@@ -125,6 +125,8 @@ class OutboxRelay:
 
     async def _publish(self, channel: AbstractChannel, row) -> bool:
         request_id_var.set(row["request_id"])
+        # wait=False: don't hold the channel's lock until the frames are written (one loop turn per
+        # message, serialising the batch); the broker's confirm below is what makes it safe.
         confirmation = await channel.basic_publish(
             row["payload"].encode(),
             exchange=self.settings.events_exchange,
@@ -136,6 +138,7 @@ class OutboxRelay:
                 message_type=row["event_type"],
                 headers={"x-request-id": row["request_id"]},
             ),
+            wait=False,
         )
         return isinstance(confirmation, Basic.Ack)
 
