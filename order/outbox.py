@@ -96,8 +96,9 @@ class OutboxRelay:
             self.wake()
             return
         self._failures = 0
-        if claimed:
-            # Maybe more: a full batch left rows behind, or an event waited for its order's earlier one.
+        if claimed == self.settings.outbox_batch_size:
+            # A full batch likely left rows behind. (An event that waited for its order's earlier event
+            # in the same batch goes out with the next wake-up, or the sweep at the latest.)
             self.wake()
 
     async def publish_batch(self, channel: AbstractChannel) -> int:
