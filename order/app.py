@@ -10,10 +10,11 @@ from aiohttp import web
 
 from order.customer_client import CustomerClient
 from order.db_config import order_orm_config
-from order.keys import CUSTOMERS, RELAY, SETTINGS
+from order.keys import CUSTOMERS, ORDER_IDS, RELAY, SETTINGS
 from order.openapi import openapi_spec
 from order.outbox import OutboxRelay
 from order.routes import routes
+from order.service import OrderIds
 from order.settings import OrderSettings
 from shared.amqp import BROKER, BrokerLink, declare_topology
 from shared.db import orm_middleware, start_orm_task, tortoise_ctx
@@ -49,6 +50,7 @@ async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
 async def create_app(settings: OrderSettings | None = None) -> web.Application:
     app = web.Application(middlewares=[*common_middlewares(), orm_middleware])
     app[SETTINGS] = settings or OrderSettings()
+    app[ORDER_IDS] = OrderIds()
     app[READINESS_CHECKS] = {"database": database_is_up, "broker": broker_is_up}
     app.cleanup_ctx.extend([tortoise_ctx(order_orm_config(app[SETTINGS].database_url)), customer_client_ctx, relay_ctx])
     app.add_routes(routes)

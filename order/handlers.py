@@ -2,7 +2,7 @@ import orjson
 from aiohttp import web
 
 from order import idempotency, service
-from order.keys import CUSTOMERS, RELAY
+from order.keys import CUSTOMERS, ORDER_IDS, RELAY
 from order.schemas import (
     ChangeStatusBody,
     CreateOrderBody,
@@ -19,7 +19,8 @@ async def create_order(request: web.Request) -> web.Response:
     key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
     body = await parse_json(request, CreateOrderBody)
     status, data = await service.place_order(
-        request.app[CUSTOMERS], body.order, current_request_id(), request.app[RELAY].wake, idempotency_key=key
+        request.app[CUSTOMERS], request.app[ORDER_IDS], body.order, current_request_id(), request.app[RELAY].wake,
+        idempotency_key=key,
     )
     if isinstance(data, bytes):  # a replay: the first response, byte for byte
         location = request.app.router["order"].url_for(id=str(_replayed_id(data)))

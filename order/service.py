@@ -1,6 +1,8 @@
 """Order rules and transactions. An order and its events always commit together (the outbox)."""
 
+import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
 
 from tortoise.connection import get_connection
@@ -25,8 +27,31 @@ class OrderNotFound(NotFound):
         super().__init__(f"Order {order_id} does not exist.")
 
 
+class OrderIds:
+    """Order ids from the sequence, a block at a time (as Hibernate's pooled optimizer does): one round
+    trip per block instead of one per order. Ids stay unique; with several workers they interleave,
+    which is why lists sort by creation time first."""
+
+    BLOCK = 20
+
+    def __init__(self) -> None:
+        self._ids: deque[int] = deque()
+        self._refill = asyncio.Lock()
+
+    async def next(self) -> int:
+        while not self._ids:
+            async with self._refill:
+                if not self._ids:
+                    _, rows = await get_connection(APP).execute_query(
+                        "SELECT nextval(pg_get_serial_sequence('orders', 'id')) FROM generate_series(1, $1)",
+                        [self.BLOCK],
+                    )
+                    self._ids.extend(row[0] for row in rows)
+        return self._ids.popleft()
+
+
 async def place_order(
-    customers: CustomerClient, data: OrderIn, request_id: str, wake_relay: WakeRelay,
+    customers: CustomerClient, order_ids: OrderIds, data: OrderIn, request_id: str, wake_relay: WakeRelay,
     idempotency_key: str | None = None,
 ) -> tuple[int, dict | bytes]:
     """Validate the customer, then store the order, its event and the key's response atomically.
@@ -39,7 +64,7 @@ async def place_order(
             return replay.status, replay.body
     try:
         customer = await customers.get_customer(data.customer_id, request_id)
-        order = Order(id=await _next_order_id(), **data.model_dump(), created_at=now())
+        order = Order(id=await order_ids.next(), **data.model_dump(), created_at=now())
         order.updated_at = order.created_at
         event = events.order_created(order, request_id)
         body = render_created_order(order, customer)
@@ -69,12 +94,6 @@ WITH new_order AS (
 )
 UPDATE idempotency_keys SET status_code = 201, response = $13 WHERE key = $12
 """
-
-
-async def _next_order_id() -> int:
-    """The id first, so the event and the response can be built before the single insert."""
-    _, rows = await get_connection(APP).execute_query("SELECT nextval(pg_get_serial_sequence('orders', 'id'))")
-    return rows[0][0]
 
 
 async def get_order(order_id: int) -> Order:
