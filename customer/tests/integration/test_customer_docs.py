@@ -1,4 +1,4 @@
-"""The customer service documents every route it has, from the models that validate its requests."""
+"""The customer service's OpenAPI schemas accept and reject the bodies its models do."""
 
 import pytest
 

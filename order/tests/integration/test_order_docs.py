@@ -1,4 +1,4 @@
-"""The order service documents every route it has, from the models that validate its requests."""
+"""The order service's OpenAPI schemas accept and reject the bodies its models do; money is a string."""
 
 import pytest
 
