@@ -4,7 +4,7 @@ from shared.settings import SharedSettings
 
 
 class OrderSettings(SharedSettings):
-    database_url: str = Field("postgres://postgres@127.0.0.1:5432/orders", validation_alias="ORDER_DATABASE_URL")
+    database_url: str = Field("postgres://order_service@127.0.0.1:5432/orders", validation_alias="ORDER_DATABASE_URL")
     port: int = Field(3001, validation_alias="ORDER_PORT")
     customer_service_url: str = Field("http://127.0.0.1:3000", validation_alias="CUSTOMER_SERVICE_URL")
     # Total time allowed for one call to the customer service, connect included.

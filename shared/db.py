@@ -110,17 +110,49 @@ def database_name(db_url: str) -> str:
     return urlsplit(db_url).path.lstrip("/")
 
 
-async def create_database_if_missing(db_url: str) -> bool:
-    """Create the URL's database through the server's `postgres` database; True if it was created."""
-    name = database_name(db_url)
-    conn = await asyncpg.connect(asyncpg_dsn(with_database(db_url, "postgres")), timeout=5)
+def admin_url_for(db_url: str) -> str:
+    """The default admin URL: the same server as the service's, as `postgres`, in the `postgres` database."""
+    parts = urlsplit(db_url)
+    return urlunsplit((parts.scheme, f"postgres@{parts.netloc.rsplit('@', 1)[-1]}", "/postgres", "", ""))
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def ensure_database(db_url: str, admin_url: str | None = None) -> list[str]:
+    """Make the URL's role and database exist, the role owning the database; returns what it created.
+
+    Each service owns only its database, as a role with no other rights (least privilege); only
+    creating them needs the admin (superuser) URL. When the service's URL already connects, nothing
+    is done, so an operator may create both by hand and never hand out an admin URL.
+    """
     try:
-        if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            return False
-        await conn.execute(f'CREATE DATABASE "{name}"')
-        return True
+        await (await asyncpg.connect(asyncpg_dsn(db_url), timeout=5)).close()
+        return []
+    except (asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecificationError):
+        pass  # the database or the role is missing
+    parts = urlsplit(db_url)
+    role, password = parts.username or "postgres", parts.password
+    name = database_name(db_url)
+    created = []
+    admin = await asyncpg.connect(asyncpg_dsn(admin_url or admin_url_for(db_url)), timeout=5)
+    try:
+        if not await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
+            login = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"
+            if password:
+                secret = await admin.fetchval("SELECT quote_literal($1)", password)
+                login += f" PASSWORD {secret}"
+            await admin.execute(f"CREATE ROLE {_quote_ident(role)} {login}")
+            created.append(f"role {role}")
+        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await admin.execute(f"CREATE DATABASE {_quote_ident(name)} OWNER {_quote_ident(role)}")
+            # Only its owner (and superusers) may connect: another service's role cannot.
+            await admin.execute(f"REVOKE ALL ON DATABASE {_quote_ident(name)} FROM PUBLIC")
+            created.append(f"database {name}")
     finally:
-        await conn.close()
+        await admin.close()
+    return created
 
 
 async def drop_database(db_url: str) -> None:

@@ -21,7 +21,7 @@ import asyncpg
 from aerich import Command
 from tortoise import Tortoise
 
-from shared.db import asyncpg_dsn, create_database_if_missing
+from shared.db import asyncpg_dsn, ensure_database
 from shared.logs import configure_logging
 from shared.settings import SharedSettings
 
@@ -41,9 +41,9 @@ class ServiceDb:
         return int.from_bytes(f"migrate:{self.app}".encode()[:8].ljust(8, b"\0"), "big", signed=True)
 
 
-async def migrate(service: ServiceDb, db_url: str) -> list[str]:
-    if await create_database_if_missing(db_url):
-        log.info("created database for %s", service.app)
+async def migrate(service: ServiceDb, db_url: str, admin_url: str | None = None) -> list[str]:
+    for created in await ensure_database(db_url, admin_url):
+        print(f"{service.app}: created {created}")
     # Several instances may start at once: concurrent aerich upgrades race, so take turns.
     lock_conn = await asyncpg.connect(asyncpg_dsn(db_url), timeout=5)
     try:
@@ -104,7 +104,7 @@ def main(service: ServiceDb, argv: list[str] | None = None) -> int:
 
     async def run() -> int:
         if args.command in ("migrate", "prepare"):
-            applied = await migrate(service, db_url)
+            applied = await migrate(service, db_url, SharedSettings().postgres_admin_url)
             print(f"{service.app}: applied {len(applied)} migration(s) {applied or ''}".rstrip())
         if args.command in ("seed", "prepare"):
             print(f"{service.app}: seeded {await seed(service, db_url)} new row(s)")

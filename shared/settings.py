@@ -10,6 +10,9 @@ class SharedSettings(BaseSettings):
 
     amqp_url: str = Field("amqp://guest:guest@127.0.0.1:5672/", validation_alias="AMQP_URL")
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+    # Used only by `manage migrate/prepare` to create a service's role and database when they are
+    # missing; by default the service URL's server as `postgres`. Never needed by a running service.
+    postgres_admin_url: str | None = Field(None, validation_alias="POSTGRES_ADMIN_URL")
     # Event topology; tests give each run its own names so they never touch the run topology.
     events_exchange: str = Field("orders", validation_alias="EVENTS_EXCHANGE")
     orders_queue: str = Field("customer.orders", validation_alias="CUSTOMER_ORDERS_QUEUE")

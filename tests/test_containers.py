@@ -312,7 +312,12 @@ def test_service_urls_point_at_the_services_it_waits_for(services, name):
         assert url.port in container_ports(services[url.hostname]), url.geturl()
         if url.scheme.startswith("postgres"):
             pg_env = environment(services[url.hostname])
-            assert url.username == pg_env.get("POSTGRES_USER", "postgres")
+            superuser = pg_env.get("POSTGRES_USER", "postgres")
+            if url.path == "/postgres":  # POSTGRES_ADMIN_URL: creates the service's role and database
+                assert url.username == superuser
+            else:  # the service itself runs as its own role, as its settings' default does
+                default = urlsplit(SETTINGS[name].model_fields["database_url"].default)
+                assert url.username == default.username != superuser
             if url.password is None:
                 assert pg_env.get("POSTGRES_HOST_AUTH_METHOD") == "trust", "no password in the URL, none trusted"
             else:

@@ -13,7 +13,7 @@ import asyncpg
 
 from customer.settings import CustomerSettings
 from order.settings import OrderSettings
-from shared.db import asyncpg_dsn, with_database
+from shared.db import asyncpg_dsn
 from shared.settings import SharedSettings
 
 TIMEOUT = 3.0
@@ -35,9 +35,10 @@ def redact(url: str) -> str:
 
 async def postgres_problem(db_url: str) -> str | None:
     try:
-        # The server's own database: the service database may not exist yet (migrate creates it).
-        conn = await asyncpg.connect(asyncpg_dsn(with_database(db_url, "postgres")), timeout=TIMEOUT)
+        conn = await asyncpg.connect(asyncpg_dsn(db_url), timeout=TIMEOUT)
         await conn.close()
+    except (asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecificationError):
+        return None  # the server answers; the role or database is missing, and `prepare` creates them
     except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
