@@ -2,17 +2,18 @@
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
 from conftest import broker_connected, make_settings
 from order.app import create_app as create_order_app
 from order.keys import RELAY
-from order.models import OutboxEvent
+from order.models import IdempotencyKey, OutboxEvent
 from order.settings import OrderSettings
 from shared.db import ORM
 from shared.testing.api import create_customer, get_json
-from shared.testing.plugin import AMQP_URL, eventually
+from shared.testing.plugin import AMQP_URL, eventually, unique
 
 
 def order_body(customer_id: int) -> dict:
@@ -170,3 +171,26 @@ async def test_the_relay_resumes_after_the_broker_restarts_without_a_service_res
     await eventually(lambda: assert_count(customer_api, customer["id"], 1), timeout=15)
     assert link.is_up
     assert AMQP_URL  # the shared broker itself was never touched
+
+
+async def test_housekeeping_purges_old_sent_events_and_expired_keys_only(order_client, customer_api):
+    customer = await create_customer(customer_api)
+    old, fresh = await place(order_client, customer["id"]), await place(order_client, customer["id"])
+    relay = order_client.app[RELAY]
+    with order_client.app[ORM]:
+        await eventually(lambda: _all_sent(old["id"]))
+        await eventually(lambda: _all_sent(fresh["id"]))
+        long_ago = datetime.now(UTC) - timedelta(hours=25)
+        await OutboxEvent.filter(order_id=old["id"]).update(sent_at=long_ago)
+        stale, kept = unique("stale-key"), unique("kept-key")
+        await IdempotencyKey.create(key=stale, fingerprint="x", status_code=201, response="{}")
+        await IdempotencyKey.filter(key=stale).update(created_at=long_ago)
+        await IdempotencyKey.create(key=kept, fingerprint="x", status_code=201, response="{}")
+
+        relay._last_purge = relay._last_gauges = float("-inf")  # due now, not in five minutes
+        await relay.housekeeping()
+
+        assert not await OutboxEvent.filter(order_id=old["id"]).exists()
+        assert await OutboxEvent.filter(order_id=fresh["id"]).exists()
+        assert not await IdempotencyKey.exists(key=stale)
+        assert await IdempotencyKey.exists(key=kept)
