@@ -2,7 +2,8 @@
 
     python -m customer.ops dead-letters [--limit N]         list dead letters with their reasons (leaves them)
     python -m customer.ops replay-dead-letters [--limit N]  send dead letters back through the exchange, after a fix
-    python -m customer.ops reconcile [--customer ID ...]    compare orders_count with the order service; exit 1 on drift
+    python -m customer.ops reconcile [--customer ID ...]    compare orders_count with the order service; exit 1 on
+                                                            drift, 2 when the order service does not answer
 """
 
 import argparse
@@ -95,7 +96,12 @@ async def reconcile(settings: CustomerSettings, order_service_url: str, customer
                 response.raise_for_status()
                 return (await response.json())["total"]
 
-        totals = await asyncio.gather(*(held(row["id"]) for row in customers))
+        try:
+            totals = await asyncio.gather(*(held(row["id"]) for row in customers))
+        except aiohttp.ClientError as exc:
+            print(f"the order service at {order_service_url} did not answer ({exc}); nothing was checked",
+                  file=sys.stderr)
+            return 2
     for row, total in zip(customers, totals, strict=True):
         if row["orders_count"] != total:
             drift += 1
