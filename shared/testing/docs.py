@@ -4,6 +4,7 @@ import re
 
 from aiohttp import web
 from jsonschema import Draft202012Validator
+from pydantic import BaseModel
 
 
 def routed(app: web.Application) -> set[tuple[str, str]]:
@@ -32,3 +33,14 @@ def schema_validator(spec: dict, component: str) -> Draft202012Validator:
     """A validator for one of the spec's component schemas, its `$ref`s resolved inside the spec."""
     schema = {"$ref": f"#/components/schemas/{component}", "components": spec["components"]}
     return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def assert_spec_and_model_agree(spec: dict, component: str, model: type[BaseModel], body: object, valid: bool) -> None:
+    """The document's schema and the pydantic model both accept `body`, or both reject it."""
+    assert schema_validator(spec, component).is_valid(body) is valid
+    try:
+        model.model_validate(body)
+        model_accepts = True
+    except ValueError:
+        model_accepts = False
+    assert model_accepts is valid
