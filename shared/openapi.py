@@ -139,8 +139,8 @@ def build_spec(title: str, description: str, operations: list[Operation]) -> dic
             "parameters": {
                 "RequestId": {
                     "name": REQUEST_ID_HEADER, "in": "header", "required": False, "schema": {"type": "string"},
-                    "description": "Echoed in the response and logs if it is 1-128 characters of "
-                                   "`A-Za-z0-9._:-`; otherwise a new id is made up.",
+                    "description": "Echoed in the response and logs if it is 1-128 visible ASCII characters "
+                                   "(no spaces); otherwise a new id is made up.",
                 },
             },
             "headers": {

@@ -9,8 +9,8 @@ from aiohttp import web
 HEADER = "X-Request-ID"
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
-# A client's id is echoed into headers and logs, so only a short, plain token is accepted.
-_ACCEPTABLE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+# A client's id is echoed into headers and logs: any visible ASCII, no spaces or control characters.
+_ACCEPTABLE = re.compile(r"^[\x21-\x7e]{1,128}$")  # outbox.request_id holds 128
 
 
 def new_request_id() -> str:

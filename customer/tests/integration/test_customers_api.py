@@ -133,3 +133,10 @@ async def test_concurrent_creates_with_one_email_store_one_customer(customer_cli
     body = {"customer": {"name": "Racer", "address": "Track", "email": email}}
     responses = await asyncio.gather(*(customer_client.post("/customers", json=body) for _ in range(5)))
     assert sorted(r.status for r in responses) == [201, 409, 409, 409, 409]
+
+
+@pytest.mark.parametrize("sent, echoed", [("{3f2a-UUID}", True), ("a" * 128, True), ("a" * 129, False),
+                                          ("two words", False), ("caf\u00e9", False)])
+async def test_a_request_id_is_echoed_when_it_is_visible_ascii(customer_client, sent, echoed):
+    response = await customer_client.get("/health", headers={"X-Request-ID": sent})
+    assert (response.headers["X-Request-ID"] == sent) is echoed

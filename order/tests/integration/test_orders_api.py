@@ -1,6 +1,7 @@
 import asyncio
 from decimal import Decimal
 
+import orjson
 import pytest
 
 from order.models import OutboxEvent
@@ -175,3 +176,18 @@ async def test_request_id_reaches_the_customer_service(order_client, customer_ap
     stamped = [r for r in request_logs.records if getattr(r, "request_id", None) == "trace-77"]
     assert any(r.name == "access" and r.getMessage().startswith("POST /orders") for r in stamped)
     assert any(r.name == "access" and f"/customers/{customer['id']}" in r.getMessage() for r in stamped)
+
+
+async def test_the_longest_accepted_request_id_travels_into_the_event(order_client, customer_api, event_tap):
+    customer = await create_customer(customer_api)
+    request_id = "r" * 128
+    response = await order_client.post("/orders", json=order_body(customer["id"]), headers={"X-Request-ID": request_id})
+    assert response.status == 201 and response.headers["X-Request-ID"] == request_id
+    order = await response.json()
+
+    async def published():
+        assert [m for m in event_tap.messages
+                if orjson.loads(m.body)["data"]["order_id"] == order["id"]
+                and m.header.properties.headers["x-request-id"] == request_id]
+
+    await eventually(published)
