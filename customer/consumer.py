@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from customer import service
 from customer.settings import CustomerSettings
-from shared.amqp import PERSISTENT, declare_topology
+from shared.amqp import PERSISTENT, declare_customer_queues
 from shared.events import ORDER_CREATED, OrderEvent
 from shared.metrics import EVENT_LAG_SECONDS, EVENTS_CONSUMED, EVENTS_DEAD_LETTERED, EVENTS_DUPLICATE, EVENTS_RETRIED
 from shared.request_id import request_id_var
@@ -50,7 +50,7 @@ class OrderCreatedConsumer:
 
     async def on_channel(self, channel: AbstractChannel) -> None:
         """BrokerLink runs this on every (re)connect."""
-        await declare_topology(channel, self.settings)
+        await declare_customer_queues(channel, self.settings)
         await channel.basic_qos(prefetch_count=self.settings.prefetch)
         await channel.basic_consume(self.settings.orders_queue, self.handle, no_ack=False)
 

@@ -16,7 +16,7 @@ from order.outbox import OutboxRelay
 from order.routes import routes
 from order.service import OrderIds
 from order.settings import OrderSettings
-from shared.amqp import BROKER, BrokerLink, declare_topology
+from shared.amqp import BROKER, BrokerLink, declare_events_exchange
 from shared.db import orm_middleware, start_orm_task, tortoise_ctx
 from shared.health import READINESS_CHECKS, broker_is_up, database_is_up
 from shared.openapi import add_docs_routes
@@ -35,7 +35,7 @@ async def customer_client_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    link = BrokerLink(settings.amqp_url, "outbox relay", lambda channel: declare_topology(channel, settings))
+    link = BrokerLink(settings.amqp_url, "outbox relay", lambda channel: declare_events_exchange(channel, settings))
     relay = OutboxRelay(settings, link)
     app[BROKER], app[RELAY] = link, relay
     tasks = [start_orm_task(app, link.run(), name="outbox relay broker link"),

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import asyncpg
 from aiormq.abc import AbstractChannel
+from aiormq.exceptions import PublishError
 from pamqp.commands import Basic
 from tortoise.connection import get_connection
 from tortoise.timezone import now
@@ -21,6 +22,7 @@ from order.models import IdempotencyKey, OutboxEvent
 from order.settings import OrderSettings
 from shared.amqp import PERSISTENT, BrokerLink, backoff_delay
 from shared.db import asyncpg_dsn, transaction
+from shared.events import ORDER_CREATED
 from shared.metrics import EVENTS_PUBLISHED, OUTBOX_OLDEST_SECONDS, OUTBOX_PENDING
 from shared.request_id import request_id_var
 
@@ -125,13 +127,24 @@ class OutboxRelay:
         return len(rows)
 
     async def _publish(self, channel: AbstractChannel, row) -> bool:
+        """True once the broker confirmed the event; False leaves it pending for a later batch."""
         request_id_var.set(row["request_id"])
+        try:
+            confirmation = await self._send(channel, row)
+        except PublishError:  # mandatory and no queue bound yet: keep it until the consumer's queue exists
+            log.warning("outbox relay: no queue takes %s yet; it stays pending", row["event_type"])
+            return False
+        return isinstance(confirmation, Basic.Ack)
+
+    def _send(self, channel: AbstractChannel, row):
         # wait=False: don't hold the channel's lock until the frames are written (one loop turn per
-        # message, serialising the batch); the broker's confirm below is what makes it safe.
-        confirmation = await channel.basic_publish(
+        # message, serialising the batch); the broker's confirm is what makes it safe.
+        return channel.basic_publish(
             row["payload"].encode(),
             exchange=self.settings.events_exchange,
             routing_key=row["event_type"],
+            # order.created must reach the customer service's queue; other events are for whoever listens.
+            mandatory=row["event_type"] == ORDER_CREATED,
             properties=Basic.Properties(
                 content_type="application/json",
                 delivery_mode=PERSISTENT,
@@ -141,7 +154,6 @@ class OutboxRelay:
             ),
             wait=False,
         )
-        return isinstance(confirmation, Basic.Ack)
 
     async def housekeeping(self) -> None:
         """Backlog gauges about once a sweep interval; purge old sent rows and expired keys now and then."""

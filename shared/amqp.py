@@ -113,14 +113,13 @@ async def declare_events_exchange(channel: AbstractChannel, settings: SharedSett
     await channel.exchange_declare(settings.events_exchange, exchange_type="topic", durable=True)
 
 
-async def declare_topology(channel: AbstractChannel, settings: SharedSettings) -> None:
+async def declare_customer_queues(channel: AbstractChannel, settings: SharedSettings) -> None:
     """The consumer's quorum queue, bound to order.created, with its dead-letter exchange and queue.
 
-    Both services declare all of it, so no event is dropped as unroutable when the order service
-    starts first.
-
     A quorum queue survives losing a node in a cluster, and its delivery limit makes
-    the broker itself dead-letter a message that keeps failing.
+    the broker itself dead-letter a message that keeps failing. The order service declares only
+    the exchange: it publishes order.created as mandatory, so an event that no queue takes yet
+    (the customer service has never started) stays in its outbox instead of being dropped.
     """
     await declare_events_exchange(channel, settings)
     await channel.exchange_declare(settings.dead_letter_exchange, exchange_type="fanout", durable=True)

@@ -7,7 +7,9 @@ checks, scrape targets and dashboard queries name things the services really hav
 """
 
 import asyncio
+import base64
 import functools
+import hashlib
 import importlib
 import inspect
 import json
@@ -497,3 +499,55 @@ def test_dashboard_uses_the_provisioned_datasource_and_is_provisioned(services):
     home = environment(services["grafana"]).get("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH")
     if home:
         assert (ROOT / "infra/grafana/dashboards" / posixpath.relpath(home, provider["options"]["path"])).is_file()
+
+
+# --- RabbitMQ users: each service gets only the rights its own calls need ---
+
+DEFINITIONS = json.loads((ROOT / "infra" / "rabbitmq" / "definitions.json").read_text())
+
+
+def broker_rights(user: str) -> dict[str, re.Pattern]:
+    [granted] = [p for p in DEFINITIONS["permissions"] if p["user"] == user and p["vhost"] == "/"]
+    return {right: re.compile(granted[right]) for right in ("configure", "write", "read")}
+
+
+def rabbit_password_matches(user: str, password: str) -> bool:
+    [entry] = [u for u in DEFINITIONS["users"] if u["name"] == user]
+    assert entry["hashing_algorithm"] == "rabbit_password_hashing_sha256"
+    raw = base64.b64decode(entry["password_hash"])
+    salt, digest = raw[:4], raw[4:]
+    return hashlib.sha256(salt + password.encode()).digest() == digest
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_each_service_uses_its_own_broker_user_defined_with_that_password(services, name):
+    url = urlsplit(environment(services[name])["AMQP_URL"])
+    assert url.username == f"{name}_service"
+    assert rabbit_password_matches(url.username, url.password)
+
+
+def test_the_broker_loads_the_definitions_compose_mounts(services):
+    mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in services["rabbitmq"]["volumes"]}
+    conf = (ROOT / mounts["/etc/rabbitmq/conf.d/20-definitions.conf"].removeprefix("./")).read_text()
+    assert "load_definitions = /etc/rabbitmq/definitions.json" in conf
+    assert mounts["/etc/rabbitmq/definitions.json"] == "./infra/rabbitmq/definitions.json"
+
+
+def test_the_customer_service_may_do_exactly_what_its_consumer_does():
+    settings, rights = CustomerSettings(), broker_rights("customer_service")
+    exchange, queue = settings.events_exchange, settings.orders_queue
+    dlx, dlq = settings.dead_letter_exchange, settings.dead_letter_queue
+    needed = {  # declare all four; bind (write queue, read exchange); consume; dead-letter (write dlx)
+        "configure": {exchange, dlx, queue, dlq}, "write": {queue, dlq, dlx}, "read": {exchange, dlx, queue},
+    }
+    for right, names in needed.items():
+        assert all(rights[right].match(n) for n in names), right
+    assert not rights["write"].match(exchange)  # it cannot publish order events itself
+
+
+def test_the_order_service_may_only_publish_to_the_orders_exchange():
+    settings, rights = OrderSettings(), broker_rights("order_service")
+    assert rights["configure"].match(settings.events_exchange) and rights["write"].match(settings.events_exchange)
+    for other in (settings.orders_queue, settings.dead_letter_queue, settings.dead_letter_exchange):
+        assert not any(pattern.match(other) for pattern in rights.values()), other
+    assert not rights["read"].match(settings.events_exchange)

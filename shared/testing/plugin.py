@@ -5,6 +5,7 @@ the end, so the suite never touches the run databases or the run topology.
 """
 
 import asyncio
+import contextlib
 import logging
 import os
 import subprocess
@@ -81,18 +82,24 @@ def test_run() -> TestRun:
     asyncio.run(_remove_run(run))
 
 
+@contextlib.asynccontextmanager
+async def aiormq_channel():
+    """A channel on the shared broker, closed afterwards."""
+    connection = await aiormq.connect(AMQP_URL)
+    try:
+        yield await connection.channel()
+    finally:
+        await connection.close()
+
+
 async def _remove_run(run: TestRun) -> None:
     for url in (run.customer_db, run.order_db):
         await drop_database(url)
-    connection = await aiormq.connect(AMQP_URL)
-    try:
-        channel = await connection.channel()
+    async with aiormq_channel() as channel:
         for queue in (run.queue, f"{run.queue}.dlq"):
             await channel.queue_delete(queue)
         for exchange in (run.exchange, f"{run.queue}.dlx"):
             await channel.exchange_delete(exchange)
-    finally:
-        await connection.close()
 
 
 @pytest.fixture
@@ -148,9 +155,8 @@ async def event_tap(test_run):
 @pytest.fixture
 async def broker(test_run):
     """A channel on the shared broker, for publishing raw messages and reading the dead-letter queue."""
-    connection = await aiormq.connect(AMQP_URL)
-    yield await connection.channel()
-    await connection.close()
+    async with aiormq_channel() as channel:
+        yield channel
 
 
 @pytest.fixture

@@ -7,13 +7,14 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from conftest import broker_connected, make_settings
+from customer.app import create_app as create_customer_app
 from order.app import create_app as create_order_app
 from order.keys import RELAY
 from order.models import IdempotencyKey, OutboxEvent
 from order.settings import OrderSettings
 from shared.db import ORM
 from shared.testing.api import create_customer, get_json
-from shared.testing.plugin import AMQP_URL, eventually, unique
+from shared.testing.plugin import AMQP_URL, aiormq_channel, eventually, unique
 
 
 def order_body(customer_id: int) -> dict:
@@ -194,3 +195,35 @@ async def test_housekeeping_purges_old_sent_events_and_expired_keys_only(order_c
         assert await OutboxEvent.filter(order_id=fresh["id"]).exists()
         assert not await IdempotencyKey.exists(key=stale)
         assert await IdempotencyKey.exists(key=kept)
+
+
+async def test_order_created_waits_in_the_outbox_until_the_customer_queue_exists(
+    aiohttp_client, aiohttp_server, test_run, customer_server, customer_api, customer_settings
+):
+    """The order service declares only the exchange; nothing is dropped before the consumer's queue exists."""
+    names = {"events_exchange": f"orders.lonely.{test_run.id}", "orders_queue": f"customer.lonely.{test_run.id}"}
+    settings = make_settings(OrderSettings, test_run, database_url=test_run.order_db,
+                             customer_service_url=str(customer_server.make_url(""))).model_copy(update=names)
+    client = await aiohttp_client(await create_order_app(settings))
+    await broker_connected(client.app)
+    customer = await create_customer(customer_api)
+    order = await place(client, customer["id"])
+
+    async def tried_and_pending():
+        with client.app[ORM]:
+            row = await OutboxEvent.get(order_id=order["id"])
+        assert row.sent_at is None and row.attempts >= 1
+
+    await eventually(tried_and_pending)
+
+    # The customer service comes up on these names: its queue appears and the event goes through.
+    consumer = await aiohttp_server(await create_customer_app(customer_settings.model_copy(update=names)))
+    await broker_connected(consumer.app)
+    try:
+        await eventually(lambda: assert_count(customer_api, customer["id"], 1), timeout=10)
+    finally:
+        async with aiormq_channel() as channel:
+            await channel.queue_delete(names["orders_queue"])
+            await channel.queue_delete(f"{names['orders_queue']}.dlq")
+            await channel.exchange_delete(f"{names['orders_queue']}.dlx")
+            await channel.exchange_delete(names["events_exchange"])
