@@ -5,7 +5,6 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import aiohttp
-import orjson
 from aiohttp import web
 
 from order.customer_client import CustomerClient
@@ -17,18 +16,13 @@ from order.routes import routes
 from order.service import OrderIds
 from order.settings import OrderSettings
 from shared.amqp import BROKER, BrokerLink, declare_events_exchange
-from shared.db import orm_middleware, start_orm_task, tortoise_ctx
-from shared.health import READINESS_CHECKS, broker_is_up, database_is_up
-from shared.openapi import add_docs_routes
-from shared.web import add_common_routes, common_middlewares
+from shared.db import start_orm_task
+from shared.web import service_app
 
 
 async def customer_client_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=30),
-        json_serialize=lambda data: orjson.dumps(data).decode(),
-    ) as session:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=30)) as session:
         app[CUSTOMERS] = CustomerClient(session, settings.customer_service_url, settings.customer_service_timeout)
         yield
 
@@ -48,12 +42,9 @@ async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def create_app(settings: OrderSettings | None = None) -> web.Application:
-    app = web.Application(middlewares=[*common_middlewares(), orm_middleware])
-    app[SETTINGS] = settings or OrderSettings()
+    settings = settings or OrderSettings()
+    app = service_app(order_orm_config(settings.database_url), routes, openapi_spec)
+    app[SETTINGS] = settings
     app[ORDER_IDS] = OrderIds()
-    app[READINESS_CHECKS] = {"database": database_is_up, "broker": broker_is_up}
-    app.cleanup_ctx.extend([tortoise_ctx(order_orm_config(app[SETTINGS].database_url)), customer_client_ctx, relay_ctx])
-    app.add_routes(routes)
-    add_common_routes(app)
-    add_docs_routes(app, openapi_spec)
+    app.cleanup_ctx.extend([customer_client_ctx, relay_ctx])
     return app

@@ -1,20 +1,26 @@
-"""What every service's aiohttp app has: the middleware stack and the operational routes."""
+"""What every service's aiohttp app has: the middleware stack, the ORM, and the operational routes."""
+
+from collections.abc import Callable, Iterable
 
 from aiohttp import web
 
+from shared.db import orm_middleware, tortoise_ctx
 from shared.health import health, ready
 from shared.metrics import metrics_handler
 from shared.observe import observe_middleware
+from shared.openapi import add_docs_routes
 from shared.problems import problem_middleware
 from shared.request_id import request_id_middleware
 
 
-def common_middlewares() -> list:
+def service_app(orm_config: dict, routes: Iterable[web.RouteDef], openapi_spec: Callable[[], dict]) -> web.Application:
+    """The app both services start from; each adds its settings and its own background work after the ORM."""
     # Outermost first: the id exists before anything logs; problems are rendered before they are counted.
-    return [request_id_middleware, observe_middleware, problem_middleware]
-
-
-def add_common_routes(app: web.Application) -> None:
+    app = web.Application(middlewares=[request_id_middleware, observe_middleware, problem_middleware, orm_middleware])
+    app.cleanup_ctx.append(tortoise_ctx(orm_config))  # first: what starts later may use the ORM
+    app.add_routes(routes)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics_handler)
+    add_docs_routes(app, openapi_spec)
+    return app
