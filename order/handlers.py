@@ -1,4 +1,3 @@
-import orjson
 from aiohttp import web
 
 from order import idempotency, service
@@ -11,26 +10,21 @@ from order.schemas import (
     render_order,
     render_order_row,
 )
-from shared.http import created, json_response, parse_json, parse_query, path_id
+from shared.http import json_response, parse_json, parse_query, path_id
 from shared.request_id import current_request_id
 
 
 async def create_order(request: web.Request) -> web.Response:
     key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
     body = await parse_json(request, CreateOrderBody)
-    status, data = await service.place_order(
+    placed = await service.place_order(
         request.app[CUSTOMERS], request.app[ORDER_IDS], body.order, current_request_id(), request.app[RELAY].wake,
         idempotency_key=key,
     )
-    if isinstance(data, bytes):  # a replay: the first response, byte for byte
-        location = request.app.router["order"].url_for(id=str(_replayed_id(data)))
-        return web.Response(body=data, status=status, content_type="application/json",
-                            headers={"Location": str(location), "Idempotent-Replayed": "true"})
-    return created(request, "order", data["id"], data)
-
-
-def _replayed_id(body: bytes) -> int:
-    return orjson.loads(body)["id"]
+    headers = {"Location": str(request.app.router["order"].url_for(id=str(placed.order_id)))}
+    if placed.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return web.Response(body=placed.body, status=placed.status, content_type="application/json", headers=headers)
 
 
 async def list_orders(request: web.Request) -> web.Response:

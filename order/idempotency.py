@@ -7,10 +7,8 @@ when the request fails, so a rejected request stores no key.
 
 import hashlib
 import logging
-from dataclasses import dataclass
 from datetime import timedelta
 
-import orjson
 from tortoise.exceptions import IntegrityError
 from tortoise.timezone import now
 
@@ -37,12 +35,6 @@ class KeyInFlight(Conflict):
                          field_error(HEADER, "request in progress"))
 
 
-@dataclass(frozen=True)
-class Replay:
-    status: int
-    body: bytes
-
-
 def parse_key(value: str | None) -> str | None:
     if value is None:
         return None
@@ -56,8 +48,8 @@ def fingerprint(canonical_body: str) -> str:
     return hashlib.sha256(canonical_body.encode()).hexdigest()
 
 
-async def claim(key: str, body_fingerprint: str) -> Replay | None:
-    """Claim the key for this request, or return the first request's response to replay."""
+async def claim(key: str, body_fingerprint: str) -> IdempotencyKey | None:
+    """Claim the key for this request, or return the first request's completed key to replay."""
     try:
         await IdempotencyKey.create(key=key, fingerprint=body_fingerprint)
         return None
@@ -69,18 +61,13 @@ async def claim(key: str, body_fingerprint: str) -> Replay | None:
     if existing.fingerprint != body_fingerprint:
         raise KeyReused()
     if existing.status_code is not None:
-        return Replay(existing.status_code, existing.response.encode())
+        return existing
     taken_over = await IdempotencyKey.filter(
         key=key, status_code=None, created_at=existing.created_at, created_at__lt=now() - ABANDONED_AFTER
     ).update(created_at=now())
     if not taken_over:
         raise KeyInFlight()
     return None
-
-
-def stored_response(body: dict) -> str:
-    """The first response as it is replayed, byte for byte."""
-    return orjson.dumps(body).decode()
 
 
 async def release(key: str) -> None:

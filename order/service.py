@@ -4,7 +4,9 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
+import orjson
 from tortoise.connection import get_connection
 from tortoise.timezone import now
 
@@ -50,28 +52,34 @@ class OrderIds:
         return self._ids.popleft()
 
 
+@dataclass(frozen=True)
+class PlacedOrder:
+    status: int
+    order_id: int
+    body: bytes  # the response, byte for byte what a replay of its Idempotency-Key returns
+    replayed: bool = False
+
+
 async def place_order(
     customers: CustomerClient, order_ids: OrderIds, data: OrderIn, request_id: str, wake_relay: WakeRelay,
     idempotency_key: str | None = None,
-) -> tuple[int, dict | bytes]:
-    """Validate the customer, then store the order, its event and the key's response atomically.
-
-    Returns the status and the body: a dict for a new order, the stored bytes for a replay.
-    """
+) -> PlacedOrder:
+    """Validate the customer, then store the order, its event and the key's response atomically."""
     if idempotency_key is not None:
-        replay = await idempotency.claim(idempotency_key, idempotency.fingerprint(data.model_dump_json()))
-        if replay is not None:
-            return replay.status, replay.body
+        done = await idempotency.claim(idempotency_key, idempotency.fingerprint(data.model_dump_json()))
+        if done is not None:
+            body = done.response.encode()
+            return PlacedOrder(done.status_code, orjson.loads(body)["id"], body, replayed=True)
     try:
         customer = await customers.get_customer(data.customer_id, request_id)
         order = Order(id=await order_ids.next(), **data.model_dump(), created_at=now())
         order.updated_at = order.created_at
         event = events.order_created(order, request_id)
-        body = render_created_order(order, customer)
+        body = orjson.dumps(render_created_order(order, customer))
         await get_connection(APP).execute_query(INSERT_ORDER_AND_EVENT, [
             order.id, order.customer_id, order.product_name, order.quantity, order.price, order.status,
             order.created_at, event.event_id, event.event_type, event.payload, event.request_id,
-            idempotency_key, idempotency.stored_response(body) if idempotency_key is not None else None,
+            idempotency_key, body.decode() if idempotency_key is not None else None,
         ])
     except BaseException:
         if idempotency_key is not None:
@@ -79,7 +87,7 @@ async def place_order(
         raise
     wake_relay()
     log.debug("order %s placed for customer %s", order.id, order.customer_id)
-    return 201, body
+    return PlacedOrder(201, order.id, body)
 
 
 # The hot path in one statement, so one round trip and one implicit transaction: the order, its
