@@ -4,6 +4,7 @@ import uuid
 
 import orjson
 import pytest
+from aiormq.exceptions import PublishError
 from pamqp.commands import Basic
 
 from conftest import broker_connected
@@ -57,7 +58,8 @@ async def test_the_same_event_delivered_twice_counts_once(customer_client, broke
     await eventually(marker_counted)
     assert await orders_count(customer_client, customer["id"]) == 1
     assert consumed._value.get() - consumed_before == 2  # the first copy and the marker
-    assert duplicates._value.get() - duplicates_before == 2
+    # At least: a message the previous test's app applied but had not acked yet may come back here, as a duplicate.
+    assert duplicates._value.get() - duplicates_before >= 2
 
 
 async def test_poison_goes_to_the_dead_letter_queue_and_good_messages_still_apply(
@@ -90,12 +92,14 @@ async def test_poison_goes_to_the_dead_letter_queue_and_good_messages_still_appl
     assert all(m.header.properties.headers["x-request-id"] == "poison-test" for m in collected)
 
 
-@pytest.mark.parametrize("routing_key", ["order.status_changed"])
-async def test_the_consumer_only_hears_order_created_event(customer_client, broker, test_run, routing_key):
+async def test_the_consumer_only_hears_order_created(customer_client, broker, test_run):
     customer = await create_customer(customer_client)
     body = orjson.loads(order_created_event(customer["id"]))
-    body["event_type"] = routing_key
-    await publish(broker, test_run, orjson.dumps(body), routing_key=routing_key)
+    body["event_type"] = "order.status_changed"
+    # Mandatory: the broker hands it back unless some queue is bound for it, and the consumer's is not.
+    with pytest.raises(PublishError):
+        await broker.basic_publish(orjson.dumps(body), exchange=test_run.exchange,
+                                   routing_key="order.status_changed", mandatory=True)
     await publish(broker, test_run, order_created_event(customer["id"]))
 
     async def counted_once():
