@@ -19,21 +19,24 @@ class Order(Model):
 
 
 class OutboxEvent(Model):
-    """An event written in the same transaction as its order, published by the relay later."""
+    """An event written in the same transaction as its order and deleted once the broker confirmed it.
+
+    Only pending events live here, so the relay's claim reads the head of the primary key and never
+    walks past the history of what was already sent.
+    """
 
     id = fields.BigIntField(primary_key=True)
     event_id = fields.UUIDField(unique=True)
     event_type = fields.CharField(max_length=64)
-    order_id = fields.IntField(db_index=True)
+    order_id = fields.IntField()
     payload = fields.TextField()  # the message body exactly as it is published
     request_id = fields.CharField(max_length=128)
     created_at = fields.DatetimeField(auto_now_add=True)
-    sent_at = fields.DatetimeField(null=True)
-    attempts = fields.IntField(default=0)
+    attempts = fields.IntField(default=0)  # publishes the broker refused (nack, or no queue bound yet)
 
     class Meta:
         table = "outbox"
-        indexes = [Index(fields=("sent_at", "id"))]  # the relay's "pending, oldest first"
+        indexes = [Index(fields=("order_id", "id"))]  # "is an earlier event of this order still pending?"
 
 
 class IdempotencyKey(Model):

@@ -7,40 +7,48 @@
 import argparse
 import asyncio
 import sys
+from datetime import timedelta
 
 from tortoise import Tortoise
-from tortoise.connection import get_connection
+from tortoise.timezone import now
 
 from order import events
-from order.db_config import APP, order_orm_config
+from order.db_config import order_orm_config
+from order.housekeeping import backlog
 from order.models import Order, OutboxEvent
-from order.outbox import BACKLOG
 from order.settings import OrderSettings
+
+# The customer service's default deduplication window (PROCESSED_EVENTS_RETENTION_HOURS): it refuses,
+# as stale, a copy of an event older than its window, so a republish that old counts nothing.
+DEFAULT_DEDUP_WINDOW = timedelta(days=7)
 
 
 async def show_outbox() -> int:
-    _, rows = await get_connection(APP).execute_query(BACKLOG)
-    pending, oldest = rows[0][0], rows[0][1]
-    print(f"pending events: {pending}; oldest waiting: {float(oldest or 0):.1f}s")
+    pending, oldest = await backlog()
+    print(f"pending events: {pending}; oldest waiting: {oldest:.1f}s")
     return 0
 
 
 async def republish(order_id: int) -> int:
-    """Mark the order's outbox rows unsent; rows already purged get `order.created` written again.
+    """Write the order's `order.created` to the outbox again, unless it is still pending there.
 
-    The event ids are the ones first published (see order.events), so a customer
-    service that applied them before changes nothing.
+    The event id and payload are the ones first published (see order.events), so a customer
+    service that applied it before changes nothing.
     """
     order = await Order.get_or_none(id=order_id)
     if order is None:
         print(f"order {order_id} does not exist", file=sys.stderr)
         return 1
-    reset = await OutboxEvent.filter(order_id=order_id).update(sent_at=None)
-    if not reset:
-        order.status = "created"  # the event as it was at creation: same payload, same id
-        await events.order_created(order, request_id="republish").save()
-        reset = 1
-    print(f"order {order_id}: {reset} event(s) queued for publishing again")
+    if await OutboxEvent.filter(order_id=order_id).exists():
+        print(f"order {order_id}: its events are still in the outbox, waiting for the broker")
+        return 0
+    if order.created_at < now() - DEFAULT_DEDUP_WINDOW:
+        print(f"order {order_id}: created {order.created_at:%Y-%m-%d}, before the customer service's default "
+              f"deduplication window of {DEFAULT_DEDUP_WINDOW.days} days; its consumer dead-letters it as stale "
+              "unless PROCESSED_EVENTS_RETENTION_HOURS there is longer", file=sys.stderr)
+    order.status = "created"  # the event as it was at creation: same payload, same id
+    await events.order_created(order, request_id="republish").save()
+    print(f"order {order_id}: order.created queued for publishing again")
     return 0
 
 

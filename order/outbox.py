@@ -1,29 +1,31 @@
-"""The outbox relay: publishes committed events with publisher confirms, marks them sent after the ack.
+"""The outbox relay: publishes committed events with publisher confirms, deletes them after the ack.
 
 Any number of relays (workers, containers) can run: each claims a batch with
-FOR UPDATE SKIP LOCKED. A row whose order has an earlier unsent event waits for
+FOR UPDATE SKIP LOCKED. A row whose order has an earlier pending event waits for
 it, so one order's events reach the broker in the order they were written.
+
+The outbox holds only pending events (a confirmed one is deleted), so a claim reads
+the head of the primary key: its cost is the batch's, whatever the backlog or the
+history. The housekeeper (order/housekeeping.py) vacuums the table itself, so the
+dead index entries that deletes leave behind never pile up, autovacuum or not.
 """
 
 import asyncio
 import contextlib
 import logging
-from datetime import timedelta
 
 import asyncpg
 from aiormq.abc import AbstractChannel
 from aiormq.exceptions import PublishError
 from pamqp.commands import Basic
-from tortoise.connection import get_connection
-from tortoise.timezone import now
 
 from order.db_config import APP
-from order.models import IdempotencyKey, OutboxEvent
+from order.metrics import RELAY_WAITING
 from order.settings import OrderSettings
 from shared.amqp import PERSISTENT, BrokerLink, backoff_delay
 from shared.db import asyncpg_dsn, transaction
 from shared.events import ORDER_CREATED
-from shared.metrics import EVENTS_PUBLISHED, OUTBOX_OLDEST_SECONDS, OUTBOX_PENDING
+from shared.metrics import EVENTS_PUBLISHED
 from shared.request_id import request_id_var
 
 log = logging.getLogger(__name__)
@@ -31,19 +33,31 @@ log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "outbox"
 MAX_BATCHES_IN_FLIGHT = 4  # each holds a pooled connection while it waits for the broker
 SHUTDOWN_GRACE = 5.0
-PURGE_EVERY = timedelta(minutes=5)
+BLOCKED_POLL = 0.1  # how often a batch waiting for confirms looks whether the broker blocked us
 
+# The claim, in two steps the planner cannot reorder: the first `$1` rows nobody else holds (an index
+# scan of the primary key from its head: the only plan for ORDER BY id LIMIT on a table of pending
+# rows), then, per claimed row, one probe of (order_id, id) for an earlier pending event of its order.
+# A scalar subquery is always run per row (a NOT EXISTS could become an anti join over the backlog).
 CLAIM_BATCH = """
-SELECT o.id, o.event_id, o.event_type, o.payload, o.request_id FROM outbox o
-WHERE o.sent_at IS NULL
-  AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.order_id = o.order_id AND p.sent_at IS NULL AND p.id < o.id)
-ORDER BY o.id
-LIMIT $1
-FOR UPDATE SKIP LOCKED
+WITH claimed AS MATERIALIZED (
+    SELECT id, order_id, event_id, event_type, payload, request_id FROM outbox
+    ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+)
+SELECT id, event_id, event_type, payload, request_id FROM claimed c
+WHERE c.id = (SELECT min(p.id) FROM outbox p WHERE p.order_id = c.order_id)
+ORDER BY id
 """
-MARK_SENT = "UPDATE outbox SET sent_at = now(), attempts = attempts + 1 WHERE id = ANY($1::bigint[])"
-MARK_FAILED = "UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1::bigint[])"
-BACKLOG = "SELECT count(*), extract(epoch FROM now() - min(created_at)) FROM outbox WHERE sent_at IS NULL"
+DELETE_SENT = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
+MARK_REFUSED = "UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1::bigint[])"
+
+
+class BrokerBlocked(Exception):
+    """The broker stopped reading our publishes (connection.blocked: a memory or disk alarm)."""
+
+
+class ConfirmsTimedOut(Exception):
+    """The broker took the publishes but did not confirm them in time."""
 
 
 class OutboxRelay:
@@ -51,19 +65,19 @@ class OutboxRelay:
         self.settings = settings
         self.link = link
         self._wakeup = asyncio.Event()
-        self._last_purge = self._last_gauges = float("-inf")
         self._failures = 0
 
     def wake(self) -> None:
-        """Called after a commit that wrote outbox rows (in this process)."""
+        """Called after a commit that wrote outbox rows (in this process), and by the NOTIFY listener."""
         self._wakeup.set()
 
     async def run(self) -> None:
         """Start a batch on every wake-up, with up to MAX_BATCHES_IN_FLIGHT awaiting their confirms at once.
 
-        A broker confirm takes tens of milliseconds (a quorum queue commits it to its log); publishing
-        one batch at a time would cap the relay at a batch per confirm round trip, below what the API
-        accepts. Batches in flight hold their rows locked, so each claims different rows.
+        A broker confirm takes milliseconds (a quorum queue commits it to its log); publishing one
+        batch at a time would cap the relay at a batch per confirm round trip. Batches in flight hold
+        their rows locked, so each claims different rows. While the broker is away or blocked, no
+        batch starts: nothing is claimed, so no transaction or row lock waits on it.
         """
         listener = asyncio.create_task(self._listen(), name="outbox notify listener")
         batches: set[asyncio.Task] = set()
@@ -75,11 +89,14 @@ class OutboxRelay:
                 self._wakeup.clear()
                 if len(batches) >= MAX_BATCHES_IN_FLIGHT:
                     await asyncio.wait(batches, return_when=asyncio.FIRST_COMPLETED)
-                if self.link.is_up:
-                    batch = asyncio.create_task(self._batch(self.link.channel), name="outbox batch")
-                    batches.add(batch)
-                    batch.add_done_callback(batches.discard)
-                await self.housekeeping()
+                waiting = "broker" if not self.link.is_up else "blocked" if self.link.is_blocked else ""
+                RELAY_WAITING.labels("broker").set(waiting == "broker")
+                RELAY_WAITING.labels("blocked").set(waiting == "blocked")
+                if waiting:
+                    continue  # the sweep looks again; BrokerLink reconnects by itself
+                batch = asyncio.create_task(self._batch(self.link.channel), name="outbox batch")
+                batches.add(batch)
+                batch.add_done_callback(batches.discard)
         finally:
             listener.cancel()
             if batches:  # on shutdown, let the batches in flight get their confirms and commit
@@ -92,11 +109,14 @@ class OutboxRelay:
         try:
             claimed = await self.publish_batch(channel)
         except Exception as exc:
-            log.warning("outbox relay: publishing failed, will retry (%s: %s)", type(exc).__name__, exc)
+            # The transaction rolled back: the rows are pending again, for this relay or another.
+            RELAY_WAITING.labels("database").set(not isinstance(exc, (BrokerBlocked, ConfirmsTimedOut)))
+            log.warning("outbox relay: batch rolled back, will retry (%s: %s)", type(exc).__name__, exc)
             await asyncio.sleep(backoff_delay(self._failures))
             self._failures += 1
             self.wake()
             return
+        RELAY_WAITING.labels("database").set(0)
         self._failures = 0
         if claimed == self.settings.outbox_batch_size:
             # A full batch likely left rows behind. (An event that waited for its order's earlier event
@@ -104,27 +124,50 @@ class OutboxRelay:
             self.wake()
 
     async def publish_batch(self, channel: AbstractChannel) -> int:
-        """Claim, publish and mark one batch; returns how many rows it claimed."""
+        """Claim, publish and settle one batch; returns how many rows it claimed."""
         async with transaction(APP) as conn:
             _, rows = await conn.execute_query(CLAIM_BATCH, [self.settings.outbox_batch_size])
             if not rows:
                 return 0
-            try:
-                # Pipelined: every publish is on the wire before the first confirm is awaited.
-                results = await asyncio.gather(*(self._publish(channel, row) for row in rows))
-            except Exception:
-                await self.link.reset("publish failed")
-                raise
+            results = await self._publish_all(channel, rows)
             acked = [row["id"] for row, ok in zip(rows, results, strict=True) if ok]
-            nacked = [row["id"] for row, ok in zip(rows, results, strict=True) if not ok]
-            await conn.execute_query(MARK_SENT, [acked])
-            if nacked:
-                log.warning("outbox relay: broker nacked %d event(s); they stay pending", len(nacked))
-                await conn.execute_query(MARK_FAILED, [nacked])
+            refused = [row["id"] for row, ok in zip(rows, results, strict=True) if not ok]
+            await conn.execute_query(DELETE_SENT, [acked])
+            if refused:
+                log.warning("outbox relay: broker refused %d event(s); they stay pending", len(refused))
+                await conn.execute_query(MARK_REFUSED, [refused])
         for row, ok in zip(rows, results, strict=True):
             if ok:
                 EVENTS_PUBLISHED.labels(row["event_type"]).inc()
         return len(rows)
+
+    async def _publish_all(self, channel: AbstractChannel, rows) -> list[bool]:
+        """Pipelined: every publish is on the wire before the first confirm is awaited.
+
+        Gives up (and the caller rolls back, releasing the rows) when the broker blocks the
+        connection or the confirms take longer than OUTBOX_CONFIRM_TIMEOUT.
+        """
+        publishes = [asyncio.ensure_future(self._publish(channel, row)) for row in rows]
+        try:
+            async with asyncio.timeout(self.settings.outbox_confirm_timeout):
+                pending = set(publishes)
+                while pending:
+                    _, pending = await asyncio.wait(pending, timeout=BLOCKED_POLL)
+                    if pending and self.link.is_blocked:
+                        raise BrokerBlocked("the broker blocked the connection (memory or disk alarm)")
+        except BaseException as exc:
+            for publish in publishes:
+                publish.cancel()
+            await asyncio.gather(*publishes, return_exceptions=True)
+            if isinstance(exc, TimeoutError):
+                await self.link.reset("publisher confirms timed out")
+                raise ConfirmsTimedOut(f"no confirm within {self.settings.outbox_confirm_timeout:g} s") from None
+            raise
+        try:
+            return [publish.result() for publish in publishes]
+        except Exception:
+            await self.link.reset("publish failed")
+            raise
 
     async def _publish(self, channel: AbstractChannel, row) -> bool:
         """True once the broker confirmed the event; False leaves it pending for a later batch."""
@@ -154,32 +197,6 @@ class OutboxRelay:
             ),
             wait=False,
         )
-
-    async def housekeeping(self) -> None:
-        """Backlog gauges about once a sweep interval; purge old sent rows and expired keys now and then."""
-        try:
-            await self._housekeeping()
-        except Exception as exc:  # the database is away: the gauges and the purge can wait
-            log.warning("outbox housekeeping skipped (%s: %s)", type(exc).__name__, exc)
-
-    async def _housekeeping(self) -> None:
-        loop_time = asyncio.get_running_loop().time()
-        if loop_time - self._last_gauges < self.settings.outbox_sweep_interval:
-            return
-        self._last_gauges = loop_time
-        _, rows = await get_connection(APP).execute_query(BACKLOG)
-        pending, oldest = rows[0][0], rows[0][1]
-        OUTBOX_PENDING.set(pending)
-        OUTBOX_OLDEST_SECONDS.set(float(oldest or 0))
-        if loop_time - self._last_purge < PURGE_EVERY.total_seconds():
-            return
-        self._last_purge = loop_time
-        sent_before = timedelta(hours=self.settings.outbox_retention_hours)
-        keys_before = timedelta(hours=self.settings.idempotency_retention_hours)
-        purged = await OutboxEvent.filter(sent_at__lt=now() - sent_before).delete()
-        expired = await IdempotencyKey.filter(created_at__lt=now() - keys_before).delete()
-        if purged or expired:
-            log.info("purged %d sent outbox row(s) and %d expired idempotency key(s)", purged, expired)
 
     async def _listen(self) -> None:
         """LISTEN for other instances' commits (a trigger NOTIFYs on insert), reconnecting when dropped."""

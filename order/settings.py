@@ -11,8 +11,11 @@ class OrderSettings(SharedSettings):
     customer_service_timeout: float = Field(2.0, gt=0, validation_alias="CUSTOMER_SERVICE_TIMEOUT")
     # The relay also sweeps on this timer, in case a wake-up signal was missed.
     outbox_sweep_interval: float = Field(1.0, gt=0, validation_alias="OUTBOX_SWEEP_INTERVAL")
-    # Small enough that publishing a backlog never holds the event loop (and HTTP) for long.
-    outbox_batch_size: int = Field(100, ge=1, le=5000, validation_alias="OUTBOX_BATCH_SIZE")
-    # Sent outbox rows and idempotency keys are purged after these many hours.
-    outbox_retention_hours: float = Field(24.0, gt=0, validation_alias="OUTBOX_RETENTION_HOURS")
+    # Events claimed, published and deleted per batch (a transaction each, up to four in flight).
+    outbox_batch_size: int = Field(500, ge=1, le=5000, validation_alias="OUTBOX_BATCH_SIZE")
+    # A batch whose publisher confirms take longer is rolled back (its rows stay pending) and retried.
+    outbox_confirm_timeout: float = Field(10.0, gt=0, validation_alias="OUTBOX_CONFIRM_TIMEOUT")
+    # How often the service vacuums its outbox (deleted rows leave dead index entries until a vacuum).
+    outbox_vacuum_interval: float = Field(30.0, gt=0, validation_alias="OUTBOX_VACUUM_INTERVAL")
+    # Idempotency keys are purged after these many hours.
     idempotency_retention_hours: float = Field(24.0, ge=24, validation_alias="IDEMPOTENCY_RETENTION_HOURS")

@@ -41,6 +41,16 @@ class BrokerLink:
     def is_up(self) -> bool:
         return self.channel is not None and not self.channel.is_closed
 
+    @property
+    def is_blocked(self) -> bool:
+        """The broker stopped reading our publishes (connection.blocked: a memory or disk alarm).
+
+        aiormq tracks connection.blocked/unblocked but keeps the flag private; read it, and say
+        "not blocked" should a later aiormq rename it.
+        """
+        unblocked = getattr(self._connection, "_Connection__connection_unblocked", None)
+        return self.is_up and isinstance(unblocked, asyncio.Event) and not unblocked.is_set()
+
     async def wait_up(self) -> AbstractChannel:
         await self._up.wait()
         assert self.channel is not None
@@ -111,28 +121,3 @@ BROKER = web.AppKey("broker", BrokerLink)
 
 async def declare_events_exchange(channel: AbstractChannel, settings: SharedSettings) -> None:
     await channel.exchange_declare(settings.events_exchange, exchange_type="topic", durable=True)
-
-
-async def declare_customer_queues(channel: AbstractChannel, settings: SharedSettings) -> None:
-    """The consumer's quorum queue, bound to order.created, with its dead-letter exchange and queue.
-
-    A quorum queue survives losing a node in a cluster, and its delivery limit makes
-    the broker itself dead-letter a message that keeps failing. The order service declares only
-    the exchange: it publishes order.created as mandatory, so an event that no queue takes yet
-    (the customer service has never started) stays in its outbox instead of being dropped.
-    """
-    await declare_events_exchange(channel, settings)
-    await channel.exchange_declare(settings.dead_letter_exchange, exchange_type="fanout", durable=True)
-    # A plain durable queue: operators and tools read it with an ordinary declaration.
-    await channel.queue_declare(settings.dead_letter_queue, durable=True)
-    await channel.queue_bind(settings.dead_letter_queue, settings.dead_letter_exchange, routing_key="")
-    await channel.queue_declare(
-        settings.orders_queue,
-        durable=True,
-        arguments={
-            "x-queue-type": "quorum",
-            "x-delivery-limit": settings.delivery_limit,
-            "x-dead-letter-exchange": settings.dead_letter_exchange,
-        },
-    )
-    await channel.queue_bind(settings.orders_queue, settings.events_exchange, routing_key="order.created")

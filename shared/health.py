@@ -10,36 +10,41 @@ from shared.db import ORM
 from shared.http import json_response
 from shared.problems import problem
 
-ReadinessCheck = Callable[[web.Application], Awaitable[bool]]
+ReadinessCheck = Callable[[web.Application], Awaitable[str]]
 CHECK_TIMEOUT = 1.0
+UP = "up"
 
 
-async def database_is_up(app: web.Application) -> bool:
+async def database_state(app: web.Application) -> str:
     await app[ORM].db().execute_query("SELECT 1")
-    return True
+    return UP
 
 
-async def broker_is_up(app: web.Application) -> bool:
-    return app[BROKER].is_up
+async def broker_state(app: web.Application) -> str:
+    link = app[BROKER]
+    if not link.is_up:
+        return "unavailable"
+    return "blocked (a memory or disk alarm)" if link.is_blocked else UP
 
 
 async def health(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
-async def _passes(check: ReadinessCheck, app: web.Application) -> bool:
+async def _state(check: ReadinessCheck, app: web.Application) -> str:
     try:
         async with asyncio.timeout(CHECK_TIMEOUT):
             return await check(app)
     except Exception:
-        return False
+        return "unavailable"
 
 
 async def ready(request: web.Request) -> web.Response:
-    checks = {"database": database_is_up, "broker": broker_is_up}  # every service has both
-    results = await asyncio.gather(*(_passes(check, request.app) for check in checks.values()))
-    down = [name for name, ok in zip(checks, results, strict=True) if not ok]
+    checks = {"database": database_state, "broker": broker_state}  # every service has both
+    states = dict(zip(checks, await asyncio.gather(*(_state(c, request.app) for c in checks.values())), strict=True))
+    down = {name: state for name, state in states.items() if state != UP}
     if down:
-        errors = [{"field": name, "message": "unavailable"} for name in down]
-        return problem(503, "Service Unavailable", f"Not ready: {', '.join(down)} unavailable.", errors)
-    return json_response({"status": "ready", "checks": {name: "up" for name in checks}})
+        errors = [{"field": name, "message": state} for name, state in down.items()]
+        detail = "; ".join(f"{name} {state}" for name, state in down.items())
+        return problem(503, "Service Unavailable", f"Not ready: {detail}.", errors)
+    return json_response({"status": "ready", "checks": states})
