@@ -8,7 +8,8 @@ from aiohttp import web
 
 from customer.consumer import OrderCreatedConsumer
 from customer.db_config import customer_orm_config
-from customer.keys import SETTINGS
+from customer.housekeeping import run_housekeeping
+from customer.keys import CONSUMER, SETTINGS
 from customer.openapi import openapi_spec
 from customer.routes import routes
 from customer.settings import CustomerSettings
@@ -22,13 +23,16 @@ DRAIN_TIMEOUT = 10.0
 async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
     consumer = OrderCreatedConsumer(app[SETTINGS])
     link = BrokerLink(app[SETTINGS].amqp_url, "customer.orders consumer", consumer.on_channel)
-    app[BROKER] = link
-    task = start_orm_task(app, link.run(), name="customer.orders consumer")
+    app[BROKER], app[CONSUMER] = link, consumer
+    tasks = [start_orm_task(app, link.run(), name="customer.orders broker link"),
+             start_orm_task(app, consumer.run(), name="customer.orders consumer"),
+             start_orm_task(app, run_housekeeping(app[SETTINGS]), name="customer housekeeping")]
     yield
     await consumer.drain(DRAIN_TIMEOUT)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for task in reversed(tasks):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def create_app(settings: CustomerSettings | None = None) -> web.Application:

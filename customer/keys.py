@@ -1,5 +1,7 @@
 from aiohttp import web
 
+from customer.consumer import OrderCreatedConsumer
 from customer.settings import CustomerSettings
 
 SETTINGS = web.AppKey("settings", CustomerSettings)
+CONSUMER = web.AppKey("consumer", OrderCreatedConsumer)

@@ -20,7 +20,7 @@ class ProcessedEvent(Model):
 
     event_id = fields.UUIDField(primary_key=True)
     event_type = fields.CharField(max_length=64)
-    processed_at = fields.DatetimeField(auto_now_add=True)
+    processed_at = fields.DatetimeField(auto_now_add=True, db_index=True)  # the purge reads oldest first
 
     class Meta:
         table = "processed_events"

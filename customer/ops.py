@@ -15,9 +15,15 @@ import aiormq
 import asyncpg
 from pamqp.commands import Basic
 
-from customer.consumer import REASON_HEADER
+from customer.consumer import ATTEMPT_HEADER, REASON_HEADER
 from customer.settings import CustomerSettings
 from shared.db import asyncpg_dsn
+
+# What the dead-lettering added (a replay starts afresh, its retries too).
+NOT_REPLAYED_HEADERS = frozenset({
+    REASON_HEADER, ATTEMPT_HEADER, "x-last-error", "x-death", "x-first-death-reason", "x-first-death-queue",
+    "x-first-death-exchange", "x-last-death-reason", "x-last-death-queue", "x-last-death-exchange",
+})
 
 
 def original_routing_key(message) -> str:
@@ -59,10 +65,7 @@ async def replay_dead_letters(settings: CustomerSettings, limit: int) -> int:
         channel = await connection.channel()
         for message in await take_dead_letters(channel, settings, limit):
             properties = message.header.properties
-            headers = {k: v for k, v in (properties.headers or {}).items()
-                       if k not in (REASON_HEADER, "x-death", "x-first-death-reason", "x-first-death-queue",
-                                    "x-first-death-exchange", "x-last-death-reason", "x-last-death-queue",
-                                    "x-last-death-exchange")}
+            headers = {k: v for k, v in (properties.headers or {}).items() if k not in NOT_REPLAYED_HEADERS}
             confirmation = await channel.basic_publish(
                 message.body, exchange=settings.events_exchange, routing_key=original_routing_key(message),
                 properties=Basic.Properties(content_type=properties.content_type, delivery_mode=2,

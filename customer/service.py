@@ -1,6 +1,8 @@
 """Customer rules and transactions; the HTTP handlers and the event consumer both call in here."""
 
+import enum
 import logging
+from uuid import UUID
 
 from tortoise.connection import get_connection
 from tortoise.exceptions import IntegrityError
@@ -8,7 +10,7 @@ from tortoise.exceptions import IntegrityError
 from customer.db_config import APP
 from customer.models import Customer
 from customer.schemas import CustomerIn, CustomerPatch
-from shared.events import OrderEvent
+from shared.events import ORDER_CREATED, OrderEvent
 from shared.problems import Conflict, NotFound, ValidationFailed, field_error
 
 log = logging.getLogger(__name__)
@@ -76,32 +78,40 @@ async def delete_customer(customer_id: int) -> None:
         raise CustomerNotFound(customer_id)
 
 
-class UnknownCustomer(Exception):
-    """An event names a customer this service does not have: it can never apply."""
+class Outcome(enum.Enum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"  # applied before: a redelivery or a copy
+    UNKNOWN_CUSTOMER = "unknown customer"  # can never apply
 
 
-# One statement, so one round trip and its own transaction: the event id is recorded only if the
-# customer exists, and the count moves only if the id was new. Concurrent duplicates queue on the row
-# lock and then find the id taken (ON CONFLICT waits for the first insert to commit).
-APPLY_ORDER_CREATED = """
-WITH customer AS (SELECT id FROM customers WHERE id = $2 FOR UPDATE),
+# One statement for a whole batch, so one round trip and its own transaction. The customers are locked
+# in id order (two consumers with overlapping batches cannot deadlock); an event id is recorded only if
+# its customer exists, and a count moves only by the ids that were new. A concurrent copy of an event
+# waits for the first insert to commit (ON CONFLICT) and then counts nothing.
+APPLY_ORDERS_CREATED = """
+WITH input AS (SELECT * FROM unnest($1::uuid[], $2::int[]) AS t(event_id, customer_id)),
+     known AS (SELECT id FROM customers WHERE id = ANY($2::int[]) ORDER BY id FOR UPDATE),
      recorded AS (INSERT INTO processed_events (event_id, event_type, processed_at)
-                  SELECT $1, $3, now() FROM customer ON CONFLICT DO NOTHING RETURNING event_id)
-UPDATE customers SET orders_count = orders_count + 1, updated_at = now()
-FROM recorded WHERE customers.id = $2
-RETURNING customers.id
+                  SELECT i.event_id, $3, now() FROM input i JOIN known k ON k.id = i.customer_id
+                  ON CONFLICT DO NOTHING RETURNING event_id),
+     counted AS (UPDATE customers c SET orders_count = c.orders_count + n.orders, updated_at = now()
+                 FROM (SELECT i.customer_id, count(*) AS orders FROM recorded JOIN input i USING (event_id)
+                       GROUP BY i.customer_id) n
+                 WHERE c.id = n.customer_id)
+SELECT i.event_id, recorded.event_id IS NOT NULL AS applied, known.id IS NOT NULL AS customer_exists
+FROM input i LEFT JOIN recorded USING (event_id) LEFT JOIN known ON known.id = i.customer_id
 """
 
 
-async def apply_order_created(event: OrderEvent) -> bool:
-    """Count the order once. False for an event already applied; UnknownCustomer if it can never apply."""
-    customer_id = event.data.customer_id
-    _, updated = await get_connection(APP).execute_query(
-        APPLY_ORDER_CREATED, [event.event_id, customer_id, event.event_type]
-    )
-    if updated:
-        return True
-    if not await Customer.exists(id=customer_id):
-        raise UnknownCustomer(f"customer {customer_id} does not exist")
-    log.info("event %s already applied; skipping", event.event_id)
-    return False
+async def apply_orders_created(events: list[OrderEvent]) -> dict[UUID, Outcome]:
+    """Count each event's order once; the events must have distinct ids."""
+    _, rows = await get_connection(APP).execute_query(APPLY_ORDERS_CREATED, [
+        [event.event_id for event in events], [event.data.customer_id for event in events], ORDER_CREATED,
+    ])
+    outcomes = {}
+    for row in rows:
+        if row["applied"]:
+            outcomes[row["event_id"]] = Outcome.APPLIED
+        else:
+            outcomes[row["event_id"]] = Outcome.DUPLICATE if row["customer_exists"] else Outcome.UNKNOWN_CUSTOMER
+    return outcomes

@@ -8,5 +8,10 @@ class CustomerSettings(SharedSettings):
         "postgres://customer_service@127.0.0.1:5432/customers", validation_alias="CUSTOMER_DATABASE_URL"
     )
     port: int = Field(3000, validation_alias="CUSTOMER_PORT")
-    # Unacked messages the consumer holds at once.
-    prefetch: int = Field(32, ge=1, le=1000, validation_alias="CONSUMER_PREFETCH")
+    # Unacked messages the consumer holds at once: a batch being applied and the next one arriving.
+    prefetch: int = Field(1000, ge=1, le=10000, validation_alias="CONSUMER_PREFETCH")
+    # Deliveries applied in one transaction at most (fewer when fewer have arrived).
+    consumer_batch_size: int = Field(500, ge=1, le=5000, validation_alias="CONSUMER_BATCH_SIZE")
+    # The deduplication window: applied event ids are kept this long. A copy of an event older than this
+    # cannot be told from a new one, so the consumer dead-letters it as stale instead of counting it.
+    processed_events_retention_hours: float = Field(168.0, ge=1, validation_alias="PROCESSED_EVENTS_RETENTION_HOURS")

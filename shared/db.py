@@ -11,6 +11,7 @@ from aiohttp import web
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.context import TortoiseContext, _current_context
+from tortoise.exceptions import DBConnectionError
 from tortoise.transactions import in_transaction
 
 ORM = web.AppKey("orm", TortoiseContext)
@@ -161,3 +162,29 @@ async def drop_database(db_url: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{database_name(db_url)}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+# SQLSTATE classes of failures that pass by themselves: 08 connection, 40 rollback (serialization
+# failure, deadlock), 53 insufficient resources (too many connections, out of memory or disk),
+# 55P03 lock not available, 57 operator intervention (statement timeout, shutdown, restart), 58 I/O.
+TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
+
+
+def is_transient_database_error(exc: BaseException) -> bool:
+    """True if the database failed, not the statement: retrying later, unchanged, can succeed.
+
+    Walks the exception chain, since the ORM wraps the driver's errors in its own.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, (OSError, TimeoutError, asyncpg.InterfaceError, DBConnectionError)):
+            return True
+        sqlstate = getattr(current, "sqlstate", None)
+        if isinstance(current, asyncpg.PostgresError) and sqlstate and (
+            sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES or sqlstate == "55P03"
+        ):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False

@@ -26,14 +26,6 @@ REQUEST_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 EVENTS_PUBLISHED = Counter("events_published_total", "Events the broker confirmed", ["event_type"])
-EVENTS_CONSUMED = Counter("events_consumed_total", "Events applied by the consumer", ["event_type"])
-EVENTS_DUPLICATE = Counter("events_duplicate_total", "Redelivered events already applied", ["event_type"])
-EVENTS_DEAD_LETTERED = Counter("events_dead_lettered_total", "Events sent to the dead-letter queue", ["reason"])
-EVENTS_RETRIED = Counter("events_retried_total", "Events requeued after a transient failure", ["event_type"])
-EVENT_LAG_SECONDS = Histogram(
-    "event_lag_seconds", "From the event's occurred_at (the order's commit) to its count being committed",
-    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-)
 OUTBOX_PENDING = Gauge("outbox_pending_events", "Outbox rows not yet confirmed by the broker",
                        multiprocess_mode="mostrecent")
 OUTBOX_OLDEST_SECONDS = Gauge("outbox_oldest_pending_seconds", "Age of the oldest unsent outbox row",

@@ -32,6 +32,8 @@ from prometheus_client.metrics import MetricWrapperBase
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
+import customer.metrics
+import order.metrics
 import shared.metrics
 from customer.settings import CustomerSettings
 from order.settings import OrderSettings
@@ -200,7 +202,8 @@ def in_build_context(path: str) -> bool:
 def metric_series() -> dict[str, str]:
     """Every series name the services export, mapped to its metric family."""
     series = {}
-    for metric in vars(shared.metrics).values():
+    modules = (shared.metrics, customer.metrics, order.metrics)
+    for metric in (value for module in modules for value in vars(module).values()):
         if isinstance(metric, MetricWrapperBase):
             (family,) = metric.describe()
             series.update({family.name + suffix: family.name for suffix in SERIES_SUFFIXES[family.type]})

@@ -2,8 +2,8 @@
 
 from conftest import broker_connected, make_settings
 from customer.app import create_app
+from customer.metrics import EVENTS_RETRIED
 from customer.settings import CustomerSettings
-from shared.metrics import EVENTS_RETRIED
 from shared.testing.api import assert_problem, create_customer, get_json, order_created_event
 from shared.testing.plugin import eventually
 
@@ -38,7 +38,7 @@ async def test_events_arriving_while_the_database_is_cut_apply_once_it_is_back(
     client = await aiohttp_client(await create_app(settings))
     await broker_connected(client.app)
     customer = await create_customer(client)
-    retried_before = EVENTS_RETRIED.labels("order.created")._value.get()
+    retried_before = EVENTS_RETRIED.labels("database_unavailable")._value.get()
 
     await proxy.cut()
     for _ in range(5):
@@ -46,7 +46,7 @@ async def test_events_arriving_while_the_database_is_cut_apply_once_it_is_back(
                                    routing_key="order.created")
 
     async def retrying():
-        assert EVENTS_RETRIED.labels("order.created")._value.get() > retried_before
+        assert EVENTS_RETRIED.labels("database_unavailable")._value.get() > retried_before
 
     await eventually(retrying)
     await proxy.restore()

@@ -1,0 +1,42 @@
+"""The customer service's housekeeping: applied event ids leave after the deduplication window.
+
+The purge runs in bounded batches under an advisory lock, so with many instances one purges at a
+time (shared/housekeeping.py); a vacuum after it gives the space back to new ids.
+"""
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from tortoise.timezone import now
+
+from customer.db_config import APP
+from customer.settings import CustomerSettings
+from shared.housekeeping import purge_in_batches, vacuum
+
+log = logging.getLogger(__name__)
+
+PURGE_EVERY = 300.0  # seconds
+PURGE_BATCH = 5000
+
+PURGE_PROCESSED_EVENTS = """
+DELETE FROM processed_events WHERE event_id IN (
+    SELECT event_id FROM processed_events WHERE processed_at < $1 ORDER BY processed_at LIMIT $2)
+"""
+
+
+async def purge_processed_events(settings: CustomerSettings) -> int:
+    before = now() - timedelta(hours=settings.processed_events_retention_hours)
+    purged = await purge_in_batches(APP, "processed_events", PURGE_PROCESSED_EVENTS, [before], PURGE_BATCH)
+    if purged:
+        await vacuum(APP, "processed_events")
+    return purged
+
+
+async def run_housekeeping(settings: CustomerSettings) -> None:
+    while True:
+        await asyncio.sleep(PURGE_EVERY)
+        try:
+            await purge_processed_events(settings)
+        except Exception as exc:  # the database is away: the purge can wait
+            log.warning("customer housekeeping skipped (%s: %s)", type(exc).__name__, exc)

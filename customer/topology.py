@@ -1,0 +1,55 @@
+"""The customer service's queues: the work queue, its dead letters, and the delayed-retry queues.
+
+    orders (topic) --order.created--> customer.orders (quorum) --delivery limit--> .dlx (fanout) --> .dlq
+    customer.orders.retry (direct) --customer.orders--> customer.orders           (a requeue that spends nothing)
+                                   --customer.orders.retry.30s--> .retry.30s (quorum, TTL 30 s)
+                                        --expired, at least once--> customer.orders.retry --> customer.orders
+
+A retry is a new message, so it never spends the work queue's delivery limit; the broker holds it for
+the queue's TTL and then dead-letters it back into the work queue. Every piece is an ordinary
+declaration, so any client can (re)declare it.
+"""
+
+from aiormq.abc import AbstractChannel
+
+from shared.amqp import declare_events_exchange
+from shared.events import ORDER_CREATED
+from shared.settings import SharedSettings
+
+
+async def declare_customer_queues(channel: AbstractChannel, settings: SharedSettings) -> None:
+    """The order service declares only the exchange: it publishes order.created as mandatory, so an
+    event that no queue takes yet (the customer service has never started) stays in its outbox."""
+    await declare_events_exchange(channel, settings)
+    await channel.exchange_declare(settings.dead_letter_exchange, exchange_type="fanout", durable=True)
+    # A plain durable queue: operators and tools read it with an ordinary declaration.
+    await channel.queue_declare(settings.dead_letter_queue, durable=True)
+    await channel.queue_bind(settings.dead_letter_queue, settings.dead_letter_exchange, routing_key="")
+    await channel.queue_declare(
+        settings.orders_queue,
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-delivery-limit": settings.delivery_limit,
+            "x-dead-letter-exchange": settings.dead_letter_exchange,
+        },
+    )
+    await channel.queue_bind(settings.orders_queue, settings.events_exchange, routing_key=ORDER_CREATED)
+    await channel.exchange_declare(settings.retry_exchange, exchange_type="direct", durable=True)
+    await channel.queue_bind(settings.orders_queue, settings.retry_exchange, routing_key=settings.orders_queue)
+    for delay in settings.retry_delays:
+        queue = settings.retry_queue(delay)
+        await channel.queue_declare(
+            queue,
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-message-ttl": delay * 1000,
+                "x-dead-letter-exchange": settings.retry_exchange,
+                "x-dead-letter-routing-key": settings.orders_queue,
+                # The broker moves an expired message back with confirms: never lost on the way.
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            },
+        )
+        await channel.queue_bind(queue, settings.retry_exchange, routing_key=queue)
