@@ -81,7 +81,23 @@ FIGURES = [
     Figure("get_customer_p99", "GET /customers/{id} p99, ms", 1),
     Figure("get_orders_rps", "GET /orders?customer_id=, req/s", 0),
     Figure("get_orders_p99", "GET /orders?customer_id= p99, ms", 1),
+    # Ours only: the event path at size (bench/history.py, bench/events.py).
+    Figure("drain_eps", "backlog drain, events/s (relay + broker + consumer)", 0, "≥ 2,000",
+           lambda ours, _: None if ours is None else ours >= 2000),
+    Figure("drain_reconnect_s", "backlog: relay back on the broker after the cut, s", 2),
+    Figure("aged_post_ratio", "POST /orders after the history / fresh", 2, "≥ 0.9",
+           lambda ours, _: None if ours is None else ours >= 0.9),
+    Figure("aged_lag_p50_ratio", "event lag p50 after the history / fresh", 2),
+    Figure("aged_lag_p99_ratio", "event lag p99 after the history / fresh", 2, "≤ 1.2",
+           lambda ours, _: None if ours is None else ours <= 1.2),
+    Figure("aged_lag_p99", "event lag p99 after the history, ms", 1),
+    Figure("relay_eps", "relay alone, events/s", 0),
+    Figure("consumer_eps", "consumer alone, events/s", 0),
 ]
+
+
+def _over(after: float | None, before: float | None) -> float | None:
+    return None if after is None or not before else after / before
 
 
 def max_worker_rss(snapshot: dict, service: str) -> float | None:
@@ -97,6 +113,7 @@ def figures(result: dict) -> dict[str, float | None]:
     processes = result.get("processes") or {}
     before, after = processes.get("before") or {}, processes.get("after") or {}
     post_latency = post.get("latency_ms") or {}
+    aged_lag = (result.get("aged") or {}).get("lag") or {}
     return {
         "post_rps": post.get("throughput_rps"),
         "post_p50": post_latency.get("p50"),
@@ -124,6 +141,15 @@ def figures(result: dict) -> dict[str, float | None]:
         "get_customer_p99": (get_customer.get("latency_ms") or {}).get("p99"),
         "get_orders_rps": get_orders.get("throughput_rps"),
         "get_orders_p99": (get_orders.get("latency_ms") or {}).get("p99"),
+        "drain_eps": (result.get("backlog") or {}).get("events_per_s"),
+        "drain_reconnect_s": (result.get("backlog") or {}).get("reconnect_s"),
+        "aged_post_ratio": _over((result.get("aged_post_orders") or {}).get("throughput_rps"),
+                                 post.get("throughput_rps")),
+        "aged_lag_p50_ratio": _over(aged_lag.get("p50"), (result.get("lag") or {}).get("p50")),
+        "aged_lag_p99_ratio": _over(aged_lag.get("p99"), (result.get("lag") or {}).get("p99")),
+        "aged_lag_p99": aged_lag.get("p99"),
+        "relay_eps": (result.get("event_rates") or {}).get("relay_events_per_s"),
+        "consumer_eps": (result.get("event_rates") or {}).get("consumer_events_per_s"),
     }
 
 

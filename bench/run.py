@@ -24,12 +24,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
+import events
+import history
 import report
 from loadgen import latency_summary
-from systems import RUN_DIR, Baseline, BenchError, Ours, System, cpu_sample, cpu_used
+from systems import AMQP_URL, RUN_DIR, Baseline, BenchError, Ours, System, cpu_sample, cpu_used
+
+from shared.testing.proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 LOADGEN = Path(__file__).resolve().parent / "loadgen.py"
@@ -54,6 +59,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lag-rate", type=float, default=20.0, help="light-load orders/s for the lag (default 20)")
     parser.add_argument("--lag-duration", type=float, default=10.0, help="seconds of light load (default 10)")
     parser.add_argument("--get-duration", type=float, help="seconds of each GET load (default: --duration)")
+    parser.add_argument("--history", type=int, default=100_000,
+                        help="ours: orders of backlog drained, then the load again on that history (default "
+                             "100000; 0 skips it)")
+    parser.add_argument("--event-rates", type=int, default=20_000,
+                        help="ours: events for the relay-alone and consumer-alone rates (default 20000; 0 skips)")
     args = parser.parse_args(argv)
     if min(args.duration, args.concurrency, args.customers, args.workers, args.lag_rate, args.lag_duration) <= 0:
         parser.error("durations, counts and rates must be positive")
@@ -125,7 +135,8 @@ async def run_loadgen(base: str, target: str, ids_file: Path, **options) -> dict
     return json.loads(stdout.decode().strip().splitlines()[-1])
 
 
-async def wait_exact(db: asyncpg.Connection, expected: Counter, ids: list[int], since: float) -> dict:
+async def wait_exact(db: asyncpg.Connection, expected: Counter, ids: list[int], since: float,
+                     deadline: float = CONVERGENCE_DEADLINE) -> dict:
     """Poll until each customer's orders_count equals the orders created for it; seconds since `since`.
 
     This reads the customer database directly: polling over HTTP would load the very service whose
@@ -133,7 +144,7 @@ async def wait_exact(db: asyncpg.Connection, expected: Counter, ids: list[int], 
     Only customers not yet exact are read again; a count above the expected one can never come right.
     """
     pending, over = set(ids), {}
-    deadline = time.monotonic() + CONVERGENCE_DEADLINE
+    deadline = time.monotonic() + deadline
     while pending and time.monotonic() < deadline:
         rows = await db.fetch("SELECT id, orders_count FROM customers WHERE id = ANY($1::int[])", list(pending))
         for cid, count in rows:
@@ -209,6 +220,7 @@ class Target:
     system: System
     http: aiohttp.ClientSession
     db: asyncpg.Connection  # its customer database, for convergence polling
+    proxy: TcpProxy | None = None  # between the order service and the broker (ours, for the backlog phase)
     created: Counter = field(default_factory=Counter)
 
     def say(self, message: str) -> None:
@@ -245,12 +257,7 @@ async def measure(target: Target, args: argparse.Namespace) -> dict:
     result["processes"] = {"before": before["services"], "after": after["services"]}
     result["cpu_ms_per_order"] = cpu_ms_per_order(cpu_used(before, after), load["loadgen_cpu_s"], load["ok"])
 
-    target.say(f"light load: {args.lag_rate:g} orders/s for {args.lag_duration:g} s, one order per customer")
-    light = await target.post_orders(lag_file, rate=args.lag_rate, count=lag_count)
-    lag_sync = await wait_exact(target.db, target.created, lag_ids, light["ended_monotonic"])
-    lags = await event_lags(target.http, system.customer_url, light.pop("orders")) if lag_sync["exact"] else []
-    result.update(light_load=light, lag_convergence=lag_sync, lag_ms=lags,
-                  lag={**latency_summary([lag / 1000 for lag in lags]), "n": len(lags)})
+    result.update(await light_load(target, args, lag_ids, lag_file))
 
     target.say(f"GET /customers/{{id}} and GET /orders?customer_id=: {args.get_duration:g} s each")
     result["get_customer"] = await run_loadgen(system.customer_url, "get-customer", load_file,
@@ -259,11 +266,36 @@ async def measure(target: Target, args: argparse.Namespace) -> dict:
     result["get_orders"] = await run_loadgen(system.order_url, "get-orders", lag_file,
                                              duration=args.get_duration, **closed_loop)
 
-    exactness = await check_exact(target.http, system, target.created, load_ids + lag_ids)
-    syncs = (result.get("warmup_convergence", {"exact": True}), result["convergence"], lag_sync)
+    syncs = [result.get("warmup_convergence", {"exact": True}), result["convergence"], result["lag_convergence"]]
+    checked = load_ids + lag_ids
+    if target.proxy is not None and args.history:
+        aged_lag_ids = await create_customers(target.http, system.customer_url, lag_count)
+        checked += aged_lag_ids
+        target.say(f"backlog: {args.history:,} orders written while the relay cannot reach the broker, then drained")
+        result["backlog"] = await history.backlog_drain(target, target.proxy, load_ids, args.history, wait_exact)
+        syncs.append({"exact": result["backlog"]["exact"]})
+        target.say(f"after that history: POST /orders again, {args.concurrency} clients for {args.duration:g} s")
+        result["aged_post_orders"] = await target.post_orders(load_file, duration=args.duration, **closed_loop)
+        aged_sync = await wait_exact(target.db, target.created, load_ids, result["aged_post_orders"]["ended_monotonic"])
+        aged_light = await light_load(target, args, aged_lag_ids, write_ids(f"{system.name}-aged-lag.json",
+                                                                            aged_lag_ids))
+        result["aged"] = {"convergence": aged_sync, "lag": aged_light["lag"]}
+        syncs += [aged_sync, aged_light["lag_convergence"]]
+
+    exactness = await check_exact(target.http, system, target.created, checked)
     exactness["exact"] = exactness["exact"] and all(sync["exact"] for sync in syncs)
     result["exactness"] = exactness
     return result
+
+
+async def light_load(target: Target, args: argparse.Namespace, lag_ids: list[int], lag_file: Path) -> dict:
+    """An open loop at the lag rate, one order per fresh customer; the lag of each order's count."""
+    target.say(f"light load: {args.lag_rate:g} orders/s for {args.lag_duration:g} s, one order per customer")
+    light = await target.post_orders(lag_file, rate=args.lag_rate, count=len(lag_ids))
+    lag_sync = await wait_exact(target.db, target.created, lag_ids, light["ended_monotonic"])
+    lags = await event_lags(target.http, target.system.customer_url, light.pop("orders")) if lag_sync["exact"] else []
+    return {"light_load": light, "lag_convergence": lag_sync, "lag_ms": lags,
+            "lag": {**latency_summary([lag / 1000 for lag in lags]), "n": len(lags)}}
 
 
 async def bench_system(system: System, args: argparse.Namespace) -> dict:
@@ -271,13 +303,24 @@ async def bench_system(system: System, args: argparse.Namespace) -> dict:
     print(f"[{system.name}] resetting its databases and queues, starting it", flush=True)
     await system.reset()
     async with contextlib.AsyncExitStack() as stack:
+        proxy = None
+        if isinstance(system, Ours) and args.history:
+            broker = urlsplit(AMQP_URL)
+            proxy = await TcpProxy(broker.hostname, broker.port or 5672).start()
+            stack.push_async_callback(proxy.close)
+            netloc = f"{broker.netloc.rsplit(':', 1)[0]}:{proxy.port}"
+            system.order_amqp_url = urlunsplit(broker._replace(netloc=netloc))
         stack.push_async_callback(system.stop)
         await system.start()
         http = await stack.enter_async_context(aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)))
         await system.wait_ready(http)
         db = await asyncpg.connect(system.database_url(system.databases[0]), timeout=5)
         stack.push_async_callback(db.close)
-        return await measure(Target(system, http, db), args)
+        result = await measure(Target(system, http, db, proxy), args)
+        if isinstance(system, Ours) and args.event_rates:
+            print("[ours] the relay and the consumer alone", flush=True)
+            result["event_rates"] = await events.rates(system, http, args.event_rates)
+        return result
 
 
 # --- the run -----------------------------------------------------------------------------------------

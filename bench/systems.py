@@ -240,14 +240,17 @@ class Ours(System):
     customer_port, order_port = 3300, 3301
     databases = ("bench_customers", "bench_orders")
     exchange, queue = "bench.orders", "bench.customer.orders"
-    queues = (queue, f"{queue}.dlq")
+    queues = (queue, f"{queue}.dlq", f"{queue}.retry.5s", f"{queue}.retry.30s", f"{queue}.retry.120s",
+              f"{queue}.retry.300s")
     probe_paths = ("/health", "/ready")
+    order_amqp_url = AMQP_URL  # the backlog phase puts a TCP proxy here (bench/history.py)
 
     def env(self) -> dict:
         return {
             **os.environ,
             "PY": str(BIN),
             "AMQP_URL": AMQP_URL,
+            "ORDER_AMQP_URL": self.order_amqp_url,
             "CUSTOMER_DATABASE_URL": self.database_url(self.databases[0], "postgres"),
             "ORDER_DATABASE_URL": self.database_url(self.databases[1], "postgres"),
             "CUSTOMER_PORT": str(self.customer_port),

@@ -16,14 +16,16 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-start() {  # start SERVICE PORT
-  PROMETHEUS_MULTIPROC_DIR="$RUN_DIR/metrics-$1" "$PY/gunicorn" "$1.app:create_app" \
+start() {  # start SERVICE PORT BROKER_URL
+  AMQP_URL="$3" PROMETHEUS_MULTIPROC_DIR="$RUN_DIR/metrics-$1" "$PY/gunicorn" "$1.app:create_app" \
     -c infra/gunicorn.conf.py --name "$1" --bind "$HOST:$2" &
   pids+=($!)
 }
 
-start customer "${CUSTOMER_PORT:-3000}"
-start order "${ORDER_PORT:-3001}"
+# Each service may have a broker URL of its own (its own RabbitMQ user, say); AMQP_URL otherwise.
+BROKER=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}
+start customer "${CUSTOMER_PORT:-3000}" "${CUSTOMER_AMQP_URL:-$BROKER}"
+start order "${ORDER_PORT:-3001}" "${ORDER_AMQP_URL:-$BROKER}"
 echo "customer on http://$HOST:${CUSTOMER_PORT:-3000}, order on http://$HOST:${ORDER_PORT:-3001} (Ctrl-C stops both)"
 # If either service exits, stop the other too.
 wait -n
