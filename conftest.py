@@ -12,7 +12,8 @@ from shared.amqp import BROKER
 
 
 def make_settings(cls, test_run, **overrides):
-    return cls(events_exchange=test_run.exchange, orders_queue=test_run.queue, **overrides)
+    return cls(events_exchange=test_run.exchange, orders_queue=test_run.queue, retry_delays=test_run.retry_delays,
+               **overrides)
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from tortoise.connection import get_connection
 from customer import service
 from customer.db_config import APP
 from customer.metrics import (
+    CONSUMER_BATCH_SIZE,
     CONSUMER_BREAKER_OPEN,
     CONSUMER_BREAKER_OPEN_SECONDS,
     EVENT_LAG_SECONDS,
@@ -132,14 +133,16 @@ class OrderCreatedConsumer:
         await channel.basic_qos(prefetch_count=self.settings.prefetch)
         self._channel, self._consumer_tag = channel, None
         if self._accepting and not self.breaker.is_open:
-            await self._consume()
+            await self.resume()
 
-    async def _consume(self) -> None:
+    async def resume(self) -> None:
+        """Start consuming on the current channel (BrokerLink's reconnect does it again on a new one)."""
         assert self._channel is not None
         ok = await self._channel.basic_consume(self.settings.orders_queue, self.handle, no_ack=False)
         self._consumer_tag = ok.consumer_tag
 
-    async def _pause(self) -> None:
+    async def pause(self) -> None:
+        """Stop the broker's deliveries (basic.cancel); what it already sent still arrives and is settled."""
         channel, tag, self._consumer_tag = self._channel, self._consumer_tag, None
         if channel is not None and tag is not None and not channel.is_closed:
             with contextlib.suppress(Exception):  # a channel lost meanwhile has stopped consuming anyway
@@ -185,6 +188,7 @@ class OrderCreatedConsumer:
     async def _process(self, batch: list[DeliveredMessage]) -> None:
         if not batch:
             return
+        CONSUMER_BATCH_SIZE.observe(len(batch))
         if self.breaker.is_open:  # stragglers delivered before the pause took effect
             await self._requeue(batch)
             return
@@ -199,7 +203,7 @@ class OrderCreatedConsumer:
             outcomes, failed = await self._apply(list(events.values()))
         except Exception as exc:  # only a transient failure gets here
             self.breaker.open(exc)
-            await self._pause()
+            await self.pause()
             await self._settle(batch[-1], dead, retry={}, requeue=[m for m in batch if m in events])
             await self._requeue(self._drain_buffer())
             await self._wait_for_database()
@@ -295,7 +299,7 @@ class OrderCreatedConsumer:
         self.breaker.close()
         if self._accepting and self._channel is not None and not self._channel.is_closed:
             with contextlib.suppress(Exception):  # a lost channel consumes again on its reconnect
-                await self._consume()
+                await self.resume()
 
     async def _dead_letter(self, message: DeliveredMessage, poison: Poison) -> None:
         request_id_var.set(_request_id(message))
@@ -338,7 +342,7 @@ class OrderCreatedConsumer:
     async def drain(self, timeout: float) -> None:
         """Stop taking messages and let the ones in hand finish (graceful shutdown)."""
         self._accepting = False
-        await self._pause()
+        await self.pause()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 while self._buffer or not self._idle.is_set():

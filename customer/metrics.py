@@ -23,6 +23,8 @@ EVENT_LAG_SECONDS = Histogram(
     "event_lag_seconds", "From the event's occurred_at (the order's commit) to its count being committed",
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+CONSUMER_BATCH_SIZE = Histogram("consumer_batch_size", "Deliveries the consumer took and settled together",
+                                buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000))
 CONSUMER_BREAKER_OPEN = Gauge("consumer_breaker_open", "1 while the consumer is paused for its database",
                               multiprocess_mode="max")
 CONSUMER_BREAKER_OPEN_SECONDS = Gauge("consumer_breaker_open_seconds", "How long the breaker has been open",

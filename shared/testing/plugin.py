@@ -66,20 +66,41 @@ class TestRun:
     order_db: str
     exchange: str
     queue: str
+    retry_delays: tuple[int, ...] = (5, 30, 120, 300)  # the default: the consumer declares a queue for each
 
 
-@pytest.fixture(scope="session")
-def test_run() -> TestRun:
+def new_run(retry_delays: tuple[int, ...] = TestRun.retry_delays) -> TestRun:
     run_id = uuid.uuid4().hex[:8]
-    run = TestRun(
+    return TestRun(
         id=run_id,
         customer_db=migrated_database("customer", "CUSTOMER_DATABASE_URL", f"customers_test_{run_id}"),
         order_db=migrated_database("order", "ORDER_DATABASE_URL", f"orders_test_{run_id}"),
         exchange=f"orders.test.{run_id}",
         queue=f"customer.orders.test.{run_id}",
+        retry_delays=retry_delays,
     )
+
+
+@pytest.fixture(scope="session")
+def test_run() -> TestRun:
+    run = new_run()
     yield run
     asyncio.run(_remove_run(run))
+
+
+@pytest.fixture
+async def scratch_run():
+    """Factory: a run of its own (fresh databases and broker names) for a test that fills tables or
+    breaks things the other tests must not see; removed afterwards."""
+    made: list[TestRun] = []
+
+    def make(retry_delays: tuple[int, ...] = TestRun.retry_delays) -> TestRun:
+        made.append(new_run(retry_delays))
+        return made[-1]
+
+    yield make
+    for run in made:
+        await _remove_run(run)
 
 
 @contextlib.asynccontextmanager
@@ -96,9 +117,9 @@ async def _remove_run(run: TestRun) -> None:
     for url in (run.customer_db, run.order_db):
         await drop_database(url)
     async with aiormq_channel() as channel:
-        for queue in (run.queue, f"{run.queue}.dlq"):
+        for queue in (run.queue, f"{run.queue}.dlq", *(f"{run.queue}.retry.{d}s" for d in run.retry_delays)):
             await channel.queue_delete(queue)
-        for exchange in (run.exchange, f"{run.queue}.dlx"):
+        for exchange in (run.exchange, f"{run.queue}.dlx", f"{run.queue}.retry"):
             await channel.exchange_delete(exchange)
 
 
