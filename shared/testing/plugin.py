@@ -125,11 +125,14 @@ async def _remove_run(run: TestRun) -> None:
 
 @pytest.fixture
 async def tcp_proxy():
-    """Factory: `proxy = await tcp_proxy(host, port)`; every proxy is closed after the test."""
+    """Factory: `proxy = await tcp_proxy(host, port)`; every proxy is closed after the test.
+
+    `tcp_proxy(host, port, kind=AmqpProxy)` gives one that can also block like a broker's alarm.
+    """
     proxies: list[TcpProxy] = []
 
-    async def make(host: str, port: int) -> TcpProxy:
-        proxies.append(await TcpProxy(host, port).start())
+    async def make(host: str, port: int, kind: type[TcpProxy] = TcpProxy) -> TcpProxy:
+        proxies.append(await kind(host, port).start())
         return proxies[-1]
 
     yield make

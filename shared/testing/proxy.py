@@ -77,3 +77,75 @@ class TcpProxy:
             self._writers.discard(writer)
             with contextlib.suppress(Exception):
                 writer.transport.abort()
+
+
+FRAME_END = b"\xce"
+
+
+def _method_frame(class_id: int, method_id: int, arguments: bytes = b"") -> bytes:
+    payload = class_id.to_bytes(2, "big") + method_id.to_bytes(2, "big") + arguments
+    return b"\x01\x00\x00" + len(payload).to_bytes(4, "big") + payload + FRAME_END
+
+
+class AmqpProxy(TcpProxy):
+    """A TcpProxy that can also act out a broker's memory or disk alarm, as RabbitMQ does it.
+
+    `block()` sends the client `connection.blocked` between two of the broker's frames and stops
+    passing the client's bytes on (the broker stops reading a blocked connection); `unblock()` sends
+    `connection.unblocked` and lets the held bytes through.
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        super().__init__(target_host, target_port)
+        self._unblocked = asyncio.Event()
+        self._unblocked.set()
+        self._to_clients: dict[asyncio.StreamWriter, asyncio.Lock] = {}
+
+    async def block(self, reason: str = "low on memory") -> None:
+        self._unblocked.clear()
+        encoded = reason.encode()
+        await self._to_all_clients(_method_frame(10, 60, bytes([len(encoded)]) + encoded))
+
+    async def unblock(self) -> None:
+        await self._to_all_clients(_method_frame(10, 61))
+        self._unblocked.set()
+
+    async def _to_all_clients(self, frame: bytes) -> None:
+        for writer, lock in list(self._to_clients.items()):
+            async with lock:
+                with contextlib.suppress(ConnectionError, OSError):
+                    writer.write(frame)
+                    await writer.drain()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if writer.transport.get_extra_info("peername") == self.target:
+            return await self._held_pipe(reader, writer)  # client to broker: held while blocked
+        self._to_clients[writer] = lock = asyncio.Lock()
+        try:  # broker to client: whole frames, so an injected frame lands between two
+            while header := await reader.readexactly(7):
+                body = await reader.readexactly(int.from_bytes(header[3:7], "big") + 1)
+                await self._flowing.wait()
+                async with lock:
+                    writer.write(header + body)
+                    await writer.drain()
+        except (ConnectionError, OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._to_clients.pop(writer, None)
+            self._writers.discard(writer)
+            with contextlib.suppress(Exception):
+                writer.transport.abort()
+
+    async def _held_pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                await self._flowing.wait()
+                await self._unblocked.wait()
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            with contextlib.suppress(Exception):
+                writer.transport.abort()
