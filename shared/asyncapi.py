@@ -62,6 +62,24 @@ def _dead_letter_message() -> dict:
     }
 
 
+def _retry_message() -> dict:
+    return {
+        "name": "retry",
+        "title": "Order event waiting for a retry",
+        "summary": "A copy of an event whose last attempt failed while the database was up.",
+        "contentType": "application/json",
+        "headers": {
+            "type": "object",
+            "properties": {
+                REQUEST_ID: {"type": "string"},
+                "x-retry-attempt": {"type": "integer", "description": "Failed attempts so far."},
+                "x-last-error": {"type": "string", "description": "What the last attempt raised."},
+            },
+        },
+        "payload": {"$ref": "#/components/schemas/OrderEvent"},
+    }
+
+
 def _exchange_channel(settings: SharedSettings, routing_key: str, message: str) -> dict:
     return {
         "address": routing_key,
@@ -129,6 +147,13 @@ def asyncapi_document(settings: SharedSettings | None = None) -> dict:
             "customerOrdersDeadLetter": _queue_channel(
                 settings.dead_letter_queue, f"Bound to the fanout exchange `{settings.dead_letter_exchange}`.",
                 "deadLetter"),
+            **{f"customerOrdersRetry{delay}s": _queue_channel(
+                settings.retry_queue(delay),
+                f"Quorum queue bound to the direct exchange `{settings.retry_exchange}` under its own name, "
+                f"message TTL {delay} s; an expired message is dead-lettered (at least once) through "
+                f"`{settings.retry_exchange}` with routing key `{settings.orders_queue}`, back into the work queue. "
+                f"Retry {n} of {len(settings.retry_delays)}.", "retry")
+                for n, delay in enumerate(settings.retry_delays, 1)},
         },
         "operations": {
             "publishOrderCreated": _operation(
@@ -143,7 +168,13 @@ def asyncapi_document(settings: SharedSettings | None = None) -> dict:
             "deadLetterOrderEvent": _operation(
                 "send", "customerOrdersDeadLetter", "deadLetter",
                 "The customer service sets aside a message it can never apply (not JSON, wrong schema, "
-                "unknown customer).", {"deliveryMode": 2}),
+                "unknown customer, older than the deduplication window), or one whose retries ran out.",
+                {"deliveryMode": 2}),
+            **{f"retryOrderEvent{delay}s": _operation(
+                "send", f"customerOrdersRetry{delay}s", "retry",
+                f"The customer service sets aside, for {delay} s, a message that failed while its database was "
+                "up; the broker returns it to the work queue.", {"deliveryMode": 2})
+                for delay in settings.retry_delays},
         },
         "components": {
             "schemas": schema["$defs"],
@@ -151,6 +182,7 @@ def asyncapi_document(settings: SharedSettings | None = None) -> dict:
                 "orderCreated": _event_message(ORDER_CREATED, "An order was placed."),
                 "orderStatusChanged": _event_message(ORDER_STATUS_CHANGED, "An order moved along its lifecycle."),
                 "deadLetter": _dead_letter_message(),
+                "retry": _retry_message(),
             },
         },
     }

@@ -540,8 +540,10 @@ def test_the_customer_service_may_do_exactly_what_its_consumer_does():
     settings, rights = CustomerSettings(), broker_rights("customer_service")
     exchange, queue = settings.events_exchange, settings.orders_queue
     dlx, dlq = settings.dead_letter_exchange, settings.dead_letter_queue
-    needed = {  # declare all four; bind (write queue, read exchange); consume; dead-letter (write dlx)
-        "configure": {exchange, dlx, queue, dlq}, "write": {queue, dlq, dlx}, "read": {exchange, dlx, queue},
+    retry, retries = settings.retry_exchange, {settings.retry_queue(delay) for delay in settings.retry_delays}
+    needed = {  # declare them all; bind (write queue, read exchange); consume; dead-letter and retry (write)
+        "configure": {exchange, dlx, queue, dlq, retry, *retries}, "write": {queue, dlq, dlx, retry, *retries},
+        "read": {exchange, dlx, queue, retry},
     }
     for right, names in needed.items():
         assert all(rights[right].match(n) for n in names), right

@@ -45,7 +45,9 @@ def test_channels_name_the_contract_topology():
     exchange = document["channels"]["orderCreated"]["bindings"]["amqp"]["exchange"]
     assert exchange == {"name": "orders", "type": "topic", "durable": True, "autoDelete": False}
     addresses = {channel["address"] for channel in document["channels"].values()}
-    assert addresses == {ORDER_CREATED, ORDER_STATUS_CHANGED, "customer.orders", "customer.orders.dlq"}
+    assert addresses == {ORDER_CREATED, ORDER_STATUS_CHANGED, "customer.orders", "customer.orders.dlq",
+                         "customer.orders.retry.5s", "customer.orders.retry.30s", "customer.orders.retry.120s",
+                         "customer.orders.retry.300s"}
 
 
 def test_the_document_follows_the_settings_it_is_given():
