@@ -57,11 +57,14 @@ class Tally:
     created: Counter = field(default_factory=Counter)  # customer id -> orders created (201)
     orders: list[dict] = field(default_factory=list)  # open loop, post-order: what each 201 returned
     requests: int = 0
+    retries: int = 0  # with --honour-retry-after: refused tries sent again
 
 
 class Client:
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, target: str, keep_orders: bool) -> None:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, target: str, keep_orders: bool,
+                 honour_retry_after: bool = False) -> None:
         self.session = session
+        self.honour_retry_after = honour_retry_after
         self.base_url = base_url.rstrip("/")
         self.target = target
         self.keep_orders = keep_orders
@@ -81,13 +84,21 @@ class Client:
         """One request; latency counts from `started` (the scheduled time, in the open loop)."""
         tally = self.tally
         tally.requests += 1
-        try:
-            async with self.request(customer_id) as response:
-                body = await response.read()
-                status = response.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            tally.errors[type(exc).__name__] += 1
-            return
+        while True:
+            try:
+                async with self.request(customer_id) as response:
+                    body = await response.read()
+                    status = response.status
+                    retry_after = response.headers.get("Retry-After")
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                tally.errors[type(exc).__name__] += 1
+                return
+            if not (self.honour_retry_after and status == 503 and retry_after and retry_after.isdigit()):
+                break
+            if time.monotonic() + int(retry_after) > started + REQUEST_TIMEOUT.total:
+                break  # past its budget: give up as refused
+            tally.retries += 1
+            await asyncio.sleep(int(retry_after))  # what the server asked for
         if status != EXPECTED[self.target]:
             tally.errors[f"status {status}"] += 1
             return
@@ -123,10 +134,11 @@ async def open_loop(client: Client, ids: list[int], rate: float, count: int) -> 
 
 async def run(args: argparse.Namespace, ids: list[int]) -> dict:
     # Open loop: enough connections that a slow answer never delays the next scheduled request.
-    connections = args.concurrency if args.rate is None else OPEN_LOOP_CONNECTIONS
+    connections = args.concurrency if args.rate is None else args.connections
     connector = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(connector=connector, timeout=REQUEST_TIMEOUT) as session:
-        client = Client(session, args.url, args.target, keep_orders=args.rate is not None)
+        client = Client(session, args.url, args.target, keep_orders=args.rate is not None,
+                        honour_retry_after=args.honour_retry_after)
         cpu_before, started = cpu_seconds(), time.monotonic()
         if args.rate is None:
             await closed_loop(client, ids, args.concurrency, args.duration, args.max_requests)
@@ -143,6 +155,7 @@ async def run(args: argparse.Namespace, ids: list[int]) -> dict:
         "requests": tally.requests,
         "ok": len(tally.latencies),
         "errors": sum(tally.errors.values()),
+        "retries": tally.retries,
         "error_kinds": dict(tally.errors),
         "elapsed_s": elapsed,
         "throughput_rps": len(tally.latencies) / elapsed if elapsed > 0 else 0.0,
@@ -164,6 +177,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=10.0, help="closed loop: seconds")
     parser.add_argument("--rate", type=float, help="open loop: requests per second")
     parser.add_argument("--count", type=int, default=200, help="open loop: requests in all")
+    parser.add_argument("--connections", type=int, default=OPEN_LOOP_CONNECTIONS,
+                        help=f"open loop: connections at most (default {OPEN_LOOP_CONNECTIONS})")
+    parser.add_argument("--honour-retry-after", action="store_true",
+                        help="send a request refused with 503 and Retry-After again after that wait, within "
+                             "its 10 s budget (what a well-behaved client does); latency counts from the first try")
     parser.add_argument("--max-requests", type=int, default=2_000_000, help="hard cap on requests")
     args = parser.parse_args(argv)
     if args.concurrency < 1 or args.duration <= 0 or (args.rate is not None and args.rate <= 0):

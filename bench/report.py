@@ -81,6 +81,16 @@ FIGURES = [
     Figure("get_customer_p99", "GET /customers/{id} p99, ms", 1),
     Figure("get_orders_rps", "GET /orders?customer_id=, req/s", 0),
     Figure("get_orders_p99", "GET /orders?customer_id= p99, ms", 1),
+    Figure("overload_capacity", "overload: capacity (closed-loop orders/s)", 0),
+    Figure("overload_offered", "overload: offered open loop, orders/s", 0),
+    Figure("overload_goodput_ratio", "overload: goodput / capacity", 2, "≥ 0.85",
+           lambda ours, _: None if ours is None else ours >= 0.85),
+    Figure("overload_p50", "overload: accepted p50, ms", 1),
+    Figure("overload_p99", "overload: accepted p99, ms", 1, "≤ 1,000 ms",
+           lambda ours, _: None if ours is None else ours <= 1000),
+    Figure("overload_refused", "overload: share refused (503)", 2),
+    Figure("overload_timeouts", "overload: client timeouts", 0, "0",
+           lambda ours, _: None if ours is None else ours == 0),
     # Ours only: the event path at size (bench/history.py, bench/events.py).
     Figure("drain_eps", "backlog drain, events/s (relay + broker + consumer)", 0, "≥ 2,000",
            lambda ours, _: None if ours is None else ours >= 2000),
@@ -114,6 +124,7 @@ def figures(result: dict) -> dict[str, float | None]:
     before, after = processes.get("before") or {}, processes.get("after") or {}
     post_latency = post.get("latency_ms") or {}
     aged_lag = (result.get("aged") or {}).get("lag") or {}
+    overload = result.get("overload") or {}
     return {
         "post_rps": post.get("throughput_rps"),
         "post_p50": post_latency.get("p50"),
@@ -141,6 +152,13 @@ def figures(result: dict) -> dict[str, float | None]:
         "get_customer_p99": (get_customer.get("latency_ms") or {}).get("p99"),
         "get_orders_rps": get_orders.get("throughput_rps"),
         "get_orders_p99": (get_orders.get("latency_ms") or {}).get("p99"),
+        "overload_capacity": overload.get("capacity_rps"),
+        "overload_offered": overload.get("offered_rps"),
+        "overload_goodput_ratio": _over(overload.get("goodput_rps"), overload.get("capacity_rps")),
+        "overload_p50": (overload.get("latency_ms") or {}).get("p50"),
+        "overload_p99": (overload.get("latency_ms") or {}).get("p99"),
+        "overload_refused": overload.get("refused_share"),
+        "overload_timeouts": overload.get("timeouts"),
         "drain_eps": (result.get("backlog") or {}).get("events_per_s"),
         "drain_reconnect_s": (result.get("backlog") or {}).get("reconnect_s"),
         "aged_post_ratio": _over((result.get("aged_post_orders") or {}).get("throughput_rps"),

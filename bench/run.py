@@ -45,6 +45,7 @@ CONVERGENCE_DEADLINE = 60.0  # "generous": a count still wrong after this is a f
 POLL_PAUSE = 0.01  # between convergence polls: the resolution of the convergence time
 BUSY_MACHINE_SHARE = 0.2  # above this share of CPU used by unrelated processes, warn that figures are noisy
 LOADGEN_GRACE = 60.0  # past its own duration, before a load generator counts as hung
+OVERLOAD_CONNECTIONS = 2000  # "each request on its own": the client never queues them itself
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,6 +60,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lag-rate", type=float, default=20.0, help="light-load orders/s for the lag (default 20)")
     parser.add_argument("--lag-duration", type=float, default=10.0, help="seconds of light load (default 10)")
     parser.add_argument("--get-duration", type=float, help="seconds of each GET load (default: --duration)")
+    parser.add_argument("--overload-duration", type=float, default=20.0,
+                        help="seconds of open-loop overload, both systems (default 20; 0 skips it)")
+    parser.add_argument("--overload-factor", type=float, default=2.0,
+                        help="offered rate in the overload phase, times the closed-loop throughput (default 2)")
     parser.add_argument("--history", type=int, default=100_000,
                         help="ours: orders of backlog drained, then the load again on that history (default "
                              "100000; 0 skips it)")
@@ -259,6 +264,9 @@ async def measure(target: Target, args: argparse.Namespace) -> dict:
 
     result.update(await light_load(target, args, lag_ids, lag_file))
 
+    if args.overload_duration:
+        result["overload"] = await overload(target, args, load["throughput_rps"])
+
     target.say(f"GET /customers/{{id}} and GET /orders?customer_id=: {args.get_duration:g} s each")
     result["get_customer"] = await run_loadgen(system.customer_url, "get-customer", load_file,
                                                duration=args.get_duration, **closed_loop)
@@ -266,7 +274,8 @@ async def measure(target: Target, args: argparse.Namespace) -> dict:
     result["get_orders"] = await run_loadgen(system.order_url, "get-orders", lag_file,
                                              duration=args.get_duration, **closed_loop)
 
-    syncs = [result.get("warmup_convergence", {"exact": True}), result["convergence"], result["lag_convergence"]]
+    syncs = [result.get("warmup_convergence", {"exact": True}), result["convergence"], result["lag_convergence"],
+             {"exact": result.get("overload", {"exact": True})["exact"]}]
     checked = load_ids + lag_ids
     if target.proxy is not None and args.history:
         aged_lag_ids = await create_customers(target.http, system.customer_url, lag_count)
@@ -286,6 +295,35 @@ async def measure(target: Target, args: argparse.Namespace) -> dict:
     exactness["exact"] = exactness["exact"] and all(sync["exact"] for sync in syncs)
     result["exactness"] = exactness
     return result
+
+
+async def overload(target: Target, args: argparse.Namespace, capacity: float) -> dict:
+    """Open loop at `--overload-factor` times the closed-loop throughput just measured, each request on
+    its own (10 s client timeout), on customers of its own. Exact means: every order stored is counted
+    once, and every 201 is among them (a timed-out request may still have stored its order)."""
+    system = target.system
+    rate = capacity * args.overload_factor
+    count = max(1, round(rate * args.overload_duration))
+    ids = await create_customers(target.http, system.customer_url, args.customers)
+    target.say(f"overload: {rate:,.0f} orders/s offered open loop for {args.overload_duration:g} s "
+               f"({args.overload_factor:g}x the {capacity:,.0f}/s measured)")
+    run = await run_loadgen(system.order_url, "post-order", write_ids(f"{system.name}-overload.json", ids),
+                            rate=rate, count=count, connections=OVERLOAD_CONNECTIONS)
+    created = Counter({int(cid): n for cid, n in run.pop("created").items()})
+    run.pop("orders")
+    stored = Counter(dict(zip(ids, await bounded_map(lambda cid: orders_stored(target.http, system.order_url, cid),
+                                                     ids), strict=True)))
+    sync = await wait_exact(target.db, stored, ids, run["ended_monotonic"])
+    kinds = run["error_kinds"]
+    return {
+        "capacity_rps": capacity, "offered_rps": rate, "goodput_rps": run["ok"] / args.overload_duration,
+        "latency_ms": run["latency_ms"], "requests": run["requests"],
+        "refused_share": kinds.get("status 503", 0) / run["requests"],
+        "timeouts": sum(n for kind, n in kinds.items() if "Timeout" in kind),
+        "other_errors": sum(n for kind, n in kinds.items() if kind != "status 503" and "Timeout" not in kind),
+        "exact": sync["exact"] and all(created[cid] <= stored[cid] for cid in ids),
+        "created": sum(created.values()), "stored": sum(stored.values()),
+    }
 
 
 async def light_load(target: Target, args: argparse.Namespace, lag_ids: list[int], lag_file: Path) -> dict:

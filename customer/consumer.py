@@ -138,6 +138,8 @@ class OrderCreatedConsumer:
     async def resume(self) -> None:
         """Start consuming on the current channel (BrokerLink's reconnect does it again on a new one)."""
         assert self._channel is not None
+        if self._consumer_tag is not None:
+            return  # consuming already
         ok = await self._channel.basic_consume(self.settings.orders_queue, self.handle, no_ack=False)
         self._consumer_tag = ok.consumer_tag
 
@@ -204,8 +206,10 @@ class OrderCreatedConsumer:
         except Exception as exc:  # only a transient failure gets here
             self.breaker.open(exc)
             await self.pause()
-            await self._settle(batch[-1], dead, retry={}, requeue=[m for m in batch if m in events])
-            await self._requeue(self._drain_buffer())
+            try:
+                await self._settle(batch[-1], dead, retry={}, requeue=[m for m in batch if m in events])
+            except Exception:  # the broker is in trouble too: closing the channel returns them
+                await self._give_back(batch)
             await self._wait_for_database()
             return
         retry = {}
@@ -274,6 +278,12 @@ class OrderCreatedConsumer:
         if messages:
             await self._settle(messages[-1], {}, {}, requeue=messages)
 
+    async def _set_aside(self, messages: list[DeliveredMessage]) -> None:
+        try:
+            await self._requeue(messages)
+        except Exception:
+            await self._give_back(messages)
+
     def _drain_buffer(self) -> list[DeliveredMessage]:
         messages = []
         while self._buffer:
@@ -283,19 +293,18 @@ class OrderCreatedConsumer:
     async def _wait_for_database(self) -> None:
         """Probe with capped exponential backoff and jitter until the database answers, then resume."""
         attempt = 0
-        while True:
+        while self._accepting:
+            await self._set_aside(self._drain_buffer())  # stragglers of the paused consumption
             await asyncio.sleep(backoff_delay(attempt, cap=PROBE_BACKOFF_CAP))
             attempt += 1
             self.breaker.tick()
             try:
                 async with asyncio.timeout(PROBE_TIMEOUT):
                     await get_connection(APP).execute_query("SELECT 1")
+                break
             except Exception as exc:
                 log.info("consumer breaker: database still unavailable after %.0f s (%s)", self.breaker.tick(),
                          type(exc).__name__)
-                await self._requeue(self._drain_buffer())
-                continue
-            break
         self.breaker.close()
         if self._accepting and self._channel is not None and not self._channel.is_closed:
             with contextlib.suppress(Exception):  # a lost channel consumes again on its reconnect

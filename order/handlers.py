@@ -10,6 +10,7 @@ from order.schemas import (
     render_order,
     render_order_row,
 )
+from shared.admission import ABANDONED, client_gone
 from shared.http import json_response, parse_json, parse_query, path_id
 from shared.request_id import current_request_id
 
@@ -17,10 +18,14 @@ from shared.request_id import current_request_id
 async def create_order(request: web.Request) -> web.Response:
     key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
     body = await parse_json(request, CreateOrderBody)
-    placed = await service.place_order(
-        request.app[CUSTOMERS], request.app[ORDER_IDS], body.order, current_request_id(), request.app[RELAY].wake,
-        idempotency_key=key,
-    )
+    try:
+        placed = await service.place_order(
+            request.app[CUSTOMERS], request.app[ORDER_IDS], body.order, current_request_id(), request.app[RELAY].wake,
+            idempotency_key=key, still_wanted=lambda: not client_gone(request),
+        )
+    except service.ClientGone:
+        ABANDONED.inc()
+        return web.Response(status=499)  # nobody reads it
     headers = {"Location": str(request.app.router["order"].url_for(id=str(placed.order_id)))}
     if placed.replayed:
         headers["Idempotent-Replayed"] = "true"

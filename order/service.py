@@ -60,18 +60,30 @@ class PlacedOrder:
     replayed: bool = False
 
 
+class ClientGone(Exception):
+    """The client disconnected before the order was stored: nothing is stored, the key is released."""
+
+
 async def place_order(
     customers: CustomerClient, order_ids: OrderIds, data: OrderIn, request_id: str, wake_relay: WakeRelay,
-    idempotency_key: str | None = None,
+    idempotency_key: str | None = None, still_wanted: Callable[[], bool] = lambda: True,
 ) -> PlacedOrder:
-    """Validate the customer, then store the order, its event and the key's response atomically."""
+    """Validate the customer, then store the order, its event and the key's response atomically.
+
+    `still_wanted` is asked before the customer call and before the insert: a client that has gone
+    costs no more work. The insert is one statement, so it is never stopped half-way.
+    """
     if idempotency_key is not None:
         done = await idempotency.claim(idempotency_key, idempotency.fingerprint(data.model_dump_json()))
         if done is not None:
             body = done.response.encode()
             return PlacedOrder(done.status_code, orjson.loads(body)["id"], body, replayed=True)
     try:
+        if not still_wanted():
+            raise ClientGone()
         customer = await customers.get_customer(data.customer_id, request_id)
+        if not still_wanted():
+            raise ClientGone()
         order = Order(id=await order_ids.next(), **data.model_dump(), created_at=now())
         order.updated_at = order.created_at
         event = events.order_created(order, request_id)

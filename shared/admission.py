@@ -1,0 +1,164 @@
+"""Admission control: refuse early and cheaply what the service cannot start in time.
+
+Each worker lets `max_in_flight` requests work at once. One more waits for a slot, in arrival order,
+at most `queue_timeout` seconds and behind at most `max_queue` others; past either bound it is refused
+with a 503 problem and `Retry-After`, before any database, broker or customer-service work. A burst is
+welcome to wait its turn; a queue that stands for longer than `burst` (every request waited, window
+after window, as CoDel tells a burst from overload) means the offered load is above capacity, and the
+wait allowed falls to `overload_queue_timeout` until the queue drains. A request
+also waits before it is even parsed when the worker's CPU is saturated: the event loop's lag measures
+that wait, and while it is above `max_loop_lag` new requests are refused at once. Under a traffic
+spike the service so keeps serving what it accepts at full speed, with a bounded wait, instead of
+spending itself on requests whose clients have already given up.
+
+This middleware is the outermost one, so a refusal costs as little as it can: no access-log line
+(the refusals are counted in `http_requests_refused_total`), no metrics of the request itself.
+
+A request whose client disconnected while it waited is dropped when it gets its slot (counted as
+abandoned); handlers check `client_gone` again before their expensive steps. Health, readiness,
+metrics and the docs bypass all of it, so they answer under overload.
+"""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from prometheus_client import Counter, Gauge, Histogram
+
+from shared.problems import problem
+from shared.request_id import HEADER as REQUEST_ID_HEADER
+from shared.request_id import accept_request_id
+
+RETRY_AFTER_SECONDS = 1
+BYPASS = frozenset({"/health", "/ready", "/metrics", "/openapi.json", "/docs"})
+
+REFUSED = Counter("http_requests_refused_total", "Requests refused by admission control", ["reason"])
+ABANDONED = Counter("http_requests_abandoned_total", "Admitted requests dropped: the client had gone")
+IN_FLIGHT = Gauge("http_requests_in_flight", "Requests holding an admission slot", multiprocess_mode="livesum")
+QUEUE_SECONDS = Histogram("http_request_queue_seconds", "Time a request waited for an admission slot",
+                          buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+LOOP_LAG_SECONDS = Gauge("event_loop_lag_seconds", "How late the worker's event loop runs a timer (smoothed)",
+                         multiprocess_mode="max")
+REFUSAL_REASONS = ("queue_full", "queue_timeout", "loop_lag")
+for _reason in REFUSAL_REASONS:
+    REFUSED.labels(_reason)
+
+LAG_PROBE_INTERVAL = 0.02  # seconds
+LAG_SMOOTHING = 0.3  # weight of the newest probe: a single GC pause does not refuse anything
+WINDOW = 0.1  # seconds over which the shortest wait tells whether the queue stands
+STANDING_WAIT = 0.005  # a window whose every request waited at least this long: the queue stands
+
+
+class Admission:
+    def __init__(self, max_in_flight: int, max_queue: int, queue_timeout: float, max_loop_lag: float,
+                 overload_queue_timeout: float, burst: float) -> None:
+        self.max_queue = max_queue
+        self.queue_timeout = queue_timeout
+        self.overload_queue_timeout = overload_queue_timeout
+        self.burst = burst
+        self.max_loop_lag = max_loop_lag
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self.waiting = 0
+        self.loop_lag = 0.0
+        self._window_start = 0.0
+        self._window_min = float("inf")
+        self._standing_since: float | None = None
+
+    def _observe_wait(self, wait: float, now: float) -> None:
+        if now - self._window_start < WINDOW:
+            self._window_min = min(self._window_min, wait)
+            return
+        if self._window_min == float("inf") or self._window_min < STANDING_WAIT:
+            self._standing_since = None
+        elif self._standing_since is None:
+            self._standing_since = self._window_start
+        self._window_start, self._window_min = now, wait
+
+    def _allowed_wait(self, now: float) -> float:
+        overloaded = self._standing_since is not None and now - self._standing_since > self.burst
+        return self.overload_queue_timeout if overloaded else self.queue_timeout
+
+    async def watch_loop_lag(self) -> None:
+        """Background task: how late a short timer fires is how long a new request waits to be read."""
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(LAG_PROBE_INTERVAL)
+            lag = max(0.0, loop.time() - before - LAG_PROBE_INTERVAL)
+            self.loop_lag += LAG_SMOOTHING * (lag - self.loop_lag)
+            LOOP_LAG_SECONDS.set(self.loop_lag)
+
+    async def admit(self) -> str | None:
+        """Take a slot; or the reason it was refused."""
+        if self.loop_lag > self.max_loop_lag:
+            return "loop_lag"
+        now = time.monotonic()
+        if not self._slots.locked():
+            await self._slots.acquire()  # a free slot: no wait
+            self._observe_wait(0.0, now)
+            return None
+        if self.waiting >= self.max_queue:
+            return "queue_full"
+        self.waiting += 1
+        try:
+            async with asyncio.timeout(self._allowed_wait(now)):
+                await self._slots.acquire()
+            return None
+        except TimeoutError:
+            return "queue_timeout"
+        finally:
+            self.waiting -= 1
+            self._observe_wait(time.monotonic() - now, time.monotonic())
+
+    def release(self) -> None:
+        self._slots.release()
+
+
+ADMISSION = web.AppKey("admission", Admission)
+
+
+def client_gone(request: web.Request) -> bool:
+    """The client closed its connection: nothing it could still read is worth computing."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def overloaded(request: web.Request) -> web.Response:
+    response = problem(503, "Service Unavailable",
+                       f"The service is at capacity; retry after {RETRY_AFTER_SECONDS} s.")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response.headers[REQUEST_ID_HEADER] = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
+    return response
+
+
+async def admission_ctx(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx entry: the loop-lag probe, a named task cancelled and awaited on shutdown."""
+    task = asyncio.create_task(app[ADMISSION].watch_loop_lag(), name="event loop lag probe")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+@web.middleware
+async def admission_middleware(request: web.Request, handler) -> web.StreamResponse:
+    if request.path in BYPASS or request.path.startswith("/docs/"):
+        return await handler(request)
+    admission = request.app[ADMISSION]
+    arrived = time.perf_counter()
+    refused = await admission.admit()
+    if refused:
+        REFUSED.labels(refused).inc()
+        return overloaded(request)
+    QUEUE_SECONDS.observe(time.perf_counter() - arrived)
+    IN_FLIGHT.inc()
+    try:
+        if client_gone(request):
+            ABANDONED.inc()
+            return web.Response(status=499)  # nginx's "client closed request": nobody reads it
+        return await handler(request)
+    finally:
+        IN_FLIGHT.dec()
+        admission.release()
