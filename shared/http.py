@@ -1,6 +1,7 @@
 """Request parsing and response rendering shared by both services' handlers."""
 
 import asyncio
+import re
 from typing import Any, TypeVar
 
 import orjson
@@ -25,14 +26,24 @@ def created(request: web.Request, route_name: str, resource_id: int, data: Any) 
     return json_response(data, status=201, headers={"Location": str(location)})
 
 
+# pydantic names the member of a union that failed in the error's location (`name.none`,
+# `name.function-after[check(), constrained-str]`): internal paths, never a field of the contract.
+_UNION_MEMBER = re.compile(r"[^A-Za-z0-9_]|^(none|str|int|float|bool|decimal|literal|list|dict)$")
+
+
 def validation_errors(exc: ValidationError, strip_envelope: bool = False) -> list[dict]:
-    """pydantic's errors as the contract's `[{field, message}]`, fields named inside the envelope."""
-    errors = []
+    """pydantic's errors as the contract's `[{field, message}]`, fields named inside the envelope.
+
+    A value no member of a union accepts gives one error per member; the field gets one, the first
+    that is not "should be null" (the member a client meant)."""
+    by_field: dict[str, dict] = {}
     for error in exc.errors(include_url=False, include_input=False, include_context=False):
         loc = error["loc"][1:] if strip_envelope and len(error["loc"]) > 1 else error["loc"]
-        field = ".".join(str(part) for part in loc) or "body"
-        errors.append({"field": field, "message": error["msg"]})
-    return errors
+        field = ".".join(str(part) for part in loc if not (isinstance(part, str) and _UNION_MEMBER.search(part)))
+        field = field or "body"
+        if field not in by_field or (by_field[field]["type"] == "none_required" != error["type"]):
+            by_field[field] = {"type": error["type"], "message": error["msg"]}
+    return [{"field": field, "message": error["message"]} for field, error in by_field.items()]
 
 
 def _is_json(content_type: str) -> bool:
