@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from prometheus_client import Counter, Gauge, Histogram
 
-from shared.problems import problem
+from shared.problems import PROBLEM_CONTENT_TYPE, problem
 from shared.request_id import HEADER as REQUEST_ID_HEADER
 from shared.request_id import accept_request_id
 
@@ -125,12 +125,16 @@ def client_gone(request: web.Request) -> bool:
     return transport is None or transport.is_closing()
 
 
+# Built once: under overload most answers are this one.
+_OVERLOADED_BODY = problem(503, "Service Unavailable",
+                           f"The service is at capacity; retry after {RETRY_AFTER_SECONDS} s.").body
+
+
 def overloaded(request: web.Request) -> web.Response:
-    response = problem(503, "Service Unavailable",
-                       f"The service is at capacity; retry after {RETRY_AFTER_SECONDS} s.")
-    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    response.headers[REQUEST_ID_HEADER] = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
-    return response
+    return web.Response(status=503, body=_OVERLOADED_BODY, content_type=PROBLEM_CONTENT_TYPE, headers={
+        "Retry-After": str(RETRY_AFTER_SECONDS),
+        REQUEST_ID_HEADER: accept_request_id(request.headers.get(REQUEST_ID_HEADER)),
+    })
 
 
 async def admission_ctx(app: web.Application) -> AsyncIterator[None]:
