@@ -11,12 +11,13 @@ import asyncio
 import sys
 
 import aiohttp
-import aiormq
 import asyncpg
 from pamqp.commands import Basic
 
 from customer.consumer import ATTEMPT_HEADER, REASON_HEADER
 from customer.settings import CustomerSettings
+from shared.amqp import connect_first
+from shared.broker_urls import broker_urls
 from shared.db import asyncpg_dsn
 
 # What the dead-lettering added (a replay starts afresh, its retries too).
@@ -43,7 +44,7 @@ async def take_dead_letters(channel, settings: CustomerSettings, limit: int) -> 
 
 
 async def list_dead_letters(settings: CustomerSettings, limit: int) -> int:
-    connection = await aiormq.connect(settings.amqp_url)
+    connection = await connect_first(broker_urls(settings.amqp_url))
     try:
         channel = await connection.channel()
         messages = await take_dead_letters(channel, settings, limit)
@@ -59,7 +60,7 @@ async def list_dead_letters(settings: CustomerSettings, limit: int) -> int:
 
 
 async def replay_dead_letters(settings: CustomerSettings, limit: int) -> int:
-    connection = await aiormq.connect(settings.amqp_url)
+    connection = await connect_first(broker_urls(settings.amqp_url))
     replayed = 0
     try:
         channel = await connection.channel()

@@ -4,6 +4,9 @@ aiormq has no reconnect: after a broker restart a publish raises
 ChannelInvalidStateError and a consumer silently stops. BrokerLink owns the
 connection, watches it close, and reconnects with capped exponential backoff
 and jitter, running `on_channel` (declare topology, start consuming) each time.
+
+AMQP_URL may name several brokers (the nodes of a cluster), comma-separated: each process starts
+at a random one, so instances spread over the nodes, and moves on to the next on every failure.
 """
 
 import asyncio
@@ -15,12 +18,25 @@ import aiormq
 from aiohttp import web
 from aiormq.abc import AbstractChannel
 
+from shared.broker_urls import broker_urls, where
 from shared.settings import SharedSettings
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5.0
 PERSISTENT = 2
+
+
+async def connect_first(urls: list[str], timeout: float = 5.0) -> aiormq.abc.AbstractConnection:
+    """A connection to the first broker that answers, trying them in the order given (operator tools)."""
+    failures = []
+    for url in urls:
+        try:
+            async with asyncio.timeout(timeout):
+                return await aiormq.connect(url)
+        except Exception as exc:  # aiormq raises several unrelated types for an unreachable broker
+            failures.append(f"{where(url)}: {type(exc).__name__}: {exc}")
+    raise ConnectionError("no broker answered (" + "; ".join(failures) + ")")
 
 
 def backoff_delay(attempt: int, base: float = 0.2, cap: float = 5.0) -> float:
@@ -30,7 +46,9 @@ def backoff_delay(attempt: int, base: float = 0.2, cap: float = 5.0) -> float:
 
 class BrokerLink:
     def __init__(self, url: str, name: str, on_channel: Callable[[AbstractChannel], Awaitable[None]]) -> None:
-        self.url = url
+        self.urls = broker_urls(url)
+        self._next = random.randrange(len(self.urls))  # instances spread over a cluster's nodes
+        self.url = self.urls[self._next]  # the broker of the current (or next) connection
         self.name = name
         self.on_channel = on_channel
         self.channel: AbstractChannel | None = None
@@ -68,7 +86,7 @@ class BrokerLink:
             try:
                 await self._connect()
                 attempt = 0
-                log.info("%s: connected to the broker", self.name)
+                log.info("%s: connected to the broker at %s", self.name, where(self.url))
                 await self._until_closed()
             except asyncio.CancelledError:
                 if asyncio.current_task().cancelling():
@@ -76,7 +94,8 @@ class BrokerLink:
                 # aiormq cancels its own pending calls when the connection drops under them.
                 log.warning("%s: broker connection dropped during setup", self.name)
             except Exception as exc:  # every broker failure means the same here: try again later
-                log.warning("%s: broker unavailable (%s: %s)", self.name, type(exc).__name__, exc)
+                log.warning("%s: broker at %s unavailable (%s: %s)", self.name, where(self.url), type(exc).__name__,
+                            exc)
             finally:
                 self._up.clear()
                 self.channel = None
@@ -87,6 +106,8 @@ class BrokerLink:
             await asyncio.sleep(delay)
 
     async def _connect(self) -> None:
+        self.url = self.urls[self._next]
+        self._next = (self._next + 1) % len(self.urls)  # after this one fails or is lost: the next
         async with asyncio.timeout(CONNECT_TIMEOUT):
             self._connection = await aiormq.connect(self.url)
             channel = await self._connection.channel()

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from pydantic.json_schema import models_json_schema
 
+from shared.broker_urls import broker_urls
 from shared.events import ORDER_CREATED, ORDER_STATUS_CHANGED, OrderEvent
 from shared.request_id import HEADER as REQUEST_ID_HEADER
 from shared.settings import SharedSettings
@@ -120,7 +121,7 @@ def asyncapi_document(settings: SharedSettings | None = None) -> dict:
     """The document for the topology `settings` names (by default the contract's, never the environment's)."""
     settings = settings or SharedSettings.model_construct()  # field defaults only: no environment read
     _, schema = models_json_schema([(OrderEvent, "serialization")], ref_template="#/components/schemas/{model}")
-    broker = urlsplit(settings.amqp_url)
+    broker = urlsplit(broker_urls(settings.amqp_url)[0])
     return {
         "asyncapi": "3.0.0",
         "info": {

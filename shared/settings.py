@@ -5,11 +5,14 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.broker_urls import broker_urls
+
 
 class SharedSettings(BaseSettings):
     # populate_by_name lets tests pass field names: CustomerSettings(database_url=...).
     model_config = SettingsConfigDict(populate_by_name=True, extra="ignore")
 
+    # One AMQP URL, or several comma-separated (a cluster's nodes): see shared/amqp.py.
     amqp_url: str = Field("amqp://guest:guest@127.0.0.1:5672/", validation_alias="AMQP_URL")
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
     # Admission control, per worker (shared/admission.py): requests working at once, requests waiting
@@ -34,6 +37,12 @@ class SharedSettings(BaseSettings):
     # Seconds before each retry of an event that failed while the database was up (a bug, a constraint a
     # later event may satisfy): "5,30,120,300" is 5 attempts over about 7.5 minutes, then the dead letters.
     retry_delays: Annotated[tuple[int, ...], NoDecode] = Field((5, 30, 120, 300), validation_alias="EVENT_RETRY_DELAYS")
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _broker_list(cls, value: str) -> str:
+        broker_urls(value)
+        return value
 
     @field_validator("retry_delays", mode="before")
     @classmethod

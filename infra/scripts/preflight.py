@@ -8,11 +8,12 @@ import logging
 import sys
 from urllib.parse import urlsplit
 
-import aiormq
 import asyncpg
 
 from customer.settings import CustomerSettings
 from order.settings import OrderSettings
+from shared.amqp import connect_first
+from shared.broker_urls import broker_urls
 from shared.db import asyncpg_dsn
 from shared.settings import SharedSettings
 
@@ -26,6 +27,9 @@ HOW_TO_START = {
 
 
 def redact(url: str) -> str:
+    """The URL (or comma-separated URLs) with any password masked."""
+    if "," in url:
+        return ",".join(redact(one) for one in url.split(","))
     parts = urlsplit(url)
     netloc = parts.netloc.rsplit("@", 1)
     if len(netloc) == 2 and ":" in netloc[0]:
@@ -46,8 +50,7 @@ async def postgres_problem(db_url: str) -> str | None:
 
 async def rabbitmq_problem(amqp_url: str) -> str | None:
     try:
-        async with asyncio.timeout(TIMEOUT):
-            connection = await aiormq.connect(amqp_url)
+        connection = await connect_first(broker_urls(amqp_url), TIMEOUT)
         await connection.close()
     except Exception as exc:  # aiormq raises several unrelated types for an unreachable broker
         return f"{type(exc).__name__}: {exc}"
