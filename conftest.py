@@ -10,10 +10,14 @@ from order.app import create_app as create_order_app
 from order.settings import OrderSettings
 from shared.amqp import BROKER
 
+# One event loop holds the test and both services in process: its lag is no one service's, and a test's
+# burst of hundreds of requests is not a traffic spike to shed. Admission tests set their own limits.
+IN_PROCESS_ADMISSION = {"admission_max_loop_lag": 5.0, "admission_burst": 5.0}
+
 
 def make_settings(cls, test_run, **overrides):
     return cls(events_exchange=test_run.exchange, orders_queue=test_run.queue, retry_delays=test_run.retry_delays,
-               **overrides)
+               **{**IN_PROCESS_ADMISSION, **overrides})
 
 
 @pytest.fixture
