@@ -65,10 +65,14 @@ class TcpProxy:
             self._pipes.add(task)
             task.add_done_callback(self._pipes.discard)
 
+    async def _gate(self, writer: asyncio.StreamWriter) -> None:
+        """Wait until bytes may go on to `writer`."""
+        await self._flowing.wait()
+
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
-                await self._flowing.wait()
+                await self._gate(writer)
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError):
@@ -110,6 +114,14 @@ class AmqpProxy(TcpProxy):
         await self._to_all_clients(_method_frame(10, 61))
         self._unblocked.set()
 
+    def _to_broker(self, writer: asyncio.StreamWriter) -> bool:
+        return writer.transport.get_extra_info("peername") == self.target
+
+    async def _gate(self, writer: asyncio.StreamWriter) -> None:
+        await super()._gate(writer)
+        if self._to_broker(writer):
+            await self._unblocked.wait()  # the client's bytes are held while blocked
+
     async def _to_all_clients(self, frame: bytes) -> None:
         for writer, lock in list(self._to_clients.items()):
             async with lock:
@@ -118,13 +130,13 @@ class AmqpProxy(TcpProxy):
                     await writer.drain()
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if writer.transport.get_extra_info("peername") == self.target:
-            return await self._held_pipe(reader, writer)  # client to broker: held while blocked
+        if self._to_broker(writer):
+            return await super()._pipe(reader, writer)
         self._to_clients[writer] = lock = asyncio.Lock()
         try:  # broker to client: whole frames, so an injected frame lands between two
             while header := await reader.readexactly(7):
                 body = await reader.readexactly(int.from_bytes(header[3:7], "big") + 1)
-                await self._flowing.wait()
+                await self._gate(writer)
                 async with lock:
                     writer.write(header + body)
                     await writer.drain()
@@ -132,20 +144,6 @@ class AmqpProxy(TcpProxy):
             pass
         finally:
             self._to_clients.pop(writer, None)
-            self._writers.discard(writer)
-            with contextlib.suppress(Exception):
-                writer.transport.abort()
-
-    async def _held_pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                await self._flowing.wait()
-                await self._unblocked.wait()
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
             self._writers.discard(writer)
             with contextlib.suppress(Exception):
                 writer.transport.abort()
