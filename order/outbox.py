@@ -199,12 +199,16 @@ class OutboxRelay:
         )
 
     async def _listen(self) -> None:
-        """LISTEN for other instances' commits (a trigger NOTIFYs on insert), reconnecting when dropped."""
+        """LISTEN for other instances' commits (a trigger NOTIFYs on insert), reconnecting when dropped.
+
+        LISTEN needs a session of its own: through a transaction pooler (PgBouncer) point
+        ORDER_LISTEN_DATABASE_URL at PostgreSQL itself; without it, the sweep still finds every row.
+        """
         attempt = 0
         while True:
             conn = None
             try:
-                conn = await asyncpg.connect(asyncpg_dsn(self.settings.database_url), timeout=5)
+                conn = await asyncpg.connect(asyncpg_dsn(self.settings.listen_database_url), timeout=5)
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _, lost=lost: lost.set())
                 await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self.wake())

@@ -6,6 +6,12 @@ from shared.settings import SharedSettings
 class OrderSettings(SharedSettings):
     database_url: str = Field("postgres://order_service@127.0.0.1:5432/orders", validation_alias="ORDER_DATABASE_URL")
     port: int = Field(3001, validation_alias="ORDER_PORT")
+    # The relay's LISTEN connection (one session, held open): PostgreSQL itself, not a transaction pooler.
+    listen_url: str | None = Field(None, validation_alias="ORDER_LISTEN_DATABASE_URL")
+
+    @property
+    def listen_database_url(self) -> str:
+        return self.listen_url or self.database_url
     customer_service_url: str = Field("http://127.0.0.1:3000", validation_alias="CUSTOMER_SERVICE_URL")
     # Total time allowed for one call to the customer service, connect included.
     customer_service_timeout: float = Field(2.0, gt=0, validation_alias="CUSTOMER_SERVICE_TIMEOUT")

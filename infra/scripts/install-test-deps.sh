@@ -1,28 +1,33 @@
 #!/usr/bin/env bash
-# Install what the test suite needs from outside the virtualenv: Debian's chromium, which the /docs browser
-# test drives headless. Idempotent and silent when it is already there; used by `make test`.
+# Install what the test suite needs from outside the virtualenv, from Debian's packages: chromium (the
+# /docs browser test drives it headless) and pgbouncer (the suite starts its own, on a free port).
+# Idempotent and silent when they are there; used by `make test`. Where they cannot be installed, the
+# tests that need them are skipped with the reason.
 set -euo pipefail
 
-if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
+missing=()
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
+command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "install-test-deps: chromium is missing and there is no apt-get here; install chromium yourself," \
-       "or the /docs browser test is skipped." >&2
+  echo "install-test-deps: ${missing[*]} missing and there is no apt-get here; install them yourself," \
+       "or the tests that need them are skipped." >&2
   exit 0
 fi
 
 sudo=()
 if [ "$(id -u)" -ne 0 ]; then
   if ! command -v sudo >/dev/null 2>&1; then
-    echo "install-test-deps: chromium is missing; run 'apt-get install chromium' as root," \
-         "or the /docs browser test is skipped." >&2
+    echo "install-test-deps: ${missing[*]} missing; run 'apt-get install ${missing[*]}' as root," \
+         "or the tests that need them are skipped." >&2
     exit 0
   fi
   sudo=(sudo -n)
 fi
 
-echo "install-test-deps: installing chromium for the /docs browser test..."
+echo "install-test-deps: installing ${missing[*]} for the tests..."
 "${sudo[@]}" apt-get update -qq
-"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
