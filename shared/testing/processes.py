@@ -44,7 +44,8 @@ class Services:
     async def start(self, timeout: float = 30.0) -> "Services":
         env = {**os.environ, **self.env, "CUSTOMER_PORT": str(self.customer_port),
                "ORDER_PORT": str(self.order_port), "CUSTOMER_SERVICE_URL": self.customer_url,
-               "PY": str(Path(sys.executable).parent), "RUN_DIR": str(self.log_path.parent / "run")}
+               "PY": str(Path(sys.executable).parent),
+               "RUN_DIR": str(self.log_path.parent / f"run-{self.log_path.stem}")}  # one per instance
         log = self.log_path.open("ab")
         self.process = await asyncio.create_subprocess_exec(
             str(ROOT / "infra/scripts/run.sh"), env=env, stdout=log, stderr=log, start_new_session=True,
