@@ -16,9 +16,10 @@ from pamqp.commands import Basic
 
 from customer.consumer import ATTEMPT_HEADER, REASON_HEADER
 from customer.settings import CustomerSettings
-from shared.amqp import connect_first
+from shared.amqp import PERSISTENT, connect_first
 from shared.broker_urls import broker_urls
 from shared.db import asyncpg_dsn
+from shared.events import ORDER_CREATED
 
 # What the dead-lettering added (a replay starts afresh, its retries too).
 NOT_REPLAYED_HEADERS = frozenset({
@@ -29,7 +30,7 @@ NOT_REPLAYED_HEADERS = frozenset({
 
 def original_routing_key(message) -> str:
     headers = message.header.properties.headers or {}
-    return str(headers.get("x-original-routing-key") or "order.created")
+    return str(headers.get("x-original-routing-key") or ORDER_CREATED)
 
 
 async def take_dead_letters(channel, settings: CustomerSettings, limit: int) -> list:
@@ -69,7 +70,7 @@ async def replay_dead_letters(settings: CustomerSettings, limit: int) -> int:
             headers = {k: v for k, v in (properties.headers or {}).items() if k not in NOT_REPLAYED_HEADERS}
             confirmation = await channel.basic_publish(
                 message.body, exchange=settings.events_exchange, routing_key=original_routing_key(message),
-                properties=Basic.Properties(content_type=properties.content_type, delivery_mode=2,
+                properties=Basic.Properties(content_type=properties.content_type, delivery_mode=PERSISTENT,
                                             message_id=properties.message_id, headers=headers),
             )
             if not isinstance(confirmation, Basic.Ack):

@@ -5,7 +5,6 @@ from shared.settings import SharedSettings
 
 class OrderSettings(SharedSettings):
     database_url: str = Field("postgres://order_service@127.0.0.1:5432/orders", validation_alias="ORDER_DATABASE_URL")
-    port: int = Field(3001, validation_alias="ORDER_PORT")
     # The relay's LISTEN connection (one session, held open): PostgreSQL itself, not a transaction pooler.
     listen_url: str | None = Field(None, validation_alias="ORDER_LISTEN_DATABASE_URL")
 
