@@ -23,7 +23,7 @@ from order.db_config import APP
 from order.metrics import RELAY_WAITING
 from order.settings import OrderSettings
 from shared.amqp import PERSISTENT, BrokerLink, backoff_delay
-from shared.db import asyncpg_dsn, transaction
+from shared.db import asyncpg_dsn, is_transient_database_error, transaction
 from shared.events import ORDER_CREATED
 from shared.metrics import EVENTS_PUBLISHED
 from shared.request_id import request_id_var
@@ -110,7 +110,7 @@ class OutboxRelay:
             claimed = await self.publish_batch(channel)
         except Exception as exc:
             # The transaction rolled back: the rows are pending again, for this relay or another.
-            RELAY_WAITING.labels("database").set(not isinstance(exc, (BrokerBlocked, ConfirmsTimedOut)))
+            RELAY_WAITING.labels("database").set(is_transient_database_error(exc))
             log.warning("outbox relay: batch rolled back, will retry (%s: %s)", type(exc).__name__, exc)
             await asyncio.sleep(backoff_delay(self._failures))
             self._failures += 1
