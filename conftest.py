@@ -60,6 +60,16 @@ async def customer_api(aiohttp_client, customer_server):
     return await aiohttp_client(customer_server)
 
 
+async def order_client_via(aiohttp_client, test_run, customer_server, broker_proxy):
+    """An order service whose broker connection goes through `broker_proxy`, up and connected."""
+    settings = make_settings(OrderSettings, test_run, database_url=test_run.order_db,
+                             customer_service_url=str(customer_server.make_url("")),
+                             amqp_url=broker_proxy.url("amqp://guest:guest@127.0.0.1:{port}/"))
+    client = await aiohttp_client(await create_order_app(settings))
+    await broker_connected(client.app)
+    return client
+
+
 @pytest.fixture
 async def order_client(aiohttp_client, order_settings):
     client = await aiohttp_client(await create_order_app(order_settings))

@@ -44,6 +44,15 @@ def at_least_times(limit: float) -> Callable:
     return check
 
 
+def at_least(limit: float) -> Callable:
+    """A target on ours alone (the baseline has no such figure, or it does not matter)."""
+    return lambda ours, _: None if ours is None else ours >= limit
+
+
+def at_most(limit: float) -> Callable:
+    return lambda ours, _: None if ours is None else ours <= limit
+
+
 def lag_check(ours, baseline):
     if ours is None:
         return None
@@ -73,7 +82,7 @@ FIGURES = [
     Figure("rss_order_after", "RSS max per order worker after, MB", 1,
            f"< {RSS_LIMIT_MB:.0f} MB", lambda ours, _: None if ours is None else ours < RSS_LIMIT_MB),
     Figure("convergence_s", "convergence after load, s", 3, "≤ 1 s",
-           lambda ours, _: None if ours is None else ours <= 1),
+           at_most(1)),
     Figure("lag_p50", "event lag p50 at light load, ms", 1),
     Figure("lag_p99", "event lag p99 at light load, ms", 1, "≤ 25 ms and ≤ 4x baseline", lag_check),
     Figure("light_post_p99", "POST /orders p99 at light load, ms", 1),
@@ -84,22 +93,22 @@ FIGURES = [
     Figure("overload_capacity", "overload: capacity (closed-loop orders/s)", 0),
     Figure("overload_offered", "overload: offered open loop, orders/s", 0),
     Figure("overload_goodput_ratio", "overload: goodput / capacity", 2, "≥ 0.85",
-           lambda ours, _: None if ours is None else ours >= 0.85),
+           at_least(0.85)),
     Figure("overload_p50", "overload: accepted p50, ms", 1),
     Figure("overload_p99", "overload: accepted p99, ms", 1, "≤ 1,000 ms",
-           lambda ours, _: None if ours is None else ours <= 1000),
+           at_most(1000)),
     Figure("overload_refused", "overload: share refused (503)", 2),
     Figure("overload_timeouts", "overload: client timeouts", 0, "0",
-           lambda ours, _: None if ours is None else ours == 0),
+           at_most(0)),
     # Ours only: the event path at size (bench/history.py, bench/events.py).
     Figure("drain_eps", "backlog drain, events/s (relay + broker + consumer)", 0, "≥ 2,000",
-           lambda ours, _: None if ours is None else ours >= 2000),
+           at_least(2000)),
     Figure("drain_reconnect_s", "backlog: relay back on the broker after the cut, s", 2),
     Figure("aged_post_ratio", "POST /orders after the history / fresh", 2, "≥ 0.9",
-           lambda ours, _: None if ours is None else ours >= 0.9),
+           at_least(0.9)),
     Figure("aged_lag_p50_ratio", "event lag p50 after the history / fresh", 2),
     Figure("aged_lag_p99_ratio", "event lag p99 after the history / fresh", 2, "≤ 1.2",
-           lambda ours, _: None if ours is None else ours <= 1.2),
+           at_most(1.2)),
     Figure("aged_lag_p99", "event lag p99 after the history, ms", 1),
     Figure("relay_eps", "relay alone, events/s", 0),
     Figure("consumer_eps", "consumer alone, events/s", 0),

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from order.customer_client import CustomerClient
 from order.db_config import order_orm_config
-from order.housekeeping import Housekeeper
+from order.housekeeping import run_housekeeping
 from order.keys import CUSTOMERS, ORDER_IDS, RELAY, SETTINGS
 from order.openapi import openapi_spec
 from order.outbox import OutboxRelay
@@ -35,7 +35,7 @@ async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
     app[BROKER], app[RELAY] = link, relay
     tasks = [start_orm_task(app, link.run(), name="outbox relay broker link"),
              start_orm_task(app, relay.run(), name="outbox relay"),
-             start_orm_task(app, Housekeeper(settings).run(), name="order housekeeping")]
+             start_orm_task(app, run_housekeeping(settings), name="order housekeeping")]
     yield
     for task in reversed(tasks):
         task.cancel()

@@ -19,7 +19,7 @@ from shared.metrics import OUTBOX_OLDEST_SECONDS, OUTBOX_PENDING
 log = logging.getLogger(__name__)
 
 GAUGES_EVERY = 5.0  # seconds
-PURGE_EVERY = timedelta(minutes=5)
+PURGE_EVERY = 300.0  # seconds
 PURGE_BATCH = 1000
 
 # The oldest row is the head of the primary key; the count reads only pending rows (the table holds no
@@ -45,24 +45,20 @@ async def purge_expired_keys(settings: OrderSettings) -> int:
     return await purge_in_batches(APP, "idempotency_keys", PURGE_EXPIRED_KEYS, [expired_before], PURGE_BATCH)
 
 
-class Housekeeper:
-    def __init__(self, settings: OrderSettings) -> None:
-        self.settings = settings
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        last_purge = last_vacuum = loop.time()
-        while True:
-            await asyncio.sleep(GAUGES_EVERY)
-            try:
-                pending, oldest = await backlog()
-                OUTBOX_PENDING.set(pending)
-                OUTBOX_OLDEST_SECONDS.set(oldest)
-                if loop.time() - last_vacuum >= self.settings.outbox_vacuum_interval:
-                    last_vacuum = loop.time()
-                    await vacuum(APP, "outbox")
-                if loop.time() - last_purge >= PURGE_EVERY.total_seconds():
-                    last_purge = loop.time()
-                    await purge_expired_keys(self.settings)
-            except Exception as exc:  # the database is away: all of this can wait
-                log.warning("order housekeeping skipped (%s: %s)", type(exc).__name__, exc)
+async def run_housekeeping(settings: OrderSettings) -> None:
+    loop = asyncio.get_running_loop()
+    last_purge = last_vacuum = loop.time()
+    while True:
+        await asyncio.sleep(GAUGES_EVERY)
+        try:
+            pending, oldest = await backlog()
+            OUTBOX_PENDING.set(pending)
+            OUTBOX_OLDEST_SECONDS.set(oldest)
+            if loop.time() - last_vacuum >= settings.outbox_vacuum_interval:
+                last_vacuum = loop.time()
+                await vacuum(APP, "outbox")
+            if loop.time() - last_purge >= PURGE_EVERY:
+                last_purge = loop.time()
+                await purge_expired_keys(settings)
+        except Exception as exc:  # the database is away: all of this can wait
+            log.warning("order housekeeping skipped (%s: %s)", type(exc).__name__, exc)

@@ -91,26 +91,29 @@ class Admission:
             LOOP_LAG_SECONDS.set(self.loop_lag)
 
     async def admit(self) -> str | None:
-        """Take a slot; or the reason it was refused."""
+        """Take a slot (the wait is observed); or the reason it was refused."""
         if self.loop_lag > self.max_loop_lag:
             return "loop_lag"
-        now = time.monotonic()
+        arrived = time.monotonic()
         if not self._slots.locked():
             await self._slots.acquire()  # a free slot: no wait
-            self._observe_wait(0.0, now)
+            self._observe_wait(0.0, arrived)
+            QUEUE_SECONDS.observe(0.0)
             return None
         if self.waiting >= self.max_queue:
             return "queue_full"
         self.waiting += 1
         try:
-            async with asyncio.timeout(self._allowed_wait(now)):
+            async with asyncio.timeout(self._allowed_wait(arrived)):
                 await self._slots.acquire()
-            return None
         except TimeoutError:
             return "queue_timeout"
         finally:
             self.waiting -= 1
-            self._observe_wait(time.monotonic() - now, time.monotonic())
+            now = time.monotonic()
+            self._observe_wait(now - arrived, now)
+        QUEUE_SECONDS.observe(now - arrived)
+        return None
 
     def release(self) -> None:
         self._slots.release()
@@ -151,12 +154,10 @@ async def admission_middleware(request: web.Request, handler) -> web.StreamRespo
     if request.path in BYPASS or request.path.startswith("/docs/"):
         return await handler(request)
     admission = request.app[ADMISSION]
-    arrived = time.perf_counter()
     refused = await admission.admit()
     if refused:
         REFUSED.labels(refused).inc()
         return overloaded(request)
-    QUEUE_SECONDS.observe(time.perf_counter() - arrived)
     IN_FLIGHT.inc()
     try:
         if client_gone(request):

@@ -11,8 +11,9 @@ from aiohttp import web
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.context import TortoiseContext, _current_context
-from tortoise.exceptions import DBConnectionError
 from tortoise.transactions import in_transaction
+
+from shared.problems import exception_chain, is_connection_failure
 
 ORM = web.AppKey("orm", TortoiseContext)
 
@@ -166,25 +167,15 @@ async def drop_database(db_url: str) -> None:
 
 # SQLSTATE classes of failures that pass by themselves: 08 connection, 40 rollback (serialization
 # failure, deadlock), 53 insufficient resources (too many connections, out of memory or disk),
-# 55P03 lock not available, 57 operator intervention (statement timeout, shutdown, restart), 58 I/O.
+# 57 operator intervention (statement timeout, shutdown, restart), 58 I/O; and 55P03 lock not available.
 TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
 
 
-def is_transient_database_error(exc: BaseException) -> bool:
-    """True if the database failed, not the statement: retrying later, unchanged, can succeed.
+def _transient_sqlstate(cause: BaseException) -> bool:
+    sqlstate = getattr(cause, "sqlstate", None) if isinstance(cause, asyncpg.PostgresError) else None
+    return bool(sqlstate) and (sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES or sqlstate == "55P03")
 
-    Walks the exception chain, since the ORM wraps the driver's errors in its own.
-    """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, (OSError, TimeoutError, asyncpg.InterfaceError, DBConnectionError)):
-            return True
-        sqlstate = getattr(current, "sqlstate", None)
-        if isinstance(current, asyncpg.PostgresError) and sqlstate and (
-            sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES or sqlstate == "55P03"
-        ):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
+
+def is_transient_database_error(exc: BaseException) -> bool:
+    """True if the database failed, not the statement: retrying later, unchanged, can succeed."""
+    return is_connection_failure(exc) or any(_transient_sqlstate(cause) for cause in exception_chain(exc))

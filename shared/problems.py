@@ -1,6 +1,7 @@
 """RFC 9457 problem+json: one exception family, one middleware that renders it."""
 
 import logging
+from collections.abc import Iterator
 
 import asyncpg
 import orjson
@@ -58,16 +59,19 @@ _CONNECTION_ERRORS = (OSError, TimeoutError, DBConnectionError, asyncpg.Postgres
                       asyncpg.InterfaceError)
 
 
-def is_connection_failure(exc: BaseException) -> bool:
-    """True if a connection failure is anywhere in the chain (the ORM wraps the driver's errors)."""
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and what caused it, in turn (the ORM wraps the driver's errors in its own)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, _CONNECTION_ERRORS):
-            return True
+        yield current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
-    return False
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """True if a connection failure is anywhere in the chain."""
+    return any(isinstance(cause, _CONNECTION_ERRORS) for cause in exception_chain(exc))
 
 
 def field_error(field: str, message: str) -> list[dict]:

@@ -2,10 +2,8 @@
 
 import asyncpg
 
-from conftest import broker_connected, make_settings
-from order.app import create_app as create_order_app
+from conftest import order_client_via
 from order.metrics import RELAY_WAITING
-from order.settings import OrderSettings
 from shared.db import asyncpg_dsn
 from shared.testing.api import assert_problem, create_customer, get_json
 from shared.testing.plugin import eventually
@@ -30,11 +28,7 @@ async def test_the_relay_under_a_blocked_broker_holds_no_transaction_and_loses_n
     aiohttp_client, test_run, customer_server, customer_api, tcp_proxy
 ):
     proxy = await tcp_proxy("127.0.0.1", 5672, kind=AmqpProxy)
-    settings = make_settings(OrderSettings, test_run, database_url=test_run.order_db,
-                             customer_service_url=str(customer_server.make_url("")),
-                             amqp_url=proxy.url("amqp://guest:guest@127.0.0.1:{port}/"))
-    client = await aiohttp_client(await create_order_app(settings))
-    await broker_connected(client.app)
+    client = await order_client_via(aiohttp_client, test_run, customer_server, proxy)
     customer = await create_customer(customer_api)
 
     async def count_is(n: int) -> None:

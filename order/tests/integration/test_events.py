@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from conftest import broker_connected, make_settings
+from conftest import broker_connected, make_settings, order_client_via
 from customer.app import create_app as create_customer_app
 from order import events
 from order.app import create_app as create_order_app
@@ -93,11 +93,7 @@ async def test_orders_placed_while_the_broker_is_cut_are_counted_once_after(
     aiohttp_client, test_run, customer_server, customer_api, tcp_proxy
 ):
     proxy = await tcp_proxy("127.0.0.1", 5672)
-    settings = make_settings(OrderSettings, test_run, database_url=test_run.order_db,
-                             customer_service_url=str(customer_server.make_url("")),
-                             amqp_url=proxy.url("amqp://guest:guest@127.0.0.1:{port}/"))
-    client = await aiohttp_client(await create_order_app(settings))
-    await broker_connected(client.app)
+    client = await order_client_via(aiohttp_client, test_run, customer_server, proxy)
     customer = await create_customer(customer_api)
     await place(client, customer["id"])
     await eventually(lambda: assert_count(customer_api, customer["id"], 1))
