@@ -1,7 +1,5 @@
 """The customer service: HTTP API and the `order.created` consumer in one event loop."""
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -14,7 +12,7 @@ from customer.openapi import openapi_spec
 from customer.routes import routes
 from customer.settings import CustomerSettings
 from shared.amqp import BROKER, BrokerLink
-from shared.db import start_orm_task
+from shared.db import start_orm_task, stop_tasks
 from shared.web import service_app
 
 DRAIN_TIMEOUT = 10.0
@@ -29,10 +27,7 @@ async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
              start_orm_task(app, run_housekeeping(app[SETTINGS]), name="customer housekeeping")]
     yield
     await consumer.drain(DRAIN_TIMEOUT)
-    for task in reversed(tasks):
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await stop_tasks(tasks)
 
 
 async def create_app(settings: CustomerSettings | None = None) -> web.Application:

@@ -26,10 +26,8 @@ from uuid import UUID
 from aiormq.abc import AbstractChannel, DeliveredMessage
 from pamqp.commands import Basic
 from pydantic import ValidationError
-from tortoise.connection import get_connection
 
-from customer import service
-from customer.db_config import APP
+from customer import repository, service
 from customer.metrics import (
     CONSUMER_BATCH_SIZE,
     CONSUMER_BREAKER_OPEN,
@@ -45,7 +43,7 @@ from customer.topology import declare_customer_queues
 from shared.amqp import PERSISTENT, backoff_delay
 from shared.db import is_transient_database_error
 from shared.events import ORDER_CREATED, OrderEvent
-from shared.request_id import request_id_var
+from shared.request_id import REQUEST_ID_AMQP_HEADER, request_id_var
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +80,7 @@ def parse_event(body: bytes, dedup_window: timedelta) -> OrderEvent:
 
 def _request_id(message: DeliveredMessage) -> str:
     headers = message.header.properties.headers or {}
-    return str(headers.get("x-request-id") or message.header.properties.message_id or "-")
+    return str(headers.get(REQUEST_ID_AMQP_HEADER) or message.header.properties.message_id or "-")
 
 
 class Breaker:
@@ -300,7 +298,7 @@ class OrderCreatedConsumer:
             self.breaker.tick()
             try:
                 async with asyncio.timeout(PROBE_TIMEOUT):
-                    await get_connection(APP).execute_query("SELECT 1")
+                    await repository.probe()
                 break
             except Exception as exc:
                 log.info("consumer breaker: database still unavailable after %.0f s (%s)", self.breaker.tick(),

@@ -3,7 +3,7 @@ from aiohttp import web
 from customer import service
 from customer.schemas import CreateCustomerBody, CustomerOut, UpdateCustomerBody
 from shared.http import created, json_response, parse_json, parse_query, path_id
-from shared.pagination import PageParams
+from shared.pagination import PageParams, page_of
 
 
 def render(customer) -> dict:
@@ -13,7 +13,7 @@ def render(customer) -> dict:
 async def list_customers(request: web.Request) -> web.Response:
     page = parse_query(request, PageParams)
     items, total = await service.list_customers(page.limit, page.offset)
-    return json_response({"items": [render(c) for c in items], "total": total, **page.model_dump()})
+    return json_response(page_of([render(c) for c in items], total, page))
 
 
 async def create_customer(request: web.Request) -> web.Response:
@@ -23,7 +23,7 @@ async def create_customer(request: web.Request) -> web.Response:
 
 
 async def get_customer(request: web.Request) -> web.Response:
-    return json_response(render(await service.read_customer(path_id(request))))
+    return json_response(render(await service.get_customer(path_id(request))))
 
 
 async def update_customer(request: web.Request) -> web.Response:

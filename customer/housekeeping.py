@@ -10,24 +10,20 @@ from datetime import timedelta
 
 from tortoise.timezone import now
 
+from customer import repository
 from customer.db_config import APP
 from customer.settings import CustomerSettings
-from shared.housekeeping import purge_in_batches, vacuum
+from shared.housekeeping import vacuum
 
 log = logging.getLogger(__name__)
 
 PURGE_EVERY = 300.0  # seconds
 PURGE_BATCH = 5000
 
-PURGE_PROCESSED_EVENTS = """
-DELETE FROM processed_events WHERE event_id IN (
-    SELECT event_id FROM processed_events WHERE processed_at < $1 ORDER BY processed_at LIMIT $2)
-"""
-
 
 async def purge_processed_events(settings: CustomerSettings) -> int:
     before = now() - timedelta(hours=settings.processed_events_retention_hours)
-    purged = await purge_in_batches(APP, "processed_events", PURGE_PROCESSED_EVENTS, [before], PURGE_BATCH)
+    purged = await repository.purge_processed_events(before, PURGE_BATCH)
     if purged:
         await vacuum(APP, "processed_events")
     return purged

@@ -5,9 +5,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from shared.schemas import Email, Text200
-
-INPUT = ConfigDict(extra="forbid")
+from shared.schemas import INPUT, Email, Text200
 
 
 class CustomerIn(BaseModel):
@@ -25,7 +23,7 @@ def _without_default(schema: dict) -> None:
 class CustomerPatch(BaseModel):
     """Only the fields sent change; `orders_count` is not writable (unknown field → 422)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})  # {} changes nothing: 422
+    model_config = ConfigDict(**INPUT, json_schema_extra={"minProperties": 1})  # {} changes nothing: 422
 
     # Absent means unchanged and null is rejected below, so the schema shows a plain optional string.
     name: Text200 | SkipJsonSchema[None] = Field(None, json_schema_extra=_without_default)

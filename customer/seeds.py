@@ -2,6 +2,8 @@
 
 import asyncpg
 
+from customer.repository import insert_seed_customers
+
 SEED_CUSTOMERS = [
     (1, "Juan Guauque", "Bogotá", "juan.guauque@example.com"),
     (2, "Ada Lovelace", "London", "ada@example.com"),
@@ -10,16 +12,4 @@ SEED_CUSTOMERS = [
 
 
 async def seed_customers(conn: asyncpg.Connection) -> int:
-    added = 0
-    for row in SEED_CUSTOMERS:
-        status = await conn.execute(
-            """INSERT INTO customers (id, name, address, email, orders_count, created_at, updated_at)
-               VALUES ($1, $2, $3, $4, 0, now(), now()) ON CONFLICT DO NOTHING""",
-            *row,
-        )
-        added += int(status.rsplit(" ", 1)[1])
-    # Rows inserted with explicit ids leave the sequence behind; move it past them.
-    await conn.execute(
-        "SELECT setval(pg_get_serial_sequence('customers', 'id'), (SELECT max(id) FROM customers))"
-    )
-    return added
+    return await insert_seed_customers(conn, SEED_CUSTOMERS)

@@ -1,4 +1,7 @@
-from pydantic import Field
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
 from shared.settings import SharedSettings
 
@@ -14,3 +17,40 @@ class CustomerSettings(SharedSettings):
     # The deduplication window: applied event ids are kept this long. A copy of an event older than this
     # cannot be told from a new one, so the consumer dead-letters it as stale instead of counting it.
     processed_events_retention_hours: float = Field(168.0, ge=1, validation_alias="PROCESSED_EVENTS_RETENTION_HOURS")
+    # The consumer's queues (customer/topology.py).
+    orders_queue: str = Field("customer.orders", validation_alias="CUSTOMER_ORDERS_QUEUE")
+    # Broker redeliveries of one message before the quorum queue dead-letters it: a last resort against
+    # a message that crashes the process. The consumer never returns a message to the queue itself.
+    delivery_limit: int = Field(5, ge=1, validation_alias="EVENT_DELIVERY_LIMIT")
+    # Seconds before each retry of an event that failed while the database was up (a bug, a constraint a
+    # later event may satisfy): "5,30,120,300" is 5 attempts over about 7.5 minutes, then the dead letters.
+    retry_delays: Annotated[tuple[int, ...], NoDecode] = Field((5, 30, 120, 300), validation_alias="EVENT_RETRY_DELAYS")
+
+    @field_validator("retry_delays", mode="before")
+    @classmethod
+    def _comma_separated(cls, value):
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("retry_delays")
+    @classmethod
+    def _positive_and_distinct(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(delay < 1 for delay in value) or len(set(value)) != len(value):
+            raise ValueError("retry delays must be distinct whole seconds, each at least 1")
+        return value
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        return f"{self.orders_queue}.dlx"
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.orders_queue}.dlq"
+
+    @property
+    def retry_exchange(self) -> str:
+        return f"{self.orders_queue}.retry"
+
+    def retry_queue(self, delay: int) -> str:
+        return f"{self.orders_queue}.retry.{delay}s"

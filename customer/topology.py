@@ -12,12 +12,12 @@ declaration, so any client can (re)declare it.
 
 from aiormq.abc import AbstractChannel
 
+from customer.settings import CustomerSettings
 from shared.amqp import declare_events_exchange
 from shared.events import ORDER_CREATED
-from shared.settings import SharedSettings
 
 
-async def declare_customer_queues(channel: AbstractChannel, settings: SharedSettings) -> None:
+async def declare_customer_queues(channel: AbstractChannel, settings: CustomerSettings) -> None:
     """The order service declares only the exchange: it publishes order.created as mandatory, so an
     event that no queue takes yet (the customer service has never started) stays in its outbox."""
     await declare_events_exchange(channel, settings)

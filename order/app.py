@@ -1,7 +1,5 @@
 """The order service: HTTP API and the outbox relay in one event loop."""
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -12,12 +10,12 @@ from order.db_config import order_orm_config
 from order.housekeeping import run_housekeeping
 from order.keys import CUSTOMERS, ORDER_IDS, RELAY, SETTINGS
 from order.openapi import openapi_spec
-from order.outbox import OutboxRelay
+from order.outbox import OutboxRelay, listen_for_commits
+from order.repository import OrderIds
 from order.routes import routes
-from order.service import OrderIds
 from order.settings import OrderSettings
 from shared.amqp import BROKER, BrokerLink, declare_events_exchange
-from shared.db import start_orm_task
+from shared.db import start_orm_task, stop_tasks
 from shared.web import service_app
 
 
@@ -35,12 +33,10 @@ async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
     app[BROKER], app[RELAY] = link, relay
     tasks = [start_orm_task(app, link.run(), name="outbox relay broker link"),
              start_orm_task(app, relay.run(), name="outbox relay"),
+             start_orm_task(app, listen_for_commits(settings, relay.wake), name="outbox commit listener"),
              start_orm_task(app, run_housekeeping(settings), name="order housekeeping")]
     yield
-    for task in reversed(tasks):
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await stop_tasks(tasks)
 
 
 async def create_app(settings: OrderSettings | None = None) -> web.Application:

@@ -5,7 +5,7 @@ import time
 import aiohttp
 import orjson
 
-from shared.metrics import CUSTOMER_CALL_SECONDS
+from order.metrics import CUSTOMER_CALL_SECONDS
 from shared.problems import ServiceUnavailable, ValidationFailed, field_error
 from shared.request_id import HEADER
 

@@ -1,9 +1,8 @@
-"""The order lifecycle: pure data and functions, no I/O."""
-
-from shared.problems import Conflict
+"""The order lifecycle: pure data and functions, no I/O and no knowledge of HTTP."""
 
 CREATED, PAID, SHIPPED, DELIVERED, CANCELLED = "created", "paid", "shipped", "delivered", "cancelled"
 STATUSES = (CREATED, PAID, SHIPPED, DELIVERED, CANCELLED)
+INITIAL_STATUS = CREATED
 
 TRANSITIONS: dict[str, set[str]] = {
     CREATED: {PAID, CANCELLED},
@@ -12,15 +11,14 @@ TRANSITIONS: dict[str, set[str]] = {
 }
 
 
-class InvalidTransition(Conflict):
+class InvalidTransition(Exception):
     def __init__(self, current: str, new: str) -> None:
-        allowed = ", ".join(sorted(TRANSITIONS.get(current, ()))) or "none"
+        self.current, self.new = current, new
+        self.allowed = sorted(TRANSITIONS.get(current, ()))
         super().__init__(
             f"Cannot change status from '{current}' to '{new}'; the order is '{current}' "
-            f"(allowed next: {allowed}).",
-            [{"field": "status", "message": f"current status is '{current}'"}],
+            f"(allowed next: {', '.join(self.allowed) or 'none'})."
         )
-        self.current = current
 
 
 def check_transition(current: str, new: str) -> None:

@@ -1,40 +1,33 @@
 from aiohttp import web
 
 from order import idempotency, service
-from order.keys import CUSTOMERS, ORDER_IDS, RELAY
-from order.schemas import (
-    ChangeStatusBody,
-    CreateOrderBody,
-    CustomerOrdersQuery,
-    OrderQuery,
-    render_order,
-    render_order_row,
-)
+from order.keys import CUSTOMERS, ORDER_IDS
+from order.schemas import ChangeStatusBody, CreateOrderBody, CustomerOrdersQuery, OrderQuery, render_order
 from shared.admission import ABANDONED, client_gone
-from shared.http import json_response, parse_json, parse_query, path_id
+from shared.http import created, json_response, parse_json, parse_query, path_id
+from shared.pagination import page_of
 from shared.request_id import current_request_id
+
+REPLAYED = {idempotency.REPLAYED_HEADER: "true"}
 
 
 async def create_order(request: web.Request) -> web.Response:
     key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
     body = await parse_json(request, CreateOrderBody)
+    claim = idempotency.Claim(key, body.order.model_dump_json()) if key is not None else None
     try:
         placed = await service.place_order(
-            request.app[CUSTOMERS], request.app[ORDER_IDS], body.order, current_request_id(), request.app[RELAY].wake,
-            idempotency_key=key, still_wanted=lambda: not client_gone(request),
+            request.app[CUSTOMERS], request.app[ORDER_IDS], body.order, current_request_id(),
+            claim=claim, still_wanted=lambda: not client_gone(request),
         )
     except service.ClientGone:
         ABANDONED.inc()
         return web.Response(status=499)  # nobody reads it
-    headers = {"Location": str(request.app.router["order"].url_for(id=str(placed.order_id)))}
-    if placed.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return web.Response(body=placed.body, status=placed.status, content_type="application/json", headers=headers)
+    return created(request, "order", placed.order_id, placed.body, headers=REPLAYED if placed.replayed else None)
 
 
 async def list_orders(request: web.Request) -> web.Response:
-    query = parse_query(request, OrderQuery)
-    return await _page(query)
+    return await _page(parse_query(request, OrderQuery))
 
 
 async def list_customer_orders(request: web.Request) -> web.Response:
@@ -44,9 +37,8 @@ async def list_customer_orders(request: web.Request) -> web.Response:
 
 
 async def _page(query: OrderQuery) -> web.Response:
-    orders, total = await service.list_orders(query)
-    return json_response({"items": [render_order_row(o) for o in orders], "total": total,
-                          "limit": query.limit, "offset": query.offset})
+    orders, total = await service.list_orders(query.customer_id, query.status, query.limit, query.offset)
+    return json_response(page_of([render_order(order) for order in orders], total, query))
 
 
 async def get_order(request: web.Request) -> web.Response:
@@ -56,7 +48,5 @@ async def get_order(request: web.Request) -> web.Response:
 async def change_order_status(request: web.Request) -> web.Response:
     order_id = path_id(request)
     body = await parse_json(request, ChangeStatusBody)
-    order = await service.change_order_status(
-        order_id, body.order.status, current_request_id(), request.app[RELAY].wake
-    )
+    order = await service.change_order_status(order_id, body.order.status, current_request_id())
     return json_response(render_order(order))

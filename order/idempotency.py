@@ -1,24 +1,27 @@
-"""Idempotency-Key for POST /orders.
+"""Idempotency-Key for POST /orders: claim, replay, completion and release, all here.
 
-A key is claimed by inserting its row before any work (the primary key decides
-races), completed in the same transaction as the order it created, and released
-when the request fails, so a rejected request stores no key.
+A key is claimed by inserting its row before any work (the primary key decides races), completed in
+the same statement that stores the order (`completion`), and released when the request fails, so a
+rejected request stores no key. Expired keys are purged by the housekeeping (order/housekeeping.py).
 """
 
 import hashlib
 import logging
 from datetime import timedelta
 
-from tortoise.exceptions import IntegrityError
 from tortoise.timezone import now
 
-from order.models import IdempotencyKey
+from order import repository
+from order.repository import KeyCompletion
 from shared.problems import Conflict, ValidationFailed, field_error
 
 log = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 255
+# What a completed key answers: the first request's 201 and its body, byte for byte.
+COMPLETED_STATUS = 201
 # A claim older than this whose request never finished (a crashed worker) may be taken over.
 ABANDONED_AFTER = timedelta(seconds=30)
 
@@ -44,34 +47,35 @@ def parse_key(value: str | None) -> str | None:
     return value
 
 
-def fingerprint(canonical_body: str) -> str:
-    return hashlib.sha256(canonical_body.encode()).hexdigest()
+class Claim:
+    """One request's hold on its key."""
 
+    def __init__(self, key: str, canonical_body: str) -> None:
+        self.key = key
+        self.fingerprint = hashlib.sha256(canonical_body.encode()).hexdigest()
 
-async def claim(key: str, body_fingerprint: str) -> IdempotencyKey | None:
-    """Claim the key for this request, or return the first request's completed key to replay."""
-    try:
-        await IdempotencyKey.create(key=key, fingerprint=body_fingerprint)
+    async def take(self) -> bytes | None:
+        """Claim the key for this request, or return the first request's response body to replay."""
+        if await repository.insert_key(self.key, self.fingerprint):
+            return None
+        existing = await repository.get_key(self.key)
+        if existing is None:  # released by a failed first request a moment ago
+            raise KeyInFlight()
+        if existing.fingerprint != self.fingerprint:
+            raise KeyReused()
+        if existing.status_code is not None:
+            return existing.response.encode()
+        if not await repository.take_over_key(existing, abandoned_before=now() - ABANDONED_AFTER):
+            raise KeyInFlight()
         return None
-    except IntegrityError:
-        pass
-    existing = await IdempotencyKey.get_or_none(key=key)
-    if existing is None:  # released by a failed first request a moment ago
-        raise KeyInFlight()
-    if existing.fingerprint != body_fingerprint:
-        raise KeyReused()
-    if existing.status_code is not None:
-        return existing
-    taken_over = await IdempotencyKey.filter(
-        key=key, status_code=None, created_at=existing.created_at, created_at__lt=now() - ABANDONED_AFTER
-    ).update(created_at=now())
-    if not taken_over:
-        raise KeyInFlight()
-    return None
 
+    def completion(self, body: bytes) -> KeyCompletion:
+        """What the statement that stores the order also stores for the key."""
+        return KeyCompletion(self.key, COMPLETED_STATUS, body.decode())
 
-async def release(key: str) -> None:
-    try:
-        await IdempotencyKey.filter(key=key, status_code=None).delete()
-    except Exception:  # the database is likely down; the claim is taken over once abandoned
-        log.warning("could not release idempotency key %r", key, exc_info=True)
+    async def release(self) -> None:
+        try:
+            await repository.delete_unfinished_key(self.key)
+        except Exception:  # the database is likely down; the claim is taken over once abandoned
+            log.warning("could not release idempotency key %r", self.key, exc_info=True)
+

@@ -2,7 +2,7 @@ from aiohttp import web
 
 from order.customer_client import CustomerClient
 from order.outbox import OutboxRelay
-from order.service import OrderIds
+from order.repository import OrderIds
 from order.settings import OrderSettings
 
 SETTINGS = web.AppKey("settings", OrderSettings)

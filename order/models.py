@@ -2,6 +2,8 @@ from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
 
+from order.domain import INITIAL_STATUS
+
 
 class Order(Model):
     id = fields.IntField(primary_key=True)
@@ -10,7 +12,7 @@ class Order(Model):
     product_name = fields.CharField(max_length=200)
     quantity = fields.IntField()
     price = fields.DecimalField(max_digits=12, decimal_places=2)
-    status = fields.CharField(max_length=16, default="created")
+    status = fields.CharField(max_length=16, default=INITIAL_STATUS)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

@@ -12,10 +12,9 @@ from datetime import timedelta
 from tortoise import Tortoise
 from tortoise.timezone import now
 
-from order import events
+from order import events, repository
 from order.db_config import order_orm_config
-from order.housekeeping import backlog
-from order.models import Order, OutboxEvent
+from order.domain import INITIAL_STATUS
 from order.settings import OrderSettings
 
 # The customer service's default deduplication window (PROCESSED_EVENTS_RETENTION_HOURS): it refuses,
@@ -24,7 +23,7 @@ DEFAULT_DEDUP_WINDOW = timedelta(days=7)
 
 
 async def show_outbox() -> int:
-    pending, oldest = await backlog()
+    pending, oldest = await repository.backlog()
     print(f"pending events: {pending}; oldest waiting: {oldest:.1f}s")
     return 0
 
@@ -35,19 +34,19 @@ async def republish(order_id: int) -> int:
     The event id and payload are the ones first published (see order.events), so a customer
     service that applied it before changes nothing.
     """
-    order = await Order.get_or_none(id=order_id)
+    order = await repository.get_order(order_id)
     if order is None:
         print(f"order {order_id} does not exist", file=sys.stderr)
         return 1
-    if await OutboxEvent.filter(order_id=order_id).exists():
+    if await repository.has_pending_events(order_id):
         print(f"order {order_id}: its events are still in the outbox, waiting for the broker")
         return 0
     if order.created_at < now() - DEFAULT_DEDUP_WINDOW:
         print(f"order {order_id}: created {order.created_at:%Y-%m-%d}, before the customer service's default "
               f"deduplication window of {DEFAULT_DEDUP_WINDOW.days} days; its consumer dead-letters it as stale "
               "unless PROCESSED_EVENTS_RETENTION_HOURS there is longer", file=sys.stderr)
-    order.status = "created"  # the event as it was at creation: same payload, same id
-    await events.order_created(order, request_id="republish").save()
+    order.status = INITIAL_STATUS  # the event as it was at creation: same payload, same id
+    await repository.add_event(events.order_created(order, request_id="republish"))
     print(f"order {order_id}: order.created queued for publishing again")
     return 0
 

@@ -3,16 +3,14 @@
 import re
 from datetime import datetime
 from decimal import Decimal
-from types import SimpleNamespace
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
-from order.domain import STATUSES
+from order.domain import INITIAL_STATUS, STATUSES
 from shared.pagination import PageParams
-from shared.schemas import Id, Text200
+from shared.schemas import INPUT, Id, Text200
 
-INPUT = ConfigDict(extra="forbid")
 CENT = Decimal("0.01")
 MAX_QUANTITY = 10_000
 
@@ -54,7 +52,7 @@ class OrderIn(BaseModel):
     product_name: Text200
     quantity: Annotated[int, Field(strict=True, ge=1, le=MAX_QUANTITY)]
     price: Price
-    status: Literal["created"] = "created"
+    status: Literal[INITIAL_STATUS] = INITIAL_STATUS
 
 
 class StatusChange(BaseModel):
@@ -113,10 +111,6 @@ def render_order(order) -> dict:
         price=order.price, total=order.price * order.quantity, status=order.status,
         created_at=order.created_at, updated_at=order.updated_at,
     ).model_dump(mode="json")
-
-
-def render_order_row(row: dict) -> dict:
-    return render_order(SimpleNamespace(**row))
 
 
 def render_created_order(order, customer: dict) -> dict:

@@ -69,6 +69,14 @@ async def orm_middleware(request: web.Request, handler) -> web.StreamResponse:
         _current_context.reset(token)
 
 
+async def stop_tasks(tasks: list[asyncio.Task]) -> None:
+    """Cancel background tasks, last started first, and wait for each to end."""
+    for task in reversed(tasks):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def start_orm_task(app: web.Application, coro: Coroutine, name: str) -> asyncio.Task:
     """A background task that sees this app's ORM whatever task creates it."""
     context = contextvars.copy_context()

@@ -1,4 +1,4 @@
-"""Prometheus metrics both services export, and the `/metrics` handler.
+"""The HTTP metrics both services export, and the `/metrics` handler (each service adds its own).
 
 Under gunicorn with several workers each worker is its own process: with
 PROMETHEUS_MULTIPROC_DIR set (infra/gunicorn.conf.py sets and wipes it) every
@@ -14,7 +14,6 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
-    Gauge,
     Histogram,
     generate_latest,
 )
@@ -24,15 +23,6 @@ REQUESTS = Counter("http_requests_total", "HTTP requests handled", ["route", "me
 REQUEST_SECONDS = Histogram(
     "http_request_duration_seconds", "HTTP request latency", ["route", "method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-)
-EVENTS_PUBLISHED = Counter("events_published_total", "Events the broker confirmed", ["event_type"])
-OUTBOX_PENDING = Gauge("outbox_pending_events", "Outbox rows not yet confirmed by the broker",
-                       multiprocess_mode="mostrecent")
-OUTBOX_OLDEST_SECONDS = Gauge("outbox_oldest_pending_seconds", "Age of the oldest unsent outbox row",
-                              multiprocess_mode="mostrecent")
-CUSTOMER_CALL_SECONDS = Histogram(
-    "customer_service_call_duration_seconds", "Calls from the order service to the customer service",
-    ["outcome"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
 )
 
 

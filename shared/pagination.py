@@ -31,3 +31,8 @@ class Page(BaseModel, Generic[Item]):
     total: int
     limit: int
     offset: int
+
+
+def page_of(items: list, total: int, params: PageParams) -> dict:
+    """The page envelope every list endpoint answers (the shape of `Page`)."""
+    return {"items": items, "total": total, "limit": params.limit, "offset": params.offset}

@@ -7,6 +7,7 @@ from contextvars import ContextVar
 from aiohttp import web
 
 HEADER = "X-Request-ID"
+REQUEST_ID_AMQP_HEADER = HEADER.lower()  # the same id on an event's message, from the request that caused it
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
 # A client's id is echoed into headers and logs: any visible ASCII, no spaces or control characters.

@@ -9,8 +9,11 @@ Python, Rust (pydantic's engine) and JavaScript (JSON Schema's).
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
+
+# Every input shape of the contract: an unknown field is a 422, never silently ignored.
+INPUT = ConfigDict(extra="forbid")
 
 _BLANK = r" \t\n\r\f\v"
 # Not empty or only blanks, and no NUL (PostgreSQL text cannot hold it).

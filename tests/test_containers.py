@@ -554,6 +554,7 @@ def test_the_customer_service_may_do_exactly_what_its_consumer_does():
 def test_the_order_service_may_only_publish_to_the_orders_exchange():
     settings, rights = OrderSettings(), broker_rights("order_service")
     assert rights["configure"].match(settings.events_exchange) and rights["write"].match(settings.events_exchange)
-    for other in (settings.orders_queue, settings.dead_letter_queue, settings.dead_letter_exchange):
+    consumer = CustomerSettings()
+    for other in (consumer.orders_queue, consumer.dead_letter_queue, consumer.dead_letter_exchange):
         assert not any(pattern.match(other) for pattern in rights.values()), other
     assert not rights["read"].match(settings.events_exchange)

@@ -1,7 +1,7 @@
 """The AsyncAPI 3.0 document of the order events, generated from `shared.events.OrderEvent`.
 
 Generated rather than hand-written so the document cannot drift from the model the producer and the consumer
-use. `python -m shared.asyncapi > infra/asyncapi.json` writes the committed copy; a test keeps it current.
+use. `python -m customer.asyncapi > infra/asyncapi.json` writes the committed copy; a test keeps it current.
 """
 
 import json
@@ -10,13 +10,12 @@ from urllib.parse import urlsplit
 
 from pydantic.json_schema import models_json_schema
 
+from customer.settings import CustomerSettings
 from shared.broker_urls import broker_urls
 from shared.events import ORDER_CREATED, ORDER_STATUS_CHANGED, OrderEvent
-from shared.request_id import HEADER as REQUEST_ID_HEADER
-from shared.settings import SharedSettings
+from shared.request_id import REQUEST_ID_AMQP_HEADER as REQUEST_ID
 
 BINDING_VERSION = "0.3.0"
-REQUEST_ID = REQUEST_ID_HEADER.lower()  # AMQP header name, as the outbox relay sets it
 
 
 def _event_message(event_type: str, summary: str) -> dict:
@@ -81,7 +80,7 @@ def _retry_message() -> dict:
     }
 
 
-def _exchange_channel(settings: SharedSettings, routing_key: str, message: str) -> dict:
+def _exchange_channel(settings: CustomerSettings, routing_key: str, message: str) -> dict:
     return {
         "address": routing_key,
         "title": f"{settings.events_exchange} / {routing_key}",
@@ -117,9 +116,9 @@ def _operation(action: str, channel: str, message: str, summary: str, binding: d
     }
 
 
-def asyncapi_document(settings: SharedSettings | None = None) -> dict:
+def asyncapi_document(settings: CustomerSettings | None = None) -> dict:
     """The document for the topology `settings` names (by default the contract's, never the environment's)."""
-    settings = settings or SharedSettings.model_construct()  # field defaults only: no environment read
+    settings = settings or CustomerSettings.model_construct()  # field defaults only: no environment read
     _, schema = models_json_schema([(OrderEvent, "serialization")], ref_template="#/components/schemas/{model}")
     broker = urlsplit(broker_urls(settings.amqp_url)[0])
     return {

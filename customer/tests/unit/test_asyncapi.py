@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft7Validator, Draft202012Validator
 
-from shared.asyncapi import asyncapi_document, render
+from customer.asyncapi import asyncapi_document, render
+from customer.settings import CustomerSettings
 from shared.events import ORDER_CREATED, ORDER_STATUS_CHANGED, OrderEvent, OrderEventData
-from shared.settings import SharedSettings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ASYNCAPI_SCHEMA = json.loads((Path(__file__).parent / "asyncapi_schema" / "asyncapi-3.0.0.json").read_text())
 
 
@@ -36,7 +36,7 @@ def test_the_vendored_schema_does_reject_a_broken_document():
 
 def test_the_committed_copy_is_current():
     assert (ROOT / "infra" / "asyncapi.json").read_text() == render(), (
-        "infra/asyncapi.json is stale: run `python -m shared.asyncapi > infra/asyncapi.json`"
+        "infra/asyncapi.json is stale: run `python -m customer.asyncapi > infra/asyncapi.json`"
     )
 
 
@@ -51,7 +51,7 @@ def test_channels_name_the_contract_topology():
 
 
 def test_the_document_follows_the_settings_it_is_given():
-    settings = SharedSettings.model_construct(events_exchange="orders.test", orders_queue="q.test")
+    settings = CustomerSettings.model_construct(events_exchange="orders.test", orders_queue="q.test")
     channels = asyncapi_document(settings)["channels"]
     assert channels["orderStatusChanged"]["bindings"]["amqp"]["exchange"]["name"] == "orders.test"
     assert channels["customerOrdersDeadLetter"]["address"] == "q.test.dlq"

@@ -1,0 +1,88 @@
+"""Publishing claimed outbox rows: pipelined, persistent, each confirmed by the broker."""
+
+import asyncio
+import logging
+
+from aiormq.abc import AbstractChannel
+from aiormq.exceptions import PublishError
+from pamqp.commands import Basic
+
+from shared.amqp import PERSISTENT, BrokerLink
+from shared.events import ORDER_CREATED
+from shared.request_id import REQUEST_ID_AMQP_HEADER, request_id_var
+
+log = logging.getLogger(__name__)
+
+BLOCKED_POLL = 0.1  # how often a batch waiting for confirms looks whether the broker blocked us
+
+
+class BrokerBlocked(Exception):
+    """The broker stopped reading our publishes (connection.blocked: a memory or disk alarm)."""
+
+
+class ConfirmsTimedOut(Exception):
+    """The broker took the publishes but did not confirm them in time."""
+
+
+class EventPublisher:
+    def __init__(self, link: BrokerLink, exchange: str, confirm_timeout: float) -> None:
+        self.link = link
+        self.exchange = exchange
+        self.confirm_timeout = confirm_timeout
+
+    async def publish(self, channel: AbstractChannel, rows) -> list[bool]:
+        """Publish every row; for each, True once the broker confirmed it, False if it refused it.
+
+        Pipelined: every publish is on the wire before the first confirm is awaited. Gives up (the
+        caller rolls back, releasing the rows) when the broker blocks the connection or the confirms
+        take longer than `confirm_timeout`.
+        """
+        publishes = [asyncio.ensure_future(self._publish(channel, row)) for row in rows]
+        try:
+            async with asyncio.timeout(self.confirm_timeout):
+                pending = set(publishes)
+                while pending:
+                    _, pending = await asyncio.wait(pending, timeout=BLOCKED_POLL)
+                    if pending and self.link.is_blocked:
+                        raise BrokerBlocked("the broker blocked the connection (memory or disk alarm)")
+        except BaseException as exc:
+            for publish in publishes:
+                publish.cancel()
+            await asyncio.gather(*publishes, return_exceptions=True)
+            if isinstance(exc, TimeoutError):
+                await self.link.reset("publisher confirms timed out")
+                raise ConfirmsTimedOut(f"no confirm within {self.confirm_timeout:g} s") from None
+            raise
+        try:
+            return [publish.result() for publish in publishes]
+        except Exception:
+            await self.link.reset("publish failed")
+            raise
+
+    async def _publish(self, channel: AbstractChannel, row) -> bool:
+        request_id_var.set(row["request_id"])
+        try:
+            confirmation = await self._send(channel, row)
+        except PublishError:  # mandatory and no queue bound yet: keep it until the consumer's queue exists
+            log.warning("outbox relay: no queue takes %s yet; it stays pending", row["event_type"])
+            return False
+        return isinstance(confirmation, Basic.Ack)
+
+    def _send(self, channel: AbstractChannel, row):
+        # wait=False: don't hold the channel's lock until the frames are written (one loop turn per
+        # message, serialising the batch); the broker's confirm is what makes it safe.
+        return channel.basic_publish(
+            row["payload"].encode(),
+            exchange=self.exchange,
+            routing_key=row["event_type"],
+            # order.created must reach the customer service's queue; other events are for whoever listens.
+            mandatory=row["event_type"] == ORDER_CREATED,
+            properties=Basic.Properties(
+                content_type="application/json",
+                delivery_mode=PERSISTENT,
+                message_id=str(row["event_id"]),
+                message_type=row["event_type"],
+                headers={REQUEST_ID_AMQP_HEADER: row["request_id"]},
+            ),
+            wait=False,
+        )

@@ -1,0 +1,208 @@
+"""Every statement the order service sends to its database, behind names that say what they do.
+
+The ORM where a path is not hot; plain SQL where the benchmark showed it matters (placing an order,
+reading a page, the relay's claim). Both take and return the models' values, so callers never see which.
+"""
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.connection import get_connection
+from tortoise.exceptions import IntegrityError
+from tortoise.timezone import now
+
+from order.db_config import APP
+from order.models import IdempotencyKey, Order, OutboxEvent
+from shared.housekeeping import purge_in_batches
+
+# --- orders -------------------------------------------------------------------------------------------------
+
+
+class OrderIds:
+    """Order ids from the sequence, a block at a time (as Hibernate's pooled optimizer does): one round
+    trip per block instead of one per order. Ids stay unique; with several workers they interleave,
+    which is why lists sort by creation time first."""
+
+    BLOCK = 20
+
+    def __init__(self) -> None:
+        self._ids: deque[int] = deque()
+        self._refill = asyncio.Lock()
+
+    async def next(self) -> int:
+        while not self._ids:
+            async with self._refill:
+                if not self._ids:
+                    _, rows = await get_connection(APP).execute_query(
+                        "SELECT nextval(pg_get_serial_sequence('orders', 'id')) FROM generate_series(1, $1)",
+                        [self.BLOCK],
+                    )
+                    self._ids.extend(row[0] for row in rows)
+        return self._ids.popleft()
+
+
+@dataclass(frozen=True)
+class KeyCompletion:
+    """What an Idempotency-Key stores once its order is placed: the response a replay returns."""
+
+    key: str
+    status: int
+    response: str
+
+
+# The hot path in one statement, so one round trip and one implicit transaction: the order, its
+# outbox row and (with an Idempotency-Key) the stored response commit together or not at all.
+INSERT_ORDER_AND_EVENT = """
+WITH new_order AS (
+    INSERT INTO orders (id, customer_id, product_name, quantity, price, status, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+), new_event AS (
+    INSERT INTO outbox (event_id, event_type, order_id, payload, request_id, created_at, attempts)
+    VALUES ($8, $9, $1, $10, $11, $7, 0)
+)
+UPDATE idempotency_keys SET status_code = $12, response = $14 WHERE key = $13
+"""
+
+
+async def add_order(order: Order, event: OutboxEvent, completion: KeyCompletion | None) -> None:
+    """Store a new order with its event (and its key's response) atomically."""
+    await get_connection(APP).execute_query(INSERT_ORDER_AND_EVENT, [
+        order.id, order.customer_id, order.product_name, order.quantity, order.price, order.status,
+        order.created_at, event.event_id, event.event_type, event.payload, event.request_id,
+        *((completion.status, completion.key, completion.response) if completion else (None, None, None)),
+    ])
+
+
+async def get_order(order_id: int) -> Order | None:
+    return await Order.get_or_none(id=order_id)
+
+
+async def lock_order(conn: BaseDBAsyncClient, order_id: int) -> Order | None:
+    """The order, locked until the transaction ends: racing status changes take turns."""
+    return await Order.select_for_update().using_db(conn).get_or_none(id=order_id)
+
+
+async def save_status(conn: BaseDBAsyncClient, order: Order, event: OutboxEvent) -> None:
+    await order.save(using_db=conn, update_fields=["status", "updated_at"])
+    await event.save(using_db=conn)
+
+
+ORDER_COLUMNS = "id, customer_id, product_name, quantity, price, status, created_at, updated_at"
+
+
+async def list_orders(customer_id: int | None, status: str | None, limit: int, offset: int) -> tuple[list[Order], int]:
+    """A page, newest first, and the total, in one plain query (a list per customer is read often); only
+    the filters given appear in the SQL, so each combination gets a plan that uses its index."""
+    filters = [(column, value) for column, value in (("customer_id", customer_id), ("status", status))
+               if value is not None]
+    where = " AND ".join(f"{column} = ${n}" for n, (column, _) in enumerate(filters, 1)) or "TRUE"
+    values = [value for _, value in filters]
+    n = len(values)
+    connection = get_connection(APP)
+    _, rows = await connection.execute_query(
+        f"SELECT {ORDER_COLUMNS}, count(*) OVER () AS matching FROM orders WHERE {where} "
+        f"ORDER BY created_at DESC, id DESC LIMIT ${n + 1} OFFSET ${n + 2}",
+        [*values, limit, offset],
+    )
+    if rows:
+        # _init_from_db is how Tortoise itself builds a model from a row it read: no validation, no copy.
+        orders = [Order._init_from_db(**{k: v for k, v in row.items() if k != "matching"}) for row in rows]
+        return orders, rows[0]["matching"]
+    if offset == 0:
+        return [], 0
+    _, counted = await connection.execute_query(f"SELECT count(*) FROM orders WHERE {where}", values)
+    return [], counted[0][0]  # past the end: the page is empty, the total still true
+
+
+# --- the outbox ---------------------------------------------------------------------------------------------
+
+# The claim, in two steps the planner cannot reorder: the first `$1` rows nobody else holds (an index
+# scan of the primary key from its head: the only plan for ORDER BY id LIMIT on a table of pending
+# rows), then, per claimed row, one probe of (order_id, id) for an earlier pending event of its order.
+# A scalar subquery is always run per row (a NOT EXISTS could become an anti join over the backlog).
+CLAIM_BATCH = """
+WITH claimed AS MATERIALIZED (
+    SELECT id, order_id, event_id, event_type, payload, request_id FROM outbox
+    ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+)
+SELECT id, event_id, event_type, payload, request_id FROM claimed c
+WHERE c.id = (SELECT min(p.id) FROM outbox p WHERE p.order_id = c.order_id)
+ORDER BY id
+"""
+
+
+async def claim_events(conn: BaseDBAsyncClient, limit: int) -> list:
+    """Up to `limit` pending events nobody else holds, locked until `conn`'s transaction ends; an event
+    whose order has an earlier one pending is left for later, so each order's events go out in order."""
+    _, rows = await conn.execute_query(CLAIM_BATCH, [limit])
+    return rows
+
+
+async def delete_events(conn: BaseDBAsyncClient, ids: list[int]) -> None:
+    await conn.execute_query("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [ids])
+
+
+async def count_refusal(conn: BaseDBAsyncClient, ids: list[int]) -> None:
+    await conn.execute_query("UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1::bigint[])", [ids])
+
+
+async def add_event(event: OutboxEvent) -> None:
+    await event.save()
+
+
+async def has_pending_events(order_id: int) -> bool:
+    return await OutboxEvent.filter(order_id=order_id).exists()
+
+
+# The oldest row is the head of the primary key; the count reads only pending rows (the table holds no
+# others) and the vacuum keeps their pages compact.
+BACKLOG = """
+SELECT (SELECT count(*) FROM outbox) AS pending,
+       extract(epoch FROM now() - (SELECT created_at FROM outbox ORDER BY id LIMIT 1)) AS oldest_seconds
+"""
+
+
+async def backlog() -> tuple[int, float]:
+    """Pending events and the age of the oldest, in seconds."""
+    _, rows = await get_connection(APP).execute_query(BACKLOG)
+    return rows[0]["pending"], float(rows[0]["oldest_seconds"] or 0)
+
+
+# --- idempotency keys ---------------------------------------------------------------------------------------
+
+
+async def insert_key(key: str, fingerprint: str) -> bool:
+    """Claim a key; False if it exists (the primary key decides races)."""
+    try:
+        await IdempotencyKey.create(key=key, fingerprint=fingerprint)
+    except IntegrityError:
+        return False
+    return True
+
+
+async def get_key(key: str) -> IdempotencyKey | None:
+    return await IdempotencyKey.get_or_none(key=key)
+
+
+async def take_over_key(key: IdempotencyKey, abandoned_before: datetime) -> bool:
+    """Claim an unfinished key whose request started before `abandoned_before`; False if another did."""
+    return bool(await IdempotencyKey.filter(
+        key=key.key, status_code=None, created_at=key.created_at, created_at__lt=abandoned_before
+    ).update(created_at=now()))
+
+
+async def delete_unfinished_key(key: str) -> None:
+    await IdempotencyKey.filter(key=key, status_code=None).delete()
+
+
+PURGE_EXPIRED_KEYS = """
+DELETE FROM idempotency_keys WHERE key IN (
+    SELECT key FROM idempotency_keys WHERE created_at < $1 ORDER BY created_at LIMIT $2)
+"""
+
+
+async def purge_keys(created_before: datetime, batch: int) -> int:
+    return await purge_in_batches(APP, "idempotency_keys", PURGE_EXPIRED_KEYS, [created_before], batch)
