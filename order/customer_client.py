@@ -18,8 +18,15 @@ class UnknownCustomer(ValidationFailed):
 
 
 class CustomerServiceUnavailable(ServiceUnavailable):
-    def __init__(self, why: str) -> None:
-        super().__init__(f"The customer service is unavailable ({why}); nothing was stored, try again later.")
+    def __init__(self, why: str, retry_after: int = 1) -> None:
+        super().__init__(f"The customer service is unavailable ({why}); nothing was stored, try again later.",
+                         retry_after=retry_after)
+
+
+def retry_after(response: aiohttp.ClientResponse) -> int:
+    """The customer service's own Retry-After (it refuses when full), passed on to our client; else 1 s."""
+    value = response.headers.get("Retry-After", "")
+    return min(int(value), 60) if value.isdigit() and int(value) > 0 else 1
 
 
 class CustomerClient:
@@ -40,7 +47,7 @@ class CustomerClient:
                     outcome = "not_found"
                     raise UnknownCustomer(customer_id)
                 if response.status != 200:
-                    raise CustomerServiceUnavailable(f"it answered {response.status}")
+                    raise CustomerServiceUnavailable(f"it answered {response.status}", retry_after(response))
                 customer = await response.json(loads=orjson.loads)
             outcome = "ok"
             return {field: customer[field] for field in EMBEDDED_FIELDS}

@@ -50,7 +50,14 @@ class ValidationFailed(AppError):
 
 
 class ServiceUnavailable(AppError):
+    """A dependency is away or the service is full: nothing was changed, and the client may retry
+    after `retry_after` seconds (sent as Retry-After, which well-behaved clients honour)."""
+
     status, title = 503, "Service Unavailable"
+
+    def __init__(self, detail: str, errors: list[dict] | None = None, retry_after: int = 1) -> None:
+        super().__init__(detail, errors)
+        self.retry_after = retry_after
 
 
 # A lost or refused database connection: the client may retry, so 503 rather than 500.
@@ -110,7 +117,10 @@ async def problem_middleware(request: web.Request, handler) -> web.StreamRespons
     try:
         return await handler(request)
     except AppError as exc:
-        return problem(exc.status, exc.title, exc.detail, exc.errors)
+        response = problem(exc.status, exc.title, exc.detail, exc.errors)
+        if isinstance(exc, ServiceUnavailable):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -118,7 +128,9 @@ async def problem_middleware(request: web.Request, handler) -> web.StreamRespons
     except Exception as exc:
         if is_connection_failure(exc):
             log.warning("dependency unavailable on %s %s: %r", request.method, request.path, exc)
-            return problem(503, "Service Unavailable", "A backing service is unavailable; nothing was changed, "
-                           "try again later.")
+            response = problem(503, "Service Unavailable", "A backing service is unavailable; nothing was changed, "
+                               "try again later.")
+            response.headers["Retry-After"] = "1"
+            return response
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem(500, "Internal Server Error", "An unexpected error occurred.")

@@ -16,7 +16,9 @@ async def test_requests_fail_cleanly_while_the_database_is_cut_and_recover_after
     customer = await create_customer(client)
 
     await proxy.cut()
-    await assert_problem(await client.get(f"/customers/{customer['id']}"), 503)
+    response = await client.get(f"/customers/{customer['id']}")
+    await assert_problem(response, 503)
+    assert response.headers["Retry-After"] == "1"
     await assert_problem(await client.post("/customers", json={"customer": {"name": "Lost", "address": "x"}}), 503)
     ready = await assert_problem(await client.get("/ready"), 503, field="database")
     assert "broker" not in [e["field"] for e in ready["errors"]]

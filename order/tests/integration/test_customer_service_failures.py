@@ -42,9 +42,22 @@ async def test_customer_service_down_is_503_and_stores_nothing(aiohttp_client, t
     await proxy.cut()
     client = await order_client_for(aiohttp_client, test_run, proxy.url("http://127.0.0.1:{port}"))
     before = await counts(client)
-    problem = await assert_problem(await client.post("/orders", json=BODY), 503)
+    response = await client.post("/orders", json=BODY)
+    problem = await assert_problem(response, 503)
     assert "customer service" in problem["detail"].lower()
+    assert response.headers["Retry-After"] == "1"  # a well-behaved client knows when to try again
     assert await counts(client) == before
+
+
+async def test_a_full_customer_service_passes_its_retry_after_on(aiohttp_client, aiohttp_server, test_run):
+    async def full(request):
+        return web.json_response({"status": 503}, status=503, headers={"Retry-After": "7"})
+
+    server = await fake_customer_service(aiohttp_server, full)
+    client = await order_client_for(aiohttp_client, test_run, str(server.make_url("")))
+    response = await client.post("/orders", json=BODY)
+    await assert_problem(response, 503)
+    assert response.headers["Retry-After"] == "7"
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
