@@ -61,6 +61,7 @@ class SoakSystem(Ours):
     def __init__(self, workers: int, amqp_url: str) -> None:
         super().__init__(workers)
         self.amqp_url = amqp_url
+        self.order_amqp_url = amqp_url  # the relay too: run.sh gives the order service ORDER_AMQP_URL first
 
     def env(self) -> dict:
         return {**super().env(), "AMQP_URL": self.amqp_url}
