@@ -30,6 +30,6 @@ class OrderEventData(BaseModel):
 class OrderEvent(BaseModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     event_id: UUID
-    event_type: Literal["order.created", "order.status_changed"]
+    event_type: Literal[ORDER_CREATED, ORDER_STATUS_CHANGED]
     occurred_at: datetime
     data: OrderEventData
