@@ -141,8 +141,8 @@ async def test_prometheus_scrapes_both_services_and_evaluates_the_shipped_rules(
 
             # Every series the rules read from the services is there under that name, and every rule
             # evaluates without an error against what the services really export.
-            service_series = {"up", "http_requests_total", "outbox_oldest_pending_seconds", "consumer_breaker_open",
-                              "event_lag_seconds_bucket", "events_dead_lettered_total"}
+            service_series = {"up", "http_requests_total", "http_requests_refused_total", "consumer_breaker_open",
+                              "outbox_oldest_pending_seconds", "event_lag_seconds_bucket", "events_dead_lettered_total"}
             rules_text = RULES.read_text()
             assert all(re.search(rf"\b{name}\b", rules_text) for name in service_series)
             for name in sorted(service_series):
