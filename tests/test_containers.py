@@ -545,6 +545,11 @@ def test_traces_go_to_jaeger_only_when_asked(services):
         env = environment(services[name])
         assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "", "off by default: jaeger runs only with the profile"
         assert env["OTEL_SERVICE_NAME"] == name
+        # The aiohttp server instrumentation searches each pattern in the request path.
+        excluded = env["OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS"].split(",")
+        for _, route in app_routes(name):
+            quiet = route in {"/health", "/ready", "/metrics"}
+            assert any(re.search(pattern, route) for pattern in excluded) == quiet, route
     defaults = re.findall(r"OTEL_EXPORTER_OTLP_ENDPOINT:\s*\$\{OTEL_EXPORTER_OTLP_ENDPOINT:-\}", compose_text)
     assert len(defaults) == len(APP_SERVICES), "an empty default, so that a plain `docker compose up` sends nothing"
     assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318" in compose_text

@@ -120,17 +120,18 @@ def exported(received: list[ExportTraceServiceRequest]) -> dict[str, list[str]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("otel", "service"), [
-    ({}, "order"),  # the caller's default name
-    ({"OTEL_SERVICE_NAME": "order-eu"}, "order-eu"),
+@pytest.mark.parametrize(("otel", "recorded", "sent"), [
+    ({}, "True", {"order": ["probe"]}),  # the caller's default name
+    ({"OTEL_SERVICE_NAME": "order-eu"}, "True", {"order-eu": ["probe"]}),
+    ({"OTEL_TRACES_SAMPLER": "always_off"}, "False", {}),  # the SDK's own variables apply
 ])
-async def test_with_an_endpoint_spans_are_sent_over_otlp_http(otlp_receiver, otel, service):
+async def test_with_an_endpoint_spans_are_sent_over_otlp_http(otlp_receiver, otel, recorded, sent):
     url, received = otlp_receiver
     on, recording, stored, provider, threads = await run_probe(OTEL_EXPORTER_OTLP_ENDPOINT=url, **otel)
-    assert (on, recording, provider) == ("True", "True", "TracerProvider")
-    assert orjson.loads(stored)["traceparent"].startswith("00-")
+    assert (on, recording, provider) == ("True", recorded, "TracerProvider")
+    assert orjson.loads(stored)["traceparent"].startswith("00-")  # unsampled, the decision still travels
     assert int(threads) > 1  # the batch exporter's thread
-    assert exported(received) == {service: ["probe"]}
+    assert exported(received) == sent
 
 
 # --- trace context across the broker and the outbox ------------------------------------------------------------
