@@ -127,7 +127,7 @@ async def test_prometheus_scrapes_both_services_and_evaluates_the_shipped_rules(
                 except aiohttp.ClientError as exc:
                     raise AssertionError(f"not listening yet: {exc}") from exc
 
-            await eventually(ready, timeout=30, interval=0.2)
+            await eventually(ready, timeout=60, interval=0.2)
             async with session.post(f"{services.customer_url}/customers",
                                     json={"customer": {"name": unique("Prom"), "address": "Here"}}) as response:
                 assert response.status == 201
@@ -137,7 +137,7 @@ async def test_prometheus_scrapes_both_services_and_evaluates_the_shipped_rules(
                 result = await api(session, f"{base}/api/v1/query", query=query)
                 assert result["result"] and float(result["result"][0]["value"][1]) >= 1, result
 
-            await eventually(created_customer_counted, timeout=20, interval=0.25)
+            await eventually(created_customer_counted, timeout=60, interval=0.25)
 
             # Every series the rules read from the services is there under that name, and every rule
             # evaluates without an error against what the services really export.
@@ -145,9 +145,15 @@ async def test_prometheus_scrapes_both_services_and_evaluates_the_shipped_rules(
                               "outbox_oldest_pending_seconds", "event_lag_seconds_bucket", "events_dead_lettered_total"}
             rules_text = RULES.read_text()
             assert all(re.search(rf"\b{name}\b", rules_text) for name in service_series)
-            for name in sorted(service_series):
-                result = await api(session, f"{base}/api/v1/query", query=f'count({{__name__="{name}"}})')
-                assert result["result"], f"no {name} series in what Prometheus scraped"
+
+            async def all_series_scraped():
+                # With PROMETHEUS_MULTIPROC_DIR (run.sh sets it) a gauge appears once set: the outbox age
+                # after the first housekeeping round, 5 s after start.
+                for name in sorted(service_series):
+                    result = await api(session, f"{base}/api/v1/query", query=f'count({{__name__="{name}"}})')
+                    assert result["result"], f"no {name} series in what Prometheus scraped"
+
+            await eventually(all_series_scraped, timeout=60, interval=0.5)
 
             async def rules_evaluated():
                 groups = (await api(session, f"{base}/api/v1/rules"))["groups"]
@@ -156,7 +162,7 @@ async def test_prometheus_scrapes_both_services_and_evaluates_the_shipped_rules(
                 for rule in evaluated.values():
                     assert rule["health"] == "ok", rule
 
-            await eventually(rules_evaluated, timeout=10, interval=0.25)
+            await eventually(rules_evaluated, timeout=30, interval=0.25)
 
             # Both services stop (run.sh stops them together): ServiceDown goes pending for each.
             await services.stop()
@@ -166,7 +172,7 @@ async def test_prometheus_scrapes_both_services_and_evaluates_the_shipped_rules(
                 down = {a["labels"]["job"] for a in alerts if a["labels"]["alertname"] == "ServiceDown"}
                 assert down == {"customer", "order"}, alerts
 
-            await eventually(service_down_pending, timeout=20, interval=0.25)
+            await eventually(service_down_pending, timeout=30, interval=0.25)
     finally:
         if process.returncode is None:
             process.terminate()
