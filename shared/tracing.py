@@ -22,8 +22,10 @@ NOT WIRED YET. How to wire it (issue 16, item 1), in this order:
    `start_span("customer.orders process", kind=SpanKind.CONSUMER, links=links_from_headers(headers of
    each delivery))`; for a batch of one, `context=extract_headers(headers)` makes it a child instead (the
    README's Traces section says how to follow either in Jaeger).
-6. Tests: `install_memory_exporter()` once per test gives the finished spans of both services (they share
-   the process in tests; tell them apart by span name/kind); `uninstrument_libraries()` in teardown.
+6. Tests: `install_memory_exporter()` then `instrument_libraries()` before `create_app` (with no OTEL_* set,
+   service_app leaves both off), `uninstrument_libraries()` in teardown; the exporter then holds the spans of
+   both services, which share the process in tests (tell them apart by span name and kind).
+   shared/tests/test_tracing.py does exactly this for a bare app.
 """
 
 import json
