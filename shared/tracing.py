@@ -1,0 +1,240 @@
+"""OpenTelemetry traces, configured from the standard OTEL_* variables; off (and next to free) without them.
+
+NOT WIRED YET. How to wire it (issue 16, item 1), in this order:
+
+1. Before the app exists, once per process (gunicorn forks first, so a worker's span-export thread is its
+   own): in `shared.web.service_app`, before `web.Application(...)`,
+   `if configure_tracing(service_name): instrument_libraries()`. That gives a SERVER span per request in both
+   services (continuing a caller's `traceparent`), a CLIENT span per call from the order service to the
+   customer service (its `traceparent` header is sent, so the customer's server span is its child; the
+   client session must be created after this call: order/app.py does it in a cleanup_ctx, so it is), and a
+   span per asyncpg statement (parameters are not recorded).
+2. Logs: `handler.addFilter(TraceContextFilter())` in `shared.logs.configure_logging`; the JSON formatter
+   already prints every extra record field, so lines written inside a span get `trace_id` and `span_id`.
+3. Outbox write (order/service.py, inside the POST's transaction): `with start_span("outbox write")` around
+   the insert, and store `inject_text()` in a new nullable text column `outbox.trace_context` (a migration;
+   NULL while tracing is off).
+4. Relay (order/outbox.py): per published row, `with start_span("orders publish", kind=SpanKind.PRODUCER,
+   context=extract_text(row.trace_context))` and `headers = inject_headers(headers)` inside it, so the
+   message carries the producer span's `traceparent` next to `x-request-id`. The producer span is a child
+   of the POST's trace however long the row waited (a broker outage in between).
+5. Consumer (customer/consumer.py): a batch applies in one statement, so one
+   `start_span("customer.orders process", kind=SpanKind.CONSUMER, links=links_from_headers(headers of
+   each delivery))`; for a batch of one, `context=extract_headers(headers)` makes it a child instead (the
+   README's Traces section says how to follow either in Jaeger).
+6. Tests: `install_memory_exporter()` then `instrument_libraries()` before `create_app` (with no OTEL_* set,
+   service_app leaves both off), `uninstrument_libraries()` in teardown; the exporter then holds the spans of
+   both services, which share the process in tests (tell them apart by span name and kind).
+   shared/tests/test_tracing.py does exactly this for a bare app.
+"""
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Link, SpanKind, format_span_id, format_trace_id
+
+__all__ = ["ENV_VARS", "SpanKind", "TraceContextFilter", "configure_tracing", "extract_headers", "extract_text",
+           "inject_headers", "inject_text", "install_memory_exporter", "instrument_libraries", "links_from_headers",
+           "start_span", "tracing_requested", "uninstrument_libraries"]
+
+log = logging.getLogger(__name__)
+_on = False  # a provider of ours is installed; checking the global provider costs ~3 µs a call
+
+TRACER_NAME = "shop-services"
+# What decides and shapes tracing here (the SDK reads them from the environment itself).
+ENV_VARS = frozenset({
+    "OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_PROPAGATORS", "OTEL_PYTHON_EXCLUDED_URLS", "OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS",
+})
+
+
+def tracing_requested(environ: Mapping[str, str]) -> bool:
+    """On only when asked: an OTLP endpoint, or OTEL_TRACES_EXPORTER naming an exporter; never when disabled."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    exporter = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporter == "none":
+        return False
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    return bool(exporter or (endpoint or "").strip())
+
+
+def configure_tracing(default_service_name: str) -> bool:
+    """Install the process's tracer provider when OTEL_* asks for traces; True if tracing is on.
+
+    Off: nothing is installed, every span is a non-recording no-op and nothing is exported. On: spans
+    are batched in memory and sent by a background thread (OTLP over HTTP/protobuf to
+    OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces, or to stdout with OTEL_TRACES_EXPORTER=console), sampled
+    as OTEL_TRACES_SAMPLER says (default: all, following the caller's decision). Safe to call twice.
+    """
+    global _on
+    if not tracing_requested(os.environ):
+        return False
+    if _on:
+        return True  # configured already (a second app in this process)
+    provider = TracerProvider(resource=_resource(default_service_name))
+    provider.add_span_processor(BatchSpanProcessor(_exporter()))
+    trace.set_tracer_provider(provider)
+    _on = True
+    log.info("tracing on: %s", provider.resource.attributes.get("service.name"))
+    return True
+
+
+def _resource(default_service_name: str) -> Resource:
+    resource = Resource.create()  # OTEL_RESOURCE_ATTRIBUTES, then OTEL_SERVICE_NAME over it
+    if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({"service.name": default_service_name}))
+    return resource
+
+
+def _exporter():
+    names = [n.strip().lower() for n in os.environ.get("OTEL_TRACES_EXPORTER", "otlp").split(",") if n.strip()]
+    if names == ["console"]:
+        return ConsoleSpanExporter()
+    if names != ["otlp"]:
+        raise ValueError(f"OTEL_TRACES_EXPORTER={','.join(names)}: only otlp, console or none are supported")
+    protocol = (os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+                or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf")
+    if protocol != "http/protobuf":
+        raise ValueError(f"OTLP protocol {protocol!r}: only http/protobuf is installed (port 4318, not 4317)")
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # only when on
+
+    return OTLPSpanExporter()
+
+
+def instrument_libraries() -> None:
+    """Spans from aiohttp's server and client and from asyncpg, with the official instrumentations.
+
+    They patch the libraries' classes: call it before the web.Application and the ClientSession are made.
+    """
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+    from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+    for instrumentor in (AioHttpServerInstrumentor(), AioHttpClientInstrumentor(), AsyncPGInstrumentor()):
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument()
+
+
+def uninstrument_libraries() -> None:
+    """Undo instrument_libraries (tests: the patches are process-wide)."""
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+    from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+    for instrumentor in (AioHttpServerInstrumentor(), AioHttpClientInstrumentor(), AsyncPGInstrumentor()):
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
+
+
+_memory_exporter: InMemorySpanExporter | None = None
+
+
+def install_memory_exporter() -> InMemorySpanExporter:
+    """Tests: every span ended from now on, in this process, kept in memory (emptied by each call).
+
+    OpenTelemetry lets a process set its tracer provider once, so the first call installs it and
+    later calls reuse it.
+    """
+    global _memory_exporter, _on
+    if _memory_exporter is None:
+        if _on or isinstance(trace.get_tracer_provider(), TracerProvider):
+            raise RuntimeError("a tracer provider is installed already (OTEL_* set in the test environment?)")
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider(resource=Resource.create({"service.name": "tests"}))
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        _memory_exporter, _on = exporter, True
+    _memory_exporter.clear()
+    return _memory_exporter
+
+
+_tracer = trace.get_tracer(TRACER_NAME)  # a proxy: it follows the provider installed later
+
+
+def start_span(name: str, **kwargs: Any) -> AbstractContextManager[trace.Span]:
+    """`with start_span("outbox write"):` a span of this project's tracer (kwargs as start_as_current_span).
+
+    With tracing off, not even a no-op span: that one costs ~15 µs here, this well under one.
+    """
+    if not _on:
+        return nullcontext(trace.INVALID_SPAN)
+    return _tracer.start_as_current_span(name, **kwargs)
+
+
+# --- W3C trace context in AMQP headers and in the outbox row ---------------------------------------------------
+
+
+def inject_headers(headers: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A copy of `headers` plus the current trace context (`traceparent`, `tracestate`); unchanged with none."""
+    carrier = dict(headers or {})
+    if _on:
+        propagate.inject(carrier)
+    return carrier
+
+
+def extract_headers(headers: Mapping[str, Any] | None) -> Context:
+    """The trace context an AMQP message carries (an empty one without); bytes values are read as text."""
+    if not _on:
+        return Context()
+    carrier = {str(k).lower(): v.decode(errors="replace") if isinstance(v, bytes) else str(v)
+               for k, v in (headers or {}).items() if isinstance(v, str | bytes)}
+    return propagate.extract(carrier)
+
+
+def links_from_headers(headers_of_messages: Iterable[Mapping[str, Any] | None]) -> list[Link]:
+    """Links to the spans that produced each message of a batch (those that carried a trace context)."""
+    links = []
+    for headers in headers_of_messages:
+        context = trace.get_current_span(extract_headers(headers)).get_span_context()
+        if context.is_valid:
+            links.append(Link(context))
+    return links
+
+
+def inject_text() -> str | None:
+    """The current trace context as a short JSON text for the outbox row; None without a trace."""
+    if not _on:
+        return None
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return json.dumps(carrier, separators=(",", ":")) if carrier else None
+
+
+def extract_text(text: str | None) -> Context:
+    """The context inject_text stored (an empty one for None or unreadable text: the span starts a new trace)."""
+    if not text:
+        return Context()
+    try:
+        carrier = json.loads(text)
+    except ValueError:
+        return Context()
+    return extract_headers(carrier if isinstance(carrier, dict) else None)
+
+
+# --- logs ------------------------------------------------------------------------------------------------------
+
+
+class TraceContextFilter(logging.Filter):
+    """Stamps `trace_id` and `span_id` (hex, as Jaeger shows them) on records written inside a span."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not _on:
+            return True
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            record.trace_id = format_trace_id(context.trace_id)
+            record.span_id = format_span_id(context.span_id)
+        return True
