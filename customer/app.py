@@ -32,7 +32,7 @@ async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def create_app(settings: CustomerSettings | None = None) -> web.Application:
     settings = settings or CustomerSettings()
-    app = service_app(customer_orm_config(settings.database_url), routes, openapi_spec, settings)
+    app = service_app("customer", customer_orm_config(settings.database_url), routes, openapi_spec, settings)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(consumer_ctx)
     return app

@@ -44,6 +44,7 @@ from shared.amqp import PERSISTENT, backoff_delay
 from shared.db import is_transient_database_error
 from shared.events import ORDER_CREATED, OrderEvent
 from shared.request_id import REQUEST_ID_AMQP_HEADER, request_id_var
+from shared.tracing import consumer_span
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,9 @@ class OrderCreatedConsumer:
             except Poison as exc:
                 dead[message] = exc
         try:
-            outcomes, failed = await self._apply(list(events.values()))
+            with consumer_span(f"{self.settings.orders_queue} process",
+                               [message.header.properties.headers for message in events]):
+                outcomes, failed = await self._apply(list(events.values()))
         except Exception as exc:  # only a transient failure gets here
             self.breaker.open(exc)
             await self.pause()

@@ -41,7 +41,7 @@ async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def create_app(settings: OrderSettings | None = None) -> web.Application:
     settings = settings or OrderSettings()
-    app = service_app(order_orm_config(settings.database_url), routes, openapi_spec, settings)
+    app = service_app("order", order_orm_config(settings.database_url), routes, openapi_spec, settings)
     app[SETTINGS] = settings
     app[ORDER_IDS] = OrderIds()
     app.cleanup_ctx.extend([customer_client_ctx, relay_ctx])

@@ -9,6 +9,7 @@ import uuid
 
 from order.models import Order, OutboxEvent
 from shared.events import ORDER_CREATED, ORDER_STATUS_CHANGED, OrderEvent, OrderEventData
+from shared.tracing import inject_text
 
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c2a52-8d0e-4f55-9a43-2b7f0c1d9e11")
 
@@ -31,7 +32,7 @@ def outbox_event(order: Order, event_type: str, request_id: str, previous_status
     )
     return OutboxEvent(
         event_id=event.event_id, event_type=event_type, order_id=order.id, request_id=request_id,
-        payload=event.model_dump_json(exclude_none=True),
+        payload=event.model_dump_json(exclude_none=True), trace_context=inject_text(),
     )
 
 

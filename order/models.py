@@ -35,6 +35,9 @@ class OutboxEvent(Model):
     request_id = fields.CharField(max_length=128)
     created_at = fields.DatetimeField(auto_now_add=True)
     attempts = fields.IntField(default=0)  # publishes the broker refused (nack, or no queue bound yet)
+    # The trace of the request that wrote it (shared/tracing.py), so its publish continues that trace however
+    # late it leaves; NULL while tracing is off.
+    trace_context = fields.TextField(null=True)
 
     class Meta:
         table = "outbox"

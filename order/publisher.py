@@ -10,6 +10,7 @@ from pamqp.commands import Basic
 from shared.amqp import PERSISTENT, BrokerLink
 from shared.events import ORDER_CREATED
 from shared.request_id import REQUEST_ID_AMQP_HEADER, request_id_var
+from shared.tracing import SpanKind, extract_text, inject_headers, start_span
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +62,16 @@ class EventPublisher:
 
     async def _publish(self, channel: AbstractChannel, row) -> bool:
         request_id_var.set(row["request_id"])
-        try:
-            confirmation = await self._send(channel, row)
-        except PublishError:  # mandatory and no queue bound yet: keep it until the consumer's queue exists
-            log.warning("outbox relay: no queue takes %s yet; it stays pending", row["event_type"])
-            return False
+        # A producer span in the trace of the request that wrote the row, however long ago.
+        with start_span(f"{self.exchange} publish", kind=SpanKind.PRODUCER, context=extract_text(row["trace_context"]),
+                        attributes={"messaging.system": "rabbitmq", "messaging.destination.name": self.exchange,
+                                    "messaging.rabbitmq.destination.routing_key": row["event_type"],
+                                    "messaging.message.id": str(row["event_id"])}):
+            try:
+                confirmation = await self._send(channel, row)
+            except PublishError:  # mandatory and no queue bound yet: keep it until the consumer's queue exists
+                log.warning("outbox relay: no queue takes %s yet; it stays pending", row["event_type"])
+                return False
         return isinstance(confirmation, Basic.Ack)
 
     def _send(self, channel: AbstractChannel, row):
@@ -82,7 +88,7 @@ class EventPublisher:
                 delivery_mode=PERSISTENT,
                 message_id=str(row["event_id"]),
                 message_type=row["event_type"],
-                headers={REQUEST_ID_AMQP_HEADER: row["request_id"]},
+                headers=inject_headers({REQUEST_ID_AMQP_HEADER: row["request_id"]}),
             ),
             wait=False,
         )

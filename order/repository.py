@@ -60,10 +60,10 @@ WITH new_order AS (
     INSERT INTO orders (id, customer_id, product_name, quantity, price, status, created_at, updated_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
 ), new_event AS (
-    INSERT INTO outbox (event_id, event_type, order_id, payload, request_id, created_at, attempts)
-    VALUES ($8, $9, $1, $10, $11, $7, 0)
+    INSERT INTO outbox (event_id, event_type, order_id, payload, request_id, created_at, attempts, trace_context)
+    VALUES ($8, $9, $1, $10, $11, $7, 0, $12)
 )
-UPDATE idempotency_keys SET status_code = $12, response = $14 WHERE key = $13
+UPDATE idempotency_keys SET status_code = $13, response = $15 WHERE key = $14
 """
 
 
@@ -71,7 +71,7 @@ async def add_order(order: Order, event: OutboxEvent, completion: KeyCompletion 
     """Store a new order with its event (and its key's response) atomically."""
     await get_connection(APP).execute_query(INSERT_ORDER_AND_EVENT, [
         order.id, order.customer_id, order.product_name, order.quantity, order.price, order.status,
-        order.created_at, event.event_id, event.event_type, event.payload, event.request_id,
+        order.created_at, event.event_id, event.event_type, event.payload, event.request_id, event.trace_context,
         *((completion.status, completion.key, completion.response) if completion else (None, None, None)),
     ])
 
@@ -125,10 +125,10 @@ async def list_orders(customer_id: int | None, status: str | None, limit: int, o
 # A scalar subquery is always run per row (a NOT EXISTS could become an anti join over the backlog).
 CLAIM_BATCH = """
 WITH claimed AS MATERIALIZED (
-    SELECT id, order_id, event_id, event_type, payload, request_id FROM outbox
+    SELECT id, order_id, event_id, event_type, payload, request_id, trace_context FROM outbox
     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
 )
-SELECT id, event_id, event_type, payload, request_id FROM claimed c
+SELECT id, event_id, event_type, payload, request_id, trace_context FROM claimed c
 WHERE c.id = (SELECT min(p.id) FROM outbox p WHERE p.order_id = c.order_id)
 ORDER BY id
 """

@@ -21,6 +21,7 @@ from order.repository import OrderIds
 from order.schemas import OrderIn, render_created_order
 from shared.db import transaction
 from shared.problems import Conflict, NotFound
+from shared.tracing import start_span
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,8 @@ async def place_order(
         order.updated_at = order.created_at
         body = orjson.dumps(render_created_order(order, customer))
         completion = claim.completion(body) if claim is not None else None
-        await repository.add_order(order, events.order_created(order, request_id), completion)
+        with start_span("outbox write"):
+            await repository.add_order(order, events.order_created(order, request_id), completion)
     except BaseException:
         if claim is not None:
             await claim.release()
@@ -104,6 +106,7 @@ async def change_order_status(order_id: int, new_status: str, request_id: str) -
         except InvalidTransition as refused:
             raise TransitionRefused(refused) from None
         previous, order.status = order.status, new_status
-        await repository.save_status(conn, order, events.status_changed(order, previous, request_id))
+        with start_span("outbox write"):
+            await repository.save_status(conn, order, events.status_changed(order, previous, request_id))
     log.info("order %s: %s -> %s", order_id, previous, new_status)
     return order

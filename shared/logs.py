@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import orjson
 
 from shared.request_id import request_id_var
+from shared.tracing import TraceContextFilter
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "request_id"}
 
@@ -42,6 +43,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
     handler.addFilter(RequestIdFilter())
+    handler.addFilter(TraceContextFilter())  # trace_id and span_id inside a span
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -1,6 +1,6 @@
 """OpenTelemetry traces, configured from the standard OTEL_* variables; off (and next to free) without them.
 
-NOT WIRED YET. How to wire it (issue 16, item 1), in this order:
+Where each piece is used:
 
 1. Before the app exists, once per process (gunicorn forks first, so a worker's span-export thread is its
    own): in `shared.web.service_app`, before `web.Application(...)`,
@@ -43,7 +43,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, format_span_id, format_trace_id
 
-__all__ = ["ENV_VARS", "SpanKind", "TraceContextFilter", "configure_tracing", "extract_headers", "extract_text",
+__all__ = ["ENV_VARS", "SpanKind", "TraceContextFilter", "configure_tracing", "consumer_span", "extract_headers",
+           "extract_text",
            "inject_headers", "inject_text", "install_memory_exporter", "instrument_libraries", "links_from_headers",
            "start_span", "tracing_requested", "uninstrument_libraries"]
 
@@ -202,6 +203,17 @@ def links_from_headers(headers_of_messages: Iterable[Mapping[str, Any] | None]) 
         if context.is_valid:
             links.append(Link(context))
     return links
+
+
+def consumer_span(name: str, headers_of_messages: list[Mapping[str, Any] | None]) -> AbstractContextManager:
+    """A CONSUMER span for a batch of messages applied together: for one message, a child of the span that
+    published it (one trace from the request to the consumer); for several, linked to each of theirs."""
+    if not _on:
+        return nullcontext(trace.INVALID_SPAN)
+    if len(headers_of_messages) == 1:
+        context = extract_headers(headers_of_messages[0])
+        return _tracer.start_as_current_span(name, kind=SpanKind.CONSUMER, context=context)
+    return _tracer.start_as_current_span(name, kind=SpanKind.CONSUMER, links=links_from_headers(headers_of_messages))
 
 
 def inject_text() -> str | None:

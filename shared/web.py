@@ -13,11 +13,15 @@ from shared.openapi import add_docs_routes
 from shared.problems import problem_middleware
 from shared.request_id import request_id_middleware
 from shared.settings import SharedSettings
+from shared.tracing import configure_tracing, instrument_libraries
 
 
-def service_app(orm_config: dict, routes: Iterable[web.RouteDef], openapi_spec: Callable[[], dict],
+def service_app(name: str, orm_config: dict, routes: Iterable[web.RouteDef], openapi_spec: Callable[[], dict],
                 settings: SharedSettings) -> web.Application:
     """The app both services start from; each adds its settings and its own background work after the ORM."""
+    # Before the Application and any ClientSession exist: the instrumentations patch their classes.
+    if configure_tracing(name):
+        instrument_libraries()
     # Outermost first: a refusal costs next to nothing; the id exists before anything logs; problems are
     # rendered before they are counted.
     app = web.Application(middlewares=[admission_middleware, request_id_middleware, observe_middleware,
