@@ -110,6 +110,8 @@ FIGURES = [
     Figure("aged_lag_p99_ratio", "event lag p99 after the history / fresh", 2, "≤ 1.2",
            at_most(1.2)),
     Figure("aged_lag_p99", "event lag p99 after the history, ms", 1),
+    Figure("traced_post_ratio", "POST /orders with tracing on (OTLP export) / off, orders/s", 2),
+    Figure("traced_cpu_ratio", "CPU ms/order, both services, tracing on / off", 2),
     Figure("relay_eps", "relay alone, events/s", 0),
     Figure("consumer_eps", "consumer alone, events/s", 0),
 ]
@@ -175,6 +177,10 @@ def figures(result: dict) -> dict[str, float | None]:
         "aged_lag_p50_ratio": _over(aged_lag.get("p50"), (result.get("lag") or {}).get("p50")),
         "aged_lag_p99_ratio": _over(aged_lag.get("p99"), (result.get("lag") or {}).get("p99")),
         "aged_lag_p99": aged_lag.get("p99"),
+        "traced_post_ratio": _over(((result.get("traced") or {}).get("post_orders") or {}).get("throughput_rps"),
+                                   post.get("throughput_rps")),
+        "traced_cpu_ratio": _over(((result.get("traced") or {}).get("cpu_ms_per_order") or {}).get("both"),
+                                  cpu.get("both")),
         "relay_eps": (result.get("event_rates") or {}).get("relay_events_per_s"),
         "consumer_eps": (result.get("event_rates") or {}).get("consumer_events_per_s"),
     }

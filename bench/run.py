@@ -31,6 +31,7 @@ import asyncpg
 import events
 import history
 import report
+from aiohttp import web
 from loadgen import latency_summary
 from systems import AMQP_URL, RUN_DIR, Baseline, BenchError, Ours, System, cpu_sample, cpu_used
 
@@ -67,6 +68,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--history", type=int, default=100_000,
                         help="ours: orders of backlog drained, then the load again on that history (default "
                              "100000; 0 skips it)")
+    parser.add_argument("--tracing-duration", type=float, default=10.0,
+                        help="ours: seconds of POST /orders again with tracing on, exporting over OTLP to a sink "
+                             "this process runs (default 10; 0 skips)")
     parser.add_argument("--event-rates", type=int, default=20_000,
                         help="ours: events for the relay-alone and consumer-alone rates (default 20000; 0 skips)")
     args = parser.parse_args(argv)
@@ -367,7 +371,74 @@ async def bench_system(system: System, args: argparse.Namespace) -> dict:
         if isinstance(system, Ours) and args.event_rates:
             print("[ours] the relay and the consumer alone", flush=True)
             result["event_rates"] = await events.rates(system, http, args.event_rates)
-        return result
+    if isinstance(system, Ours) and args.tracing_duration:
+        result["traced"] = await traced_post_orders(args)
+        result["exactness"]["exact"] = result["exactness"]["exact"] and result["traced"]["exact"]
+    return result
+
+
+class OtlpSink:
+    """Takes OTLP/HTTP trace exports and throws them away (counting them): the cost measured is the
+    services' own, not a collector's."""
+
+    def __init__(self) -> None:
+        self.exports = self.bytes = 0
+
+    async def receive(self, request: web.Request) -> web.Response:
+        self.bytes += len(await request.read())
+        self.exports += 1
+        return web.Response(content_type="application/x-protobuf")
+
+    async def start(self, stack: contextlib.AsyncExitStack) -> str:
+        app = web.Application()
+        app.router.add_post("/v1/traces", self.receive)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        return f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+
+class TracedOurs(Ours):
+    """Our services with tracing on: every request, statement and event exported to `endpoint`."""
+
+    def __init__(self, workers: int, endpoint: str) -> None:
+        super().__init__(workers)
+        self.endpoint = endpoint
+
+    def env(self) -> dict:
+        return {**super().env(), "OTEL_EXPORTER_OTLP_ENDPOINT": self.endpoint,
+                "OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS": "^/health$,^/ready$,^/metrics$"}
+
+
+async def traced_post_orders(args: argparse.Namespace) -> dict:
+    """The same POST /orders load on a fresh start of ours with tracing on (sampling every trace)."""
+    async with contextlib.AsyncExitStack() as stack:
+        sink = OtlpSink()
+        system = TracedOurs(args.workers, await sink.start(stack))
+        print(f"[ours, traced] tracing on, exporting to {system.endpoint}; resetting and starting", flush=True)
+        await system.reset()
+        stack.push_async_callback(system.stop)
+        await system.start()
+        http = await stack.enter_async_context(aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)))
+        await system.wait_ready(http)
+        db = await asyncpg.connect(system.database_url(system.databases[0]), timeout=5)
+        stack.push_async_callback(db.close)
+        target = Target(system, http, db)
+        ids = await create_customers(http, system.customer_url, args.customers)
+        ids_file = write_ids("traced-load.json", ids)
+        closed_loop = {"concurrency": args.concurrency}
+        if args.warmup:
+            await target.post_orders(ids_file, duration=args.warmup, **closed_loop)
+        target.say(f"POST /orders with tracing on: {args.concurrency} clients for {args.tracing_duration:g} s")
+        before = cpu_sample(system)
+        load = await target.post_orders(ids_file, duration=args.tracing_duration, **closed_loop)
+        sync = await wait_exact(db, target.created, ids, load["ended_monotonic"])
+        after = cpu_sample(system)
+        exact = (await check_exact(http, system, target.created, ids))["exact"] and sync["exact"]
+        return {"post_orders": load, "exact": exact, "otlp_exports": sink.exports, "otlp_bytes": sink.bytes,
+                "cpu_ms_per_order": cpu_ms_per_order(cpu_used(before, after), load["loadgen_cpu_s"], load["ok"])}
 
 
 # --- the run -----------------------------------------------------------------------------------------
