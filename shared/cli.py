@@ -1,0 +1,150 @@
+"""What the operator's command lines say when PostgreSQL or RabbitMQ is away or a URL is wrong.
+
+One line on stderr and exit code 1, never a traceback (`--verbose` adds it): what failed, where (the URL,
+its password masked), which variable names it, and how to fix it. `make run`'s preflight says the same.
+"""
+
+import argparse
+import contextlib
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import aiormq.exceptions
+import asyncpg
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
+
+from shared.broker_urls import broker_urls
+from shared.problems import exception_chain, is_connection_failure
+
+POSTGRES, RABBITMQ = "PostgreSQL", "RabbitMQ"
+POSTGRES_SCHEMES = ("postgres", "postgresql", "asyncpg", "psycopg")
+HOW_TO_START = {
+    POSTGRES: "start it (Debian: `pg_ctlcluster 15 main start`; containers: `docker compose up -d postgres`) "
+    "or point {variable} at a running server",
+    RABBITMQ: "start it (`rabbitmq-server -detached`; containers: `docker compose up -d rabbitmq`) "
+    "or point {variable} at a running broker",
+}
+_AMQP_REFUSALS = (aiormq.exceptions.AuthenticationError, aiormq.exceptions.ProbableAuthenticationError,
+                  aiormq.exceptions.ConnectionNotAllowed)
+Settings = TypeVar("Settings", bound=BaseSettings)
+_UNREACHABLE = (aiormq.exceptions.AMQPConnectionError, aiormq.exceptions.IncompatibleProtocolError)
+
+
+class CommandError(Exception):
+    """A failure the operator can fix; its message is the whole report."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Something a command connects to: PostgreSQL or RabbitMQ, at the URL a variable gives."""
+
+    what: str
+    variable: str
+    url: str
+    setup: str = ""  # the command that creates a missing database or role, if there is one
+
+    @property
+    def where(self) -> str:
+        return f"{redact(self.url)} ({self.variable})"
+
+
+def redact(url: str) -> str:
+    """The URL (or comma-separated URLs) with any password masked."""
+    if "," in url:
+        return ",".join(redact(one) for one in url.split(","))
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    if len(netloc) == 2 and ":" in netloc[0]:
+        return url.replace(netloc[0], netloc[0].split(":")[0] + ":***", 1)
+    return url
+
+
+def check_url(target: Target) -> None:
+    """CommandError, before any connection, for a URL the driver would fail on obscurely."""
+    if target.what == RABBITMQ:
+        try:
+            broker_urls(target.url)
+        except ValueError as exc:
+            raise CommandError(f"{exc} -> use amqp://user:password@host:5672/vhost") from None
+        return
+    try:
+        parts = urlsplit(target.url)
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:  # a port that is not a number
+        port_ok = False
+    if parts.scheme not in POSTGRES_SCHEMES or not parts.hostname or not port_ok or not parts.path.strip("/"):
+        raise CommandError(f"{target.variable} is not a PostgreSQL URL: {redact(target.url)} "
+                           f"-> use postgres://user[:password]@host[:port]/database")
+
+
+def explain(exc: BaseException, target: Target) -> str | None:
+    """The line for a failure to use `target`; None for anything else (a bug keeps its traceback)."""
+    for cause in exception_chain(exc):
+        if isinstance(cause, CommandError):
+            return str(cause)
+        if isinstance(cause, asyncpg.InvalidCatalogNameError):
+            fix = f"run `{target.setup}` (it creates it)" if target.setup else f"create it or fix {target.variable}"
+            return f"{POSTGRES} has no database {urlsplit(target.url).path.strip('/')} at {target.where} -> {fix}"
+        if isinstance(cause, asyncpg.InvalidAuthorizationSpecificationError | asyncpg.InvalidPasswordError):
+            fix = f"run `{target.setup}` (it creates the role) or " if target.setup else ""
+            return (f"{POSTGRES} refused the login at {target.where}: {cause} -> {fix}"
+                    f"fix the user or password in {target.variable}")
+    if target.what == RABBITMQ and any(isinstance(cause, _AMQP_REFUSALS) for cause in exception_chain(exc)):
+        return f"{RABBITMQ} refused the login at {target.where}: {exc} -> fix the user or password in {target.variable}"
+    if is_connection_failure(exc) or any(isinstance(cause, _UNREACHABLE) for cause in exception_chain(exc)):
+        detail = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        how = HOW_TO_START.get(target.what, "start it or fix {variable}").format(variable=target.variable)
+        return f"{target.what} is not reachable at {target.where}: {detail} -> {how}"
+    return None
+
+
+@contextlib.contextmanager
+def reaching(target: Target) -> Iterator[None]:
+    """Turn a failure to use `target` inside the block into a CommandError that names it."""
+    check_url(target)
+    try:
+        yield
+    except CommandError:
+        raise
+    except Exception as exc:
+        line = explain(exc, target)
+        if line is None:
+            raise
+        raise CommandError(line) from exc
+
+
+def add_verbose(parser: argparse.ArgumentParser, sub: bool = False) -> None:
+    """-v/--verbose, before or after the subcommand (a subcommand's own default must not reset it)."""
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS if sub else False,
+                        help="on failure, show the traceback too")
+
+
+def load_settings(cls: type[Settings]) -> Settings:
+    """The settings from the environment; a bad value is a CommandError that names its variable."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, error['loc']))}: {error['msg']}"
+                             for error in exc.errors(include_url=False, include_input=False))
+        raise CommandError(f"invalid setting: {problems} -> fix the variable (see .env.example)") from None
+
+
+def run_command(prog: str, command: Callable[[], int], verbose: bool = False) -> int:
+    """Run a command's body; a CommandError becomes its one line on stderr and exit code 1."""
+    logging.getLogger("aiormq").setLevel(logging.CRITICAL)  # its own connect-error lines would repeat ours
+    try:
+        return command()
+    except CommandError as exc:
+        if verbose:
+            traceback.print_exc()
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
