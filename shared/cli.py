@@ -91,11 +91,17 @@ def explain(exc: BaseException, target: Target) -> str | None:
         if isinstance(cause, asyncpg.InvalidCatalogNameError):
             fix = f"run `{target.setup}` (it creates it)" if target.setup else f"create it or fix {target.variable}"
             return f"{POSTGRES} has no database {urlsplit(target.url).path.strip('/')} at {target.where} -> {fix}"
+        if isinstance(cause, asyncpg.UndefinedTableError) and target.setup:
+            return f"{POSTGRES} at {target.where} is not migrated ({cause}) -> run `{target.setup}`"
+        if isinstance(cause, aiormq.exceptions.ChannelNotFoundEntity | aiormq.exceptions.ChannelAccessRefused):
+            return f"{RABBITMQ} at {target.where} refused: {cause} -> {target.setup or 'check its queues and rights'}"
         if isinstance(cause, asyncpg.InvalidAuthorizationSpecificationError | asyncpg.InvalidPasswordError):
             fix = f"run `{target.setup}` (it creates the role) or " if target.setup else ""
             return (f"{POSTGRES} refused the login at {target.where}: {cause} -> {fix}"
                     f"fix the user or password in {target.variable}")
-    if target.what == RABBITMQ and any(isinstance(cause, _AMQP_REFUSALS) for cause in exception_chain(exc)):
+    # connect_first folds each broker's failure into one ConnectionError's text: a refusal shows there.
+    refused = any(isinstance(cause, _AMQP_REFUSALS) for cause in exception_chain(exc)) or "ACCESS_REFUSED" in str(exc)
+    if target.what == RABBITMQ and refused:
         return f"{RABBITMQ} refused the login at {target.where}: {exc} -> fix the user or password in {target.variable}"
     if is_connection_failure(exc) or any(isinstance(cause, _UNREACHABLE) for cause in exception_chain(exc)):
         detail = f"{type(exc).__name__}: {exc}".rstrip(": ")
@@ -117,6 +123,20 @@ def reaching(target: Target) -> Iterator[None]:
         if line is None:
             raise
         raise CommandError(line) from exc
+
+
+class Progress:
+    """`label: done/total` on stderr about every tenth of the way, for a command that takes a while."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total, self.done = label, total, 0
+        self._step, self._next = max(1, total // 10), max(1, total // 10)
+
+    def advance(self, count: int = 1) -> None:
+        self.done += count
+        if self.done >= self._next or self.done == self.total:
+            print(f"{self.label}: {self.done}/{self.total}", file=sys.stderr, flush=True)
+            self._next = self.done + self._step
 
 
 def add_verbose(parser: argparse.ArgumentParser, sub: bool = False) -> None:
