@@ -45,6 +45,7 @@ dev: prepare
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test: lint
 	@infra/scripts/install-test-deps.sh

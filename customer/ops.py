@@ -56,7 +56,7 @@ def original_routing_key(message) -> str:
 
 async def take_dead_letters(channel, settings: CustomerSettings, limit: int) -> list:
     """Up to `limit` dead letters, unacknowledged: closing the channel puts back whatever is not acked."""
-    messages = []
+    messages: list = []
     while len(messages) < limit:
         message = await channel.basic_get(settings.dead_letter_queue, no_ack=False)
         if message.delivery_tag is None:

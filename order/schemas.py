@@ -16,7 +16,7 @@ INPUT = ConfigDict(extra="forbid")
 CENT = Decimal("0.01")
 MAX_QUANTITY = 10_000
 
-Status = Literal[STATUSES]  # the domain's list, as an enum in the schema
+Status = Literal[STATUSES]  # type: ignore[valid-type]  # the domain's list, as an enum in the schema
 
 # A price string is plain digits: no exponent, sign, spaces or underscores that Decimal() would take,
 # and not zero. [0-9], not \d: Python's \d also matches other scripts' digits.

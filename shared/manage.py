@@ -194,9 +194,9 @@ def main(service: ServiceDb, argv: list[str] | None = None) -> int:
             print(f"{service.app}: seeded {await seed(service, db_url)} new row(s)")
         if args.command in ("history", "heads"):
             versions = await history(service, db_url)
-            shown = [(v, applied) for v, applied in versions if args.command == "history" or not applied]
-            for version, applied in shown:
-                print(f"{'applied' if applied else 'pending'}\t{version}")
+            shown = [(v, done) for v, done in versions if args.command == "history" or not done]
+            for version, done in shown:
+                print(f"{'applied' if done else 'pending'}\t{version}")
             if args.command == "heads" and not shown:
                 print(f"{service.app}: every migration is applied", file=sys.stderr)
         if args.command == "downgrade":
