@@ -304,7 +304,7 @@ def test_bind_mounts_name_files_in_the_repo(services):
 @pytest.mark.parametrize("name", APP_SERVICES + MIGRATE_SERVICES)
 def test_service_sets_only_variables_the_service_reads(services, name):
     readable = settings_env_names(SETTINGS[name.removesuffix("-migrate")]) | gunicorn_env_names()
-    assert {"WORKERS", "PROMETHEUS_MULTIPROC_DIR"} <= readable, "gunicorn.conf.py no longer reads these"
+    assert {"WORKERS", "PROMETHEUS_MULTIPROC_DIR"} <= readable, "shared/gunicorn_conf.py no longer reads these"
     unknown = set(environment(services[name])) - readable
     assert not unknown, f"{name} sets variables nothing reads: {sorted(unknown)}"
 
