@@ -3,6 +3,7 @@
     python infra/scripts/preflight.py     exit 0 when both answer, 1 (with what to do) when one does not
 """
 
+import argparse
 import asyncio
 import contextlib
 import sys
@@ -13,7 +14,7 @@ from customer.settings import CustomerSettings
 from order.settings import OrderSettings
 from shared.amqp import connect_first
 from shared.broker_urls import broker_urls
-from shared.cli import POSTGRES, RABBITMQ, CommandError, Target, load_settings, reaching, run_command
+from shared.cli import POSTGRES, RABBITMQ, CommandError, Target, add_verbose, load_settings, reaching, run_command
 from shared.db import asyncpg_dsn
 
 TIMEOUT = 3.0
@@ -50,6 +51,11 @@ async def check() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="preflight", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_verbose(parser)
+    args = parser.parse_args(argv)
+
     def command() -> int:
         failures = asyncio.run(check())
         for failure in failures:
@@ -58,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             print("preflight: PostgreSQL and RabbitMQ are reachable")
         return 1 if failures else 0
 
-    return run_command("preflight", command, verbose="--verbose" in (sys.argv[1:] if argv is None else argv))
+    return run_command("preflight", command, args.verbose)
 
 
 if __name__ == "__main__":
