@@ -1,6 +1,7 @@
 """The operator's command lines, run as an operator runs them, against a closed port, a missing database
 or role, or a bad URL: one line that names the URL (password masked) and its variable, exit code 1."""
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -12,6 +13,8 @@ import pytest
 from customer import ops as customer_ops
 from customer.manage import main as customer_manage
 from order import ops as order_ops
+from shared.cli import Progress
+from shared.testing.api import create_customer
 from shared.testing.plugin import ROOT, unique
 from shared.testing.processes import free_port
 
@@ -157,3 +160,21 @@ def test_the_console_scripts_run_the_same_command_lines():
             pytest.fail(f"{script} is not installed: run `make install`")
         result = subprocess.run([bin_dir / script, "--help"], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0 and "COMMAND" in result.stdout, result.stdout + result.stderr
+
+
+async def test_reconcile_asks_the_order_service_at_order_service_url(customer_client, test_run):
+    customer = await create_customer(customer_client)
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens: exit 2, naming where it asked
+    result = await asyncio.to_thread(run, ["-m", "customer.ops", "reconcile", "--customer", str(customer["id"])],
+                                     ORDER_SERVICE_URL=url, CUSTOMER_DATABASE_URL=test_run.customer_db)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"the order service did not answer at {url} (ORDER_SERVICE_URL)" in result.stderr
+
+
+def test_progress_reports_about_every_tenth_and_the_end(capsys):
+    progress = Progress("replayed", 25)
+    for _ in range(25):
+        progress.advance()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[-1] == "replayed: 25/25"
+    assert 5 <= len(lines) <= 13 and lines[0] == "replayed: 2/25"

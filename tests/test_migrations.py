@@ -136,3 +136,16 @@ def test_stairway_every_migration_upgrades_downgrades_and_upgrades_again(service
             pool.submit(walk_the_stairway, service, str(tmp_path), db_url).result(timeout=120)
     finally:
         asyncio.run(drop_database(db_url))
+
+
+@pytest.mark.parametrize(("service", "variable"), [("customer", "CUSTOMER_DATABASE_URL"),
+                                                   ("order", "ORDER_DATABASE_URL")])
+def test_aerichs_own_cli_works_per_service(service, variable, test_run):
+    url = test_run.customer_db if service == "customer" else test_run.order_db
+    files = sorted(path.name for path in (Path(ROOT) / service / "migrations" / service).glob("*.py"))
+    aerich = Path(sys.executable).parent / "aerich"
+    for command, expected in (("history", files), ("heads", ["No available heads."])):
+        result = subprocess.run([aerich, "-c", f"{service}/aerich.toml", command], cwd=ROOT, timeout=60,
+                                capture_output=True, text=True, env={**os.environ, variable: url})
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert sorted(line for line in result.stdout.splitlines() if line.strip()) == sorted(expected)
