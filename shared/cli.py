@@ -122,7 +122,7 @@ def reaching(target: Target) -> Iterator[None]:
         line = explain(exc, target)
         if line is None:
             raise
-        raise CommandError(line) from exc
+        raise CommandError(" ".join(line.split())) from exc  # a driver's message may span lines
 
 
 class Progress:
