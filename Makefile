@@ -4,15 +4,30 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install preflight prepare run dev test lint bench soak clean
+PIP := $(BIN)/pip --quiet --disable-pip-version-check
+# The lock files (`make lock` writes them): every package, transitive ones too, pinned with its hashes.
+LOCK := requirements/dev.txt
+RUNTIME_LOCK := requirements/runtime.txt
+UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --universal --python-version 3.11 \
+	--custom-compile-command "make lock"
 
-$(INSTALLED): pyproject.toml
+.PHONY: install lock preflight prepare run dev test lint bench soak clean
+
+$(INSTALLED): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=...)")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PIP) install --require-hashes -r $(LOCK)
+	$(PIP) install --no-deps -e .
 	touch $@
 
 install: $(INSTALLED)
+
+# After changing a dependency in pyproject.toml; `make lock LOCK_ARGS=--upgrade` moves every unpinned
+# (transitive) package to its newest release. The dev lock keeps the runtime lock's versions.
+lock: install
+	$(UV_COMPILE) $(LOCK_ARGS) -o $(RUNTIME_LOCK)
+	$(UV_COMPILE) $(LOCK_ARGS) --extra dev -c $(RUNTIME_LOCK) -o $(LOCK)
+	$(MAKE) install
 
 preflight: install
 	@$(BIN)/python infra/scripts/preflight.py
@@ -30,6 +45,7 @@ dev: prepare
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test: lint
 	@infra/scripts/install-test-deps.sh
@@ -46,4 +62,4 @@ soak: install
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 clean:
-	rm -rf $(VENV) .run .pytest_cache .ruff_cache
+	rm -rf $(VENV) .run .pytest_cache .ruff_cache .mypy_cache

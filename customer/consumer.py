@@ -179,7 +179,7 @@ class OrderCreatedConsumer:
                 await batch[0].channel.close()
 
     def _take_batch(self) -> list[DeliveredMessage]:
-        batch = []
+        batch: list[DeliveredMessage] = []
         while self._buffer and len(batch) < self.settings.consumer_batch_size:
             message = self._buffer.popleft()
             if message.channel is self._channel and not message.channel.is_closed:
@@ -273,6 +273,7 @@ class OrderCreatedConsumer:
         sends += [self._copy_to(m, self.settings.orders_queue, {}) for m in requeue]
         await asyncio.gather(*sends)
         EVENTS_RETRIED.labels("database_unavailable").inc(len(requeue))
+        assert last.delivery_tag is not None  # a delivery always has one (only basic.get-empty has none)
         await last.channel.basic_ack(last.delivery_tag, multiple=True)
 
     async def _requeue(self, messages: list[DeliveredMessage]) -> None:
@@ -320,7 +321,7 @@ class OrderCreatedConsumer:
 
     async def _retry_later(self, message: DeliveredMessage, exc: Exception) -> None:
         request_id_var.set(_request_id(message))
-        attempt = int((message.header.properties.headers or {}).get(ATTEMPT_HEADER) or 0)
+        attempt = int(str((message.header.properties.headers or {}).get(ATTEMPT_HEADER) or 0))
         error = f"{type(exc).__name__}: {exc}"[:500]
         delays = self.settings.retry_delays
         if attempt >= len(delays):

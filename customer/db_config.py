@@ -1,4 +1,9 @@
-"""The ORM config; aerich reads TORTOISE_ORM from here (`aerich -t customer.db_config.TORTOISE_ORM`)."""
+"""The ORM config of the service's one Tortoise app.
+
+aerich's own command line reads TORTOISE_ORM from here, through customer/aerich.toml (run from the
+repository root): `aerich -c customer/aerich.toml history`. TORTOISE_ORM is built on first use, from
+CUSTOMER_DATABASE_URL, so importing this module reads no settings.
+"""
 
 from customer.settings import CustomerSettings
 from shared.db import orm_config
@@ -10,4 +15,7 @@ def customer_orm_config(db_url: str) -> dict:
     return orm_config(db_url, APP, ["customer.models"])
 
 
-TORTOISE_ORM = customer_orm_config(CustomerSettings().database_url)
+def __getattr__(name: str) -> dict:
+    if name == "TORTOISE_ORM":  # aerich's entry point only
+        return customer_orm_config(CustomerSettings().database_url)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

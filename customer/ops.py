@@ -1,14 +1,19 @@
-"""Operator tools for the customer service's events and counts.
+"""Operator tools for the customer service's events and counts (also the console script `customer-ops`).
 
     python -m customer.ops dead-letters [--limit N]         list dead letters with their reasons (leaves them)
     python -m customer.ops replay-dead-letters [--limit N]  send dead letters back through the exchange, after a fix
-    python -m customer.ops reconcile [--customer ID ...]    compare orders_count with the order service; exit 1 on
-                                                            drift, 2 when the order service does not answer
+    python -m customer.ops reconcile [--customer ID ...]    compare orders_count with the order service (at
+                                                            ORDER_SERVICE_URL); exit 1 on drift, 2 when the
+                                                            order service does not answer
+
+A database, broker or URL problem is one line and exit code 1; `--verbose` adds the traceback.
 """
 
 import argparse
 import asyncio
+import os
 import sys
+from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
@@ -18,8 +23,24 @@ from customer.consumer import ATTEMPT_HEADER, REASON_HEADER
 from customer.settings import CustomerSettings
 from shared.amqp import PERSISTENT, connect_first
 from shared.broker_urls import broker_urls
+from shared.cli import (
+    POSTGRES,
+    RABBITMQ,
+    CommandError,
+    Progress,
+    Target,
+    add_verbose,
+    load_settings,
+    reaching,
+    redact,
+    run_command,
+)
 from shared.db import asyncpg_dsn
 from shared.events import ORDER_CREATED
+
+DEFAULT_ORDER_SERVICE_URL = "http://127.0.0.1:3001"
+RECONCILE_PAGE = 200  # customers compared at a time (and requests in flight at most: RECONCILE_CONCURRENCY)
+RECONCILE_CONCURRENCY = 10
 
 # What the dead-lettering added (a replay starts afresh, its retries too).
 NOT_REPLAYED_HEADERS = frozenset({
@@ -35,7 +56,7 @@ def original_routing_key(message) -> str:
 
 async def take_dead_letters(channel, settings: CustomerSettings, limit: int) -> list:
     """Up to `limit` dead letters, unacknowledged: closing the channel puts back whatever is not acked."""
-    messages = []
+    messages: list = []
     while len(messages) < limit:
         message = await channel.basic_get(settings.dead_letter_queue, no_ack=False)
         if message.delivery_tag is None:
@@ -65,7 +86,9 @@ async def replay_dead_letters(settings: CustomerSettings, limit: int) -> int:
     replayed = 0
     try:
         channel = await connection.channel()
-        for message in await take_dead_letters(channel, settings, limit):
+        messages = await take_dead_letters(channel, settings, limit)
+        progress = Progress("replayed", len(messages))
+        for message in messages:
             properties = message.header.properties
             headers = {k: v for k, v in (properties.headers or {}).items() if k not in NOT_REPLAYED_HEADERS}
             confirmation = await channel.basic_publish(
@@ -78,6 +101,7 @@ async def replay_dead_letters(settings: CustomerSettings, limit: int) -> int:
                 break
             await channel.basic_ack(message.delivery_tag)  # only once the copy is safely published
             replayed += 1
+            progress.advance()
     finally:
         await connection.close()
     print(f"{replayed} dead letter(s) replayed")
@@ -94,23 +118,31 @@ async def reconcile(settings: CustomerSettings, order_service_url: str, customer
         )
     finally:
         await conn.close()
-    limit = asyncio.Semaphore(10)
-    async with aiohttp.ClientSession(base_url=order_service_url) as session:
+    # The order service has no count per customer for many customers at once: one small request each
+    # (limit=1, the total is in the page), a page of customers at a time, a few requests in flight.
+    limit = asyncio.Semaphore(RECONCILE_CONCURRENCY)
+    progress = Progress("reconcile", len(customers))
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(base_url=order_service_url, timeout=timeout) as session:
         async def held(customer_id: int) -> int:
             async with limit, session.get("/orders", params={"customer_id": customer_id, "limit": 1}) as response:
                 response.raise_for_status()
                 return (await response.json())["total"]
 
-        try:
-            totals = await asyncio.gather(*(held(row["id"]) for row in customers))
-        except aiohttp.ClientError as exc:
-            print(f"the order service at {order_service_url} did not answer ({exc}); nothing was checked",
-                  file=sys.stderr)
-            return 2
-    for row, total in zip(customers, totals, strict=True):
-        if row["orders_count"] != total:
-            drift += 1
-            print(f"customer {row['id']}: orders_count {row['orders_count']}, order service holds {total}")
+        for start in range(0, len(customers), RECONCILE_PAGE):
+            page = customers[start:start + RECONCILE_PAGE]
+            try:
+                totals = await asyncio.gather(*(held(row["id"]) for row in page))
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                print(f"the order service did not answer at {redact(order_service_url)} (ORDER_SERVICE_URL): "
+                      f"{type(exc).__name__}: {exc} -> start it or point ORDER_SERVICE_URL at it; "
+                      f"{progress.done} of {len(customers)} customer(s) checked", file=sys.stderr)
+                return 2
+            for row, total in zip(page, totals, strict=True):
+                if row["orders_count"] != total:
+                    drift += 1
+                    print(f"customer {row['id']}: orders_count {row['orders_count']}, order service holds {total}")
+            progress.advance(len(page))
     print(f"{len(customers)} customer(s) checked, {drift} with drift")
     return 1 if drift else 0
 
@@ -118,19 +150,41 @@ async def reconcile(settings: CustomerSettings, order_service_url: str, customer
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m customer.ops", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("dead-letters", "replay-dead-letters"):
-        commands.add_parser(name).add_argument("--limit", type=int, default=100)
-    reconcile_parser = commands.add_parser("reconcile")
-    reconcile_parser.add_argument("--order-service-url", default="http://127.0.0.1:3001", help="default: %(default)s")
+    add_verbose(parser)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, text in (("dead-letters", "list dead letters with their reasons; they stay in the queue"),
+                       ("replay-dead-letters", "send dead letters back through the exchange, once the cause is fixed")):
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.add_argument("--limit", type=int, default=100, help="at most this many (default: %(default)s)")
+        add_verbose(sub, sub=True)
+    text = "compare each customer's orders_count with the orders the order service holds; exit 1 on drift"
+    reconcile_parser = commands.add_parser("reconcile", help=text, description=text)
+    reconcile_parser.add_argument("--order-service-url", default=os.environ.get("ORDER_SERVICE_URL",
+                                                                                DEFAULT_ORDER_SERVICE_URL),
+                                  help=f"default: ORDER_SERVICE_URL, else {DEFAULT_ORDER_SERVICE_URL}")
     reconcile_parser.add_argument("--customer", type=int, action="append", help="only this customer (repeatable)")
+    add_verbose(reconcile_parser, sub=True)
     args = parser.parse_args(argv)
-    settings = CustomerSettings()
-    if args.command == "dead-letters":
-        return asyncio.run(list_dead_letters(settings, args.limit))
-    if args.command == "replay-dead-letters":
-        return asyncio.run(replay_dead_letters(settings, args.limit))
-    return asyncio.run(reconcile(settings, args.order_service_url, args.customer))
+
+    def command() -> int:
+        settings = load_settings(CustomerSettings)
+        if args.command == "reconcile":
+            url = urlsplit(args.order_service_url)
+            if url.scheme not in ("http", "https") or not url.hostname or url.path.strip("/"):
+                raise CommandError(f"ORDER_SERVICE_URL is not an http:// URL without a path: "
+                                   f"{redact(args.order_service_url)} -> use http://host:3001")
+            database = Target(POSTGRES, "CUSTOMER_DATABASE_URL", settings.database_url,
+                              setup="python -m customer.manage migrate")
+            with reaching(database):
+                return asyncio.run(reconcile(settings, args.order_service_url, args.customer))
+        broker = Target(RABBITMQ, "AMQP_URL", settings.amqp_url,
+                        setup=f"start the customer service once (it declares {settings.dead_letter_queue})")
+        with reaching(broker):
+            if args.command == "dead-letters":
+                return asyncio.run(list_dead_letters(settings, args.limit))
+            return asyncio.run(replay_dead_letters(settings, args.limit))
+
+    return run_command("customer.ops", command, args.verbose)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ async def create_customer(data: CustomerIn) -> Customer:
     try:
         return await repository.add_customer(data.model_dump())
     except IntegrityError:
-        raise EmailTaken(data.email) from None
+        raise EmailTaken(str(data.email)) from None
 
 
 async def update_customer(customer_id: int, patch: CustomerPatch) -> Customer:

@@ -8,19 +8,21 @@ an order reaches each status at most once, so re-publishing an order's events la
 import uuid
 
 from order.models import Order, OutboxEvent
-from shared.events import ORDER_CREATED, ORDER_STATUS_CHANGED, OrderEvent, OrderEventData
+from shared.events import ORDER_CREATED, ORDER_STATUS_CHANGED, EventType, OrderEvent, OrderEventData
 from shared.tracing import inject_text
 
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c2a52-8d0e-4f55-9a43-2b7f0c1d9e11")
 
 
-def event_id(order: Order, event_type: str) -> uuid.UUID:
+def event_id(order: Order, event_type: EventType) -> uuid.UUID:
     # created_at keeps ids apart when an order database is recreated and its ids start again at 1.
     name = f"{event_type}:{order.id}:{order.status}:{order.created_at.isoformat()}"
     return uuid.uuid5(EVENT_ID_NAMESPACE, name)
 
 
-def outbox_event(order: Order, event_type: str, request_id: str, previous_status: str | None = None) -> OutboxEvent:
+def outbox_event(
+    order: Order, event_type: EventType, request_id: str, previous_status: str | None = None
+) -> OutboxEvent:
     event = OrderEvent(
         event_id=event_id(order, event_type),
         event_type=event_type,

@@ -1,7 +1,9 @@
-"""Operator tools for the order service's outbox.
+"""Operator tools for the order service's outbox (also the console script `order-ops`).
 
-    python -m order.ops outbox               pending events and the age of the oldest
-    python -m order.ops republish ORDER_ID   send an order's events again (the consumer ignores what it applied)
+    python -m order.ops outbox                    pending events and the age of the oldest
+    python -m order.ops republish ORDER_ID ...    send orders' events again (the consumer ignores what it applied)
+
+A database or URL problem is one line and exit code 1; `--verbose` adds the traceback.
 """
 
 import argparse
@@ -16,6 +18,7 @@ from order import events, repository
 from order.db_config import order_orm_config
 from order.domain import INITIAL_STATUS
 from order.settings import OrderSettings
+from shared.cli import POSTGRES, Progress, Target, add_verbose, load_settings, reaching, run_command
 
 # The customer service's default deduplication window (PROCESSED_EVENTS_RETENTION_HOURS): it refuses,
 # as stale, a copy of an event older than its window, so a republish that old counts nothing.
@@ -54,22 +57,37 @@ async def republish(order_id: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m order.ops", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("outbox", help="pending events and the oldest one's age")
-    republish_parser = commands.add_parser("republish", help="send an order's events again")
-    republish_parser.add_argument("order_id", type=int)
+    add_verbose(parser)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    text = "pending events and the oldest one's age"
+    add_verbose(commands.add_parser("outbox", help=text, description=text), sub=True)
+    text = "send orders' events again; the customer service ignores what it has applied"
+    republish_parser = commands.add_parser("republish", help=text, description=text)
+    republish_parser.add_argument("order_ids", type=int, nargs="+", metavar="ORDER_ID")
+    add_verbose(republish_parser, sub=True)
     args = parser.parse_args(argv)
 
-    async def run() -> int:
-        await Tortoise.init(config=order_orm_config(OrderSettings().database_url))
+    async def run(db_url: str) -> int:
+        await Tortoise.init(config=order_orm_config(db_url))
         try:
             if args.command == "outbox":
                 return await show_outbox()
-            return await republish(args.order_id)
+            failed = 0
+            progress = Progress("republish", len(args.order_ids)) if len(args.order_ids) > 1 else None
+            for order_id in args.order_ids:
+                failed += await republish(order_id) != 0
+                if progress:
+                    progress.advance()
+            return 1 if failed else 0
         finally:
             await Tortoise.close_connections()
 
-    return asyncio.run(run())
+    def command() -> int:
+        db_url = load_settings(OrderSettings).database_url
+        with reaching(Target(POSTGRES, "ORDER_DATABASE_URL", db_url, setup="python -m order.manage migrate")):
+            return asyncio.run(run(db_url))
+
+    return run_command("order.ops", command, args.verbose)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,7 @@ class OutboxRelay:
                 RELAY_WAITING.labels("blocked").set(waiting == "blocked")
                 if waiting:
                     continue  # the sweep looks again; BrokerLink reconnects by itself
+                assert self.link.channel is not None  # is_up
                 batch = asyncio.create_task(self._batch(self.link.channel), name="outbox batch")
                 batches.add(batch)
                 batch.add_done_callback(batches.discard)

@@ -90,5 +90,5 @@ class EventPublisher:
                 message_type=row["event_type"],
                 headers=inject_headers({REQUEST_ID_AMQP_HEADER: row["request_id"]}),
             ),
-            wait=False,
+            wait=False,  # type: ignore[call-arg]  # aiormq's Channel takes it; its abstract base does not say so
         )

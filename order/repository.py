@@ -6,6 +6,7 @@ reading a page, the relay's claim). Both take and return the models' values, so 
 
 import asyncio
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -134,7 +135,7 @@ ORDER BY id
 """
 
 
-async def claim_events(conn: BaseDBAsyncClient, limit: int) -> list:
+async def claim_events(conn: BaseDBAsyncClient, limit: int) -> Sequence[dict]:
     """Up to `limit` pending events nobody else holds, locked until `conn`'s transaction ends; an event
     whose order has an earlier one pending is left for later, so each order's events go out in order."""
     _, rows = await conn.execute_query(CLAIM_BATCH, [limit])

@@ -89,7 +89,8 @@ class BrokerLink:
                 log.info("%s: connected to the broker at %s", self.name, where(self.url))
                 await self._until_closed()
             except asyncio.CancelledError:
-                if asyncio.current_task().cancelling():
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
                     raise
                 # aiormq cancels its own pending calls when the connection drops under them.
                 log.warning("%s: broker connection dropped during setup", self.name)

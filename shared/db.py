@@ -181,7 +181,9 @@ TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
 
 def _transient_sqlstate(cause: BaseException) -> bool:
     sqlstate = getattr(cause, "sqlstate", None) if isinstance(cause, asyncpg.PostgresError) else None
-    return bool(sqlstate) and (sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES or sqlstate == "55P03")
+    if not sqlstate:
+        return False
+    return sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES or sqlstate == "55P03"
 
 
 def is_transient_database_error(exc: BaseException) -> bool:

@@ -2,16 +2,17 @@
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Final, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
 from shared.schemas import Id
 
-SCHEMA_VERSION = 1
-ORDER_CREATED = "order.created"
-ORDER_STATUS_CHANGED = "order.status_changed"
+SCHEMA_VERSION: Final = 1
+ORDER_CREATED: Final = "order.created"
+ORDER_STATUS_CHANGED: Final = "order.status_changed"
+EventType = Literal["order.created", "order.status_changed"]
 
 
 class OrderEventData(BaseModel):
@@ -30,6 +31,6 @@ class OrderEventData(BaseModel):
 class OrderEvent(BaseModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     event_id: UUID
-    event_type: Literal[ORDER_CREATED, ORDER_STATUS_CHANGED]
+    event_type: EventType
     occurred_at: datetime
     data: OrderEventData

@@ -1,10 +1,16 @@
-"""Database chores each service exposes as `python -m <service>.manage <command>`.
+"""Database chores each service exposes as `python -m <service>.manage <command>` (or `<service>-manage`).
 
     migrate              create the database if missing and apply every aerich migration
     seed                 load the service's seed data (idempotent)
-    prepare              migrate, then seed: what `make run` and the containers do before start
+    prepare              migrate, then seed: what `make run` and the compose `migrate` services do
+    history              every migration, marked applied or pending
+    heads                the migrations not applied yet
+    downgrade --yes [V]  undo migration V and every later one (default: the last one applied)
     makemigrations NAME  write a new migration for model changes (offline, no database needed)
     check-migrations     exit 1 if the models have changes no migration holds
+
+aerich's own command line works too, one config per service: `aerich -c <service>/aerich.toml history`.
+A database, broker or URL problem is one line and exit code 1; `--verbose` adds the traceback.
 """
 
 import argparse
@@ -19,9 +25,20 @@ from pathlib import Path
 
 import asyncpg
 from aerich import Command
+from aerich.exceptions import DowngradeError
 from tortoise import Tortoise
 
-from shared.db import asyncpg_dsn, ensure_database
+from shared.cli import (
+    POSTGRES,
+    CommandError,
+    Target,
+    add_verbose,
+    check_url,
+    load_settings,
+    reaching,
+    run_command,
+)
+from shared.db import admin_url_for, asyncpg_dsn, ensure_database
 from shared.logs import configure_logging
 from shared.settings import SharedSettings
 
@@ -32,49 +49,93 @@ log = logging.getLogger(__name__)
 class ServiceDb:
     app: str  # the Tortoise app label; also its migrations subfolder
     migrations: Path  # aerich's location; files live in migrations/<app>/
+    db_variable: str  # the variable that holds db_url, for messages
     db_url: Callable[[], str]
     orm_config: Callable[[str], dict]
     seed: Callable[[asyncpg.Connection], Awaitable[int]] | None = None
+
+    def target(self, db_url: str) -> Target:
+        return Target(POSTGRES, self.db_variable, db_url, setup=f"python -m {self.app}.manage migrate")
+
+    def command(self, db_url: str, location: Path | None = None) -> Command:
+        return Command(tortoise_config=self.orm_config(db_url), app=self.app, location=str(location or self.migrations))
 
     def advisory_lock_key(self) -> int:
         # Stable across processes (unlike hash()), so every instance serialises on the same key.
         return int.from_bytes(f"migrate:{self.app}".encode()[:8].ljust(8, b"\0"), "big", signed=True)
 
 
-async def migrate(service: ServiceDb, db_url: str, admin_url: str | None = None) -> list[str]:
-    for created in await ensure_database(db_url, admin_url):
-        print(f"{service.app}: created {created}")
-    # Several instances may start at once: concurrent aerich upgrades race, so take turns.
-    lock_conn = await asyncpg.connect(asyncpg_dsn(db_url), timeout=5)
+async def database_missing(db_url: str) -> bool:
     try:
-        await lock_conn.execute("SELECT pg_advisory_lock($1)", service.advisory_lock_key())
-        command = Command(tortoise_config=service.orm_config(db_url), app=service.app,
-                          location=str(service.migrations))
+        await (await asyncpg.connect(asyncpg_dsn(db_url), timeout=5)).close()
+    except (asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecificationError):
+        return True
+    return False
+
+
+async def migrate(service: ServiceDb, db_url: str, admin_url: str | None = None) -> list[str]:
+    with reaching(service.target(db_url)):
+        missing = await database_missing(db_url)
+    if missing:  # only then is the admin URL used: name it in what goes wrong
+        with reaching(Target(POSTGRES, "POSTGRES_ADMIN_URL", admin_url or admin_url_for(db_url))):
+            for created in await ensure_database(db_url, admin_url):
+                print(f"{service.app}: created {created}")
+    with reaching(service.target(db_url)):
+        # Several instances may start at once: concurrent aerich upgrades race, so take turns.
+        lock_conn = await asyncpg.connect(asyncpg_dsn(db_url), timeout=5)
+        try:
+            await lock_conn.execute("SELECT pg_advisory_lock($1)", service.advisory_lock_key())
+            command = service.command(db_url)
+            await command.init()
+            try:
+                return await command.upgrade(run_in_transaction=True)
+            finally:
+                await Tortoise.close_connections()
+        finally:
+            await lock_conn.close()
+
+
+async def history(service: ServiceDb, db_url: str) -> list[tuple[str, bool]]:
+    """Every migration file, in order, with whether the database has applied it."""
+    with reaching(service.target(db_url)):
+        command = service.command(db_url)
         await command.init()
         try:
-            return await command.upgrade(run_in_transaction=True)
+            pending = set(await command.heads())
+            return [(version, version not in pending) for version in await command.history()]
         finally:
             await Tortoise.close_connections()
-    finally:
-        await lock_conn.close()
+
+
+async def downgrade(service: ServiceDb, db_url: str, version: int = -1) -> list[str]:
+    """Undo `version` and every later migration (-1: the last one applied); the files stay."""
+    with reaching(service.target(db_url)):
+        command = service.command(db_url)
+        await command.init()
+        try:
+            return await command.downgrade(version, delete=False)
+        except DowngradeError as exc:
+            raise CommandError(f"{service.app}: cannot downgrade: {exc}") from exc
+        finally:
+            await Tortoise.close_connections()
 
 
 async def seed(service: ServiceDb, db_url: str) -> int:
     if service.seed is None:
         return 0
-    conn = await asyncpg.connect(asyncpg_dsn(db_url), timeout=5)
-    try:
-        async with conn.transaction():
-            return await service.seed(conn)
-    finally:
-        await conn.close()
+    with reaching(service.target(db_url)):
+        conn = await asyncpg.connect(asyncpg_dsn(db_url), timeout=5)
+        try:
+            async with conn.transaction():
+                return await service.seed(conn)
+        finally:
+            await conn.close()
 
 
 async def make_migration(service: ServiceDb, name: str, location: Path | None = None) -> str:
     """Write a migration for what the models changed; '' when nothing did."""
     location = location or service.migrations
-    command = Command(tortoise_config=service.orm_config(service.db_url()), app=service.app,
-                      location=str(location))
+    command = service.command(service.db_url(), location)
     try:
         if not any((location / service.app).glob("*.py")):
             await command.init_migrations(safe=True)
@@ -93,21 +154,54 @@ async def pending_model_changes(service: ServiceDb) -> str:
         return await make_migration(service, "check", copy)
 
 
-def main(service: ServiceDb, argv: list[str] | None = None) -> int:
+COMMANDS = {
+    "migrate": "create the role and database if missing (POSTGRES_ADMIN_URL), apply every migration",
+    "seed": "load the seed data (idempotent)",
+    "prepare": "migrate, then seed: what `make run` and the compose migrate services do",
+    "history": "every migration, marked applied or pending",
+    "heads": "the migrations not applied yet",
+    "downgrade": "undo a migration and every later one (default: the last one applied)",
+    "makemigrations": "write a migration for what the models changed (no database needed)",
+    "check-migrations": "exit 1 if the models have changes no migration holds (no database needed)",
+}
+
+
+def parser_for(service: ServiceDb) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"python -m {service.app}.manage", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["migrate", "seed", "prepare", "makemigrations", "check-migrations"])
-    parser.add_argument("name", nargs="?", default="update", help="migration name (makemigrations)")
-    args = parser.parse_args(argv)
-    configure_logging(service.app, SharedSettings().log_level)
-    db_url = service.db_url()
+    add_verbose(parser)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = {name: commands.add_parser(name, help=text, description=text) for name, text in COMMANDS.items()}
+    sub["makemigrations"].add_argument("name", nargs="?", default="update", help="migration name (default: update)")
+    sub["downgrade"].add_argument("version", nargs="?", type=int, default=-1,
+                                  help="the number the migration's file starts with (default: the last applied)")
+    sub["downgrade"].add_argument("--yes", action="store_true", required=True,
+                                  help="confirm: the downgrade drops what those migrations made, data included")
+    for name in COMMANDS:
+        add_verbose(sub[name], sub=True)
+    return parser
 
-    async def run() -> int:
+
+def main(service: ServiceDb, argv: list[str] | None = None) -> int:
+    args = parser_for(service).parse_args(argv)
+    prog = f"{service.app}.manage"
+
+    async def run(db_url: str, admin_url: str | None) -> int:
         if args.command in ("migrate", "prepare"):
-            applied = await migrate(service, db_url, SharedSettings().postgres_admin_url)
+            applied = await migrate(service, db_url, admin_url)
             print(f"{service.app}: applied {len(applied)} migration(s) {applied or ''}".rstrip())
         if args.command in ("seed", "prepare"):
             print(f"{service.app}: seeded {await seed(service, db_url)} new row(s)")
+        if args.command in ("history", "heads"):
+            versions = await history(service, db_url)
+            shown = [(v, done) for v, done in versions if args.command == "history" or not done]
+            for version, done in shown:
+                print(f"{'applied' if done else 'pending'}\t{version}")
+            if args.command == "heads" and not shown:
+                print(f"{service.app}: every migration is applied", file=sys.stderr)
+        if args.command == "downgrade":
+            undone = await downgrade(service, db_url, args.version)
+            print(f"{service.app}: undid {len(undone)} migration(s) {undone}")
         if args.command == "makemigrations":
             written = await make_migration(service, args.name)
             print(f"{service.app}: {'wrote migration ' + written if written else 'no changes detected'}")
@@ -119,7 +213,14 @@ def main(service: ServiceDb, argv: list[str] | None = None) -> int:
             print(f"{service.app}: models and migrations agree")
         return 0
 
-    return asyncio.run(run())
+    def command() -> int:
+        shared = load_settings(SharedSettings)
+        configure_logging(service.app, shared.log_level)
+        db_url = service.db_url()
+        check_url(service.target(db_url))  # a malformed URL is named before anything connects
+        return asyncio.run(run(db_url, shared.postgres_admin_url))
+
+    return run_command(prog, command, args.verbose)
 
 
 if __name__ == "__main__":  # pragma: no cover

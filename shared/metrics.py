@@ -1,7 +1,7 @@
 """The HTTP metrics both services export, and the `/metrics` handler (each service adds its own).
 
 Under gunicorn with several workers each worker is its own process: with
-PROMETHEUS_MULTIPROC_DIR set (infra/gunicorn.conf.py sets and wipes it) every
+PROMETHEUS_MULTIPROC_DIR set (shared/gunicorn_conf.py sets and wipes it) every
 scrape aggregates all workers' files instead of showing one worker's numbers.
 """
 

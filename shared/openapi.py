@@ -14,7 +14,7 @@ import orjson
 import swagger_ui_bundle
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from shared.problems import PROBLEM_CONTENT_TYPE
 from shared.request_id import HEADER as REQUEST_ID_HEADER
@@ -154,7 +154,7 @@ def build_spec(title: str, description: str, operations: list[Operation]) -> dic
 
 def _model_refs(operations: list[Operation], components: dict) -> dict:
     """One pydantic pass over every body model, so shared models land once in `components.schemas`."""
-    pairs = [(Problem, "serialization")]
+    pairs: list[tuple[type[BaseModel], JsonSchemaMode]] = [(Problem, "serialization")]
     for op in operations:
         if op.request is not None:
             pairs.append((op.request, "validation"))

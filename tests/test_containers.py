@@ -39,6 +39,7 @@ import shared.metrics
 import shared.tracing
 from customer.settings import CustomerSettings
 from order.settings import OrderSettings
+from shared.serve import gunicorn_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -46,6 +47,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "infra" / "Dockerfile"
 SETTINGS: dict[str, type[BaseSettings]] = {"customer": CustomerSettings, "order": OrderSettings}
 APP_SERVICES = sorted(SETTINGS)
+MIGRATE_SERVICES = [f"{name}-migrate" for name in APP_SERVICES]  # one-shot: prepare the service's database
 # What each service cannot run without in a container (the contract's variables).
 CONTRACT_VARS = {
     "customer": {"CUSTOMER_DATABASE_URL", "AMQP_URL"},
@@ -128,8 +130,15 @@ def settings_env_names(cls: type[BaseSettings]) -> set[str]:
     return names
 
 
+def gunicorn_config_file(option: str) -> Path:
+    """gunicorn's -c value, a file or `python:<module>`, as the file in the repo."""
+    if option.startswith("python:"):
+        return ROOT / (option.removeprefix("python:").replace(".", "/") + ".py")
+    return ROOT / option
+
+
 def gunicorn_env_names() -> set[str]:
-    text = (ROOT / "infra" / "gunicorn.conf.py").read_text()
+    text = gunicorn_config_file(run_sh_gunicorn_config()).read_text()
     return set(re.findall(r"""os\.(?:environ\.get\(|environ\[|getenv\()\s*["']([A-Za-z0-9_]+)["']""", text))
 
 
@@ -143,16 +152,19 @@ def run_sh_gunicorn_config() -> str:
 
 
 def service_command(service: dict) -> list[list[str]]:
-    """The `sh -c` script as its `&&`-chained steps, each split like the shell would."""
+    """The command's steps: an exec-form list is one; a `sh -c` script its `&&`-chained steps."""
     command = service["command"]
-    assert isinstance(command, list) and command[:2] == ["sh", "-c"] and len(command) == 3, command
+    assert isinstance(command, list), f"a string command runs under a shell that gets the signals: {command}"
+    if command[:2] != ["sh", "-c"]:
+        return [command]
+    assert len(command) == 3, command
     return [shlex.split(step) for step in command[2].split("&&")]
 
 
 def gunicorn_step(service: dict) -> tuple[str, dict[str, str]]:
-    step = service_command(service)[-1]
-    assert step[:2] == ["exec", "gunicorn"], f"gunicorn must be exec'd, the last step, to get signals: {step}"
-    app, rest = step[2], step[3:]
+    (step,) = service_command(service)
+    assert step[0] == "gunicorn", f"gunicorn must be the container's process (exec form), to get signals: {step}"
+    app, rest = step[1], step[2:]
     assert len(rest) % 2 == 0, rest
     return app, dict(zip(rest[::2], rest[1::2], strict=True))
 
@@ -256,8 +268,8 @@ def test_compose_file_follows_the_compose_spec():
 
 
 def test_the_system_has_its_services_and_observability_is_opt_in(services):
-    assert {"postgres", "rabbitmq", "customer", "order"} <= set(services)
-    for name in ("postgres", "rabbitmq", *APP_SERVICES):
+    assert {"postgres", "rabbitmq", "customer", "order", *MIGRATE_SERVICES} <= set(services)
+    for name in ("postgres", "rabbitmq", *APP_SERVICES, *MIGRATE_SERVICES):
         assert "profiles" not in services[name], f"{name} must start with a plain `docker compose up`"
     for name in ("prometheus", "grafana", "blackbox", "jaeger"):
         assert services[name].get("profiles") == ["observability"], name
@@ -269,6 +281,8 @@ def test_every_dependency_is_a_service_that_starts_with_its_dependent(services):
             assert target in services, f"{name} depends on undefined service {target!r}"
             # Compose refuses to start a service whose dependency sits in a profile that is not enabled.
             assert set(services[target].get("profiles", [])) <= set(service.get("profiles", [])), (name, target)
+            if spec.get("condition") == "service_completed_successfully":
+                assert services[target].get("restart") == "no", f"{target} runs once; compose must not restart it"
             if spec.get("condition") == "service_healthy":
                 # The images here define no HEALTHCHECK of their own: without a test, never healthy.
                 check = services[target].get("healthcheck", {})
@@ -289,10 +303,11 @@ def test_bind_mounts_name_files_in_the_repo(services):
             assert (ROOT / source).exists(), f"{name} mounts {source}, which does not exist"
 
 
-@pytest.mark.parametrize("name", APP_SERVICES)
+@pytest.mark.parametrize("name", APP_SERVICES + MIGRATE_SERVICES)
 def test_service_sets_only_variables_the_service_reads(services, name):
-    readable = settings_env_names(SETTINGS[name]) | gunicorn_env_names() | shared.tracing.ENV_VARS
-    assert {"WORKERS", "PROMETHEUS_MULTIPROC_DIR"} <= readable, "gunicorn.conf.py no longer reads these"
+    readable = (settings_env_names(SETTINGS[name.removesuffix("-migrate")]) | gunicorn_env_names()
+                | shared.tracing.ENV_VARS)
+    assert {"WORKERS", "PROMETHEUS_MULTIPROC_DIR"} <= readable, "shared/gunicorn_conf.py no longer reads these"
     unknown = set(environment(services[name])) - readable
     assert not unknown, f"{name} sets variables nothing reads: {sorted(unknown)}"
 
@@ -308,7 +323,7 @@ def test_service_overrides_every_localhost_default(services, name):
     SETTINGS[name].model_validate(env)  # and every value parses as the service will parse it
 
 
-@pytest.mark.parametrize("name", APP_SERVICES)
+@pytest.mark.parametrize("name", APP_SERVICES + MIGRATE_SERVICES)
 def test_service_urls_point_at_the_services_it_waits_for(services, name):
     env, deps = environment(services[name]), depends_on(services[name])
     urls = [urlsplit(value) for value in env.values() if re.match(r"^\w+://", value)]
@@ -323,7 +338,7 @@ def test_service_urls_point_at_the_services_it_waits_for(services, name):
             if url.path == "/postgres":  # POSTGRES_ADMIN_URL: creates the service's role and database
                 assert url.username == superuser
             else:  # the service itself runs as its own role, as its settings' default does
-                default = urlsplit(SETTINGS[name].model_fields["database_url"].default)
+                default = urlsplit(SETTINGS[name.removesuffix("-migrate")].model_fields["database_url"].default)
                 assert url.username == default.username != superuser
             if url.password is None:
                 assert pg_env.get("POSTGRES_HOST_AUTH_METHOD") == "trust", "no password in the URL, none trusted"
@@ -342,12 +357,14 @@ def test_service_publishes_its_default_port(services, name):
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
-def test_service_prepares_its_database_like_make_run_then_execs_gunicorn(services, name, monkeypatch, capsys):
-    steps = service_command(services[name])
-    assert len(steps) == 2, "prepare && exec gunicorn: a failed prepare must not start the service"
+def test_a_one_shot_migrate_service_prepares_the_database_like_make_run(services, name, monkeypatch, capsys):
+    migrate, service = services[f"{name}-migrate"], services[name]
     make_prepare = re.findall(rf"\$\(BIN\)/python (-m {name}\.manage \w+)", (ROOT / "Makefile").read_text())
     assert make_prepare == [f"-m {name}.manage prepare"]
-    assert steps[0] == ["python", *make_prepare[0].split()]
+    assert service_command(migrate) == [["python", *make_prepare[0].split()]]
+    assert depends_on(service)[f"{name}-migrate"] == {"condition": "service_completed_successfully"}
+    variable = f"{name.upper()}_DATABASE_URL"
+    assert environment(migrate)[variable] == environment(service)[variable], "it must prepare the service's database"
     # `python -m <service>.manage --help`, in this process (a subprocess costs a second of imports).
     monkeypatch.setattr(sys, "argv", [f"{name}.manage", "--help"])
     with pytest.raises(SystemExit) as exited, warnings.catch_warnings():
@@ -357,6 +374,21 @@ def test_service_prepares_its_database_like_make_run_then_execs_gunicorn(service
     assert "prepare" in capsys.readouterr().out
 
 
+def test_only_the_migrate_services_hold_the_admin_url(services):
+    holders = {name for name, service in services.items() if "POSTGRES_ADMIN_URL" in environment(service)}
+    assert holders == set(MIGRATE_SERVICES)
+
+
+def test_a_service_that_waits_for_another_waits_for_its_ready_route(services):
+    for name in APP_SERVICES:
+        for target, spec in depends_on(services[name]).items():
+            if target in APP_SERVICES:
+                assert spec == {"condition": "service_healthy"}, f"{name} must wait for {target} to be ready"
+                check = services[target]["healthcheck"]["test"]
+                assert urlsplit(re.search(r"urlopen\('([^']+)'", check[3]).group(1)).path == "/ready", target
+    assert "customer" in depends_on(services["order"])
+
+
 @pytest.mark.parametrize("name", APP_SERVICES)
 def test_service_runs_gunicorn_like_run_sh(services, name):
     app, options = gunicorn_step(services[name])
@@ -364,8 +396,17 @@ def test_service_runs_gunicorn_like_run_sh(services, name):
     module, factory = app.split(":")
     assert inspect.iscoroutinefunction(getattr(importlib.import_module(module), factory))
     assert options["-c"] == run_sh_gunicorn_config()
-    assert (ROOT / options["-c"]).is_file()
+    assert gunicorn_config_file(options["-c"]).is_file()
     assert options["--name"] == name
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_python_m_service_runs_gunicorn_like_run_sh(name):
+    argv = gunicorn_argv(name, CONTRACT_PORTS[name], [])
+    assert argv[:2] == ["gunicorn", f"{name}.app:create_app"]
+    options = dict(zip(argv[2::2], argv[3::2], strict=True))
+    assert options == {"-c": run_sh_gunicorn_config(), "--name": name, "--bind": f"127.0.0.1:{CONTRACT_PORTS[name]}"}
+    assert importlib.import_module(f"{name}.__main__")
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
@@ -430,9 +471,10 @@ def test_build_context_holds_what_the_image_needs():
                 problems += [f".dockerignore keeps {relative} out of the build" for relative in
                              (file.relative_to(ROOT).as_posix() for file in files) if not in_build_context(relative)]
                 final_stage_files.add(posixpath.normpath(posixpath.join(workdir, dest)))
-    # The commands' gunicorn config path is relative to the image's working directory.
-    if posixpath.join(workdir, run_sh_gunicorn_config()) not in final_stage_files:
-        problems.append(f"the image has no {run_sh_gunicorn_config()} under {workdir}")
+    # The commands' gunicorn config is a module of the installed package.
+    config = gunicorn_config_file(run_sh_gunicorn_config()).relative_to(ROOT).as_posix()
+    if not run_sh_gunicorn_config().startswith("python:") or not in_build_context(config):
+        problems.append(f"the image has no {run_sh_gunicorn_config()}")
     problems += [f"{path} is in the build context" for path in (".venv/bin/python", ".git/HEAD")
                  if in_build_context(path)]
     assert not problems

@@ -258,7 +258,7 @@ async def test_stalled_clients_do_not_block_other_clients(customer_server, order
 async def test_a_client_that_stops_mid_request_is_disconnected_after_the_keepalive_timeout(
     aiohttp_server, customer_settings
 ):
-    # gunicorn's `keepalive` (infra/gunicorn.conf.py) becomes this keepalive_timeout in aiohttp's worker.
+    # gunicorn's `keepalive` (shared/gunicorn_conf.py) becomes this keepalive_timeout in aiohttp's worker.
     server = await aiohttp_server(await create_customer_app(customer_settings), keepalive_timeout=0.5)
     async with stalled_connections(server, "/customers", 2) as stalled:  # half a request line, half the headers
         async with asyncio.timeout(ANSWER_TIMEOUT):

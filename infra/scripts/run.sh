@@ -18,7 +18,7 @@ trap stop INT TERM EXIT
 
 start() {  # start SERVICE PORT BROKER_URL
   AMQP_URL="$3" PROMETHEUS_MULTIPROC_DIR="$RUN_DIR/metrics-$1" "$PY/gunicorn" "$1.app:create_app" \
-    -c infra/gunicorn.conf.py --name "$1" --bind "$HOST:$2" &
+    -c python:shared.gunicorn_conf --name "$1" --bind "$HOST:$2" &
   pids+=($!)
 }
 

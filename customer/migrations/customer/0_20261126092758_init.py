@@ -29,8 +29,10 @@ CREATE TABLE IF NOT EXISTS "aerich" (
 
 
 async def downgrade(db: BaseDBAsyncClient) -> str:
+    # Everything the upgrade made but aerich's own table, which still records the other apps' versions.
     return """
-        """
+        DROP TABLE IF EXISTS "processed_events";
+        DROP TABLE IF EXISTS "customers";"""
 
 
 MODELS_STATE = (

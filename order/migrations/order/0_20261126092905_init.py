@@ -47,8 +47,11 @@ CREATE TABLE IF NOT EXISTS "aerich" (
 
 
 async def downgrade(db: BaseDBAsyncClient) -> str:
+    # Everything the upgrade made but aerich's own table, which still records the other apps' versions.
     return """
-        """
+        DROP TABLE IF EXISTS "outbox";
+        DROP TABLE IF EXISTS "orders";
+        DROP TABLE IF EXISTS "idempotency_keys";"""
 
 
 MODELS_STATE = (

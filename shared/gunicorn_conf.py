@@ -1,6 +1,7 @@
-"""gunicorn settings shared by both services.
+"""gunicorn settings shared by both services (a module, so it ships in the package and the image).
 
-    gunicorn customer.app:create_app -c infra/gunicorn.conf.py --name customer --bind 127.0.0.1:3000
+    gunicorn customer.app:create_app -c python:shared.gunicorn_conf --name customer --bind 127.0.0.1:3000
+    python -m customer                  the same, on HOST:CUSTOMER_PORT (shared/serve.py)
 
 `--name` (proc_name) names the service in every log line. WORKERS sets the worker count.
 """
