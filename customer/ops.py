@@ -20,6 +20,7 @@ import asyncpg
 from pamqp.commands import Basic
 
 from customer.consumer import ATTEMPT_HEADER, REASON_HEADER
+from customer.repository import count_customers, orders_counts_page
 from customer.settings import CustomerSettings
 from shared.amqp import PERSISTENT, connect_first
 from shared.broker_urls import broker_urls
@@ -39,8 +40,7 @@ from shared.db import asyncpg_dsn
 from shared.events import ORDER_CREATED
 
 DEFAULT_ORDER_SERVICE_URL = "http://127.0.0.1:3001"
-RECONCILE_PAGE = 200  # customers compared at a time (and requests in flight at most: RECONCILE_CONCURRENCY)
-RECONCILE_CONCURRENCY = 10
+RECONCILE_PAGE = 200  # customers compared at a time: the most GET /orders/counts takes
 
 # What the dead-lettering added (a replay starts afresh, its retries too).
 NOT_REPLAYED_HEADERS = frozenset({
@@ -109,41 +109,36 @@ async def replay_dead_letters(settings: CustomerSettings, limit: int) -> int:
 
 
 async def reconcile(settings: CustomerSettings, order_service_url: str, customer_ids: list[int] | None = None) -> int:
-    """orders_count of every customer (or of those given) against the orders the order service holds for them."""
+    """orders_count of every customer (or of those given) against the orders the order service holds for them,
+    a page of customers at a time: one read of the page here, one GET /orders/counts there."""
     conn = await asyncpg.connect(asyncpg_dsn(settings.database_url))
-    drift = 0
+    drift = checked = 0
     try:
-        customers = await conn.fetch(
-            "SELECT id, orders_count FROM customers WHERE $1::int[] IS NULL OR id = ANY($1) ORDER BY id", customer_ids
-        )
+        progress = Progress("reconcile", await count_customers(conn, customer_ids))
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with aiohttp.ClientSession(base_url=order_service_url, timeout=timeout) as session:
+            after = 0
+            while page := await orders_counts_page(conn, after, RECONCILE_PAGE, customer_ids):
+                try:
+                    async with session.get("/orders/counts", params=[("customer_id", cid) for cid, _ in page]) as r:
+                        r.raise_for_status()
+                        held = (await r.json())["counts"]
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    print(f"the order service did not answer at {redact(order_service_url)} (ORDER_SERVICE_URL): "
+                          f"{type(exc).__name__}: {exc} -> start it or point ORDER_SERVICE_URL at it; "
+                          f"{checked} customer(s) checked", file=sys.stderr)
+                    return 2
+                for customer_id, orders_count in page:
+                    if orders_count != held[str(customer_id)]:
+                        drift += 1
+                        print(f"customer {customer_id}: orders_count {orders_count}, "
+                              f"order service holds {held[str(customer_id)]}")
+                checked += len(page)
+                after = page[-1][0]
+                progress.advance(len(page))
     finally:
         await conn.close()
-    # The order service has no count per customer for many customers at once: one small request each
-    # (limit=1, the total is in the page), a page of customers at a time, a few requests in flight.
-    limit = asyncio.Semaphore(RECONCILE_CONCURRENCY)
-    progress = Progress("reconcile", len(customers))
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(base_url=order_service_url, timeout=timeout) as session:
-        async def held(customer_id: int) -> int:
-            async with limit, session.get("/orders", params={"customer_id": customer_id, "limit": 1}) as response:
-                response.raise_for_status()
-                return (await response.json())["total"]
-
-        for start in range(0, len(customers), RECONCILE_PAGE):
-            page = customers[start:start + RECONCILE_PAGE]
-            try:
-                totals = await asyncio.gather(*(held(row["id"]) for row in page))
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                print(f"the order service did not answer at {redact(order_service_url)} (ORDER_SERVICE_URL): "
-                      f"{type(exc).__name__}: {exc} -> start it or point ORDER_SERVICE_URL at it; "
-                      f"{progress.done} of {len(customers)} customer(s) checked", file=sys.stderr)
-                return 2
-            for row, total in zip(page, totals, strict=True):
-                if row["orders_count"] != total:
-                    drift += 1
-                    print(f"customer {row['id']}: orders_count {row['orders_count']}, order service holds {total}")
-            progress.advance(len(page))
-    print(f"{len(customers)} customer(s) checked, {drift} with drift")
+    print(f"{checked} customer(s) checked, {drift} with drift")
     return 1 if drift else 0
 
 

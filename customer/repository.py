@@ -99,6 +99,21 @@ async def probe() -> None:
     await get_connection(APP).execute_query("SELECT 1")
 
 
+# --- operator tools (on a connection of their own, without the ORM) ----------------------------------------
+
+
+async def count_customers(conn: asyncpg.Connection, only: list[int] | None = None) -> int:
+    return await conn.fetchval("SELECT count(*) FROM customers WHERE $1::int[] IS NULL OR id = ANY($1)", only)
+
+
+async def orders_counts_page(conn: asyncpg.Connection, after_id: int, limit: int,
+                             only: list[int] | None = None) -> list[tuple[int, int]]:
+    """(id, orders_count) of the next `limit` customers after `after_id`, in id order (keyset paging)."""
+    rows = await conn.fetch("SELECT id, orders_count FROM customers WHERE id > $1 AND ($2::int[] IS NULL OR "
+                            "id = ANY($2)) ORDER BY id LIMIT $3", after_id, only, limit)
+    return [(row["id"], row["orders_count"]) for row in rows]
+
+
 # --- seeds (run by `manage seed` on the migration's connection, before any ORM) -----------------------------
 
 

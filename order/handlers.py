@@ -2,7 +2,14 @@ from aiohttp import web
 
 from order import idempotency, service
 from order.keys import CUSTOMERS, ORDER_IDS
-from order.schemas import ChangeStatusBody, CreateOrderBody, CustomerOrdersQuery, OrderQuery, render_order
+from order.schemas import (
+    ChangeStatusBody,
+    CreateOrderBody,
+    CustomerOrdersQuery,
+    OrderCountsQuery,
+    OrderQuery,
+    render_order,
+)
 from shared.admission import ABANDONED, client_gone
 from shared.http import created, json_response, parse_json, parse_query, path_id
 from shared.pagination import page_of
@@ -39,6 +46,13 @@ async def list_customer_orders(request: web.Request) -> web.Response:
 async def _page(query: OrderQuery) -> web.Response:
     orders, total = await service.list_orders(query.customer_id, query.status, query.limit, query.offset)
     return json_response(page_of([render_order(order) for order in orders], total, query))
+
+
+async def count_orders(request: web.Request) -> web.Response:
+    """How many orders each of a page of customers has (what `customer.ops reconcile` compares)."""
+    query = parse_query(request, OrderCountsQuery)
+    counts = await service.count_orders(query.customer_id)
+    return json_response({"counts": {str(customer_id): held for customer_id, held in counts.items()}})
 
 
 async def get_order(request: web.Request) -> web.Response:

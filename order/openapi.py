@@ -6,6 +6,8 @@ from order.schemas import (
     ChangeStatusBody,
     CreateOrderBody,
     CustomerOrdersQuery,
+    OrderCountsOut,
+    OrderCountsQuery,
     OrderCreatedOut,
     OrderOut,
     OrderQuery,
@@ -40,6 +42,12 @@ OPERATIONS = [
     ),
     Operation(
         "GET", "/orders", "list_orders", "List orders, newest first", "orders", {200: ORDER_PAGE}, query=OrderQuery,
+    ),
+    Operation(
+        "GET", "/orders/counts", "count_orders", "Count the orders of several customers", "orders",
+        {200: (OrderCountsOut, "Orders held per customer id asked for.")}, query=OrderCountsQuery,
+        description="One query for up to 200 customers; `python -m customer.ops reconcile` compares these "
+                    "with each customer's `orders_count`.",
     ),
     Operation(
         "GET", "/orders/{id}", "get_order", "Get an order", "orders",

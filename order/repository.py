@@ -118,6 +118,14 @@ async def list_orders(customer_id: int | None, status: str | None, limit: int, o
     return [], counted[0][0]  # past the end: the page is empty, the total still true
 
 
+async def count_orders(customer_ids: list[int]) -> dict[int, int]:
+    """Orders held per customer, for the customers asked (0 for those with none); one index scan each."""
+    _, rows = await get_connection(APP).execute_query(
+        "SELECT customer_id, count(*) AS held FROM orders WHERE customer_id = ANY($1::int[]) GROUP BY customer_id",
+        [customer_ids])
+    return {**dict.fromkeys(customer_ids, 0), **{row["customer_id"]: row["held"] for row in rows}}
+
+
 # --- the outbox ---------------------------------------------------------------------------------------------
 
 # The claim, in two steps the planner cannot reorder: the first `$1` rows nobody else holds (an index

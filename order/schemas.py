@@ -78,6 +78,20 @@ class OrderQuery(CustomerOrdersQuery):
     customer_id: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
 
 
+MAX_COUNTED_CUSTOMERS = 200
+
+
+class OrderCountsQuery(BaseModel):
+    customer_id: Annotated[list[Annotated[int, Field(ge=1, le=2**31 - 1)]],
+                           Field(min_length=1, max_length=MAX_COUNTED_CUSTOMERS,
+                                 description=f"Repeat it: `?customer_id=1&customer_id=2`, 1 to "
+                                             f"{MAX_COUNTED_CUSTOMERS} ids.")]
+
+
+class OrderCountsOut(BaseModel):
+    counts: dict[str, int] = Field(description="Orders held per customer id asked for, 0 included.")
+
+
 class OrderOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

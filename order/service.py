@@ -95,6 +95,10 @@ async def list_orders(customer_id: int | None, status: str | None, limit: int, o
     return await repository.list_orders(customer_id, status, limit, offset)
 
 
+async def count_orders(customer_ids: list[int]) -> dict[int, int]:
+    return await repository.count_orders(customer_ids)
+
+
 async def change_order_status(order_id: int, new_status: str, request_id: str) -> Order:
     """The row lock makes racing transitions take turns: the second sees the first's status."""
     async with transaction(APP) as conn:

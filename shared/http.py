@@ -2,7 +2,7 @@
 
 import asyncio
 import re
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_origin
 
 import orjson
 from aiohttp import web
@@ -76,9 +76,16 @@ async def parse_json(request: web.Request, model: type[Model]) -> Model:
         raise ValidationFailed("The request body is invalid.", errors) from None
 
 
+def _list_fields(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(name for name, field in model.model_fields.items() if get_origin(field.annotation) is list)
+
+
 def parse_query(request: web.Request, model: type[Model]) -> Model:
+    """A list field takes every value of its repeated parameter (`?id=1&id=2`); others take one."""
+    lists = _list_fields(model)
+    data = {key: request.query.getall(key) if key in lists else request.query[key] for key in request.query}
     try:
-        return model.model_validate(dict(request.query))
+        return model.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailed("The query parameters are invalid.", validation_errors(exc)) from None
 

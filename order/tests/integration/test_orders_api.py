@@ -199,3 +199,21 @@ async def test_the_longest_accepted_request_id_travels_into_the_event(order_clie
                 and m.header.properties.headers["x-request-id"] == request_id]
 
     await eventually(published)
+
+
+async def test_orders_are_counted_for_several_customers_at_once(order_client, customer_api):
+    first, second = await create_customer(customer_api), await create_customer(customer_api)
+    for customer, orders in ((first, 2), (second, 1)):
+        for _ in range(orders):
+            assert (await order_client.post("/orders", json=order_body(customer["id"]))).status == 201
+    unknown = 2**31 - 1
+    query = [("customer_id", first["id"]), ("customer_id", second["id"]), ("customer_id", unknown)]
+    counts = await get_json(order_client, "/orders/counts", params=query)
+    assert counts == {"counts": {str(first["id"]): 2, str(second["id"]): 1, str(unknown): 0}}
+
+
+@pytest.mark.parametrize("query", [[], [("customer_id", "x")], [("customer_id", "0")],
+                                   [("customer_id", str(n)) for n in range(1, 202)]])
+async def test_counting_needs_1_to_200_valid_customer_ids(order_client, query):
+    problem = await assert_problem(await order_client.get("/orders/counts", params=query), 422)
+    assert problem["errors"][0]["field"].startswith("customer_id")
