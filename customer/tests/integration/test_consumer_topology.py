@@ -1,4 +1,8 @@
-"""A consumer the broker cancels (basic.cancel) consumes again by itself instead of falling silent."""
+"""The consumer's queues under what a cluster does to them: a consumer the broker cancels (basic.cancel)
+consumes again by itself instead of falling silent; a classic dead-letter queue left by an earlier
+version does not keep it from starting."""
+
+import logging
 
 import aiormq
 
@@ -31,6 +35,30 @@ async def test_a_consumer_cancelled_by_the_broker_consumes_again(aiohttp_client,
             await probe.close()
 
         await eventually(consumed_again, timeout=10)
+        await publish_all(channel, run, [order_created_event(customer["id"])])
+
+        async def counted():
+            assert (await get_json(client, f"/customers/{customer['id']}"))["orders_count"] == 1
+
+        await eventually(counted, timeout=10)
+    finally:
+        await connection.close()
+
+
+async def test_a_classic_dead_letter_queue_of_an_earlier_version_is_kept_with_a_warning(
+    aiohttp_client, scratch_run, caplog
+):
+    run = scratch_run()
+    connection = await aiormq.connect(AMQP_URL)
+    try:
+        channel = await connection.channel()
+        await channel.queue_declare(f"{run.queue}.dlq", durable=True)  # as earlier versions made it
+        caplog.set_level(logging.WARNING, logger="customer.topology")
+        client = await aiohttp_client(await create_customer_app(
+            make_settings(CustomerSettings, run, database_url=run.customer_db)))
+        await broker_connected(client.app)
+        assert any("is a classic queue" in r.getMessage() for r in caplog.records)
+        customer = await create_customer(client)
         await publish_all(channel, run, [order_created_event(customer["id"])])
 
         async def counted():
