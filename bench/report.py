@@ -112,6 +112,8 @@ FIGURES = [
     Figure("aged_lag_p99", "event lag p99 after the history, ms", 1),
     Figure("relay_eps", "relay alone, events/s", 0),
     Figure("consumer_eps", "consumer alone, events/s", 0),
+    Figure("cluster_relay_ratio", "relay alone, 3-node RabbitMQ cluster / single node", 2),
+    Figure("cluster_consumer_ratio", "consumer alone, 3-node RabbitMQ cluster / single node", 2),
 ]
 
 
@@ -177,6 +179,8 @@ def figures(result: dict) -> dict[str, float | None]:
         "aged_lag_p99": aged_lag.get("p99"),
         "relay_eps": (result.get("event_rates") or {}).get("relay_events_per_s"),
         "consumer_eps": (result.get("event_rates") or {}).get("consumer_events_per_s"),
+        "cluster_relay_ratio": (result.get("cluster_event_rates") or {}).get("relay_events_per_s_ratio"),
+        "cluster_consumer_ratio": (result.get("cluster_event_rates") or {}).get("consumer_events_per_s_ratio"),
     }
 
 
