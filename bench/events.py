@@ -8,13 +8,15 @@
    the time until `orders_count` reached N gives the consumer's events/s (apply once + ack).
 Uses the bench's databases, names and ports (bench/systems.py); not part of `make test`.
 
---cluster: both rates on RabbitMQ nodes of the bench's own (shared/testing/rabbitmq.py), first a single
-node, then a 3-node cluster started the same way (AMQP_URL listing the three; the quorum queue replicated
-three ways), back to back; prints the cluster / single-node ratios. Needs root or the rabbitmq user.
+--cluster: both rates on RabbitMQ nodes of the bench's own (shared/testing/rabbitmq.py): a single node
+and a 3-node cluster started the same way (AMQP_URL listing the three; the quorum queue replicated three
+ways), measured alternately --rounds times each; prints the medians and the cluster / single-node
+ratios. Needs root or the rabbitmq user.
 """
 
 import argparse
 import asyncio
+import statistics
 import sys
 import time
 import uuid
@@ -34,6 +36,8 @@ from shared.events import OrderEvent, OrderEventData
 from shared.testing import rabbitmq
 
 POLL = 0.005
+RATES = ("relay_events_per_s", "consumer_events_per_s")
+ROUNDS = 3  # --cluster: measurements of each, alternating
 
 
 def event_body(order_id: int, customer_id: int) -> str:
@@ -129,15 +133,20 @@ async def measure(workers: int, n: int, amqp_url: str | None = None) -> dict:
             await system.stop()
 
 
-async def cluster_rates(workers: int, n: int) -> dict:
-    """Both rates on a single node and on a 3-node cluster of our own, back to back, and their ratios."""
+async def cluster_rates(workers: int, n: int, rounds: int = ROUNDS) -> dict:
+    """Both rates on a single node and on a 3-node cluster of our own, alternately, `rounds` times each
+    (a busy machine's noise hits both alike); the medians and their ratios."""
     if (why := rabbitmq.available()) is not None:
         raise BenchError(f"cannot start RabbitMQ nodes here: {why}")
-    result = {}
-    for size, name in ((1, "single_node"), (3, "cluster")):
-        with rabbitmq.cluster(size) as nodes:
-            result[name] = await measure(workers, n, nodes.amqp_url)
-    for rate in ("relay_events_per_s", "consumer_events_per_s"):
+    runs: dict[str, list[dict]] = {"single_node": [], "cluster": []}
+    with rabbitmq.cluster(1) as single, rabbitmq.cluster(3) as cluster:
+        for _ in range(rounds):
+            for name, nodes in (("single_node", single), ("cluster", cluster)):
+                runs[name].append(await measure(workers, n, nodes.amqp_url))
+    result: dict = {"rounds": runs}
+    for name, measured in runs.items():
+        result[name] = {rate: statistics.median(run[rate] for run in measured) for rate in RATES}
+    for rate in RATES:
         result[f"{rate}_ratio"] = result["cluster"][rate] / result["single_node"][rate]
     return result
 
@@ -153,14 +162,18 @@ async def main() -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--cluster", action="store_true",
                         help="on a single node and a 3-node cluster of the bench's own; their ratios")
+    parser.add_argument("--rounds", type=int, default=ROUNDS,
+                        help=f"--cluster: measurements of each, alternating; medians (default {ROUNDS})")
     args = parser.parse_args()
     print(f"{args.events} events, {args.workers} worker(s) per service")
     if not args.cluster:
         show(await measure(args.workers, args.events))
         return 0
-    result = await cluster_rates(args.workers, args.events)
+    result = await cluster_rates(args.workers, args.events, args.rounds)
     for name in ("single_node", "cluster"):
-        print(f"{name.replace('_', ' ')}:")
+        print(f"{name.replace('_', ' ')} (median of {args.rounds}; each: "
+              + ", ".join(f"{run['relay_events_per_s']:,.0f}/{run['consumer_events_per_s']:,.0f}"
+                          for run in result["rounds"][name]) + " relay/consumer events/s):")
         show(result[name])
     print(f"cluster / single node: relay {result['relay_events_per_s_ratio']:.2f}, "
           f"consumer {result['consumer_events_per_s_ratio']:.2f}")
