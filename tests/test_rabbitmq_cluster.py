@@ -134,6 +134,11 @@ async def test_both_services_ride_out_the_loss_of_the_queue_leader_node(cluster,
 
             first = await eventually(all_consumers, timeout=RECOVERY, interval=1.0)
             await probe_counted(1)
+            # Every queue of the customer service survives a node: none lives on one node only.
+            ours = [q for q in await asyncio.to_thread(cluster.queues) if q["name"].startswith(run.queue)]
+            assert len(ours) == 2 + len(run.retry_delays), ours  # the work queue, its dead letters, the retries
+            lonely = [q["name"] for q in ours if q["type"] != "quorum" or len(q["members"]) != len(cluster.nodes)]
+            assert not lonely, f"not replicated to every node: {lonely}"
 
             # 1. kill -9 of the leader's node.
             killed = cluster.node(first["leader"])
@@ -168,6 +173,7 @@ async def test_both_services_ride_out_the_loss_of_the_queue_leader_node(cluster,
                 assert not await orders_db.fetchval("SELECT count(*) FROM outbox"), "events still in the outbox"
 
             await eventually(exact, timeout=RECOVERY, interval=0.2)
+            await all_consumers()  # still all of them, long after the faults (none counted only in passing)
             placed = {row[0] for row in await orders_db.fetch("SELECT id FROM orders")}
             assert set(load.accepted) <= placed
             assert len(placed) == len(load.accepted), "an order stored that no client was told of"

@@ -154,11 +154,14 @@ class Cluster:
     def running(self) -> list[Node]:
         return [node for node in self.nodes if node.pid() is not None]
 
-    def queue(self, name: str, vhost: str = "/") -> dict | None:
-        """`list_queues` of one queue, as seen by a running node: name, leader, members, online, consumers."""
+    def queues(self, vhost: str = "/") -> list[dict]:
+        """`list_queues` as seen by a running node: name, type, leader, members, online, consumers."""
         out = self.running()[0].ctl("list_queues", "-p", vhost, "--formatter", "json",
-                                    "name", "leader", "members", "online", "consumers")
-        return next((queue for queue in json.loads(out) if queue["name"] == name), None)
+                                    "name", "type", "leader", "members", "online", "consumers")
+        return json.loads(out)
+
+    def queue(self, name: str, vhost: str = "/") -> dict | None:
+        return next((queue for queue in self.queues(vhost) if queue["name"] == name), None)
 
     def node(self, name: str) -> Node:
         return next(node for node in self.nodes if node.name == name)
