@@ -114,6 +114,8 @@ FIGURES = [
     Figure("traced_cpu_ratio", "CPU ms/order, both services, tracing on / off", 2),
     Figure("relay_eps", "relay alone, events/s", 0),
     Figure("consumer_eps", "consumer alone, events/s", 0),
+    Figure("cluster_relay_ratio", "relay alone, 3-node RabbitMQ cluster / single node", 2),
+    Figure("cluster_consumer_ratio", "consumer alone, 3-node RabbitMQ cluster / single node", 2),
 ]
 
 
@@ -183,6 +185,8 @@ def figures(result: dict) -> dict[str, float | None]:
                                   cpu.get("both")),
         "relay_eps": (result.get("event_rates") or {}).get("relay_events_per_s"),
         "consumer_eps": (result.get("event_rates") or {}).get("consumer_events_per_s"),
+        "cluster_relay_ratio": (result.get("cluster_event_rates") or {}).get("relay_events_per_s_ratio"),
+        "cluster_consumer_ratio": (result.get("cluster_event_rates") or {}).get("consumer_events_per_s_ratio"),
     }
 
 

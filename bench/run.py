@@ -73,6 +73,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "this process runs (default 10; 0 skips)")
     parser.add_argument("--event-rates", type=int, default=20_000,
                         help="ours: events for the relay-alone and consumer-alone rates (default 20000; 0 skips)")
+    parser.add_argument("--cluster-events", type=int, default=10_000,
+                        help="ours: the same rates on a single RabbitMQ node and a 3-node cluster the bench starts "
+                             "(default 10000; 0 skips)")
     args = parser.parse_args(argv)
     if min(args.duration, args.concurrency, args.customers, args.workers, args.lag_rate, args.lag_duration) <= 0:
         parser.error("durations, counts and rates must be positive")
@@ -441,6 +444,16 @@ async def traced_post_orders(args: argparse.Namespace) -> dict:
                 "cpu_ms_per_order": cpu_ms_per_order(cpu_used(before, after), load["loadgen_cpu_s"], load["ok"])}
 
 
+async def cluster_event_rates(args: argparse.Namespace) -> dict:
+    """The relay's and the consumer's rates on nodes of the bench's own: one, then three clustered."""
+    print("[ours] the relay and the consumer alone, on a single RabbitMQ node, then a 3-node cluster", flush=True)
+    try:
+        return await events.cluster_rates(args.workers, args.cluster_events)
+    except events.BenchError as exc:  # no RabbitMQ server here, or no right to start nodes as its user
+        print(f"[ours] skipped: {exc}", flush=True)
+        return {"skipped": str(exc)}
+
+
 # --- the run -----------------------------------------------------------------------------------------
 
 
@@ -485,6 +498,8 @@ async def main(args: argparse.Namespace) -> int:
     results = {}
     for name in names:
         results[name] = await bench_system(systems[name](args.workers), args)
+    if "ours" in results and args.cluster_events:
+        results["ours"]["cluster_event_rates"] = await cluster_event_rates(args)
 
     rows = report.compare(results)
     lines, exact = verdict_lines(results, rows)

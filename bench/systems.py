@@ -13,12 +13,13 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import aiohttp
-import aiormq
 import asyncpg
 import psutil
+
+from shared.amqp import connect_first
+from shared.broker_urls import broker_urls
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = ROOT / "bench" / ".run"
@@ -57,6 +58,7 @@ class System:
     databases: tuple[str, str]  # customers, orders
     queues: tuple[str, ...]  # broker queues this system owns; deleted before each run
     probe_paths: tuple[str, ...] = ("/health",)
+    amqp_url = AMQP_URL  # one broker or several, comma-separated (bench/events.py --cluster)
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
@@ -83,10 +85,9 @@ class System:
             for database in self.databases:
                 await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         try:
-            connection = await aiormq.connect(AMQP_URL)
-        except Exception as exc:  # aiormq raises several unrelated types for an unreachable broker
-            where = urlsplit(AMQP_URL).netloc.rsplit("@", 1)[-1]
-            raise BenchError(f"RabbitMQ is not reachable at {where} ({type(exc).__name__}: {exc})") from None
+            connection = await connect_first(broker_urls(self.amqp_url))
+        except ConnectionError as exc:
+            raise BenchError(f"RabbitMQ is not reachable: {exc}") from None
         try:
             channel = await connection.channel()
             for queue in self.queues:
@@ -249,7 +250,7 @@ class Ours(System):
         return {
             **os.environ,
             "PY": str(BIN),
-            "AMQP_URL": AMQP_URL,
+            "AMQP_URL": self.amqp_url,
             "ORDER_AMQP_URL": self.order_amqp_url,
             "CUSTOMER_DATABASE_URL": self.database_url(self.databases[0], "postgres"),
             "ORDER_DATABASE_URL": self.database_url(self.databases[1], "postgres"),

@@ -145,8 +145,8 @@ def asyncapi_document(settings: CustomerSettings | None = None) -> dict:
                 settings.orders_queue, f"Quorum queue bound to `{ORDER_CREATED}`, delivery limit "
                 f"{settings.delivery_limit}, dead-lettering to `{settings.dead_letter_exchange}`.", "orderCreated"),
             "customerOrdersDeadLetter": _queue_channel(
-                settings.dead_letter_queue, f"Bound to the fanout exchange `{settings.dead_letter_exchange}`.",
-                "deadLetter"),
+                settings.dead_letter_queue,
+                f"Quorum queue bound to the fanout exchange `{settings.dead_letter_exchange}`.", "deadLetter"),
             **{f"customerOrdersRetry{delay}s": _queue_channel(
                 settings.retry_queue(delay),
                 f"Quorum queue bound to the direct exchange `{settings.retry_exchange}` under its own name, "

@@ -125,11 +125,13 @@ class OrderCreatedConsumer:
         self._channel: AbstractChannel | None = None
         self._consumer_tag: str | None = None
         self._accepting = True
+        self._cancelled = False  # the broker cancelled our consumer: the worker consumes again
 
     async def on_channel(self, channel: AbstractChannel) -> None:
         """BrokerLink runs this on every (re)connect."""
         await declare_customer_queues(channel, self.settings)
         await channel.basic_qos(prefetch_count=self.settings.prefetch)
+        channel.on_consumer_cancel_callbacks.add(self._cancelled_by_broker)
         self._channel, self._consumer_tag = channel, None
         if self._accepting and not self.breaker.is_open:
             await self.resume()
@@ -141,6 +143,31 @@ class OrderCreatedConsumer:
             return  # consuming already
         ok = await self._channel.basic_consume(self.settings.orders_queue, self.handle, no_ack=False)
         self._consumer_tag = ok.consumer_tag
+
+    def _cancelled_by_broker(self, frame: Basic.Cancel) -> None:
+        """The broker ended our consumer (basic.cancel: its queue was deleted, say). aiormq only logs it
+        and the channel stays open, so nothing would ever be delivered again: the worker consumes anew.
+        (This runs in the channel's frame reader, which must not wait for the broker's answer itself.)"""
+        if frame.consumer_tag is not None and frame.consumer_tag == self._consumer_tag:
+            log.warning("consumer: the broker cancelled our consumer of %s; consuming again",
+                        self.settings.orders_queue)
+            self._consumer_tag = None
+            self._cancelled = True
+            self._arrived.set()
+
+    async def _consume_again(self) -> None:
+        """Declare the queues again (they may be gone) and consume; on failure close the channel, so
+        BrokerLink starts over on a new one."""
+        channel = self._channel
+        if channel is None or channel.is_closed or not self._accepting or self.breaker.is_open:
+            return  # a new channel, the end of the drain or the breaker's close consumes again
+        try:
+            await declare_customer_queues(channel, self.settings)
+            await self.resume()
+        except Exception:
+            log.exception("consumer: could not consume again; reconnecting")
+            with contextlib.suppress(Exception):
+                await channel.close()
 
     async def pause(self) -> None:
         """Stop the broker's deliveries (basic.cancel); what it already sent still arrives and is settled."""
@@ -158,6 +185,9 @@ class OrderCreatedConsumer:
         while True:
             await self._arrived.wait()
             self._arrived.clear()
+            if self._cancelled:
+                self._cancelled = False
+                await self._consume_again()
             self._idle.clear()
             try:
                 while self._buffer:

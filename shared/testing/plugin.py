@@ -88,19 +88,30 @@ def test_run() -> TestRun:
     asyncio.run(_remove_run(run))
 
 
+@pytest.fixture(scope="session")
+def _scratch_broker_names() -> list[TestRun]:
+    """The scratch runs whose queues and exchanges go at the end of the session: a test's own teardown
+    may run while its app still consumes, and a consumer whose queue is deleted declares it again."""
+    runs: list[TestRun] = []
+    yield runs
+    asyncio.run(_remove_broker_names(runs))
+
+
 @pytest.fixture
-async def scratch_run():
+async def scratch_run(_scratch_broker_names):
     """Factory: a run of its own (fresh databases and broker names) for a test that fills tables or
-    breaks things the other tests must not see; removed afterwards."""
+    breaks things the other tests must not see; its databases are dropped afterwards, its broker
+    names at the end of the session."""
     made: list[TestRun] = []
 
     def make(retry_delays: tuple[int, ...] = TestRun.retry_delays) -> TestRun:
         made.append(new_run(retry_delays))
+        _scratch_broker_names.append(made[-1])
         return made[-1]
 
     yield make
     for run in made:
-        await _remove_run(run)
+        await _drop_databases(run)
 
 
 @contextlib.asynccontextmanager
@@ -114,13 +125,22 @@ async def aiormq_channel():
 
 
 async def _remove_run(run: TestRun) -> None:
+    await _drop_databases(run)
+    await _remove_broker_names([run])
+
+
+async def _drop_databases(run: TestRun) -> None:
     for url in (run.customer_db, run.order_db):
         await drop_database(url)
+
+
+async def _remove_broker_names(runs: list[TestRun]) -> None:
     async with aiormq_channel() as channel:
-        for queue in (run.queue, f"{run.queue}.dlq", *(f"{run.queue}.retry.{d}s" for d in run.retry_delays)):
-            await channel.queue_delete(queue)
-        for exchange in (run.exchange, f"{run.queue}.dlx", f"{run.queue}.retry"):
-            await channel.exchange_delete(exchange)
+        for run in runs:
+            for queue in (run.queue, f"{run.queue}.dlq", *(f"{run.queue}.retry.{d}s" for d in run.retry_delays)):
+                await channel.queue_delete(queue)
+            for exchange in (run.exchange, f"{run.queue}.dlx", f"{run.queue}.retry"):
+                await channel.exchange_delete(exchange)
 
 
 @pytest.fixture

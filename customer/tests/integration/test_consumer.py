@@ -147,8 +147,9 @@ async def test_a_naive_occurred_at_still_applies(customer_client, broker, test_r
 
 
 async def test_the_topology_is_what_clients_expect(customer_client, broker, test_run):
-    """Exchange: durable topic; dead-letter queue: a plain durable queue; main queue: quorum, bound."""
+    """Exchange: durable topic; dead-letter queue and main queue: quorum (a cluster node's loss loses
+    neither), the main one bound."""
     await broker.exchange_declare(test_run.exchange, exchange_type="topic", durable=True)
-    await broker.queue_declare(f"{test_run.queue}.dlq", durable=True)
+    await broker.queue_declare(f"{test_run.queue}.dlq", durable=True, arguments={"x-queue-type": "quorum"})
     declared = await broker.queue_declare(test_run.queue, passive=True)
     assert declared.consumer_count >= 1
