@@ -61,7 +61,7 @@ async def declare_customer_queues(channel: AbstractChannel, settings: CustomerSe
         await channel.queue_bind(queue, settings.retry_exchange, routing_key=queue)
 
 
-async def declare_dead_letter_queue(channel: AbstractChannel, settings: SharedSettings) -> None:
+async def declare_dead_letter_queue(channel: AbstractChannel, settings: CustomerSettings) -> None:
     """A quorum queue; one made as a classic queue by an earlier version is left as it is, with a warning
     (declared on a channel of its own, as the broker closes the channel of a refused declaration)."""
     side = await channel.connection.channel()
