@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the test suite needs from outside the virtualenv, from Debian's packages: chromium (the
-# /docs browser test drives it headless) and pgbouncer (the suite starts its own, on a free port).
+# /docs browser test drives it headless), pgbouncer (the suite starts its own, on a free port), and podman,
+# runc and debootstrap (the container tests build the image and its Debian base images: shared/testing/podman.py).
 # Idempotent and silent when they are there; used by `make test`. Where they cannot be installed, the
 # tests that need them are skipped with the reason.
 set -euo pipefail
@@ -8,6 +9,9 @@ set -euo pipefail
 missing=()
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+for tool in podman runc debootstrap; do
+  command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")
+done
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -21,6 +21,7 @@ import pytest
 
 from shared.db import drop_database, with_database
 from shared.logs import RequestIdFilter
+from shared.testing.podman import Podman, PodmanUnavailable, prepared_podman
 from shared.testing.processes import Services
 from shared.testing.proxy import TcpProxy
 
@@ -199,3 +200,13 @@ async def start_services(test_run, tmp_path):
     yield start
     for services in started:
         await services.stop()
+
+
+@pytest.fixture(scope="session")
+def podman() -> Podman:
+    """Podman with the suite's own settings and infra/Dockerfile's base images in its store (made once from
+    Debian, then cached); skips where podman cannot run here."""
+    try:
+        return prepared_podman()
+    except PodmanUnavailable as exc:
+        pytest.skip(f"containers: {exc}")
