@@ -56,22 +56,14 @@ class Stack:
         return [name for name in start_order(self.apps) if name not in self.one_shot_exits]
 
 
-def build_image(podman: Podman, apps: dict[str, dict], image: str) -> None:
-    (build,) = {(s["build"].get("context", "."), s["build"].get("dockerfile", "Dockerfile")) for s in apps.values()}
-    context = ROOT / build[0]
-    podman("build", "--pull=never", "--network", "host", "--file", str(context / build[1]), "--tag", image,
-           str(context), timeout=900)
-
-
 @pytest.fixture(scope="module")
-def stack(podman) -> Stack:
+def stack(podman, project_image) -> Stack:
     run_id = new_run_id()
     services = compose_services()
     apps = {name: service for name, service in services.items() if "build" in service}
     backing = MachineBacking(services, run_id, SERVER_URL, AMQP_URL)
-    stack = Stack(podman, f"localhost/shop-services-test:{run_id}", apps, {}, {}, backing, {})
+    stack = Stack(podman, project_image, apps, {}, {}, backing, {})
     try:
-        build_image(podman, apps, stack.image)
         stack.ports = {name: {port: free_port() for port in container_ports(s)} for name, s in apps.items()}
         envs = {name: {key: backing.localise(value, stack.ports) for key, value in environment(s).items()}
                 for name, s in apps.items()}
@@ -92,7 +84,7 @@ def stack(podman) -> Stack:
                 wait_healthy(podman, container, healthcheck_argv(service, stack.ports[name]), patience)
         yield stack
     finally:
-        podman.remove_test_objects(run_id, [stack.image])
+        podman.remove_test_objects(run_id, [])
         asyncio.run(backing.remove())
 
 

@@ -86,7 +86,78 @@ rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* /usr/share/locale/
     changes=("ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin", "ENV LANG=C.UTF-8",
              'CMD ["python3"]'),
 )
-BASE_RECIPES = {"docker.io/library/python:3.11-slim-bookworm": PYTHON_311}
+CLEAN_UP = "apt-get clean\nrm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* /usr/share/locale/*\n"
+# docker-compose.yml's postgres: Debian's PostgreSQL 15 behind an entrypoint that honours what compose gives
+# the official image (POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_HOST_AUTH_METHOD, PGDATA as the volume).
+POSTGRES_ENTRYPOINT = r"""#!/bin/sh
+set -e
+mkdir -p "$PGDATA" /var/run/postgresql
+chown -R postgres:postgres "$PGDATA" /var/run/postgresql
+chmod 700 "$PGDATA"
+as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  auth=${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}
+  printf '%s' "${POSTGRES_PASSWORD:-}" > /tmp/pwfile
+  chown postgres /tmp/pwfile
+  as_postgres initdb -D "$PGDATA" --username="${POSTGRES_USER:-postgres}" --auth-local=trust \
+    --auth-host="$auth" --encoding=UTF8 --locale=C.UTF-8 ${POSTGRES_PASSWORD:+--pwfile=/tmp/pwfile}
+  rm -f /tmp/pwfile
+  echo "host all all all $auth" >> "$PGDATA/pg_hba.conf"
+fi
+exec setpriv --reuid=postgres --regid=postgres --init-groups "$@"
+"""
+POSTGRES_15 = BaseRecipe(
+    suite="bookworm",
+    packages=("postgresql-15",),
+    script=f"cat > /usr/local/bin/docker-entrypoint.sh <<'EOF'\n{POSTGRES_ENTRYPOINT}EOF\n"
+           "chmod 755 /usr/local/bin/docker-entrypoint.sh\n" + CLEAN_UP,
+    changes=("ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+             "ENV PGDATA=/var/lib/postgresql/data", "ENV LANG=C.UTF-8", "STOPSIGNAL SIGINT", "EXPOSE 5432",
+             'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]', 'CMD ["postgres", "-c", "listen_addresses=*"]'),
+)
+# docker-compose.yml's rabbitmq: Debian's RabbitMQ (3.10, not 3.13) set up like the official management
+# image: guest allowed from anywhere, management and Prometheus plugins, conf.d files read, node data in
+# /var/lib/rabbitmq (the volume) named by the container's hostname.
+RABBITMQ_ENTRYPOINT = r"""#!/bin/sh
+set -e
+# The cookie first: a CLI tool exec'd as root (the healthcheck) would otherwise write one the node cannot read.
+cookie=/var/lib/rabbitmq/.erlang.cookie
+[ -s "$cookie" ] || tr -dc A-Z </dev/urandom | head -c 20 > "$cookie"
+chmod 400 "$cookie"
+chown -R rabbitmq:rabbitmq /var/lib/rabbitmq /var/log/rabbitmq
+exec setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups "$@"
+"""
+RABBITMQ_DEFAULTS = "loopback_users.guest = false\nlisteners.tcp.default = 5672\nmanagement.tcp.port = 15672\n"
+RABBITMQ_MANAGEMENT = BaseRecipe(
+    suite="bookworm",
+    packages=("rabbitmq-server",),
+    script=f"cat > /usr/local/bin/docker-entrypoint.sh <<'EOF'\n{RABBITMQ_ENTRYPOINT}EOF\n"
+           "chmod 755 /usr/local/bin/docker-entrypoint.sh\n"
+           "mkdir -p /etc/rabbitmq/conf.d\n"
+           f"printf '{RABBITMQ_DEFAULTS}' > /etc/rabbitmq/conf.d/10-defaults.conf\n"
+           "echo '[rabbitmq_management,rabbitmq_prometheus].' > /etc/rabbitmq/enabled_plugins\n"
+           "rm -f /etc/rabbitmq/rabbitmq-env.conf /var/lib/rabbitmq/.erlang.cookie\n" + CLEAN_UP,
+    changes=("ENV HOME=/var/lib/rabbitmq", "ENV RABBITMQ_CONFIG_FILES=/etc/rabbitmq/conf.d", "ENV LANG=C.UTF-8",
+             "ENV PATH=/usr/lib/rabbitmq/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+             "EXPOSE 5672", "EXPOSE 15672", "EXPOSE 15692",
+             'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]',
+             'CMD ["rabbitmq-server"]'),
+)
+# The observability profile's prometheus: Debian's Prometheus (2.42, not 2.55), laid out like the official
+# image (/bin/prometheus as the entrypoint, /prometheus for the volume, run as nobody).
+PROMETHEUS = BaseRecipe(
+    suite="bookworm",
+    packages=("prometheus",),
+    script="mkdir -p /prometheus\nchown nobody:nogroup /prometheus\n" + CLEAN_UP,
+    changes=("USER nobody", "WORKDIR /prometheus", "EXPOSE 9090", 'ENTRYPOINT ["/bin/prometheus"]',
+             'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]'),
+)
+BASE_RECIPES = {
+    "docker.io/library/python:3.11-slim-bookworm": PYTHON_311,
+    "docker.io/library/postgres:15": POSTGRES_15,
+    "docker.io/library/rabbitmq:3.13-management": RABBITMQ_MANAGEMENT,
+    "docker.io/prom/prometheus:v2.55.1": PROMETHEUS,
+}
 
 
 def full_name(image: str) -> str:
@@ -195,7 +266,7 @@ class Podman:
                 ["debootstrap", "--variant=minbase", f"--include={','.join(recipe.packages)}", recipe.suite,
                  str(rootfs), mirror], capture_output=True, text=True, timeout=900)
             assert debootstrap.returncode == 0, debootstrap.stdout[-3000:] + debootstrap.stderr[-3000:]
-            if HOST_CA_BUNDLE.exists():
+            if HOST_CA_BUNDLE.exists() and (rootfs / "etc/ssl/certs").is_dir():
                 shutil.copyfile(HOST_CA_BUNDLE, rootfs / "etc/ssl/certs/ca-certificates.crt")
             subprocess.run(["chroot", str(rootfs), "sh", "-c", recipe.script], check=True, capture_output=True)
             changes = [arg for change in (*recipe.changes, f"LABEL {RECIPE_LABEL}={recipe.key()}")
@@ -247,6 +318,18 @@ def prepared_podman() -> Podman:
 
 def new_run_id() -> str:
     return uuid.uuid4().hex[:8]
+
+
+def build_project_image(podman: Podman, run_id: str) -> str:
+    """The image docker-compose.yml's services build (one build section for all of them), as `localhost/`."""
+    builds = {(s["build"].get("context", "."), s["build"].get("dockerfile", "Dockerfile"))
+              for s in compose_services().values() if "build" in s}
+    assert len(builds) == 1, f"the test builds one image; compose has {builds}"
+    ((context, dockerfile),) = builds
+    image = f"localhost/shop-services-test:{run_id}"
+    podman("build", "--pull=never", "--network", "host", "--file", str(ROOT / context / dockerfile),
+           "--tag", image, str(ROOT / context), timeout=900)
+    return image
 
 
 # --- docker-compose.yml ---------------------------------------------------------------------------------------
