@@ -22,9 +22,13 @@ from shared.testing.podman import (
     COMPOSE_FILE,
     Podman,
     compose_services,
+    depends_on,
     duration,
     full_name,
     new_run_id,
+    one_shots,
+    start_order,
+    wait_exited,
 )
 from shared.testing.processes import free_port
 from tests.test_container_image import get_json, readme_curl_example
@@ -92,24 +96,34 @@ def podman_compose(run: ComposeRun, override: Path, *args: str, timeout: float =
         run.log.read_text()[-4000:])
 
 
-def wait_all_healthy(run: ComposeRun) -> None:
-    """Each service's health check, run by podman as compose would, until it passes (a restart or two of
-    a service that came up before its dependencies is allowed: its restart policy is part of the file)."""
-    for name, service in run.services.items():
-        check = service.get("healthcheck")
-        patience = duration((check or {}).get("start_period"), 0) + (
-            duration((check or {}).get("interval"), 30) * (check or {}).get("retries", 3)) + 60
-        deadline = time.monotonic() + patience
-        while True:
-            if check:
-                result = run.podman("healthcheck", "run", run.container(name), check=False, timeout=60)
-                if result.returncode == 0:
-                    break
-            elif run.podman.state(run.container(name))["Running"]:
-                break
-            assert time.monotonic() < deadline, (
-                f"{name} not healthy after {patience:.0f} s:\n{run.podman.logs(run.container(name))}")
-            time.sleep(1)
+def wait_healthy(run: ComposeRun, name: str) -> None:
+    """The service's health check, run by podman as compose's would be, until it passes."""
+    check = run.services[name].get("healthcheck") or {}
+    patience = duration(check.get("start_period"), 0) + duration(check.get("interval"), 30) * check.get("retries", 3)
+    deadline = time.monotonic() + patience
+    while True:
+        state = run.podman.state(run.container(name))
+        assert state["Running"], f"{name} exited {state['ExitCode']}:\n{run.podman.logs(run.container(name))}"
+        if not check or run.podman("healthcheck", "run", run.container(name), check=False, timeout=60).returncode == 0:
+            return
+        assert time.monotonic() < deadline, (
+            f"{name} not healthy after {patience:.0f} s:\n{run.podman.logs(run.container(name))}")
+        time.sleep(1)
+
+
+def up_gated(run: ComposeRun, override: Path) -> None:
+    """Each service started once its dependencies meet the conditions its depends_on names, as docker compose
+    does (podman-compose skips `service_healthy` on podman < 4.6 and would start them all at once)."""
+    for name in start_order(run.services):
+        for dependency, condition in depends_on(run.services[name]).items():
+            if condition == "service_healthy":
+                wait_healthy(run, dependency)
+            elif condition == "service_completed_successfully":
+                code = wait_exited(run.podman, run.container(dependency), timeout=300)
+                assert code == 0, f"{dependency} exited {code}:\n{run.podman.logs(run.container(dependency))}"
+        podman_compose(run, override, "up", "--detach", "--no-build", "--no-deps", name)
+    for name in set(run.services) - one_shots(run.services):
+        wait_healthy(run, name)
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +143,7 @@ def compose_run(podman, project_image, tmp_path_factory) -> ComposeRun:
     try:
         for tag in built:  # what `up --build` would build: the same Dockerfile, built once for the session
             podman("tag", project_image, tag)
-        podman_compose(run, override, "up", "--detach", "--no-build", *services)
-        wait_all_healthy(run)
+        up_gated(run, override)
         yield run
     finally:
         try:
@@ -187,6 +200,15 @@ async def test_prometheus_scrapes_both_services(compose_run):
             assert wanted <= up, targets
 
         await eventually(scraped, timeout=60, interval=1)
+
+
+def test_no_service_restarted_each_found_its_dependencies_ready(compose_run):
+    """Started only after its dependencies' health checks passed, no service failed its start (a
+    healthcheck that passed too early would show here as a restart: `prepare` fails, restart policy)."""
+    for name in compose_run.services:
+        container = compose_run.container(name)
+        restarts = compose_run.podman("inspect", "--format", "{{.RestartCount}}", container).stdout.strip()
+        assert restarts == "0", f"{name} restarted {restarts} times:\n{compose_run.podman.logs(container)}"
 
 
 def test_data_lives_in_the_named_volumes(compose_run):
