@@ -43,12 +43,13 @@ pids_limit = 0
 [engine]
 cgroup_manager = "cgroupfs"
 runtime = "runc"
+tmp_dir = "{run}/libpod"
 """
 STORAGE_CONF = """\
 [storage]
 driver = "overlay"
 graphroot = "{cache}/storage"
-runroot = "/run/shop-services-podman"
+runroot = "{run}/storage"
 """
 # The machine's trusted certificates (it may reach the package registries through a TLS proxy of its own).
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -213,8 +214,10 @@ class Podman:
     def __init__(self, cache: Path = CACHE) -> None:
         self.cache = cache
         cache.mkdir(parents=True, exist_ok=True)
-        (cache / "containers.conf").write_text(CONTAINERS_CONF)
-        (cache / "storage.conf").write_text(STORAGE_CONF.format(cache=cache))
+        # Run-time state of this store only (another cache folder is another store).
+        run = f"/run/shop-services-podman/{hashlib.sha256(str(cache).encode()).hexdigest()[:8]}"
+        (cache / "containers.conf").write_text(CONTAINERS_CONF.format(run=run))
+        (cache / "storage.conf").write_text(STORAGE_CONF.format(cache=cache, run=run))
         self.env = {**os.environ, "CONTAINERS_CONF": str(cache / "containers.conf"),
                     "CONTAINERS_STORAGE_CONF": str(cache / "storage.conf")}
 
