@@ -25,13 +25,14 @@ from shared.testing.podman import (
     depends_on,
     duration,
     full_name,
+    get_json,
     new_run_id,
     one_shots,
+    readme_curl_example,
     start_order,
     wait_exited,
 )
 from shared.testing.processes import free_port
-from tests.test_container_image import get_json, readme_curl_example
 
 pytestmark = pytest.mark.slow
 PROFILE = "observability"

@@ -7,10 +7,8 @@ and broker users of this run (shared.testing.podman.MachineBacking), all removed
 """
 
 import asyncio
-import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 import asyncpg
@@ -24,9 +22,11 @@ from shared.testing.podman import (
     container_ports,
     duration,
     environment,
+    get_json,
     healthcheck_argv,
     new_run_id,
     one_shots,
+    readme_curl_example,
     run_args,
     start_order,
     wait_exited,
@@ -35,7 +35,6 @@ from shared.testing.podman import (
 from shared.testing.processes import free_port
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -88,12 +87,6 @@ def stack(podman, project_image) -> Stack:
         asyncio.run(backing.remove())
 
 
-async def get_json(session: aiohttp.ClientSession, url: str) -> dict:
-    async with session.get(url) as response:
-        assert response.status == 200, (url, response.status, await response.text())
-        return await response.json()
-
-
 def test_each_service_runs_as_a_non_root_user_on_a_read_only_root(stack):
     image_user = stack.podman("image", "inspect", "--format", "{{.Config.User}}", stack.image).stdout.strip()
     for name in stack.long_running():
@@ -129,14 +122,6 @@ async def test_both_services_answer_ready(stack):
     async with aiohttp.ClientSession() as session:
         for name in stack.long_running():
             await get_json(session, f"{stack.url(name)}/ready")
-
-
-def readme_curl_example() -> tuple[int, str, str, int, str]:
-    """From the README's quick start: (port, path, JSON body) of the POST, (port, path) of the GET after it."""
-    readme = (ROOT / "README.md").read_text()
-    post = re.search(r"curl -X POST localhost:(\d+)(/\S+)[^`]*?-d '([^']+)'", readme)
-    get = re.search(r"^curl localhost:(\d+)(/\S+)\s+# orders_count", readme[post.end():], re.MULTILINE)
-    return int(post[1]), post[2], post[3], int(get[1]), get[2]
 
 
 async def test_the_readme_example_order_is_counted_for_its_customer(stack):

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import aiohttp
 import asyncpg
 import yaml
 
@@ -546,3 +547,17 @@ def rabbitmqctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     if check and result.returncode != 0:
         raise AssertionError(f"rabbitmqctl {shlex.join(args)}: {result.stderr or result.stdout}")
     return result
+
+
+def readme_curl_example() -> tuple[int, str, str, int, str]:
+    """From the README's quick start: (port, path, JSON body) of the POST, (port, path) of the GET after it."""
+    readme = (ROOT / "README.md").read_text()
+    post = re.search(r"curl -X POST localhost:(\d+)(/\S+)[^`]*?-d '([^']+)'", readme)
+    get = re.search(r"^curl localhost:(\d+)(/\S+)\s+# orders_count", readme[post.end():], re.MULTILINE)
+    return int(post[1]), post[2], post[3], int(get[1]), get[2]
+
+
+async def get_json(session: aiohttp.ClientSession, url: str) -> dict:
+    async with session.get(url) as response:
+        assert response.status == 200, (url, response.status, await response.text())
+        return await response.json()
