@@ -26,6 +26,7 @@ from shared.testing.podman import (
     healthcheck_argv,
     new_run_id,
     one_shots,
+    project_services,
     readme_curl_example,
     run_args,
     start_order,
@@ -59,7 +60,7 @@ class Stack:
 def stack(podman, project_image) -> Stack:
     run_id = new_run_id()
     services = compose_services()
-    apps = {name: service for name, service in services.items() if "build" in service}
+    apps = project_services(services)
     backing = MachineBacking(services, run_id, SERVER_URL, AMQP_URL)
     stack = Stack(podman, project_image, apps, {}, {}, backing, {})
     try:

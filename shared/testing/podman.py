@@ -343,6 +343,12 @@ def compose_services() -> dict[str, dict]:
     return yaml.safe_load(COMPOSE_FILE.read_text())["services"]
 
 
+def project_services(services: dict[str, dict]) -> dict[str, dict]:
+    """The services that run the project's image: those that build it, and those naming the image they build."""
+    built = {s["image"] for s in services.values() if "build" in s and s.get("image")}
+    return {name: s for name, s in services.items() if "build" in s or s.get("image") in built}
+
+
 def interpolate(value: object) -> str:
     """Compose's `${VAR:-default}` with VAR unset: what a fresh machine gets."""
     return re.sub(r"\$\{\w+:?-([^}]*)\}", r"\1", str(value)).replace("$$", "$")
@@ -509,6 +515,8 @@ class MachineBacking:
             user, password = self.broker_users.setdefault(url.username, (f"{url.username}.{self.run_id}", url.password))
             return urlunsplit((url.scheme, f"{user}:{password}@{self.amqp_server.netloc.rsplit('@', 1)[-1]}",
                                f"/{quote(self.vhost, safe='')}", url.query, ""))
+        if url.hostname not in app_ports:
+            return value  # a service the test does not run (a tracing collector): left unresolvable
         port = app_ports[url.hostname][url.port or 80]
         return urlunsplit((url.scheme, f"127.0.0.1:{port}", url.path, url.query, ""))
 
