@@ -229,11 +229,6 @@ class Podman:
         return result
 
     def check_usable(self) -> None:
-        if os.geteuid() != 0:
-            raise PodmanUnavailable("the container tests run podman as root (rootless needs subuid set-up)")
-        missing = [tool for tool in ("podman", "runc", "debootstrap") if not shutil.which(tool)]
-        if missing:
-            raise PodmanUnavailable(f"{', '.join(missing)} missing (infra/scripts/install-test-deps.sh installs them)")
         info = self("info", "--format", "{{.Host.OCIRuntime.Name}}", check=False, timeout=60)
         if info.returncode != 0:
             raise PodmanUnavailable(f"podman cannot run here: {info.stderr.strip()[-500:]}")
@@ -312,6 +307,11 @@ def check_package_index() -> None:
 
 def prepared_podman() -> Podman:
     """Podman ready to build infra/Dockerfile: usable here, every FROM image in the store."""
+    if os.geteuid() != 0:
+        raise PodmanUnavailable("the container tests run podman as root (rootless needs subuid set-up)")
+    missing = [tool for tool in ("podman", "runc", "debootstrap") if not shutil.which(tool)]
+    if missing:
+        raise PodmanUnavailable(f"{', '.join(missing)} missing (infra/scripts/install-test-deps.sh installs them)")
     podman = Podman()
     podman.check_usable()
     check_package_index()
