@@ -1,10 +1,11 @@
 """Podman for the container tests (issue 18): the suite's own engine settings and image store, the base
 images infra/Dockerfile builds FROM, and docker-compose.yml's services turned into `podman run` arguments.
 
-No registry is reachable here, so each FROM image is made locally from Debian with debootstrap and
-cached in the suite's own image store, labelled with a hash of its recipe: only a changed recipe builds
-it again. Everything lives under CACHE (SHOP_CONTAINER_CACHE, default ~/.cache/shop-services/containers);
-the cached base images are the only thing the tests leave there.
+No registry is reachable here, so each image the Dockerfile builds FROM or the compose file runs is made
+locally from Debian with debootstrap (BASE_RECIPES) and cached in the suite's own image store, labelled
+with a hash of its recipe: only a changed recipe builds it again. Everything lives under CACHE
+(SHOP_CONTAINER_CACHE, default ~/.cache/shop-services/containers); the cached base images are the only
+thing the tests leave there.
 """
 
 import fcntl
@@ -93,6 +94,7 @@ CLEAN_UP = "apt-get clean\nrm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/sha
 # the official image (POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_HOST_AUTH_METHOD, PGDATA as the volume).
 POSTGRES_ENTRYPOINT = r"""#!/bin/sh
 set -e
+[ "${1#-}" = "$1" ] || set -- postgres "$@"  # flags only: for postgres, as in the official image
 mkdir -p "$PGDATA" /var/run/postgresql
 chown -R postgres:postgres "$PGDATA" /var/run/postgresql
 chmod 700 "$PGDATA"
@@ -105,6 +107,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     --auth-host="$auth" --encoding=UTF8 --locale=C.UTF-8 ${POSTGRES_PASSWORD:+--pwfile=/tmp/pwfile}
   rm -f /tmp/pwfile
   echo "host all all all $auth" >> "$PGDATA/pg_hba.conf"
+  echo "listen_addresses = '*'" >> "$PGDATA/postgresql.conf"
 fi
 exec setpriv --reuid=postgres --regid=postgres --init-groups "$@"
 """
@@ -115,7 +118,7 @@ POSTGRES_15 = BaseRecipe(
            "chmod 755 /usr/local/bin/docker-entrypoint.sh\n" + CLEAN_UP,
     changes=("ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
              "ENV PGDATA=/var/lib/postgresql/data", "ENV LANG=C.UTF-8", "STOPSIGNAL SIGINT", "EXPOSE 5432",
-             'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]', 'CMD ["postgres", "-c", "listen_addresses=*"]'),
+             'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]', 'CMD ["postgres"]'),
 )
 # docker-compose.yml's rabbitmq: Debian's RabbitMQ (3.10, not 3.13) set up like the official management
 # image: guest allowed from anywhere, management and Prometheus plugins, conf.d files read, node data in
@@ -237,8 +240,8 @@ class Podman:
         """Make the local stand-in for image `name` unless the store holds one from the same recipe."""
         recipe = BASE_RECIPES.get(full_name(name))
         if recipe is None:
-            raise AssertionError(f"infra/Dockerfile builds FROM {name}, which has no local recipe here: "
-                                 f"add one to BASE_RECIPES in {Path(__file__).relative_to(ROOT)}")
+            raise AssertionError(f"image {name} has no local recipe here: add one to BASE_RECIPES in "
+                                 f"{Path(__file__).relative_to(ROOT)}")
         with (self.cache / "bases.lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time; the next finds the image
             if self.base_key(name) == recipe.key():
@@ -273,6 +276,7 @@ class Podman:
             tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
             imported = subprocess.run(["podman", "import", "--quiet", *changes, "-", name], stdin=tar.stdout,
                                       env=self.env, capture_output=True, text=True, timeout=600)
+            tar.stdout.close()  # so a tar still writing gets SIGPIPE if podman gave up early
             tar.wait()
             assert imported.returncode == 0, imported.stderr
         self("image", "prune", "--force")  # the image this one replaced, if any
