@@ -18,9 +18,9 @@ import pytest
 
 from shared.testing.plugin import eventually
 from shared.testing.podman import (
-    BASE_RECIPES,
     COMPOSE_FILE,
     Podman,
+    base_recipe,
     compose_services,
     depends_on,
     duration,
@@ -60,7 +60,7 @@ def runnable(services: dict[str, dict]) -> dict[str, dict]:
     ours = project_services(services)
     return {name: s for name, s in services.items()
             if set(s.get("profiles", [PROFILE])) & {PROFILE}
-            and (name in ours or full_name(s.get("image", "")) in BASE_RECIPES)}
+            and (name in ours or base_recipe(s.get("image", "")) is not None)}
 
 
 def published_ports(service: dict) -> list[tuple[str, int, int]]:

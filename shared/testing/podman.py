@@ -157,12 +157,18 @@ PROMETHEUS = BaseRecipe(
     changes=("USER nobody", "WORKDIR /prometheus", "EXPOSE 9090", 'ENTRYPOINT ["/bin/prometheus"]',
              'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]'),
 )
+# By image name (a pattern, so a pinned patch release of the same image finds its stand-in too).
 BASE_RECIPES = {
-    "docker.io/library/python:3.11-slim-bookworm": PYTHON_311,
-    "docker.io/library/postgres:15": POSTGRES_15,
-    "docker.io/library/rabbitmq:3.13-management": RABBITMQ_MANAGEMENT,
-    "docker.io/prom/prometheus:v2.55.1": PROMETHEUS,
+    r"docker\.io/library/python:3\.11(\.\d+)?-slim-bookworm": PYTHON_311,
+    r"docker\.io/library/postgres:15(\.\d+)?": POSTGRES_15,
+    r"docker\.io/library/rabbitmq:3\.13(\.\d+)?-management": RABBITMQ_MANAGEMENT,
+    r"docker\.io/prom/prometheus:v2\.55\.\d+": PROMETHEUS,
 }
+
+
+def base_recipe(image: str) -> BaseRecipe | None:
+    name = full_name(image)
+    return next((recipe for pattern, recipe in BASE_RECIPES.items() if re.fullmatch(pattern, name)), None)
 
 
 def full_name(image: str) -> str:
@@ -238,7 +244,7 @@ class Podman:
 
     def ensure_base(self, name: str) -> str:
         """Make the local stand-in for image `name` unless the store holds one from the same recipe."""
-        recipe = BASE_RECIPES.get(full_name(name))
+        recipe = base_recipe(name)
         if recipe is None:
             raise AssertionError(f"image {name} has no local recipe here: add one to BASE_RECIPES in "
                                  f"{Path(__file__).relative_to(ROOT)}")
