@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install what the test suite needs from outside the virtualenv, from Debian's packages: chromium (the
-# /docs browser test drives it headless), pgbouncer (the suite starts its own, on a free port) and
-# prometheus (promtool checks and unit-tests the alert rules; the suite starts its own server on a free port).
+# /docs browser test drives it headless), pgbouncer (the suite starts its own, on a free port),
+# prometheus (promtool checks and unit-tests the alert rules; the suite starts its own server on a free port),
+# and podman, runc and debootstrap (the container tests build the image and its Debian base images:
+# shared/testing/podman.py).
 # Idempotent and silent when they are there; used by `make test`. Where they cannot be installed, the
 # tests that need them are skipped with the reason.
 set -euo pipefail
@@ -10,6 +12,9 @@ missing=()
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
 { command -v promtool && command -v prometheus; } >/dev/null 2>&1 || missing+=(prometheus)
+for tool in podman runc debootstrap; do
+  command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")
+done
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

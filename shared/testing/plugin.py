@@ -21,6 +21,7 @@ import pytest
 
 from shared.db import drop_database, with_database
 from shared.logs import RequestIdFilter
+from shared.testing.podman import Podman, PodmanUnavailable, build_project_image, prepared_podman
 from shared.testing.processes import Services
 from shared.testing.proxy import TcpProxy
 
@@ -219,3 +220,23 @@ async def start_services(test_run, tmp_path):
     yield start
     for services in started:
         await services.stop()
+
+
+@pytest.fixture(scope="session")
+def podman() -> Podman:
+    """Podman with the suite's own settings and infra/Dockerfile's base images in its store (made once from
+    Debian, then cached); skips where podman cannot run here."""
+    try:
+        return prepared_podman()
+    except PodmanUnavailable as exc:
+        pytest.skip(f"containers: {exc}")
+
+
+@pytest.fixture(scope="session")
+def project_image(podman) -> str:
+    """The project's image, built with podman as docker-compose.yml builds it, once a session; removed after
+    with its build layers."""
+    run_id = unique("img")
+    image = build_project_image(podman, run_id)
+    yield image
+    podman.remove_test_objects(run_id, [image])
