@@ -16,8 +16,12 @@ IN_PROCESS_ADMISSION = {"admission_max_loop_lag": 5.0, "admission_burst": 5.0}
 
 
 def make_settings(cls, test_run, **overrides):
-    return cls(events_exchange=test_run.exchange, orders_queue=test_run.queue, retry_delays=test_run.retry_delays,
-               **{**IN_PROCESS_ADMISSION, **overrides})
+    return cls(
+        events_exchange=test_run.exchange,
+        orders_queue=test_run.queue,
+        retry_delays=test_run.retry_delays,
+        **{**IN_PROCESS_ADMISSION, **overrides},
+    )
 
 
 @pytest.fixture
@@ -42,8 +46,13 @@ async def customer_client(aiohttp_client, customer_settings):
 @pytest.fixture
 def order_settings(test_run, customer_server) -> OrderSettings:
     # A generous timeout: on a busy 2-core machine the in-process customer service can be slow under a burst.
-    return make_settings(OrderSettings, test_run, database_url=test_run.order_db,
-                         customer_service_url=str(customer_server.make_url("")), customer_service_timeout=10)
+    return make_settings(
+        OrderSettings,
+        test_run,
+        database_url=test_run.order_db,
+        customer_service_url=str(customer_server.make_url("")),
+        customer_service_timeout=10,
+    )
 
 
 @pytest.fixture
@@ -62,9 +71,13 @@ async def customer_api(aiohttp_client, customer_server):
 
 async def order_client_via(aiohttp_client, test_run, customer_server, broker_proxy):
     """An order service whose broker connection goes through `broker_proxy`, up and connected."""
-    settings = make_settings(OrderSettings, test_run, database_url=test_run.order_db,
-                             customer_service_url=str(customer_server.make_url("")),
-                             amqp_url=broker_proxy.url("amqp://guest:guest@127.0.0.1:{port}/"))
+    settings = make_settings(
+        OrderSettings,
+        test_run,
+        database_url=test_run.order_db,
+        customer_service_url=str(customer_server.make_url("")),
+        amqp_url=broker_proxy.url("amqp://guest:guest@127.0.0.1:{port}/"),
+    )
     client = await aiohttp_client(await create_order_app(settings))
     await broker_connected(client.app)
     return client

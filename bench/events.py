@@ -42,9 +42,12 @@ ROUNDS = 3  # --cluster: measurements of each, alternating
 
 def event_body(order_id: int, customer_id: int) -> str:
     return OrderEvent(
-        event_id=uuid.uuid4(), event_type="order.created", occurred_at=datetime.now(UTC),
-        data=OrderEventData(order_id=order_id, customer_id=customer_id, product_name="Bench", quantity=1,
-                            price="1.00", status="created"),
+        event_id=uuid.uuid4(),
+        event_type="order.created",
+        occurred_at=datetime.now(UTC),
+        data=OrderEventData(
+            order_id=order_id, customer_id=customer_id, product_name="Bench", quantity=1, price="1.00", status="created"
+        ),
     ).model_dump_json(exclude_none=True)
 
 
@@ -61,14 +64,20 @@ async def relay_rate(system: Ours, customer_id: int, n: int) -> float:
     orders = await asyncpg.connect(system.database_url(system.databases[1]))
     try:
         async with orders.transaction():
-            ids = [row[0] for row in await orders.fetch(
-                "INSERT INTO orders (customer_id, product_name, quantity, price, status, created_at, updated_at) "
-                "SELECT $1, 'Bench', 1, 1.00, 'created', now(), now() FROM generate_series(1, $2) RETURNING id",
-                customer_id, n)]
+            ids = [
+                row[0]
+                for row in await orders.fetch(
+                    "INSERT INTO orders (customer_id, product_name, quantity, price, status, created_at, updated_at) "
+                    "SELECT $1, 'Bench', 1, 1.00, 'created', now(), now() FROM generate_series(1, $2) RETURNING id",
+                    customer_id,
+                    n,
+                )
+            ]
             await orders.executemany(
                 "INSERT INTO outbox (event_id, event_type, order_id, payload, request_id, created_at, attempts) "
                 "VALUES ($1, 'order.created', $2, $3, 'bench', now(), 0)",
-                [(uuid.uuid4(), order_id, event_body(order_id, customer_id)) for order_id in ids])
+                [(uuid.uuid4(), order_id, event_body(order_id, customer_id)) for order_id in ids],
+            )
         started = time.monotonic()  # committed: the trigger's NOTIFY wakes the relay now
 
         async def drained() -> bool:
@@ -88,9 +97,14 @@ async def consumer_rate(system: Ours, customer_id: int, n: int, already: int) ->
         bodies = [event_body(10_000_000 + i, customer_id).encode() for i in range(n)]
         started = time.monotonic()
         for chunk in range(0, n, 500):
-            await asyncio.gather(*(channel.basic_publish(body, exchange=system.exchange, routing_key="order.created",
-                                                         properties=properties)
-                                   for body in bodies[chunk:chunk + 500]))
+            await asyncio.gather(
+                *(
+                    channel.basic_publish(
+                        body, exchange=system.exchange, routing_key="order.created", properties=properties
+                    )
+                    for body in bodies[chunk : chunk + 500]
+                )
+            )
 
         async def applied() -> bool:
             count = await customers.fetchval("SELECT orders_count FROM customers WHERE id = $1", customer_id)
@@ -104,8 +118,9 @@ async def consumer_rate(system: Ours, customer_id: int, n: int, already: int) ->
 
 async def rates(system: Ours, http: aiohttp.ClientSession, n: int) -> dict:
     """Both rates on a running system, for a customer of their own."""
-    async with http.post(f"{system.customer_url}/customers",
-                         json={"customer": {"name": "Bench", "address": "Here"}}) as response:
+    async with http.post(
+        f"{system.customer_url}/customers", json={"customer": {"name": "Bench", "address": "Here"}}
+    ) as response:
         customer_id = (await response.json())["id"]
     relay = await relay_rate(system, customer_id, n)
 
@@ -160,10 +175,15 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--cluster", action="store_true",
-                        help="on a single node and a 3-node cluster of the bench's own; their ratios")
-    parser.add_argument("--rounds", type=int, default=ROUNDS,
-                        help=f"--cluster: measurements of each, alternating; medians (default {ROUNDS})")
+    parser.add_argument(
+        "--cluster", action="store_true", help="on a single node and a 3-node cluster of the bench's own; their ratios"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=ROUNDS,
+        help=f"--cluster: measurements of each, alternating; medians (default {ROUNDS})",
+    )
     args = parser.parse_args()
     print(f"{args.events} events, {args.workers} worker(s) per service")
     if not args.cluster:
@@ -171,12 +191,19 @@ async def main() -> int:
         return 0
     result = await cluster_rates(args.workers, args.events, args.rounds)
     for name in ("single_node", "cluster"):
-        print(f"{name.replace('_', ' ')} (median of {args.rounds}; each: "
-              + ", ".join(f"{run['relay_events_per_s']:,.0f}/{run['consumer_events_per_s']:,.0f}"
-                          for run in result["rounds"][name]) + " relay/consumer events/s):")
+        print(
+            f"{name.replace('_', ' ')} (median of {args.rounds}; each: "
+            + ", ".join(
+                f"{run['relay_events_per_s']:,.0f}/{run['consumer_events_per_s']:,.0f}"
+                for run in result["rounds"][name]
+            )
+            + " relay/consumer events/s):"
+        )
         show(result[name])
-    print(f"cluster / single node: relay {result['relay_events_per_s_ratio']:.2f}, "
-          f"consumer {result['consumer_events_per_s_ratio']:.2f}")
+    print(
+        f"cluster / single node: relay {result['relay_events_per_s_ratio']:.2f}, "
+        f"consumer {result['consumer_events_per_s_ratio']:.2f}"
+    )
     return 0
 
 

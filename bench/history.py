@@ -88,6 +88,10 @@ async def backlog_drain(target, proxy: TcpProxy, customer_ids: list[int], n: int
     sync = await wait_exact(target.db, target.created, customer_ids, back, deadline=DRAIN_DEADLINE)
     seconds = sync["seconds"]
     return {
-        "events": n, "build_s": built_s, "reconnect_s": back - restored, "drain_s": seconds,
-        "events_per_s": n / seconds if seconds else None, "exact": sync["exact"],
+        "events": n,
+        "build_s": built_s,
+        "reconnect_s": back - restored,
+        "drain_s": seconds,
+        "events_per_s": n / seconds if seconds else None,
+        "exact": sync["exact"],
     }

@@ -80,8 +80,8 @@ class _LeanConnection(asyncio.Protocol):
         length = int(headers.get("content-length", "0"))
         if len(self.buffer) < end + 4 + length:
             return
-        body = bytes(self.buffer[end + 4:end + 4 + length])
-        del self.buffer[:end + 4 + length]
+        body = bytes(self.buffer[end + 4 : end + 4 + length])
+        del self.buffer[: end + 4 + length]
         self.closed = self.closed or headers.get("connection", "").lower() == "close"
         self.waiter.set_result(LeanResponse(int(head[0].split(" ", 2)[1]), headers, body))
 
@@ -212,8 +212,14 @@ class Tally:
 
 
 class Client:
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, target: str, keep_orders: bool,
-                 honour_retry_after: bool = False) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        target: str,
+        keep_orders: bool,
+        honour_retry_after: bool = False,
+    ) -> None:
         self.session = session
         self.honour_retry_after = honour_retry_after
         self.base_url = base_url.rstrip("/")
@@ -223,10 +229,18 @@ class Client:
 
     def request(self, customer_id: int):
         if self.target == "post-order":
-            body = {"order": {"customer_id": customer_id, "product_name": "Bench widget", "quantity": 2,
-                              "price": "19.99", "status": "created"}}
-            return self.session.post(f"{self.base_url}/orders", data=orjson.dumps(body),
-                                     headers={"Content-Type": "application/json"})
+            body = {
+                "order": {
+                    "customer_id": customer_id,
+                    "product_name": "Bench widget",
+                    "quantity": 2,
+                    "price": "19.99",
+                    "status": "created",
+                }
+            }
+            return self.session.post(
+                f"{self.base_url}/orders", data=orjson.dumps(body), headers={"Content-Type": "application/json"}
+            )
         if self.target == "get-customer":
             return self.session.get(f"{self.base_url}/customers/{customer_id}")
         return self.session.get(f"{self.base_url}/orders", params={"customer_id": customer_id})
@@ -288,8 +302,13 @@ async def run(args: argparse.Namespace, ids: list[int]) -> dict:
     connections = args.concurrency if args.rate is None else args.connections
     session = LeanSession(connections, REQUEST_TIMEOUT.total)
     try:
-        client = Client(session, args.url, args.target, keep_orders=args.rate is not None,
-                        honour_retry_after=args.honour_retry_after)
+        client = Client(
+            session,
+            args.url,
+            args.target,
+            keep_orders=args.rate is not None,
+            honour_retry_after=args.honour_retry_after,
+        )
         cpu_before, started = cpu_seconds(), time.monotonic()
         if args.rate is None:
             await closed_loop(client, ids, args.concurrency, args.duration, args.max_requests)
@@ -330,11 +349,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=10.0, help="closed loop: seconds")
     parser.add_argument("--rate", type=float, help="open loop: requests per second")
     parser.add_argument("--count", type=int, default=200, help="open loop: requests in all")
-    parser.add_argument("--connections", type=int, default=OPEN_LOOP_CONNECTIONS,
-                        help=f"open loop: connections at most (default {OPEN_LOOP_CONNECTIONS})")
-    parser.add_argument("--honour-retry-after", action="store_true",
-                        help="send a request refused with 503 and Retry-After again after that wait, within "
-                             "its 10 s budget (what a well-behaved client does); latency counts from the first try")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=OPEN_LOOP_CONNECTIONS,
+        help=f"open loop: connections at most (default {OPEN_LOOP_CONNECTIONS})",
+    )
+    parser.add_argument(
+        "--honour-retry-after",
+        action="store_true",
+        help="send a request refused with 503 and Retry-After again after that wait, within "
+        "its 10 s budget (what a well-behaved client does); latency counts from the first try",
+    )
     parser.add_argument("--max-requests", type=int, default=2_000_000, help="hard cap on requests")
     args = parser.parse_args(argv)
     if args.concurrency < 1 or args.duration <= 0 or (args.rate is not None and args.rate <= 0):

@@ -34,6 +34,7 @@ def at_most_times(limit: float) -> Callable:
     def check(ours, baseline):
         value = ratio(ours, baseline)
         return None if value is None else value <= limit
+
     return check
 
 
@@ -41,6 +42,7 @@ def at_least_times(limit: float) -> Callable:
     def check(ours, baseline):
         value = ratio(ours, baseline)
         return None if value is None else value >= limit
+
     return check
 
 
@@ -76,13 +78,22 @@ FIGURES = [
     Figure("cpu_other", "CPU ms/order, anything else running", 3),
     Figure("loadgen_cpu", "load generator CPU, cores busy", 2),
     Figure("rss_customer_before", "RSS max per customer worker before, MB", 1),
-    Figure("rss_customer_after", "RSS max per customer worker after, MB", 1,
-           f"< {RSS_LIMIT_MB:.0f} MB", lambda ours, _: None if ours is None else ours < RSS_LIMIT_MB),
+    Figure(
+        "rss_customer_after",
+        "RSS max per customer worker after, MB",
+        1,
+        f"< {RSS_LIMIT_MB:.0f} MB",
+        lambda ours, _: None if ours is None else ours < RSS_LIMIT_MB,
+    ),
     Figure("rss_order_before", "RSS max per order worker before, MB", 1),
-    Figure("rss_order_after", "RSS max per order worker after, MB", 1,
-           f"< {RSS_LIMIT_MB:.0f} MB", lambda ours, _: None if ours is None else ours < RSS_LIMIT_MB),
-    Figure("convergence_s", "convergence after load, s", 3, "≤ 1 s",
-           at_most(1)),
+    Figure(
+        "rss_order_after",
+        "RSS max per order worker after, MB",
+        1,
+        f"< {RSS_LIMIT_MB:.0f} MB",
+        lambda ours, _: None if ours is None else ours < RSS_LIMIT_MB,
+    ),
+    Figure("convergence_s", "convergence after load, s", 3, "≤ 1 s", at_most(1)),
     Figure("lag_p50", "event lag p50 at light load, ms", 1),
     Figure("lag_p99", "event lag p99 at light load, ms", 1, "≤ 25 ms and ≤ 4x baseline", lag_check),
     Figure("light_post_p99", "POST /orders p99 at light load, ms", 1),
@@ -92,23 +103,17 @@ FIGURES = [
     Figure("get_orders_p99", "GET /orders?customer_id= p99, ms", 1),
     Figure("overload_capacity", "overload: capacity (closed-loop orders/s)", 0),
     Figure("overload_offered", "overload: offered open loop, orders/s", 0),
-    Figure("overload_goodput_ratio", "overload: goodput / capacity", 2, "≥ 0.85",
-           at_least(0.85)),
+    Figure("overload_goodput_ratio", "overload: goodput / capacity", 2, "≥ 0.85", at_least(0.85)),
     Figure("overload_p50", "overload: accepted p50, ms", 1),
-    Figure("overload_p99", "overload: accepted p99, ms", 1, "≤ 1,000 ms",
-           at_most(1000)),
+    Figure("overload_p99", "overload: accepted p99, ms", 1, "≤ 1,000 ms", at_most(1000)),
     Figure("overload_refused", "overload: share refused (503)", 2),
-    Figure("overload_timeouts", "overload: client timeouts", 0, "0",
-           at_most(0)),
+    Figure("overload_timeouts", "overload: client timeouts", 0, "0", at_most(0)),
     # Ours only: the event path at size (bench/history.py, bench/events.py).
-    Figure("drain_eps", "backlog drain, events/s (relay + broker + consumer)", 0, "≥ 2,000",
-           at_least(2000)),
+    Figure("drain_eps", "backlog drain, events/s (relay + broker + consumer)", 0, "≥ 2,000", at_least(2000)),
     Figure("drain_reconnect_s", "backlog: relay back on the broker after the cut, s", 2),
-    Figure("aged_post_ratio", "POST /orders after the history / fresh", 2, "≥ 0.9",
-           at_least(0.9)),
+    Figure("aged_post_ratio", "POST /orders after the history / fresh", 2, "≥ 0.9", at_least(0.9)),
     Figure("aged_lag_p50_ratio", "event lag p50 after the history / fresh", 2),
-    Figure("aged_lag_p99_ratio", "event lag p99 after the history / fresh", 2, "≤ 1.2",
-           at_most(1.2)),
+    Figure("aged_lag_p99_ratio", "event lag p99 after the history / fresh", 2, "≤ 1.2", at_most(1.2)),
     Figure("aged_lag_p99", "event lag p99 after the history, ms", 1),
     Figure("traced_post_ratio", "POST /orders with tracing on (OTLP export) / off, orders/s", 2),
     Figure("traced_cpu_ratio", "CPU ms/order, both services, tracing on / off", 2),
@@ -174,15 +179,18 @@ def figures(result: dict) -> dict[str, float | None]:
         "overload_timeouts": overload.get("timeouts"),
         "drain_eps": (result.get("backlog") or {}).get("events_per_s"),
         "drain_reconnect_s": (result.get("backlog") or {}).get("reconnect_s"),
-        "aged_post_ratio": _over((result.get("aged_post_orders") or {}).get("throughput_rps"),
-                                 post.get("throughput_rps")),
+        "aged_post_ratio": _over(
+            (result.get("aged_post_orders") or {}).get("throughput_rps"), post.get("throughput_rps")
+        ),
         "aged_lag_p50_ratio": _over(aged_lag.get("p50"), (result.get("lag") or {}).get("p50")),
         "aged_lag_p99_ratio": _over(aged_lag.get("p99"), (result.get("lag") or {}).get("p99")),
         "aged_lag_p99": aged_lag.get("p99"),
-        "traced_post_ratio": _over(((result.get("traced") or {}).get("post_orders") or {}).get("throughput_rps"),
-                                   post.get("throughput_rps")),
-        "traced_cpu_ratio": _over(((result.get("traced") or {}).get("cpu_ms_per_order") or {}).get("both"),
-                                  cpu.get("both")),
+        "traced_post_ratio": _over(
+            ((result.get("traced") or {}).get("post_orders") or {}).get("throughput_rps"), post.get("throughput_rps")
+        ),
+        "traced_cpu_ratio": _over(
+            ((result.get("traced") or {}).get("cpu_ms_per_order") or {}).get("both"), cpu.get("both")
+        ),
         "relay_eps": (result.get("event_rates") or {}).get("relay_events_per_s"),
         "consumer_eps": (result.get("event_rates") or {}).get("consumer_events_per_s"),
         "cluster_relay_ratio": (result.get("cluster_event_rates") or {}).get("relay_events_per_s_ratio"),
@@ -198,8 +206,17 @@ def compare(results: dict[str, dict]) -> list[dict]:
     for figure in FIGURES:
         mine, theirs = ours.get(figure.key), baseline.get(figure.key)
         passed = figure.check(mine, theirs) if figure.check and "ours" in results else None
-        rows.append({"key": figure.key, "label": figure.label, "ours": mine, "baseline": theirs,
-                     "ratio": ratio(mine, theirs), "target": figure.target, "pass": passed})
+        rows.append(
+            {
+                "key": figure.key,
+                "label": figure.label,
+                "ours": mine,
+                "baseline": theirs,
+                "ratio": ratio(mine, theirs),
+                "target": figure.target,
+                "pass": passed,
+            }
+        )
     return rows
 
 
@@ -215,12 +232,22 @@ def table(rows: list[dict]) -> str:
     lines = [header]
     for row in rows:
         verdict = {True: "PASS", False: "FAIL", None: ""}[row["pass"]] if row["target"] else ""
-        lines.append((row["label"], fmt(row["ours"], digits[row["key"]]), fmt(row["baseline"], digits[row["key"]]),
-                      "-" if row["ratio"] is None else f"{row['ratio']:.3g}x", row["target"], verdict))
+        lines.append(
+            (
+                row["label"],
+                fmt(row["ours"], digits[row["key"]]),
+                fmt(row["baseline"], digits[row["key"]]),
+                "-" if row["ratio"] is None else f"{row['ratio']:.3g}x",
+                row["target"],
+                verdict,
+            )
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     aligned = ["<", ">", ">", ">", "<", "<"]
-    text = ["  ".join(f"{cell:{align}{width}}" for cell, align, width in zip(line, aligned, widths, strict=True))
-            for line in lines]
+    text = [
+        "  ".join(f"{cell:{align}{width}}" for cell, align, width in zip(line, aligned, widths, strict=True))
+        for line in lines
+    ]
     text.insert(1, "-" * len(text[0]))
     return "\n".join(line.rstrip() for line in text)
 
@@ -251,15 +278,23 @@ def chart(path: Path, results: dict[str, dict], title: str) -> None:
     fig.suptitle(title, fontsize=10)
 
     ax = axes[0][0]
-    bar_group(ax, ["POST /orders", "GET /customers/{id}", "GET /orders?customer_id="],
-              {name: [figs[name]["post_rps"], figs[name]["get_customer_rps"], figs[name]["get_orders_rps"]]
-               for name in systems})
+    bar_group(
+        ax,
+        ["POST /orders", "GET /customers/{id}", "GET /orders?customer_id="],
+        {
+            name: [figs[name]["post_rps"], figs[name]["get_customer_rps"], figs[name]["get_orders_rps"]]
+            for name in systems
+        },
+    )
     ax.set_title("throughput (closed loop)", fontsize=9)
     ax.set_ylabel("requests/s")
 
     ax = axes[0][1]
-    bar_group(ax, ["p50", "p90", "p99", "max"],
-              {name: [figs[name][f"post_{p}"] for p in ("p50", "p90", "p99", "max")] for name in systems})
+    bar_group(
+        ax,
+        ["p50", "p90", "p99", "max"],
+        {name: [figs[name][f"post_{p}"] for p in ("p50", "p90", "p99", "max")] for name in systems},
+    )
     ax.set_title("POST /orders latency under load", fontsize=9)
     ax.set_ylabel("ms")
 
@@ -267,8 +302,13 @@ def chart(path: Path, results: dict[str, dict], title: str) -> None:
     for name in systems:
         lags = sorted(results[name].get("lag_ms") or [])
         if lags:
-            ax.step(lags, [(i + 1) / len(lags) for i in range(len(lags))], where="post",
-                    label=f"{name} (n={len(lags)})", color=COLORS[name])
+            ax.step(
+                lags,
+                [(i + 1) / len(lags) for i in range(len(lags))],
+                where="post",
+                label=f"{name} (n={len(lags)})",
+                color=COLORS[name],
+            )
     ax.axvline(25, color="#d62728", linestyle="--", linewidth=1, label="25 ms target")
     ax.set_title("event lag at light load: order committed → count committed (CDF)", fontsize=9)
     ax.set_xlabel("ms")
@@ -276,8 +316,13 @@ def chart(path: Path, results: dict[str, dict], title: str) -> None:
     ax.legend(fontsize=8)
 
     ax = axes[1][1]
-    parts = {"customer\nservice": "cpu_customer", "order\nservice": "cpu_order", "PostgreSQL": "cpu_postgresql",
-             "RabbitMQ": "cpu_rabbitmq", "load\ngenerator": "cpu_loadgen"}
+    parts = {
+        "customer\nservice": "cpu_customer",
+        "order\nservice": "cpu_order",
+        "PostgreSQL": "cpu_postgresql",
+        "RabbitMQ": "cpu_rabbitmq",
+        "load\ngenerator": "cpu_loadgen",
+    }
     bar_group(ax, list(parts), {name: [figs[name][key] for key in parts.values()] for name in systems})
     ax.set_title("CPU per order", fontsize=9)
     ax.set_ylabel("CPU ms per order")

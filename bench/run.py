@@ -54,28 +54,55 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of POST /orders load (default 10)")
     parser.add_argument("--concurrency", type=int, default=32, help="closed-loop clients (default 32)")
     parser.add_argument("--customers", type=int, default=200, help="customers the orders go to (default 200)")
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")),
-                        help="gunicorn workers per service, both systems (default $WORKERS or 1)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WORKERS", "1")),
+        help="gunicorn workers per service, both systems (default $WORKERS or 1)",
+    )
     parser.add_argument("--only", choices=["baseline", "ours"], help="run one system only")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load first (default 2)")
     parser.add_argument("--lag-rate", type=float, default=20.0, help="light-load orders/s for the lag (default 20)")
     parser.add_argument("--lag-duration", type=float, default=10.0, help="seconds of light load (default 10)")
     parser.add_argument("--get-duration", type=float, help="seconds of each GET load (default: --duration)")
-    parser.add_argument("--overload-duration", type=float, default=20.0,
-                        help="seconds of open-loop overload, both systems (default 20; 0 skips it)")
-    parser.add_argument("--overload-factor", type=float, default=2.0,
-                        help="offered rate in the overload phase, times the closed-loop throughput (default 2)")
-    parser.add_argument("--history", type=int, default=100_000,
-                        help="ours: orders of backlog drained, then the load again on that history (default "
-                             "100000; 0 skips it)")
-    parser.add_argument("--tracing-duration", type=float, default=10.0,
-                        help="ours: seconds of POST /orders again with tracing on, exporting over OTLP to a sink "
-                             "this process runs (default 10; 0 skips)")
-    parser.add_argument("--event-rates", type=int, default=20_000,
-                        help="ours: events for the relay-alone and consumer-alone rates (default 20000; 0 skips)")
-    parser.add_argument("--cluster-events", type=int, default=10_000,
-                        help="ours: the same rates on a single RabbitMQ node and a 3-node cluster the bench starts "
-                             "(default 10000; 0 skips)")
+    parser.add_argument(
+        "--overload-duration",
+        type=float,
+        default=20.0,
+        help="seconds of open-loop overload, both systems (default 20; 0 skips it)",
+    )
+    parser.add_argument(
+        "--overload-factor",
+        type=float,
+        default=2.0,
+        help="offered rate in the overload phase, times the closed-loop throughput (default 2)",
+    )
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=100_000,
+        help="ours: orders of backlog drained, then the load again on that history (default 100000; 0 skips it)",
+    )
+    parser.add_argument(
+        "--tracing-duration",
+        type=float,
+        default=10.0,
+        help="ours: seconds of POST /orders again with tracing on, exporting over OTLP to a sink "
+        "this process runs (default 10; 0 skips)",
+    )
+    parser.add_argument(
+        "--event-rates",
+        type=int,
+        default=20_000,
+        help="ours: events for the relay-alone and consumer-alone rates (default 20000; 0 skips)",
+    )
+    parser.add_argument(
+        "--cluster-events",
+        type=int,
+        default=10_000,
+        help="ours: the same rates on a single RabbitMQ node and a 3-node cluster the bench starts "
+        "(default 10000; 0 skips)",
+    )
     args = parser.parse_args(argv)
     if min(args.duration, args.concurrency, args.customers, args.workers, args.lag_rate, args.lag_duration) <= 0:
         parser.error("durations, counts and rates must be positive")
@@ -147,8 +174,9 @@ async def run_loadgen(base: str, target: str, ids_file: Path, **options) -> dict
     return json.loads(stdout.decode().strip().splitlines()[-1])
 
 
-async def wait_exact(db: asyncpg.Connection, expected: Counter, ids: list[int], since: float,
-                     deadline: float = CONVERGENCE_DEADLINE) -> dict:
+async def wait_exact(
+    db: asyncpg.Connection, expected: Counter, ids: list[int], since: float, deadline: float = CONVERGENCE_DEADLINE
+) -> dict:
     """Poll until each customer's orders_count equals the orders created for it; seconds since `since`.
 
     This reads the customer database directly: polling over HTTP would load the very service whose
@@ -275,14 +303,20 @@ async def measure(target: Target, args: argparse.Namespace) -> dict:
         result["overload"] = await overload(target, args, load["throughput_rps"])
 
     target.say(f"GET /customers/{{id}} and GET /orders?customer_id=: {args.get_duration:g} s each")
-    result["get_customer"] = await run_loadgen(system.customer_url, "get-customer", load_file,
-                                               duration=args.get_duration, **closed_loop)
+    result["get_customer"] = await run_loadgen(
+        system.customer_url, "get-customer", load_file, duration=args.get_duration, **closed_loop
+    )
     # Customers with exactly one order each, so both systems serve identical pages.
-    result["get_orders"] = await run_loadgen(system.order_url, "get-orders", lag_file,
-                                             duration=args.get_duration, **closed_loop)
+    result["get_orders"] = await run_loadgen(
+        system.order_url, "get-orders", lag_file, duration=args.get_duration, **closed_loop
+    )
 
-    syncs = [result.get("warmup_convergence", {"exact": True}), result["convergence"], result["lag_convergence"],
-             {"exact": result.get("overload", {"exact": True})["exact"]}]
+    syncs = [
+        result.get("warmup_convergence", {"exact": True}),
+        result["convergence"],
+        result["lag_convergence"],
+        {"exact": result.get("overload", {"exact": True})["exact"]},
+    ]
     checked = load_ids + lag_ids
     if target.proxy is not None and args.history:
         aged_lag_ids = await create_customers(target.http, system.customer_url, lag_count)
@@ -293,8 +327,9 @@ async def measure(target: Target, args: argparse.Namespace) -> dict:
         target.say(f"after that history: POST /orders again, {args.concurrency} clients for {args.duration:g} s")
         result["aged_post_orders"] = await target.post_orders(load_file, duration=args.duration, **closed_loop)
         aged_sync = await wait_exact(target.db, target.created, load_ids, result["aged_post_orders"]["ended_monotonic"])
-        aged_light = await light_load(target, args, aged_lag_ids, write_ids(f"{system.name}-aged-lag.json",
-                                                                            aged_lag_ids))
+        aged_light = await light_load(
+            target, args, aged_lag_ids, write_ids(f"{system.name}-aged-lag.json", aged_lag_ids)
+        )
         result["aged"] = {"convergence": aged_sync, "lag": aged_light["lag"]}
         syncs += [aged_sync, aged_light["lag_convergence"]]
 
@@ -312,12 +347,21 @@ async def overload(target: Target, args: argparse.Namespace, capacity: float) ->
     rate = capacity * args.overload_factor
     count = max(1, round(rate * args.overload_duration))
     ids = await create_customers(target.http, system.customer_url, args.customers)
-    target.say(f"overload: {rate:,.0f} orders/s offered open loop for {args.overload_duration:g} s "
-               f"({args.overload_factor:g}x the {capacity:,.0f}/s measured)")
-    run = await run_loadgen(system.order_url, "post-order", write_ids(f"{system.name}-overload.json", ids),
-                            rate=rate, count=count, connections=OVERLOAD_CONNECTIONS)
+    target.say(
+        f"overload: {rate:,.0f} orders/s offered open loop for {args.overload_duration:g} s "
+        f"({args.overload_factor:g}x the {capacity:,.0f}/s measured)"
+    )
+    run = await run_loadgen(
+        system.order_url,
+        "post-order",
+        write_ids(f"{system.name}-overload.json", ids),
+        rate=rate,
+        count=count,
+        connections=OVERLOAD_CONNECTIONS,
+    )
     created = Counter({int(cid): n for cid, n in run.pop("created").items()})
     run.pop("orders")
+
     async def stored_now() -> Counter:
         totals = await bounded_map(lambda cid: orders_stored(target.http, system.order_url, cid), ids)
         return Counter(dict(zip(ids, totals, strict=True)))
@@ -332,13 +376,17 @@ async def overload(target: Target, args: argparse.Namespace, capacity: float) ->
         stored = settled
     kinds = run["error_kinds"]
     return {
-        "capacity_rps": capacity, "offered_rps": rate, "goodput_rps": run["ok"] / args.overload_duration,
-        "latency_ms": run["latency_ms"], "requests": run["requests"],
+        "capacity_rps": capacity,
+        "offered_rps": rate,
+        "goodput_rps": run["ok"] / args.overload_duration,
+        "latency_ms": run["latency_ms"],
+        "requests": run["requests"],
         "refused_share": kinds.get("status 503", 0) / run["requests"],
         "timeouts": sum(n for kind, n in kinds.items() if "Timeout" in kind),
         "other_errors": sum(n for kind, n in kinds.items() if kind != "status 503" and "Timeout" not in kind),
         "exact": sync["exact"] and all(created[cid] <= stored[cid] for cid in ids),
-        "created": sum(created.values()), "stored": sum(stored.values()),
+        "created": sum(created.values()),
+        "stored": sum(stored.values()),
     }
 
 
@@ -348,8 +396,12 @@ async def light_load(target: Target, args: argparse.Namespace, lag_ids: list[int
     light = await target.post_orders(lag_file, rate=args.lag_rate, count=len(lag_ids))
     lag_sync = await wait_exact(target.db, target.created, lag_ids, light["ended_monotonic"])
     lags = await event_lags(target.http, target.system.customer_url, light.pop("orders")) if lag_sync["exact"] else []
-    return {"light_load": light, "lag_convergence": lag_sync, "lag_ms": lags,
-            "lag": {**latency_summary([lag / 1000 for lag in lags]), "n": len(lags)}}
+    return {
+        "light_load": light,
+        "lag_convergence": lag_sync,
+        "lag_ms": lags,
+        "lag": {**latency_summary([lag / 1000 for lag in lags]), "n": len(lags)},
+    }
 
 
 async def bench_system(system: System, args: argparse.Namespace) -> dict:
@@ -411,8 +463,11 @@ class TracedOurs(Ours):
         self.endpoint = endpoint
 
     def env(self) -> dict:
-        return {**super().env(), "OTEL_EXPORTER_OTLP_ENDPOINT": self.endpoint,
-                "OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS": "^/health$,^/ready$,^/metrics$"}
+        return {
+            **super().env(),
+            "OTEL_EXPORTER_OTLP_ENDPOINT": self.endpoint,
+            "OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS": "^/health$,^/ready$,^/metrics$",
+        }
 
 
 async def traced_post_orders(args: argparse.Namespace) -> dict:
@@ -440,8 +495,13 @@ async def traced_post_orders(args: argparse.Namespace) -> dict:
         sync = await wait_exact(db, target.created, ids, load["ended_monotonic"])
         after = cpu_sample(system)
         exact = (await check_exact(http, system, target.created, ids))["exact"] and sync["exact"]
-        return {"post_orders": load, "exact": exact, "otlp_exports": sink.exports, "otlp_bytes": sink.bytes,
-                "cpu_ms_per_order": cpu_ms_per_order(cpu_used(before, after), load["loadgen_cpu_s"], load["ok"])}
+        return {
+            "post_orders": load,
+            "exact": exact,
+            "otlp_exports": sink.exports,
+            "otlp_bytes": sink.bytes,
+            "cpu_ms_per_order": cpu_ms_per_order(cpu_used(before, after), load["loadgen_cpu_s"], load["ok"]),
+        }
 
 
 async def cluster_event_rates(args: argparse.Namespace) -> dict:
@@ -459,8 +519,9 @@ async def cluster_event_rates(args: argparse.Namespace) -> dict:
 
 def git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                             timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        )
         return out.stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return ""
@@ -472,19 +533,25 @@ def verdict_lines(results: dict[str, dict], rows: list[dict]) -> tuple[list[str]
         check = result["exactness"]
         exact &= check["exact"]
         state = "exact" if check["exact"] else "MISMATCH"
-        lines.append(f"{name}: {state}: {check['orders_created']} orders created (201), "
-                     f"{check['orders_counted']} counted in orders_count, {check['orders_stored']} stored")
+        lines.append(
+            f"{name}: {state}: {check['orders_created']} orders created (201), "
+            f"{check['orders_counted']} counted in orders_count, {check['orders_stored']} stored"
+        )
         if not check["exact"]:
             lines.append(f"  mismatches (first 20): {check['mismatches']}; convergence: {result['convergence']}")
         cpu = result.get("cpu_ms_per_order") or {}
         if cpu.get("machine") and cpu["other"] > BUSY_MACHINE_SHARE * cpu["machine"]:
-            lines.append(f"  note: other processes took {cpu['other'] / cpu['machine']:.0%} of the machine's CPU "
-                         f"during {name}'s POST load: its figures are noisy; rerun on a quiet machine")
+            lines.append(
+                f"  note: other processes took {cpu['other'] / cpu['machine']:.0%} of the machine's CPU "
+                f"during {name}'s POST load: its figures are noisy; rerun on a quiet machine"
+            )
     judged = [row for row in rows if row["pass"] is not None]
     if judged:
         missed = [row["label"] for row in judged if not row["pass"]]
-        lines.append(f"targets: {len(judged) - len(missed)} of {len(judged)} met"
-                     + (f"; missed: {' | '.join(missed)}" if missed else ""))
+        lines.append(
+            f"targets: {len(judged) - len(missed)} of {len(judged)} met"
+            + (f"; missed: {' | '.join(missed)}" if missed else "")
+        )
     return lines, exact
 
 
@@ -503,9 +570,11 @@ async def main(args: argparse.Namespace) -> int:
 
     rows = report.compare(results)
     lines, exact = verdict_lines(results, rows)
-    settings = (f"{args.workers} worker(s) per service, POST load {args.concurrency} clients x {args.duration:g} s "
-                f"(+{args.warmup:g} s warm-up), {args.customers} customers, light load {args.lag_rate:g}/s x "
-                f"{args.lag_duration:g} s, GETs {args.get_duration:g} s each")
+    settings = (
+        f"{args.workers} worker(s) per service, POST load {args.concurrency} clients x {args.duration:g} s "
+        f"(+{args.warmup:g} s warm-up), {args.customers} customers, light load {args.lag_rate:g}/s x "
+        f"{args.lag_duration:g} s, GETs {args.get_duration:g} s each"
+    )
     print()
     print(settings)
     print(report.table(rows))
@@ -513,9 +582,13 @@ async def main(args: argparse.Namespace) -> int:
 
     stamp = started.strftime("%Y%m%d-%H%M%S")
     document = {
-        "started_at": started.isoformat(), "git_commit": git_commit(), "settings": vars(args),
+        "started_at": started.isoformat(),
+        "git_commit": git_commit(),
+        "settings": vars(args),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "exact": exact, "comparison": rows, "results": results,
+        "exact": exact,
+        "comparison": rows,
+        "results": results,
     }
     json_path, png_path = RESULTS_DIR / f"{stamp}.json", RESULTS_DIR / f"{stamp}.png"
     report.save_json(json_path, document)

@@ -64,34 +64,48 @@ async def main(args: argparse.Namespace) -> int:
             print(f"soak: gunicorn processes still running after the stop: {strays}", file=sys.stderr)
 
     checks, figures = verdict(args, result)
-    checks.append({"check": "nothing left running after the stop", "pass": not strays,
-                   "detail": f"stray pids {strays}" if strays else f"{len(pids)} gunicorn processes all gone"})
+    checks.append(
+        {
+            "check": "nothing left running after the stop",
+            "pass": not strays,
+            "detail": f"stray pids {strays}" if strays else f"{len(pids)} gunicorn processes all gone",
+        }
+    )
     run = result["soak"]
     warm = next(s for s in run.samples if s["label"] == "after warm-up")
     end_load = next(s for s in run.samples if s["label"] == "end of load")
-    cpu_text, cpu_figures = cpu_line(run, warm, end_load, sum(p["ok"] for p in figures["phases"]
-                                                              if p["phase"] in ("before cut", "during cut",
-                                                                                "after cut")))
+    cpu_text, cpu_figures = cpu_line(
+        run,
+        warm,
+        end_load,
+        sum(p["ok"] for p in figures["phases"] if p["phase"] in ("before cut", "during cut", "after cut")),
+    )
     logs = log_summary(run.system.log_path)
     last = run.samples[-1]["metrics"]
 
     print()
-    print(f"soak: {args.workers} worker(s) per service, {args.rate:g} orders/s over {args.customers} customers, "
-          f"{args.warmup:g} s warm-up + {args.minutes:g} min, broker cut {args.outage:g} s at "
-          f"t={run.outage.get('cut_at_s', 0):.0f} s (t from the start of the load)")
+    print(
+        f"soak: {args.workers} worker(s) per service, {args.rate:g} orders/s over {args.customers} customers, "
+        f"{args.warmup:g} s warm-up + {args.minutes:g} min, broker cut {args.outage:g} s at "
+        f"t={run.outage.get('cut_at_s', 0):.0f} s (t from the start of the load)"
+    )
     print()
     print(load_table(figures["phases"]))
     print()
-    print(f"processes: after warm-up (t={warm['t']:.0f} s) vs the end: RSS the larger of the end of the load and "
-          f"settled ({SETTLE_SECONDS:g} s idle after convergence), the rest settled")
+    print(
+        f"processes: after warm-up (t={warm['t']:.0f} s) vs the end: RSS the larger of the end of the load and "
+        f"settled ({SETTLE_SECONDS:g} s idle after convergence), the rest settled"
+    )
     print(process_table(figures["processes"]))
     print()
-    print(f"events: published {last['order'].get('events_published_total', 0):g}, consumed "
-          f"{last['customer'].get('events_consumed_total', 0):g}, duplicates ignored "
-          f"{last['customer'].get('events_duplicate_total', 0):g}, retried "
-          f"{last['customer'].get('events_retried_total', 0):g}, dead-lettered "
-          f"{last['customer'].get('events_dead_lettered_total', 0):g}; outbox pending at the end "
-          f"{report.fmt(last['order'].get('outbox_pending_events'), 0)}")
+    print(
+        f"events: published {last['order'].get('events_published_total', 0):g}, consumed "
+        f"{last['customer'].get('events_consumed_total', 0):g}, duplicates ignored "
+        f"{last['customer'].get('events_duplicate_total', 0):g}, retried "
+        f"{last['customer'].get('events_retried_total', 0):g}, dead-lettered "
+        f"{last['customer'].get('events_dead_lettered_total', 0):g}; outbox pending at the end "
+        f"{report.fmt(last['order'].get('outbox_pending_events'), 0)}"
+    )
     print(cpu_text)
     channels_known = any(row.get("broker_channels") is not None for s in run.samples for row in s["processes"])
     if not channels_known:
@@ -102,19 +116,36 @@ async def main(args: argparse.Namespace) -> int:
     for line in logs["other_error_lines"]:
         print(f"  other line: {line}")
     print()
-    print(render(("check", "", "detail"), [(c["check"], "PASS" if c["pass"] else "FAIL", c["detail"])
-                                           for c in checks], "lll"))
+    print(
+        render(
+            ("check", "", "detail"), [(c["check"], "PASS" if c["pass"] else "FAIL", c["detail"]) for c in checks], "lll"
+        )
+    )
 
     stamp = started.strftime("%Y%m%d-%H%M%S")
     document = {
-        "started_at": started.isoformat(), "git_commit": git_commit(), "settings": vars(args),
+        "started_at": started.isoformat(),
+        "git_commit": git_commit(),
+        "settings": vars(args),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "passed": all(c["pass"] for c in checks), "checks": checks,
-        "limits": {"rss_growth": RSS_GROWTH_LIMIT, "fd_slack": FD_SLACK, "pg_pool_bound": PG_POOL_BOUND,
-                   "settle_s": SETTLE_SECONDS, "recovered_backlog": RECOVERED_BACKLOG},
-        "load": result["load"], "phases": figures["phases"], "processes": figures["processes"],
-        "convergence": result["convergence"], "exactness": result["exactness"],
-        "outage": run.outage, "cpu": cpu_figures, "logs": logs, "samples": run.samples,
+        "passed": all(c["pass"] for c in checks),
+        "checks": checks,
+        "limits": {
+            "rss_growth": RSS_GROWTH_LIMIT,
+            "fd_slack": FD_SLACK,
+            "pg_pool_bound": PG_POOL_BOUND,
+            "settle_s": SETTLE_SECONDS,
+            "recovered_backlog": RECOVERED_BACKLOG,
+        },
+        "load": result["load"],
+        "phases": figures["phases"],
+        "processes": figures["processes"],
+        "convergence": result["convergence"],
+        "exactness": result["exactness"],
+        "outage": run.outage,
+        "cpu": cpu_figures,
+        "logs": logs,
+        "samples": run.samples,
         "load_intervals": [interval_summary(run, i) for i in run.load.intervals],
     }
     path = RESULTS_DIR / f"soak-{stamp}.json"
@@ -130,11 +161,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=5.0, help="minutes of load after the warm-up (default 5)")
     parser.add_argument("--rate", type=float, default=50.0, help="POST /orders per second, open loop (default 50)")
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")),
-                        help="gunicorn workers per service (default $WORKERS or 1)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WORKERS", "1")),
+        help="gunicorn workers per service (default $WORKERS or 1)",
+    )
     parser.add_argument("--customers", type=int, default=200, help="customers the orders go to (default 200)")
-    parser.add_argument("--warmup", type=float, default=30.0, help="seconds of load before the baseline sample "
-                                                                   "(default 30)")
+    parser.add_argument(
+        "--warmup", type=float, default=30.0, help="seconds of load before the baseline sample (default 30)"
+    )
     parser.add_argument("--outage", type=float, default=15.0, help="seconds the broker stays cut (default 15)")
     parser.add_argument("--sample-every", type=float, default=10.0, help="seconds between samples (default 10)")
     args = parser.parse_args(argv)

@@ -41,12 +41,20 @@ class Progress:
         self.seen, self.errors = 0, Counter()
 
     def report(self) -> None:
-        new = self.tally.latencies[self.seen:]
+        new = self.tally.latencies[self.seen :]
         self.seen += len(new)
         errors = self.tally.errors - self.errors
         self.errors = self.tally.errors.copy()
-        emit({"t": time.monotonic(), "ok": len(new), "lat_ms": [round(value * 1000, 2) for value in new],
-              "errors": dict(errors), "sent": self.tally.requests, "in_flight": len(self.in_flight)})
+        emit(
+            {
+                "t": time.monotonic(),
+                "ok": len(new),
+                "lat_ms": [round(value * 1000, 2) for value in new],
+                "errors": dict(errors),
+                "sent": self.tally.requests,
+                "in_flight": len(self.in_flight),
+            }
+        )
 
 
 async def steady_load(url: str, ids: list[int], rate: float, duration: float) -> None:
@@ -83,9 +91,17 @@ async def steady_load(url: str, ids: list[int], rate: float, duration: float) ->
                 await reporting
         progress.report()
     tally = client.tally
-    emit({"final": True, "ended": time.monotonic(), "sent": tally.requests, "ok": len(tally.latencies),
-          "errors": dict(tally.errors), "created": {str(key): value for key, value in tally.created.items()},
-          "cpu_s": cpu_seconds()})
+    emit(
+        {
+            "final": True,
+            "ended": time.monotonic(),
+            "sent": tally.requests,
+            "ok": len(tally.latencies),
+            "errors": dict(tally.errors),
+            "created": {str(key): value for key, value in tally.created.items()},
+            "cpu_s": cpu_seconds(),
+        }
+    )
 
 
 def loadgen_main(argv: list[str]) -> int:
@@ -116,16 +132,26 @@ class SteadyLoad:
         self._started = asyncio.Event()
 
     async def start(self, url: str, ids_file: Path, rate: float, duration: float) -> None:
-        args = [sys.executable, __file__, "--url", url, "--ids", str(ids_file),
-                "--rate", str(rate), "--duration", str(duration)]
+        args = [
+            sys.executable,
+            __file__,
+            "--url",
+            url,
+            "--ids",
+            str(ids_file),
+            "--rate",
+            str(rate),
+            "--duration",
+            str(duration),
+        ]
         with self.log_path.open("wb") as log:
-            self.process = await asyncio.create_subprocess_exec(*args, stdout=subprocess.PIPE, stderr=log,
-                                                                limit=2**24)
+            self.process = await asyncio.create_subprocess_exec(*args, stdout=subprocess.PIPE, stderr=log, limit=2**24)
         self._reader = asyncio.create_task(self._read(), name="soak loadgen reader")
         started = asyncio.create_task(self._started.wait())
         try:
-            await asyncio.wait({started, self._reader}, timeout=LOADGEN_START_TIMEOUT,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {started, self._reader}, timeout=LOADGEN_START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             started.cancel()
         if self.started is None:

@@ -84,11 +84,18 @@ class Soak:
                 known = all(port in channels for port in upstream)
                 row["broker_channels"] = sum(channels[port] for port in upstream) if known else None
         customer, order, ready_customer, ready_order = await asyncio.gather(
-            scrape(self.http, self.system.customer_url), scrape(self.http, self.system.order_url),
-            ready_status(self.http, self.system.customer_url), ready_status(self.http, self.system.order_url))
+            scrape(self.http, self.system.customer_url),
+            scrape(self.http, self.system.order_url),
+            ready_status(self.http, self.system.customer_url),
+            ready_status(self.http, self.system.order_url),
+        )
         record = {
-            "t": round(t, 2), "phase": self.phase(t), "label": label, "processes": rows,
-            "rabbitmqctl": channels is not None, "machine_busy_s": machine_busy_seconds(),
+            "t": round(t, 2),
+            "phase": self.phase(t),
+            "label": label,
+            "processes": rows,
+            "rabbitmqctl": channels is not None,
+            "machine_busy_s": machine_busy_seconds(),
             "ready": {"customer": ready_customer, "order": ready_order},
             "outbox_pending": order.get("outbox_pending_events"),
             "metrics": {"customer": customer, "order": order},
@@ -108,12 +115,16 @@ class Soak:
             workers = [r for r in rows if r["role"] == "worker"] or rows
             channels = [r.get("broker_channels") for r in rows]
             shown = "-" if None in channels else sum(channels)
-            parts.append(f"{service}: RSS {max((r['rss_mb'] for r in workers), default=0):.1f} MB "
-                         f"fds {sum(r['fds'] for r in rows)} amqp {sum(len(r['broker_ports']) for r in rows)} "
-                         f"ch {shown} pg {sum(r['pg_conns'] for r in rows)}")
+            parts.append(
+                f"{service}: RSS {max((r['rss_mb'] for r in workers), default=0):.1f} MB "
+                f"fds {sum(r['fds'] for r in rows)} amqp {sum(len(r['broker_ports']) for r in rows)} "
+                f"ch {shown} pg {sum(r['pg_conns'] for r in rows)}"
+            )
         ready = record["ready"]
-        parts.append(f"outbox {report.fmt(record['outbox_pending'], 0)}  ready {ready['customer']}/{ready['order']}"
-                     + (f"  [{record['label']}]" if record["label"] else ""))
+        parts.append(
+            f"outbox {report.fmt(record['outbox_pending'], 0)}  ready {ready['customer']}/{ready['order']}"
+            + (f"  [{record['label']}]" if record["label"] else "")
+        )
         say(" | ".join(parts))
 
     async def sample_during_load(self) -> None:
@@ -136,8 +147,10 @@ class Soak:
         try:
             await self.proxy.cut()
             self.marks["cut"] = self.now()
-            say(f"broker proxy CUT at t={self.marks['cut']:.1f} s: connections dropped, new ones refused "
-                f"for {args.outage:g} s")
+            say(
+                f"broker proxy CUT at t={self.marks['cut']:.1f} s: connections dropped, new ones refused "
+                f"for {args.outage:g} s"
+            )
             await asyncio.sleep(args.outage)
         finally:
             await cancel_and_wait(watcher)
@@ -150,22 +163,31 @@ class Soak:
         recovered = await self.wait_recovered(trace)
         pending = [point["outbox_pending"] for point in trace if point["outbox_pending"] is not None]
         self.outage = {
-            "cut_at_s": self.marks["cut"], "restored_at_s": self.marks["restored"],
+            "cut_at_s": self.marks["cut"],
+            "restored_at_s": self.marks["restored"],
             "recovered_after_s": None if recovered is None else recovered - self.marks["restored"],
-            "backlog_peak": max(pending, default=None), "trace": trace,
+            "backlog_peak": max(pending, default=None),
+            "trace": trace,
         }
         if recovered is None:
             say(f"NOT recovered {RECOVERY_DEADLINE:.0f} s after the restore")
         else:
-            say(f"recovered {recovered - self.marks['restored']:.1f} s after the restore (both /ready 200, outbox "
-                f"backlog ≤ {RECOVERED_BACKLOG}); backlog peak {report.fmt(self.outage['backlog_peak'], 0)}")
+            say(
+                f"recovered {recovered - self.marks['restored']:.1f} s after the restore (both /ready 200, outbox "
+                f"backlog ≤ {RECOVERED_BACKLOG}); backlog peak {report.fmt(self.outage['backlog_peak'], 0)}"
+            )
 
     async def probe(self) -> dict:
         order, ready_customer, ready_order = await asyncio.gather(
-            scrape(self.http, self.system.order_url), ready_status(self.http, self.system.customer_url),
-            ready_status(self.http, self.system.order_url))
-        return {"t": round(self.now(), 2), "outbox_pending": order.get("outbox_pending_events"),
-                "ready": {"customer": ready_customer, "order": ready_order}}
+            scrape(self.http, self.system.order_url),
+            ready_status(self.http, self.system.customer_url),
+            ready_status(self.http, self.system.order_url),
+        )
+        return {
+            "t": round(self.now(), 2),
+            "outbox_pending": order.get("outbox_pending_events"),
+            "ready": {"customer": ready_customer, "order": ready_order},
+        }
 
     async def watch(self, trace: list[dict]) -> None:
         """Every second during the cut: the outbox backlog and /ready (until the recovery takes over)."""
@@ -194,8 +216,10 @@ async def soak(stack: contextlib.AsyncExitStack, args: argparse.Namespace, resul
     await proxy.start(PROXY_PORT)
     stack.push_async_callback(proxy.close)
     system = SoakSystem(args.workers, proxied_url(AMQP_URL, proxy.port))
-    say(f"broker proxy on {HOST}:{proxy.port} -> {proxy.target[0]}:{proxy.target[1]}; "
-        f"resetting bench databases and queues, starting {args.workers} worker(s) per service")
+    say(
+        f"broker proxy on {HOST}:{proxy.port} -> {proxy.target[0]}:{proxy.target[1]}; "
+        f"resetting bench databases and queues, starting {args.workers} worker(s) per service"
+    )
     await system.reset()
     stack.push_async_callback(system.stop)
     await system.start()
@@ -211,13 +235,17 @@ async def soak(stack: contextlib.AsyncExitStack, args: argparse.Namespace, resul
     stack.push_async_callback(load.stop)
     run = Soak(args, system, proxy, http, load)
     result["soak"] = run
-    say(f"load: {args.rate:g} orders/s, {args.warmup:g} s warm-up + {args.minutes:g} min, broker cut "
-        f"{args.outage:g} s in the middle")
+    say(
+        f"load: {args.rate:g} orders/s, {args.warmup:g} s warm-up + {args.minutes:g} min, broker cut "
+        f"{args.outage:g} s in the middle"
+    )
     await load.start(system.order_url, ids_file, args.rate, run.load_seconds)
     run.t0 = load.started
     run.marks["warm"] = args.warmup
-    tasks = [asyncio.create_task(run.sample_during_load(), name="soak sampler"),
-             asyncio.create_task(run.cut_broker(), name="soak broker cut")]
+    tasks = [
+        asyncio.create_task(run.sample_during_load(), name="soak sampler"),
+        asyncio.create_task(run.cut_broker(), name="soak broker cut"),
+    ]
     for task in tasks:
         stack.push_async_callback(cancel_and_wait, task)
 

@@ -22,8 +22,14 @@ PROXY_PORT = 3302  # below the ephemeral range, so nothing else takes it while t
 PG_PORT = 5432
 RABBITMQCTL_TIMEOUT = 15.0
 PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2)
-EVENT_METRICS = ("outbox_pending_events", "events_published_total", "events_consumed_total",
-                 "events_duplicate_total", "events_retried_total", "events_dead_lettered_total")
+EVENT_METRICS = (
+    "outbox_pending_events",
+    "events_published_total",
+    "events_consumed_total",
+    "events_duplicate_total",
+    "events_retried_total",
+    "events_dead_lettered_total",
+)
 
 
 class BrokerProxy(TcpProxy):
@@ -76,7 +82,12 @@ def process_row(service: str, role: str, process: psutil.Process, proxy_port: in
     sockets = process.net_connections(kind="tcp")
     established = [s for s in sockets if s.status == psutil.CONN_ESTABLISHED and s.raddr]
     return {
-        "service": service, "role": role, "pid": process.pid, "rss_mb": rss, "fds": fds, "threads": threads,
+        "service": service,
+        "role": role,
+        "pid": process.pid,
+        "rss_mb": rss,
+        "fds": fds,
+        "threads": threads,
         "cpu_s": cpu.user + cpu.system,
         "broker_ports": sorted(s.laddr.port for s in established if s.raddr.port == proxy_port),
         "pg_conns": sum(s.raddr.port == PG_PORT for s in established),

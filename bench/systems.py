@@ -140,8 +140,14 @@ class System:
             for role, process in [("master", master), *(("worker", w) for w in master.children())]:
                 with process.oneshot():
                     cpu = process.cpu_times()
-                    rows.append({"pid": process.pid, "role": role, "cpu_s": cpu.user + cpu.system,
-                                 "rss_mb": process.memory_info().rss / 2**20})
+                    rows.append(
+                        {
+                            "pid": process.pid,
+                            "role": role,
+                            "cpu_s": cpu.user + cpu.system,
+                            "rss_mb": process.memory_info().rss / 2**20,
+                        }
+                    )
             result[service] = rows
         return result
 
@@ -223,15 +229,30 @@ class Baseline(System):
             "BASELINE_QUEUE": self.queue,
         }
         for service, port in (("customer", self.customer_port), ("order", self.order_port)):
-            args = [str(BIN / "gunicorn"), f"bench.baseline.{service}_app:create_app",
-                    "--worker-class", "aiohttp.GunicornUVLoopWebWorker", "--no-control-socket",
-                    "--workers", str(self.workers), "--bind", f"{HOST}:{port}", "--name", f"baseline-{service}"]
-            self.processes.append(await asyncio.create_subprocess_exec(
-                *args, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True))
+            args = [
+                str(BIN / "gunicorn"),
+                f"bench.baseline.{service}_app:create_app",
+                "--worker-class",
+                "aiohttp.GunicornUVLoopWebWorker",
+                "--no-control-socket",
+                "--workers",
+                str(self.workers),
+                "--bind",
+                f"{HOST}:{port}",
+                "--name",
+                f"baseline-{service}",
+            ]
+            self.processes.append(
+                await asyncio.create_subprocess_exec(
+                    *args, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True
+                )
+            )
 
     def masters(self) -> dict[str, psutil.Process]:
-        return {service: psutil.Process(process.pid)
-                for service, process in zip(("customer", "order"), self.processes, strict=True)}
+        return {
+            service: psutil.Process(process.pid)
+            for service, process in zip(("customer", "order"), self.processes, strict=True)
+        }
 
 
 class Ours(System):
@@ -241,8 +262,14 @@ class Ours(System):
     customer_port, order_port = 3300, 3301
     databases = ("bench_customers", "bench_orders")
     exchange, queue = "bench.orders", "bench.customer.orders"
-    queues = (queue, f"{queue}.dlq", f"{queue}.retry.5s", f"{queue}.retry.30s", f"{queue}.retry.120s",
-              f"{queue}.retry.300s")
+    queues = (
+        queue,
+        f"{queue}.dlq",
+        f"{queue}.retry.5s",
+        f"{queue}.retry.30s",
+        f"{queue}.retry.120s",
+        f"{queue}.retry.300s",
+    )
     probe_paths = ("/health", "/ready")
     order_amqp_url = AMQP_URL  # the backlog phase puts a TCP proxy here (bench/history.py)
 
@@ -269,9 +296,17 @@ class Ours(System):
                 await run_tool([sys.executable, "-m", f"{service}.manage", "prepare"], self.env(), log, PREPARE_TIMEOUT)
 
     async def launch(self, log) -> None:
-        self.processes.append(await asyncio.create_subprocess_exec(
-            "bash", str(ROOT / "infra" / "scripts" / "run.sh"),
-            cwd=ROOT, env=self.env(), stdout=log, stderr=log, start_new_session=True))
+        self.processes.append(
+            await asyncio.create_subprocess_exec(
+                "bash",
+                str(ROOT / "infra" / "scripts" / "run.sh"),
+                cwd=ROOT,
+                env=self.env(),
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        )
 
     def masters(self) -> dict[str, psutil.Process]:
         found = {}

@@ -22,9 +22,11 @@ async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
     consumer = OrderCreatedConsumer(app[SETTINGS])
     link = BrokerLink(app[SETTINGS].amqp_url, "customer.orders consumer", consumer.on_channel)
     app[BROKER], app[CONSUMER] = link, consumer
-    tasks = [start_orm_task(app, link.run(), name="customer.orders broker link"),
-             start_orm_task(app, consumer.run(), name="customer.orders consumer"),
-             start_orm_task(app, run_housekeeping(app[SETTINGS]), name="customer housekeeping")]
+    tasks = [
+        start_orm_task(app, link.run(), name="customer.orders broker link"),
+        start_orm_task(app, consumer.run(), name="customer.orders consumer"),
+        start_orm_task(app, run_housekeeping(app[SETTINGS]), name="customer housekeeping"),
+    ]
     yield
     await consumer.drain(DRAIN_TIMEOUT)
     await stop_tasks(tasks)

@@ -37,7 +37,7 @@ def _event_message(event_type: str, summary: str) -> dict:
         },
         "bindings": {"amqp": {"messageType": event_type, "bindingVersion": BINDING_VERSION}},
         "description": "Persistent, published with publisher confirms; the AMQP `message_id` is the `event_id`. "
-                       "Consumers must ignore unknown fields in `data`.",
+        "Consumers must ignore unknown fields in `data`.",
     }
 
 
@@ -85,11 +85,13 @@ def _exchange_channel(settings: CustomerSettings, routing_key: str, message: str
         "address": routing_key,
         "title": f"{settings.events_exchange} / {routing_key}",
         "messages": {message: {"$ref": f"#/components/messages/{message}"}},
-        "bindings": {"amqp": {
-            "is": "routingKey",
-            "exchange": {"name": settings.events_exchange, "type": "topic", "durable": True, "autoDelete": False},
-            "bindingVersion": BINDING_VERSION,
-        }},
+        "bindings": {
+            "amqp": {
+                "is": "routingKey",
+                "exchange": {"name": settings.events_exchange, "type": "topic", "durable": True, "autoDelete": False},
+                "bindingVersion": BINDING_VERSION,
+            }
+        },
     }
 
 
@@ -98,11 +100,13 @@ def _queue_channel(name: str, description: str, message: str) -> dict:
         "address": name,
         "description": description,
         "messages": {message: {"$ref": f"#/components/messages/{message}"}},
-        "bindings": {"amqp": {
-            "is": "queue",
-            "queue": {"name": name, "durable": True, "exclusive": False, "autoDelete": False},
-            "bindingVersion": BINDING_VERSION,
-        }},
+        "bindings": {
+            "amqp": {
+                "is": "queue",
+                "queue": {"name": name, "durable": True, "exclusive": False, "autoDelete": False},
+                "bindingVersion": BINDING_VERSION,
+            }
+        },
     }
 
 
@@ -127,7 +131,7 @@ def asyncapi_document(settings: CustomerSettings | None = None) -> dict:
             "title": "Order events",
             "version": version("shop-services"),
             "description": "What the order service publishes to RabbitMQ and how the customer service consumes it. "
-                           "Every event is applied exactly once; what can never be applied is dead-lettered.",
+            "Every event is applied exactly once; what can never be applied is dead-lettered.",
         },
         "defaultContentType": "application/json",
         "servers": {
@@ -142,39 +146,70 @@ def asyncapi_document(settings: CustomerSettings | None = None) -> dict:
             "orderCreated": _exchange_channel(settings, ORDER_CREATED, "orderCreated"),
             "orderStatusChanged": _exchange_channel(settings, ORDER_STATUS_CHANGED, "orderStatusChanged"),
             "customerOrders": _queue_channel(
-                settings.orders_queue, f"Quorum queue bound to `{ORDER_CREATED}`, delivery limit "
-                f"{settings.delivery_limit}, dead-lettering to `{settings.dead_letter_exchange}`.", "orderCreated"),
+                settings.orders_queue,
+                f"Quorum queue bound to `{ORDER_CREATED}`, delivery limit "
+                f"{settings.delivery_limit}, dead-lettering to `{settings.dead_letter_exchange}`.",
+                "orderCreated",
+            ),
             "customerOrdersDeadLetter": _queue_channel(
                 settings.dead_letter_queue,
-                f"Quorum queue bound to the fanout exchange `{settings.dead_letter_exchange}`.", "deadLetter"),
-            **{f"customerOrdersRetry{delay}s": _queue_channel(
-                settings.retry_queue(delay),
-                f"Quorum queue bound to the direct exchange `{settings.retry_exchange}` under its own name, "
-                f"message TTL {delay} s; an expired message is dead-lettered (at least once) through "
-                f"`{settings.retry_exchange}` with routing key `{settings.orders_queue}`, back into the work queue. "
-                f"Retry {n} of {len(settings.retry_delays)}.", "retry")
-                for n, delay in enumerate(settings.retry_delays, 1)},
+                f"Quorum queue bound to the fanout exchange `{settings.dead_letter_exchange}`.",
+                "deadLetter",
+            ),
+            **{
+                f"customerOrdersRetry{delay}s": _queue_channel(
+                    settings.retry_queue(delay),
+                    f"Quorum queue bound to the direct exchange `{settings.retry_exchange}` under its own name, "
+                    f"message TTL {delay} s; an expired message is dead-lettered (at least once) through "
+                    f"`{settings.retry_exchange}` with routing key `{settings.orders_queue}`, "
+                    "back into the work queue. "
+                    f"Retry {n} of {len(settings.retry_delays)}.",
+                    "retry",
+                )
+                for n, delay in enumerate(settings.retry_delays, 1)
+            },
         },
         "operations": {
             "publishOrderCreated": _operation(
-                "send", "orderCreated", "orderCreated",
-                "The order service's outbox relay publishes each new order.", {"deliveryMode": 2}),
+                "send",
+                "orderCreated",
+                "orderCreated",
+                "The order service's outbox relay publishes each new order.",
+                {"deliveryMode": 2},
+            ),
             "publishOrderStatusChanged": _operation(
-                "send", "orderStatusChanged", "orderStatusChanged",
-                "The order service's outbox relay publishes each lifecycle transition.", {"deliveryMode": 2}),
+                "send",
+                "orderStatusChanged",
+                "orderStatusChanged",
+                "The order service's outbox relay publishes each lifecycle transition.",
+                {"deliveryMode": 2},
+            ),
             "consumeOrderCreated": _operation(
-                "receive", "customerOrders", "orderCreated",
-                "The customer service counts the order for its customer, then acks.", {"ack": True}),
+                "receive",
+                "customerOrders",
+                "orderCreated",
+                "The customer service counts the order for its customer, then acks.",
+                {"ack": True},
+            ),
             "deadLetterOrderEvent": _operation(
-                "send", "customerOrdersDeadLetter", "deadLetter",
+                "send",
+                "customerOrdersDeadLetter",
+                "deadLetter",
                 "The customer service sets aside a message it can never apply (not JSON, wrong schema, "
                 "unknown customer, older than the deduplication window), or one whose retries ran out.",
-                {"deliveryMode": 2}),
-            **{f"retryOrderEvent{delay}s": _operation(
-                "send", f"customerOrdersRetry{delay}s", "retry",
-                f"The customer service sets aside, for {delay} s, a message that failed while its database was "
-                "up; the broker returns it to the work queue.", {"deliveryMode": 2})
-                for delay in settings.retry_delays},
+                {"deliveryMode": 2},
+            ),
+            **{
+                f"retryOrderEvent{delay}s": _operation(
+                    "send",
+                    f"customerOrdersRetry{delay}s",
+                    "retry",
+                    f"The customer service sets aside, for {delay} s, a message that failed while its database was "
+                    "up; the broker returns it to the work queue.",
+                    {"deliveryMode": 2},
+                )
+                for delay in settings.retry_delays
+            },
         },
         "components": {
             "schemas": schema["$defs"],

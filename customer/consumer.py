@@ -74,8 +74,11 @@ def parse_event(body: bytes, dedup_window: timedelta) -> OrderEvent:
     occurred = event.occurred_at if event.occurred_at.tzinfo else event.occurred_at.replace(tzinfo=UTC)
     if occurred < datetime.now(UTC) - dedup_window:
         # Its id may have been purged from processed_events already: applying it could count it twice.
-        raise Poison("stale_event", f"stale event: occurred {occurred.isoformat()}, before the deduplication "
-                                    f"window of {dedup_window.total_seconds() / 3600:g} h")
+        raise Poison(
+            "stale_event",
+            f"stale event: occurred {occurred.isoformat()}, before the deduplication "
+            f"window of {dedup_window.total_seconds() / 3600:g} h",
+        )
     return event
 
 
@@ -97,8 +100,11 @@ class Breaker:
     def open(self, cause: BaseException) -> None:
         self.opened_at = asyncio.get_running_loop().time()
         CONSUMER_BREAKER_OPEN.set(1)
-        log.warning("consumer breaker open: the database is unavailable (%s: %s); consumption paused",
-                    type(cause).__name__, cause)
+        log.warning(
+            "consumer breaker open: the database is unavailable (%s: %s); consumption paused",
+            type(cause).__name__,
+            cause,
+        )
 
     def tick(self) -> float:
         assert self.opened_at is not None
@@ -149,8 +155,9 @@ class OrderCreatedConsumer:
         and the channel stays open, so nothing would ever be delivered again: the worker consumes anew.
         (This runs in the channel's frame reader, which must not wait for the broker's answer itself.)"""
         if frame.consumer_tag is not None and frame.consumer_tag == self._consumer_tag:
-            log.warning("consumer: the broker cancelled our consumer of %s; consuming again",
-                        self.settings.orders_queue)
+            log.warning(
+                "consumer: the broker cancelled our consumer of %s; consuming again", self.settings.orders_queue
+            )
             self._consumer_tag = None
             self._cancelled = True
             self._arrived.set()
@@ -231,8 +238,9 @@ class OrderCreatedConsumer:
             except Poison as exc:
                 dead[message] = exc
         try:
-            with consumer_span(f"{self.settings.orders_queue} process",
-                               [message.header.properties.headers for message in events]):
+            with consumer_span(
+                f"{self.settings.orders_queue} process", [message.header.properties.headers for message in events]
+            ):
                 outcomes, failed = await self._apply(list(events.values()))
         except Exception as exc:  # only a transient failure gets here
             self.breaker.open(exc)
@@ -291,8 +299,13 @@ class OrderCreatedConsumer:
         if counted:
             log.debug("counted %d order(s)", len(counted))
 
-    async def _settle(self, last: DeliveredMessage, dead: dict[DeliveredMessage, Poison],
-                      retry: dict[DeliveredMessage, Exception], requeue: list[DeliveredMessage]) -> None:
+    async def _settle(
+        self,
+        last: DeliveredMessage,
+        dead: dict[DeliveredMessage, Poison],
+        retry: dict[DeliveredMessage, Exception],
+        requeue: list[DeliveredMessage],
+    ) -> None:
         """Publish what goes elsewhere (each confirmed by the broker), then ack the batch in one frame.
 
         The batch is every delivery up to `last` that an earlier batch did not settle, so one
@@ -335,8 +348,11 @@ class OrderCreatedConsumer:
                     await repository.probe()
                 break
             except Exception as exc:
-                log.info("consumer breaker: database still unavailable after %.0f s (%s)", self.breaker.tick(),
-                         type(exc).__name__)
+                log.info(
+                    "consumer breaker: database still unavailable after %.0f s (%s)",
+                    self.breaker.tick(),
+                    type(exc).__name__,
+                )
         self.breaker.close()
         if self._accepting and self._channel is not None and not self._channel.is_closed:
             with contextlib.suppress(Exception):  # a lost channel consumes again on its reconnect
@@ -345,8 +361,12 @@ class OrderCreatedConsumer:
     async def _dead_letter(self, message: DeliveredMessage, poison: Poison) -> None:
         request_id_var.set(_request_id(message))
         log.warning("dead-lettering message %s: %s", message.header.properties.message_id, poison)
-        await self._publish_copy(message, self.settings.dead_letter_exchange, self.settings.dead_letter_queue,
-                                 {REASON_HEADER: str(poison), "x-original-routing-key": message.routing_key})
+        await self._publish_copy(
+            message,
+            self.settings.dead_letter_exchange,
+            self.settings.dead_letter_queue,
+            {REASON_HEADER: str(poison), "x-original-routing-key": message.routing_key},
+        )
         EVENTS_DEAD_LETTERED.labels(poison.kind).inc()
 
     async def _retry_later(self, message: DeliveredMessage, exc: Exception) -> None:
@@ -357,25 +377,35 @@ class OrderCreatedConsumer:
         if attempt >= len(delays):
             await self._dead_letter(message, Poison("retries_exhausted", f"failed {attempt + 1} times: {error}"))
             return
-        log.warning("message %s failed (%s); retry %d of %d in %d s", message.header.properties.message_id,
-                    error, attempt + 1, len(delays), delays[attempt])
-        await self._copy_to(message, self.settings.retry_queue(delays[attempt]),
-                            {ATTEMPT_HEADER: attempt + 1, "x-last-error": error})
+        log.warning(
+            "message %s failed (%s); retry %d of %d in %d s",
+            message.header.properties.message_id,
+            error,
+            attempt + 1,
+            len(delays),
+            delays[attempt],
+        )
+        await self._copy_to(
+            message, self.settings.retry_queue(delays[attempt]), {ATTEMPT_HEADER: attempt + 1, "x-last-error": error}
+        )
         EVENTS_RETRIED.labels("failed").inc()
 
     async def _copy_to(self, message: DeliveredMessage, routing_key: str, extra_headers: dict) -> None:
         await self._publish_copy(message, self.settings.retry_exchange, routing_key, extra_headers)
 
-    async def _publish_copy(self, message: DeliveredMessage, exchange: str, routing_key: str,
-                            extra_headers: dict) -> None:
+    async def _publish_copy(
+        self, message: DeliveredMessage, exchange: str, routing_key: str, extra_headers: dict
+    ) -> None:
         properties = message.header.properties
         await message.channel.basic_publish(
             message.body,
             exchange=exchange,
             routing_key=routing_key,
             properties=Basic.Properties(
-                content_type=properties.content_type, message_id=properties.message_id,
-                message_type=properties.message_type, delivery_mode=PERSISTENT,
+                content_type=properties.content_type,
+                message_id=properties.message_id,
+                message_type=properties.message_type,
+                delivery_mode=PERSISTENT,
                 headers={**(properties.headers or {}), **extra_headers},
             ),
         )

@@ -43,10 +43,20 @@ DEFAULT_ORDER_SERVICE_URL = "http://127.0.0.1:3001"
 RECONCILE_PAGE = 200  # customers compared at a time: the most GET /orders/counts takes
 
 # What the dead-lettering added (a replay starts afresh, its retries too).
-NOT_REPLAYED_HEADERS = frozenset({
-    REASON_HEADER, ATTEMPT_HEADER, "x-last-error", "x-death", "x-first-death-reason", "x-first-death-queue",
-    "x-first-death-exchange", "x-last-death-reason", "x-last-death-queue", "x-last-death-exchange",
-})
+NOT_REPLAYED_HEADERS = frozenset(
+    {
+        REASON_HEADER,
+        ATTEMPT_HEADER,
+        "x-last-error",
+        "x-death",
+        "x-first-death-reason",
+        "x-first-death-queue",
+        "x-first-death-exchange",
+        "x-last-death-reason",
+        "x-last-death-queue",
+        "x-last-death-exchange",
+    }
+)
 
 
 def original_routing_key(message) -> str:
@@ -73,8 +83,10 @@ async def list_dead_letters(settings: CustomerSettings, limit: int) -> int:
         for message in messages:
             headers = message.header.properties.headers or {}
             reason = headers.get(REASON_HEADER) or f"broker: {headers.get('x-first-death-reason', 'unknown')}"
-            print(f"{message.header.properties.message_id}\t{original_routing_key(message)}\t{reason}\t"
-                  f"{message.body[:200].decode(errors='replace')}")
+            print(
+                f"{message.header.properties.message_id}\t{original_routing_key(message)}\t{reason}\t"
+                f"{message.body[:200].decode(errors='replace')}"
+            )
         print(f"{len(messages)} dead letter(s) shown", file=sys.stderr)
     finally:
         await connection.close()  # unacked: they stay in the dead-letter queue
@@ -92,9 +104,15 @@ async def replay_dead_letters(settings: CustomerSettings, limit: int) -> int:
             properties = message.header.properties
             headers = {k: v for k, v in (properties.headers or {}).items() if k not in NOT_REPLAYED_HEADERS}
             confirmation = await channel.basic_publish(
-                message.body, exchange=settings.events_exchange, routing_key=original_routing_key(message),
-                properties=Basic.Properties(content_type=properties.content_type, delivery_mode=PERSISTENT,
-                                            message_id=properties.message_id, headers=headers),
+                message.body,
+                exchange=settings.events_exchange,
+                routing_key=original_routing_key(message),
+                properties=Basic.Properties(
+                    content_type=properties.content_type,
+                    delivery_mode=PERSISTENT,
+                    message_id=properties.message_id,
+                    headers=headers,
+                ),
             )
             if not isinstance(confirmation, Basic.Ack):
                 print(f"broker refused {properties.message_id}; stopping", file=sys.stderr)
@@ -124,15 +142,20 @@ async def reconcile(settings: CustomerSettings, order_service_url: str, customer
                         r.raise_for_status()
                         held = (await r.json())["counts"]
                 except (aiohttp.ClientError, TimeoutError) as exc:
-                    print(f"the order service did not answer at {redact(order_service_url)} (ORDER_SERVICE_URL): "
-                          f"{type(exc).__name__}: {exc} -> start it or point ORDER_SERVICE_URL at it; "
-                          f"{checked} customer(s) checked", file=sys.stderr)
+                    print(
+                        f"the order service did not answer at {redact(order_service_url)} (ORDER_SERVICE_URL): "
+                        f"{type(exc).__name__}: {exc} -> start it or point ORDER_SERVICE_URL at it; "
+                        f"{checked} customer(s) checked",
+                        file=sys.stderr,
+                    )
                     return 2
                 for customer_id, orders_count in page:
                     if orders_count != held[str(customer_id)]:
                         drift += 1
-                        print(f"customer {customer_id}: orders_count {orders_count}, "
-                              f"order service holds {held[str(customer_id)]}")
+                        print(
+                            f"customer {customer_id}: orders_count {orders_count}, "
+                            f"order service holds {held[str(customer_id)]}"
+                        )
                 checked += len(page)
                 after = page[-1][0]
                 progress.advance(len(page))
@@ -143,20 +166,25 @@ async def reconcile(settings: CustomerSettings, order_service_url: str, customer
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m customer.ops", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m customer.ops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_verbose(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, text in (("dead-letters", "list dead letters with their reasons; they stay in the queue"),
-                       ("replay-dead-letters", "send dead letters back through the exchange, once the cause is fixed")):
+    for name, text in (
+        ("dead-letters", "list dead letters with their reasons; they stay in the queue"),
+        ("replay-dead-letters", "send dead letters back through the exchange, once the cause is fixed"),
+    ):
         sub = commands.add_parser(name, help=text, description=text)
         sub.add_argument("--limit", type=int, default=100, help="at most this many (default: %(default)s)")
         add_verbose(sub, sub=True)
     text = "compare each customer's orders_count with the orders the order service holds; exit 1 on drift"
     reconcile_parser = commands.add_parser("reconcile", help=text, description=text)
-    reconcile_parser.add_argument("--order-service-url", default=os.environ.get("ORDER_SERVICE_URL",
-                                                                                DEFAULT_ORDER_SERVICE_URL),
-                                  help=f"default: ORDER_SERVICE_URL, else {DEFAULT_ORDER_SERVICE_URL}")
+    reconcile_parser.add_argument(
+        "--order-service-url",
+        default=os.environ.get("ORDER_SERVICE_URL", DEFAULT_ORDER_SERVICE_URL),
+        help=f"default: ORDER_SERVICE_URL, else {DEFAULT_ORDER_SERVICE_URL}",
+    )
     reconcile_parser.add_argument("--customer", type=int, action="append", help="only this customer (repeatable)")
     add_verbose(reconcile_parser, sub=True)
     args = parser.parse_args(argv)
@@ -166,14 +194,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "reconcile":
             url = urlsplit(args.order_service_url)
             if url.scheme not in ("http", "https") or not url.hostname or url.path.strip("/"):
-                raise CommandError(f"ORDER_SERVICE_URL is not an http:// URL without a path: "
-                                   f"{redact(args.order_service_url)} -> use http://host:3001")
-            database = Target(POSTGRES, "CUSTOMER_DATABASE_URL", settings.database_url,
-                              setup="python -m customer.manage migrate")
+                raise CommandError(
+                    f"ORDER_SERVICE_URL is not an http:// URL without a path: "
+                    f"{redact(args.order_service_url)} -> use http://host:3001"
+                )
+            database = Target(
+                POSTGRES, "CUSTOMER_DATABASE_URL", settings.database_url, setup="python -m customer.manage migrate"
+            )
             with reaching(database):
                 return asyncio.run(reconcile(settings, args.order_service_url, args.customer))
-        broker = Target(RABBITMQ, "AMQP_URL", settings.amqp_url,
-                        setup=f"start the customer service once (it declares {settings.dead_letter_queue})")
+        broker = Target(
+            RABBITMQ,
+            "AMQP_URL",
+            settings.amqp_url,
+            setup=f"start the customer service once (it declares {settings.dead_letter_queue})",
+        )
         with reaching(broker):
             if args.command == "dead-letters":
                 return asyncio.run(list_dead_letters(settings, args.limit))

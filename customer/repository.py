@@ -78,9 +78,14 @@ async def count_orders(event_type: str, orders: list[tuple[UUID, int]]) -> dict[
 
     Returns, per event id: (applied now, customer exists). The event ids must be distinct.
     """
-    _, rows = await get_connection(APP).execute_query(APPLY_ORDERS_CREATED, [
-        [event_id for event_id, _ in orders], [customer_id for _, customer_id in orders], event_type,
-    ])
+    _, rows = await get_connection(APP).execute_query(
+        APPLY_ORDERS_CREATED,
+        [
+            [event_id for event_id, _ in orders],
+            [customer_id for _, customer_id in orders],
+            event_type,
+        ],
+    )
     return {row["event_id"]: (row["applied"], row["customer_exists"]) for row in rows}
 
 
@@ -106,11 +111,17 @@ async def count_customers(conn: asyncpg.Connection, only: list[int] | None = Non
     return await conn.fetchval("SELECT count(*) FROM customers WHERE $1::int[] IS NULL OR id = ANY($1)", only)
 
 
-async def orders_counts_page(conn: asyncpg.Connection, after_id: int, limit: int,
-                             only: list[int] | None = None) -> list[tuple[int, int]]:
+async def orders_counts_page(
+    conn: asyncpg.Connection, after_id: int, limit: int, only: list[int] | None = None
+) -> list[tuple[int, int]]:
     """(id, orders_count) of the next `limit` customers after `after_id`, in id order (keyset paging)."""
-    rows = await conn.fetch("SELECT id, orders_count FROM customers WHERE id > $1 AND ($2::int[] IS NULL OR "
-                            "id = ANY($2)) ORDER BY id LIMIT $3", after_id, only, limit)
+    rows = await conn.fetch(
+        "SELECT id, orders_count FROM customers WHERE id > $1 AND ($2::int[] IS NULL OR "
+        "id = ANY($2)) ORDER BY id LIMIT $3",
+        after_id,
+        only,
+        limit,
+    )
     return [(row["id"], row["orders_count"]) for row in rows]
 
 

@@ -68,8 +68,11 @@ async def declare_dead_letter_queue(channel: AbstractChannel, settings: Customer
     try:
         await side.queue_declare(settings.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"})
     except ChannelPreconditionFailed:
-        log.warning("%s is a classic queue (made by an earlier version): in a cluster it is lost with its node; "
-                    "see the README's Scaling out section to move it", settings.dead_letter_queue)
+        log.warning(
+            "%s is a classic queue (made by an earlier version): in a cluster it is lost with its node; "
+            "see the README's Scaling out section to move it",
+            settings.dead_letter_queue,
+        )
     finally:
         if not side.is_closed:
             await side.close()

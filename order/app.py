@@ -31,10 +31,12 @@ async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
     link = BrokerLink(settings.amqp_url, "outbox relay", lambda channel: declare_events_exchange(channel, settings))
     relay = OutboxRelay(settings, link)
     app[BROKER], app[RELAY] = link, relay
-    tasks = [start_orm_task(app, link.run(), name="outbox relay broker link"),
-             start_orm_task(app, relay.run(), name="outbox relay"),
-             start_orm_task(app, listen_for_commits(settings, relay.wake), name="outbox commit listener"),
-             start_orm_task(app, run_housekeeping(settings), name="order housekeeping")]
+    tasks = [
+        start_orm_task(app, link.run(), name="outbox relay broker link"),
+        start_orm_task(app, relay.run(), name="outbox relay"),
+        start_orm_task(app, listen_for_commits(settings, relay.wake), name="outbox commit listener"),
+        start_orm_task(app, run_housekeeping(settings), name="order housekeeping"),
+    ]
     yield
     await stop_tasks(tasks)
 

@@ -19,8 +19,10 @@ class UnknownCustomer(ValidationFailed):
 
 class CustomerServiceUnavailable(ServiceUnavailable):
     def __init__(self, why: str, retry_after: int = 1) -> None:
-        super().__init__(f"The customer service is unavailable ({why}); nothing was stored, try again later.",
-                         retry_after=retry_after)
+        super().__init__(
+            f"The customer service is unavailable ({why}); nothing was stored, try again later.",
+            retry_after=retry_after,
+        )
 
 
 def retry_after(response: aiohttp.ClientResponse) -> int:

@@ -28,13 +28,22 @@ def outbox_event(
         event_type=event_type,
         occurred_at=order.updated_at,
         data=OrderEventData(
-            order_id=order.id, customer_id=order.customer_id, product_name=order.product_name,
-            quantity=order.quantity, price=order.price, status=order.status, previous_status=previous_status,
+            order_id=order.id,
+            customer_id=order.customer_id,
+            product_name=order.product_name,
+            quantity=order.quantity,
+            price=order.price,
+            status=order.status,
+            previous_status=previous_status,
         ),
     )
     return OutboxEvent(
-        event_id=event.event_id, event_type=event_type, order_id=order.id, request_id=request_id,
-        payload=event.model_dump_json(exclude_none=True), trace_context=inject_text(),
+        event_id=event.event_id,
+        event_type=event_type,
+        order_id=order.id,
+        request_id=request_id,
+        payload=event.model_dump_json(exclude_none=True),
+        trace_context=inject_text(),
     )
 
 

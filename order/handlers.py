@@ -24,8 +24,12 @@ async def create_order(request: web.Request) -> web.Response:
     claim = idempotency.Claim(key, body.order.model_dump_json()) if key is not None else None
     try:
         placed = await service.place_order(
-            request.app[CUSTOMERS], request.app[ORDER_IDS], body.order, current_request_id(),
-            claim=claim, still_wanted=lambda: not client_gone(request),
+            request.app[CUSTOMERS],
+            request.app[ORDER_IDS],
+            body.order,
+            current_request_id(),
+            claim=claim,
+            still_wanted=lambda: not client_gone(request),
         )
     except service.ClientGone:
         ABANDONED.inc()

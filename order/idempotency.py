@@ -28,22 +28,27 @@ ABANDONED_AFTER = timedelta(seconds=30)
 
 class KeyReused(ValidationFailed):
     def __init__(self) -> None:
-        super().__init__("This Idempotency-Key was used with a different request body.",
-                         field_error(HEADER, "was used with a different body"))
+        super().__init__(
+            "This Idempotency-Key was used with a different request body.",
+            field_error(HEADER, "was used with a different body"),
+        )
 
 
 class KeyInFlight(Conflict):
     def __init__(self) -> None:
-        super().__init__("A request with this Idempotency-Key is still in progress; retry shortly.",
-                         field_error(HEADER, "request in progress"))
+        super().__init__(
+            "A request with this Idempotency-Key is still in progress; retry shortly.",
+            field_error(HEADER, "request in progress"),
+        )
 
 
 def parse_key(value: str | None) -> str | None:
     if value is None:
         return None
     if not 1 <= len(value) <= MAX_KEY_LENGTH or not value.isprintable():
-        raise ValidationFailed("Invalid Idempotency-Key.",
-                               field_error(HEADER, f"must be 1 to {MAX_KEY_LENGTH} printable characters"))
+        raise ValidationFailed(
+            "Invalid Idempotency-Key.", field_error(HEADER, f"must be 1 to {MAX_KEY_LENGTH} printable characters")
+        )
     return value
 
 
@@ -78,4 +83,3 @@ class Claim:
             await repository.delete_unfinished_key(self.key)
         except Exception:  # the database is likely down; the claim is taken over once abandoned
             log.warning("could not release idempotency key %r", self.key, exc_info=True)
-

@@ -45,9 +45,12 @@ async def republish(order_id: int) -> int:
         print(f"order {order_id}: its events are still in the outbox, waiting for the broker")
         return 0
     if order.created_at < now() - DEFAULT_DEDUP_WINDOW:
-        print(f"order {order_id}: created {order.created_at:%Y-%m-%d}, before the customer service's default "
-              f"deduplication window of {DEFAULT_DEDUP_WINDOW.days} days; its consumer dead-letters it as stale "
-              "unless PROCESSED_EVENTS_RETENTION_HOURS there is longer", file=sys.stderr)
+        print(
+            f"order {order_id}: created {order.created_at:%Y-%m-%d}, before the customer service's default "
+            f"deduplication window of {DEFAULT_DEDUP_WINDOW.days} days; its consumer dead-letters it as stale "
+            "unless PROCESSED_EVENTS_RETENTION_HOURS there is longer",
+            file=sys.stderr,
+        )
     order.status = INITIAL_STATUS  # the event as it was at creation: same payload, same id
     await repository.add_event(events.order_created(order, request_id="republish"))
     print(f"order {order_id}: order.created queued for publishing again")
@@ -55,8 +58,9 @@ async def republish(order_id: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m order.ops", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m order.ops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_verbose(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     text = "pending events and the oldest one's age"

@@ -63,10 +63,17 @@ class EventPublisher:
     async def _publish(self, channel: AbstractChannel, row) -> bool:
         request_id_var.set(row["request_id"])
         # A producer span in the trace of the request that wrote the row, however long ago.
-        with start_span(f"{self.exchange} publish", kind=SpanKind.PRODUCER, context=extract_text(row["trace_context"]),
-                        attributes={"messaging.system": "rabbitmq", "messaging.destination.name": self.exchange,
-                                    "messaging.rabbitmq.destination.routing_key": row["event_type"],
-                                    "messaging.message.id": str(row["event_id"])}):
+        with start_span(
+            f"{self.exchange} publish",
+            kind=SpanKind.PRODUCER,
+            context=extract_text(row["trace_context"]),
+            attributes={
+                "messaging.system": "rabbitmq",
+                "messaging.destination.name": self.exchange,
+                "messaging.rabbitmq.destination.routing_key": row["event_type"],
+                "messaging.message.id": str(row["event_id"]),
+            },
+        ):
             try:
                 confirmation = await self._send(channel, row)
             except PublishError:  # mandatory and no queue bound yet: keep it until the consumer's queue exists

@@ -70,11 +70,24 @@ UPDATE idempotency_keys SET status_code = $13, response = $15 WHERE key = $14
 
 async def add_order(order: Order, event: OutboxEvent, completion: KeyCompletion | None) -> None:
     """Store a new order with its event (and its key's response) atomically."""
-    await get_connection(APP).execute_query(INSERT_ORDER_AND_EVENT, [
-        order.id, order.customer_id, order.product_name, order.quantity, order.price, order.status,
-        order.created_at, event.event_id, event.event_type, event.payload, event.request_id, event.trace_context,
-        *((completion.status, completion.key, completion.response) if completion else (None, None, None)),
-    ])
+    await get_connection(APP).execute_query(
+        INSERT_ORDER_AND_EVENT,
+        [
+            order.id,
+            order.customer_id,
+            order.product_name,
+            order.quantity,
+            order.price,
+            order.status,
+            order.created_at,
+            event.event_id,
+            event.event_type,
+            event.payload,
+            event.request_id,
+            event.trace_context,
+            *((completion.status, completion.key, completion.response) if completion else (None, None, None)),
+        ],
+    )
 
 
 async def get_order(order_id: int) -> Order | None:
@@ -97,8 +110,9 @@ ORDER_COLUMNS = "id, customer_id, product_name, quantity, price, status, created
 async def list_orders(customer_id: int | None, status: str | None, limit: int, offset: int) -> tuple[list[Order], int]:
     """A page, newest first, and the total, in one plain query (a list per customer is read often); only
     the filters given appear in the SQL, so each combination gets a plan that uses its index."""
-    filters = [(column, value) for column, value in (("customer_id", customer_id), ("status", status))
-               if value is not None]
+    filters = [
+        (column, value) for column, value in (("customer_id", customer_id), ("status", status)) if value is not None
+    ]
     where = " AND ".join(f"{column} = ${n}" for n, (column, _) in enumerate(filters, 1)) or "TRUE"
     values = [value for _, value in filters]
     n = len(values)
@@ -122,7 +136,8 @@ async def count_orders(customer_ids: list[int]) -> dict[int, int]:
     """Orders held per customer, for the customers asked (0 for those with none); one index scan each."""
     _, rows = await get_connection(APP).execute_query(
         "SELECT customer_id, count(*) AS held FROM orders WHERE customer_id = ANY($1::int[]) GROUP BY customer_id",
-        [customer_ids])
+        [customer_ids],
+    )
     return {**dict.fromkeys(customer_ids, 0), **{row["customer_id"]: row["held"] for row in rows}}
 
 
@@ -198,9 +213,11 @@ async def get_key(key: str) -> IdempotencyKey | None:
 
 async def take_over_key(key: IdempotencyKey, abandoned_before: datetime) -> bool:
     """Claim an unfinished key whose request started before `abandoned_before`; False if another did."""
-    return bool(await IdempotencyKey.filter(
-        key=key.key, status_code=None, created_at=key.created_at, created_at__lt=abandoned_before
-    ).update(created_at=now()))
+    return bool(
+        await IdempotencyKey.filter(
+            key=key.key, status_code=None, created_at=key.created_at, created_at__lt=abandoned_before
+        ).update(created_at=now())
+    )
 
 
 async def delete_unfinished_key(key: str) -> None:

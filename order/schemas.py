@@ -33,10 +33,15 @@ Price = Annotated[
     BeforeValidator(_plain_price_string),
     Field(gt=0, max_digits=12, decimal_places=2),
     AfterValidator(lambda value: value.quantize(CENT)),
-    WithJsonSchema({"anyOf": [
-        {"type": "number", "exclusiveMinimum": 0, "maximum": 9999999999.99, "multipleOf": 0.01},
-        {"type": "string", "pattern": PRICE_STRING, "examples": ["1200.00"]},
-    ]}, mode="validation"),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0, "maximum": 9999999999.99, "multipleOf": 0.01},
+                {"type": "string", "pattern": PRICE_STRING, "examples": ["1200.00"]},
+            ]
+        },
+        mode="validation",
+    ),
 ]
 Money = Annotated[
     Decimal,
@@ -82,10 +87,14 @@ MAX_COUNTED_CUSTOMERS = 200
 
 
 class OrderCountsQuery(BaseModel):
-    customer_id: Annotated[list[Annotated[int, Field(ge=1, le=2**31 - 1)]],
-                           Field(min_length=1, max_length=MAX_COUNTED_CUSTOMERS,
-                                 description=f"Repeat it: `?customer_id=1&customer_id=2`, 1 to "
-                                             f"{MAX_COUNTED_CUSTOMERS} ids.")]
+    customer_id: Annotated[
+        list[Annotated[int, Field(ge=1, le=2**31 - 1)]],
+        Field(
+            min_length=1,
+            max_length=MAX_COUNTED_CUSTOMERS,
+            description=f"Repeat it: `?customer_id=1&customer_id=2`, 1 to {MAX_COUNTED_CUSTOMERS} ids.",
+        ),
+    ]
 
 
 class OrderCountsOut(BaseModel):
@@ -121,9 +130,15 @@ class OrderCreatedOut(OrderOut):
 
 def render_order(order) -> dict:
     return OrderOut(
-        id=order.id, customer_id=order.customer_id, product_name=order.product_name, quantity=order.quantity,
-        price=order.price, total=order.price * order.quantity, status=order.status,
-        created_at=order.created_at, updated_at=order.updated_at,
+        id=order.id,
+        customer_id=order.customer_id,
+        product_name=order.product_name,
+        quantity=order.quantity,
+        price=order.price,
+        total=order.price * order.quantity,
+        status=order.status,
+        created_at=order.created_at,
+        updated_at=order.updated_at,
     ).model_dump(mode="json")
 
 

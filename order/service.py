@@ -52,8 +52,12 @@ class PlacedOrder:
 
 
 async def place_order(
-    customers: CustomerClient, order_ids: OrderIds, data: OrderIn, request_id: str,
-    claim: Claim | None = None, still_wanted: Callable[[], bool] = lambda: True,
+    customers: CustomerClient,
+    order_ids: OrderIds,
+    data: OrderIn,
+    request_id: str,
+    claim: Claim | None = None,
+    still_wanted: Callable[[], bool] = lambda: True,
 ) -> PlacedOrder:
     """Validate the customer, then store the order, its event and the key's response atomically.
 

@@ -11,6 +11,7 @@ class OrderSettings(SharedSettings):
     @property
     def listen_database_url(self) -> str:
         return self.listen_url or self.database_url
+
     customer_service_url: str = Field("http://127.0.0.1:3000", validation_alias="CUSTOMER_SERVICE_URL")
     # Total time allowed for one call to the customer service, connect included.
     customer_service_timeout: float = Field(2.0, gt=0, validation_alias="CUSTOMER_SERVICE_TIMEOUT")

@@ -37,10 +37,14 @@ BYPASS = frozenset({"/health", "/ready", "/metrics", "/openapi.json", "/docs"})
 REFUSED = Counter("http_requests_refused_total", "Requests refused by admission control", ["reason"])
 ABANDONED = Counter("http_requests_abandoned_total", "Admitted requests dropped: the client had gone")
 IN_FLIGHT = Gauge("http_requests_in_flight", "Requests holding an admission slot", multiprocess_mode="livesum")
-QUEUE_SECONDS = Histogram("http_request_queue_seconds", "Time a request waited for an admission slot",
-                          buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
-LOOP_LAG_SECONDS = Gauge("event_loop_lag_seconds", "How late the worker's event loop runs a timer (smoothed)",
-                         multiprocess_mode="max")
+QUEUE_SECONDS = Histogram(
+    "http_request_queue_seconds",
+    "Time a request waited for an admission slot",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+LOOP_LAG_SECONDS = Gauge(
+    "event_loop_lag_seconds", "How late the worker's event loop runs a timer (smoothed)", multiprocess_mode="max"
+)
 REFUSAL_REASONS = ("queue_full", "queue_timeout", "loop_lag")
 for _reason in REFUSAL_REASONS:
     REFUSED.labels(_reason)
@@ -52,8 +56,15 @@ STANDING_WAIT = 0.005  # a window whose every request waited at least this long:
 
 
 class Admission:
-    def __init__(self, max_in_flight: int, max_queue: int, queue_timeout: float, max_loop_lag: float,
-                 overload_queue_timeout: float, burst: float) -> None:
+    def __init__(
+        self,
+        max_in_flight: int,
+        max_queue: int,
+        queue_timeout: float,
+        max_loop_lag: float,
+        overload_queue_timeout: float,
+        burst: float,
+    ) -> None:
         self.max_queue = max_queue
         self.queue_timeout = queue_timeout
         self.overload_queue_timeout = overload_queue_timeout
@@ -129,15 +140,21 @@ def client_gone(request: web.Request) -> bool:
 
 
 # Built once: under overload most answers are this one.
-_OVERLOADED_BODY = problem(503, "Service Unavailable",
-                           f"The service is at capacity; retry after {RETRY_AFTER_SECONDS} s.").body
+_OVERLOADED_BODY = problem(
+    503, "Service Unavailable", f"The service is at capacity; retry after {RETRY_AFTER_SECONDS} s."
+).body
 
 
 def overloaded(request: web.Request) -> web.Response:
-    return web.Response(status=503, body=_OVERLOADED_BODY, content_type=PROBLEM_CONTENT_TYPE, headers={
-        "Retry-After": str(RETRY_AFTER_SECONDS),
-        REQUEST_ID_HEADER: accept_request_id(request.headers.get(REQUEST_ID_HEADER)),
-    })
+    return web.Response(
+        status=503,
+        body=_OVERLOADED_BODY,
+        content_type=PROBLEM_CONTENT_TYPE,
+        headers={
+            "Retry-After": str(RETRY_AFTER_SECONDS),
+            REQUEST_ID_HEADER: accept_request_id(request.headers.get(REQUEST_ID_HEADER)),
+        },
+    )
 
 
 async def admission_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -95,8 +95,9 @@ class BrokerLink:
                 # aiormq cancels its own pending calls when the connection drops under them.
                 log.warning("%s: broker connection dropped during setup", self.name)
             except Exception as exc:  # every broker failure means the same here: try again later
-                log.warning("%s: broker at %s unavailable (%s: %s)", self.name, where(self.url), type(exc).__name__,
-                            exc)
+                log.warning(
+                    "%s: broker at %s unavailable (%s: %s)", self.name, where(self.url), type(exc).__name__, exc
+                )
             finally:
                 self._up.clear()
                 self.channel = None

@@ -30,8 +30,11 @@ HOW_TO_START = {
     RABBITMQ: "start it (`rabbitmq-server -detached`; containers: `docker compose up -d rabbitmq`) "
     "or point {variable} at a running broker",
 }
-_AMQP_REFUSALS = (aiormq.exceptions.AuthenticationError, aiormq.exceptions.ProbableAuthenticationError,
-                  aiormq.exceptions.ConnectionNotAllowed)
+_AMQP_REFUSALS = (
+    aiormq.exceptions.AuthenticationError,
+    aiormq.exceptions.ProbableAuthenticationError,
+    aiormq.exceptions.ConnectionNotAllowed,
+)
 Settings = TypeVar("Settings", bound=BaseSettings)
 _UNREACHABLE = (aiormq.exceptions.AMQPConnectionError, aiormq.exceptions.IncompatibleProtocolError)
 
@@ -79,8 +82,10 @@ def check_url(target: Target) -> None:
     except ValueError:  # a port that is not a number
         port_ok = False
     if parts.scheme not in POSTGRES_SCHEMES or not parts.hostname or not port_ok or not parts.path.strip("/"):
-        raise CommandError(f"{target.variable} is not a PostgreSQL URL: {redact(target.url)} "
-                           f"-> use postgres://user[:password]@host[:port]/database")
+        raise CommandError(
+            f"{target.variable} is not a PostgreSQL URL: {redact(target.url)} "
+            f"-> use postgres://user[:password]@host[:port]/database"
+        )
 
 
 def explain(exc: BaseException, target: Target) -> str | None:
@@ -97,8 +102,10 @@ def explain(exc: BaseException, target: Target) -> str | None:
             return f"{RABBITMQ} at {target.where} refused: {cause} -> {target.setup or 'check its queues and rights'}"
         if isinstance(cause, asyncpg.InvalidAuthorizationSpecificationError | asyncpg.InvalidPasswordError):
             fix = f"run `{target.setup}` (it creates the role) or " if target.setup else ""
-            return (f"{POSTGRES} refused the login at {target.where}: {cause} -> {fix}"
-                    f"fix the user or password in {target.variable}")
+            return (
+                f"{POSTGRES} refused the login at {target.where}: {cause} -> {fix}"
+                f"fix the user or password in {target.variable}"
+            )
     # connect_first folds each broker's failure into one ConnectionError's text: a refusal shows there.
     refused = any(isinstance(cause, _AMQP_REFUSALS) for cause in exception_chain(exc)) or "ACCESS_REFUSED" in str(exc)
     if target.what == RABBITMQ and refused:
@@ -141,8 +148,13 @@ class Progress:
 
 def add_verbose(parser: argparse.ArgumentParser, sub: bool = False) -> None:
     """-v/--verbose, before or after the subcommand (a subcommand's own default must not reset it)."""
-    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS if sub else False,
-                        help="on failure, show the traceback too")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS if sub else False,
+        help="on failure, show the traceback too",
+    )
 
 
 def load_settings(cls: type[Settings]) -> Settings:
@@ -150,8 +162,10 @@ def load_settings(cls: type[Settings]) -> Settings:
     try:
         return cls()
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, error['loc']))}: {error['msg']}"
-                             for error in exc.errors(include_url=False, include_input=False))
+        problems = "; ".join(
+            f"{'.'.join(map(str, error['loc']))}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        )
         raise CommandError(f"invalid setting: {problems} -> fix the variable (see .env.example)") from None
 
 

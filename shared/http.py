@@ -23,8 +23,13 @@ def json_response(data: Any, status: int = 200, headers: dict | None = None) -> 
     return web.Response(body=body, status=status, headers=headers, content_type="application/json")
 
 
-def created(request: web.Request, route_name: str, resource_id: int, data: Any, headers: dict | None = None,
-            ) -> web.Response:
+def created(
+    request: web.Request,
+    route_name: str,
+    resource_id: int,
+    data: Any,
+    headers: dict | None = None,
+) -> web.Response:
     """201 with the new resource's Location (the route `route_name` with `id`)."""
     location = request.app.router[route_name].url_for(id=str(resource_id))
     return json_response(data, status=201, headers={"Location": str(location), **(headers or {})})

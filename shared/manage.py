@@ -167,16 +167,28 @@ COMMANDS = {
 
 
 def parser_for(service: ServiceDb) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"python -m {service.app}.manage", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {service.app}.manage",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_verbose(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub = {name: commands.add_parser(name, help=text, description=text) for name, text in COMMANDS.items()}
     sub["makemigrations"].add_argument("name", nargs="?", default="update", help="migration name (default: update)")
-    sub["downgrade"].add_argument("version", nargs="?", type=int, default=-1,
-                                  help="the number the migration's file starts with (default: the last applied)")
-    sub["downgrade"].add_argument("--yes", action="store_true", required=True,
-                                  help="confirm: the downgrade drops what those migrations made, data included")
+    sub["downgrade"].add_argument(
+        "version",
+        nargs="?",
+        type=int,
+        default=-1,
+        help="the number the migration's file starts with (default: the last applied)",
+    )
+    sub["downgrade"].add_argument(
+        "--yes",
+        action="store_true",
+        required=True,
+        help="confirm: the downgrade drops what those migrations made, data included",
+    )
     for name in COMMANDS:
         add_verbose(sub[name], sub=True)
     return parser

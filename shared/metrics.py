@@ -21,7 +21,9 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 REQUESTS = Counter("http_requests_total", "HTTP requests handled", ["route", "method", "status"])
 REQUEST_SECONDS = Histogram(
-    "http_request_duration_seconds", "HTTP request latency", ["route", "method"],
+    "http_request_duration_seconds",
+    "HTTP request latency",
+    ["route", "method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 

@@ -22,7 +22,15 @@ async def observe_middleware(request: web.Request, handler) -> web.StreamRespons
         elapsed = observe_request(request, status, started)
         # The path only: query strings can hold personal data (emails in filters, say).
         access_log.info(
-            "%s %s %s", request.method, request.path, status,
-            extra={"method": request.method, "path": request.path, "status": status,
-                   "duration_ms": round(elapsed * 1000, 2), "remote": request.remote},
+            "%s %s %s",
+            request.method,
+            request.path,
+            status,
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+                "remote": request.remote,
+            },
         )

@@ -103,20 +103,38 @@ ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
 COMMON_OPERATIONS = [
     Operation("GET", "/health", "health", "The process is alive", "operations", {200: (Health, "Alive.")}),
     Operation(
-        "GET", "/ready", "ready", "The database and the broker are reachable", "operations",
-        {200: (Readiness, "Ready: every dependency is up."),
-         503: (Problem, "Not ready; `errors` names each dependency that is down (`database`, `broker`).")},
+        "GET",
+        "/ready",
+        "ready",
+        "The database and the broker are reachable",
+        "operations",
+        {
+            200: (Readiness, "Ready: every dependency is up."),
+            503: (Problem, "Not ready; `errors` names each dependency that is down (`database`, `broker`)."),
+        },
     ),
     Operation(
-        "GET", "/metrics", "metrics", "Prometheus metrics", "operations",
+        "GET",
+        "/metrics",
+        "metrics",
+        "Prometheus metrics",
+        "operations",
         {200: (Raw("text/plain"), "Request counts and latencies, event counters, outbox backlog.")},
     ),
     Operation(
-        "GET", "/openapi.json", "openapi", "This OpenAPI document", "operations",
+        "GET",
+        "/openapi.json",
+        "openapi",
+        "This OpenAPI document",
+        "operations",
         {200: (Raw("application/json", {"type": "object"}), "The OpenAPI 3.1 document.")},
     ),
     Operation(
-        "GET", "/docs", "docs", "Interactive documentation (Swagger UI)", "operations",
+        "GET",
+        "/docs",
+        "docs",
+        "Interactive documentation (Swagger UI)",
+        "operations",
         {200: (Raw("text/html"), "A page rendering this document.")},
     ),
 ]
@@ -138,14 +156,18 @@ def build_spec(title: str, description: str, operations: list[Operation]) -> dic
             "schemas": dict(sorted(components.items())),
             "parameters": {
                 "RequestId": {
-                    "name": REQUEST_ID_HEADER, "in": "header", "required": False, "schema": {"type": "string"},
+                    "name": REQUEST_ID_HEADER,
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string"},
                     "description": "Echoed in the response and logs if it is 1-128 visible ASCII characters "
-                                   "(no spaces); otherwise a new id is made up.",
+                    "(no spaces); otherwise a new id is made up.",
                 },
             },
             "headers": {
                 "RequestId": {
-                    "description": "The request's id: the client's, or a new one.", "schema": {"type": "string"},
+                    "description": "The request's id: the client's, or a new one.",
+                    "schema": {"type": "string"},
                 },
             },
         },
@@ -176,15 +198,23 @@ def _operation(op: Operation, refs: dict, components: dict) -> dict:
         parameters += _query_parameters(op.query, components)
         responses.update(QUERY_PROBLEMS)
     for header in op.headers:
-        parameters.append({"name": header.name, "in": "header", "required": header.required,
-                           "description": header.description, "schema": header.schema})
+        parameters.append(
+            {
+                "name": header.name,
+                "in": "header",
+                "required": header.required,
+                "description": header.description,
+                "schema": header.schema,
+            }
+        )
     result: dict = {"operationId": op.operation_id, "summary": op.summary}
     if op.description:
         result["description"] = op.description
     result.update(tags=[op.tag], parameters=parameters)
     if op.request is not None:
         result["requestBody"] = {
-            "required": True, "content": {"application/json": {"schema": refs[(op.request, "validation")]}},
+            "required": True,
+            "content": {"application/json": {"schema": refs[(op.request, "validation")]}},
         }
         responses.update(BODY_PROBLEMS)
     responses.update(op.responses)

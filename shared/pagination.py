@@ -21,8 +21,11 @@ class PageParams(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     # Validators run bottom-up: the clamp sees the raw string first; the schema shows minimum 1, no maximum.
-    limit: Annotated[int, Field(ge=1, description=f"Page size; above {MAX_LIMIT} is clamped to {MAX_LIMIT}."),
-                     BeforeValidator(_clamp)] = DEFAULT_LIMIT
+    limit: Annotated[
+        int,
+        Field(ge=1, description=f"Page size; above {MAX_LIMIT} is clamped to {MAX_LIMIT}."),
+        BeforeValidator(_clamp),
+    ] = DEFAULT_LIMIT
     offset: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0  # PostgreSQL's OFFSET is a bigint
 
 

@@ -61,9 +61,16 @@ class ServiceUnavailable(AppError):
 
 
 # A lost or refused database connection: the client may retry, so 503 rather than 500.
-_CONNECTION_ERRORS = (OSError, TimeoutError, DBConnectionError, asyncpg.PostgresConnectionError,
-                      asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncpg.TooManyConnectionsError,
-                      asyncpg.InterfaceError)
+_CONNECTION_ERRORS = (
+    OSError,
+    TimeoutError,
+    DBConnectionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+)
 
 
 def exception_chain(exc: BaseException) -> Iterator[BaseException]:
@@ -128,8 +135,9 @@ async def problem_middleware(request: web.Request, handler) -> web.StreamRespons
     except Exception as exc:
         if is_connection_failure(exc):
             log.warning("dependency unavailable on %s %s: %r", request.method, request.path, exc)
-            response = problem(503, "Service Unavailable", "A backing service is unavailable; nothing was changed, "
-                               "try again later.")
+            response = problem(
+                503, "Service Unavailable", "A backing service is unavailable; nothing was changed, try again later."
+            )
             response.headers["Retry-After"] = "1"
             return response
         log.exception("unhandled error on %s %s", request.method, request.path)

@@ -18,8 +18,17 @@ CONFIG = "python:shared.gunicorn_conf"
 def gunicorn_argv(service: str, default_port: int, extra: list[str]) -> list[str]:
     host = os.environ.get("HOST", "127.0.0.1")
     port = os.environ.get(f"{service.upper()}_PORT", str(default_port))
-    return ["gunicorn", f"{service}.app:create_app", "-c", CONFIG, "--name", service, "--bind", f"{host}:{port}",
-            *extra]
+    return [
+        "gunicorn",
+        f"{service}.app:create_app",
+        "-c",
+        CONFIG,
+        "--name",
+        service,
+        "--bind",
+        f"{host}:{port}",
+        *extra,
+    ]
 
 
 def serve(service: str, default_port: int, extra: list[str] | None = None) -> None:
@@ -28,7 +37,8 @@ def serve(service: str, default_port: int, extra: list[str] | None = None) -> No
         print(__doc__)
         return
     # Several workers merge their metrics through files (run.sh does the same, under RUN_DIR).
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
-                          os.path.join(os.environ.get("RUN_DIR", ".run"), f"metrics-{service}"))
+    os.environ.setdefault(
+        "PROMETHEUS_MULTIPROC_DIR", os.path.join(os.environ.get("RUN_DIR", ".run"), f"metrics-{service}")
+    )
     sys.argv = gunicorn_argv(service, default_port, extra)
     run()

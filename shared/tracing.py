@@ -43,22 +43,47 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, format_span_id, format_trace_id
 
-__all__ = ["ENV_VARS", "SpanKind", "TraceContextFilter", "configure_tracing", "consumer_span", "extract_headers",
-           "extract_text",
-           "inject_headers", "inject_text", "install_memory_exporter", "instrument_libraries", "links_from_headers",
-           "start_span", "tracing_requested", "uninstrument_libraries"]
+__all__ = [
+    "ENV_VARS",
+    "SpanKind",
+    "TraceContextFilter",
+    "configure_tracing",
+    "consumer_span",
+    "extract_headers",
+    "extract_text",
+    "inject_headers",
+    "inject_text",
+    "install_memory_exporter",
+    "instrument_libraries",
+    "links_from_headers",
+    "start_span",
+    "tracing_requested",
+    "uninstrument_libraries",
+]
 
 log = logging.getLogger(__name__)
 _on = False  # a provider of ours is installed; checking the global provider costs ~3 µs a call
 
 TRACER_NAME = "shop-services"
 # What decides and shapes tracing here (the SDK reads them from the environment itself).
-ENV_VARS = frozenset({
-    "OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_HEADERS",
-    "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
-    "OTEL_PROPAGATORS", "OTEL_PYTHON_EXCLUDED_URLS", "OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS",
-})
+ENV_VARS = frozenset(
+    {
+        "OTEL_SDK_DISABLED",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_SERVICE_NAME",
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "OTEL_TRACES_SAMPLER",
+        "OTEL_TRACES_SAMPLER_ARG",
+        "OTEL_PROPAGATORS",
+        "OTEL_PYTHON_EXCLUDED_URLS",
+        "OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS",
+    }
+)
 
 
 def tracing_requested(environ: Mapping[str, str]) -> bool:
@@ -106,8 +131,11 @@ def _exporter():
         return ConsoleSpanExporter()
     if names != ["otlp"]:
         raise ValueError(f"OTEL_TRACES_EXPORTER={','.join(names)}: only otlp, console or none are supported")
-    protocol = (os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-                or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf")
+    protocol = (
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    )
     if protocol != "http/protobuf":
         raise ValueError(f"OTLP protocol {protocol!r}: only http/protobuf is installed (port 4318, not 4317)")
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # only when on
@@ -190,8 +218,11 @@ def extract_headers(headers: Mapping[str, Any] | None) -> Context:
     """The trace context an AMQP message carries (an empty one without); bytes values are read as text."""
     if not _on:
         return Context()
-    carrier = {str(k).lower(): v.decode(errors="replace") if isinstance(v, bytes) else str(v)
-               for k, v in (headers or {}).items() if isinstance(v, str | bytes)}
+    carrier = {
+        str(k).lower(): v.decode(errors="replace") if isinstance(v, bytes) else str(v)
+        for k, v in (headers or {}).items()
+        if isinstance(v, str | bytes)
+    }
     return propagate.extract(carrier)
 
 

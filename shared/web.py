@@ -16,19 +16,36 @@ from shared.settings import SharedSettings
 from shared.tracing import configure_tracing, instrument_libraries
 
 
-def service_app(name: str, orm_config: dict, routes: Iterable[web.RouteDef], openapi_spec: Callable[[], dict],
-                settings: SharedSettings) -> web.Application:
+def service_app(
+    name: str,
+    orm_config: dict,
+    routes: Iterable[web.RouteDef],
+    openapi_spec: Callable[[], dict],
+    settings: SharedSettings,
+) -> web.Application:
     """The app both services start from; each adds its settings and its own background work after the ORM."""
     # Before the Application and any ClientSession exist: the instrumentations patch their classes.
     if configure_tracing(name):
         instrument_libraries()
     # Outermost first: a refusal costs next to nothing; the id exists before anything logs; problems are
     # rendered before they are counted.
-    app = web.Application(middlewares=[admission_middleware, request_id_middleware, observe_middleware,
-                                       problem_middleware, orm_middleware])
-    app[ADMISSION] = Admission(settings.admission_max_in_flight, settings.admission_max_queue,
-                               settings.admission_queue_timeout, settings.admission_max_loop_lag,
-                               settings.admission_overload_queue_timeout, settings.admission_burst)
+    app = web.Application(
+        middlewares=[
+            admission_middleware,
+            request_id_middleware,
+            observe_middleware,
+            problem_middleware,
+            orm_middleware,
+        ]
+    )
+    app[ADMISSION] = Admission(
+        settings.admission_max_in_flight,
+        settings.admission_max_queue,
+        settings.admission_queue_timeout,
+        settings.admission_max_loop_lag,
+        settings.admission_overload_queue_timeout,
+        settings.admission_burst,
+    )
     app.cleanup_ctx.append(admission_ctx)
     app.cleanup_ctx.append(tortoise_ctx(orm_config))  # first: what starts later may use the ORM
     app.add_routes(routes)

@@ -48,8 +48,22 @@ SERIES_SUFFIXES = {
     "stateset": ("",),
     "enum": ("",),
 }
-PROMQL_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
-                   "offset", "bool", "inf", "nan", "atan2"}
+PROMQL_KEYWORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "bool",
+    "inf",
+    "nan",
+    "atan2",
+}
 
 
 def run(*argv: str | Path) -> subprocess.CompletedProcess:
@@ -157,8 +171,11 @@ def app_routes(name: str) -> frozenset[tuple[str, str]]:
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
     text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
-    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line.strip() else "")
-            for line in (raw.strip() for raw in text.splitlines()) if line and not line.startswith("#")]
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line.strip() else "")
+        for line in (raw.strip() for raw in text.splitlines())
+        if line and not line.startswith("#")
+    ]
 
 
 def dockerignore_regex(pattern: str) -> re.Pattern:
@@ -217,8 +234,12 @@ def panels(items: list[dict]) -> Iterator[dict]:
 
 
 def dashboard_exprs() -> list[str]:
-    return [target["expr"] for panel in panels(dashboard()["panels"]) for target in panel.get("targets", [])
-            if target.get("expr")]
+    return [
+        target["expr"]
+        for panel in panels(dashboard()["panels"])
+        for target in panel.get("targets", [])
+        if target.get("expr")
+    ]
 
 
 def volume_mounts(service: dict) -> dict[str, str]:

@@ -114,11 +114,16 @@ async def test_prometheus_scrapes_both_services_and_evaluates_the_shipped_rules(
     log_path = tmp_path / "prometheus.log"
     with log_path.open("wb") as log:
         process = await asyncio.create_subprocess_exec(
-            PROMETHEUS, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}", stdout=log, stderr=log,
+            PROMETHEUS,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            stdout=log,
+            stderr=log,
         )
     try:
         async with aiohttp.ClientSession() as session:
+
             async def ready():
                 assert process.returncode is None, log_path.read_text()[-2000:]
                 try:
@@ -128,8 +133,9 @@ async def test_prometheus_scrapes_both_services_and_evaluates_the_shipped_rules(
                     raise AssertionError(f"not listening yet: {exc}") from exc
 
             await eventually(ready, timeout=60, interval=0.2)
-            async with session.post(f"{services.customer_url}/customers",
-                                    json={"customer": {"name": unique("Prom"), "address": "Here"}}) as response:
+            async with session.post(
+                f"{services.customer_url}/customers", json={"customer": {"name": unique("Prom"), "address": "Here"}}
+            ) as response:
                 assert response.status == 201
 
             async def created_customer_counted():
@@ -141,8 +147,15 @@ async def test_prometheus_scrapes_both_services_and_evaluates_the_shipped_rules(
 
             # Every series the rules read from the services is there under that name, and every rule
             # evaluates without an error against what the services really export.
-            service_series = {"up", "http_requests_total", "http_requests_refused_total", "consumer_breaker_open",
-                              "outbox_oldest_pending_seconds", "event_lag_seconds_bucket", "events_dead_lettered_total"}
+            service_series = {
+                "up",
+                "http_requests_total",
+                "http_requests_refused_total",
+                "consumer_breaker_open",
+                "outbox_oldest_pending_seconds",
+                "event_lag_seconds_bucket",
+                "events_dead_lettered_total",
+            }
             rules_text = RULES.read_text()
             assert all(re.search(rf"\b{name}\b", rules_text) for name in service_series)
 

@@ -52,7 +52,8 @@ def test_the_customer_service_may_do_exactly_what_its_consumer_does():
     dlx, dlq = settings.dead_letter_exchange, settings.dead_letter_queue
     retry, retries = settings.retry_exchange, {settings.retry_queue(delay) for delay in settings.retry_delays}
     needed = {  # declare them all; bind (write queue, read exchange); consume; dead-letter and retry (write)
-        "configure": {exchange, dlx, queue, dlq, retry, *retries}, "write": {queue, dlq, dlx, retry, *retries},
+        "configure": {exchange, dlx, queue, dlq, retry, *retries},
+        "write": {queue, dlq, dlx, retry, *retries},
         "read": {exchange, dlx, queue, retry},
     }
     for right, names in needed.items():

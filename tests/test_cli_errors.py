@@ -37,8 +37,9 @@ POSTGRES_COMMANDS = ["order.manage history", "customer.ops reconcile", "order.op
 
 
 def run(argv: list[str], **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **env})
+    return subprocess.run(
+        [sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, **env}
+    )
 
 
 def one_line(result: subprocess.CompletedProcess) -> str:
@@ -68,15 +69,25 @@ BAD_URLS = {
 }
 # Every run the tests look at, as (argv, environment); all run at once (each is a second of imports).
 CASES: dict[str, tuple[list[str], dict[str, str]]] = {
-    **{f"unreachable {name}": (argv, {variable: closed_port_url(variable)})
-       for name, (argv, variable) in COMMANDS.items()},
-    **{f"no database {name}": (argv, {variable: f"postgres://postgres:{PASSWORD}@127.0.0.1:5432/{MISSING_DB}"})
-       for name, (argv, variable) in COMMANDS.items() if name in POSTGRES_COMMANDS},
-    **{f"no role {name}": (argv, {variable: f"postgres://{MISSING_ROLE}:{PASSWORD}@127.0.0.1:5432/{MISSING_DB}"})
-       for name, (argv, variable) in COMMANDS.items() if name in POSTGRES_COMMANDS},
+    **{
+        f"unreachable {name}": (argv, {variable: closed_port_url(variable)})
+        for name, (argv, variable) in COMMANDS.items()
+    },
+    **{
+        f"no database {name}": (argv, {variable: f"postgres://postgres:{PASSWORD}@127.0.0.1:5432/{MISSING_DB}"})
+        for name, (argv, variable) in COMMANDS.items()
+        if name in POSTGRES_COMMANDS
+    },
+    **{
+        f"no role {name}": (argv, {variable: f"postgres://{MISSING_ROLE}:{PASSWORD}@127.0.0.1:5432/{MISSING_DB}"})
+        for name, (argv, variable) in COMMANDS.items()
+        if name in POSTGRES_COMMANDS
+    },
     **{f"bad url {name}": (COMMANDS[name][0], {COMMANDS[name][1]: value}) for name, (value, _) in BAD_URLS.items()},
-    "admin unreachable": (["-m", "customer.manage", "migrate"], {
-        "POSTGRES_ADMIN_URL": ADMIN_URL, "CUSTOMER_DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{MISSING_DB}"}),
+    "admin unreachable": (
+        ["-m", "customer.manage", "migrate"],
+        {"POSTGRES_ADMIN_URL": ADMIN_URL, "CUSTOMER_DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{MISSING_DB}"},
+    ),
 }
 
 
@@ -132,12 +143,18 @@ def test_verbose_adds_the_traceback_before_the_line():
     assert result.stderr.strip().splitlines()[-1].startswith("order.ops: PostgreSQL is not reachable at")
 
 
-@pytest.mark.parametrize(("main", "commands"), [
-    (customer_manage, ["migrate", "seed", "prepare", "history", "heads", "downgrade", "makemigrations",
-                       "check-migrations"]),
-    (customer_ops.main, ["dead-letters", "replay-dead-letters", "reconcile"]),
-    (order_ops.main, ["outbox", "republish"]),
-], ids=["manage", "customer.ops", "order.ops"])
+@pytest.mark.parametrize(
+    ("main", "commands"),
+    [
+        (
+            customer_manage,
+            ["migrate", "seed", "prepare", "history", "heads", "downgrade", "makemigrations", "check-migrations"],
+        ),
+        (customer_ops.main, ["dead-letters", "replay-dead-letters", "reconcile"]),
+        (order_ops.main, ["outbox", "republish"]),
+    ],
+    ids=["manage", "customer.ops", "order.ops"],
+)
 def test_every_subcommand_has_help(main, commands, capsys):
     with pytest.raises(SystemExit) as exited:
         main(["--help"])
@@ -165,8 +182,12 @@ def test_the_console_scripts_run_the_same_command_lines():
 async def test_reconcile_asks_the_order_service_at_order_service_url(customer_client, test_run):
     customer = await create_customer(customer_client)
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens: exit 2, naming where it asked
-    result = await asyncio.to_thread(run, ["-m", "customer.ops", "reconcile", "--customer", str(customer["id"])],
-                                     ORDER_SERVICE_URL=url, CUSTOMER_DATABASE_URL=test_run.customer_db)
+    result = await asyncio.to_thread(
+        run,
+        ["-m", "customer.ops", "reconcile", "--customer", str(customer["id"])],
+        ORDER_SERVICE_URL=url,
+        CUSTOMER_DATABASE_URL=test_run.customer_db,
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"the order service did not answer at {url} (ORDER_SERVICE_URL)" in result.stderr
 

@@ -70,7 +70,8 @@ def test_every_dependency_is_a_service_that_starts_with_its_dependent(services):
                 # The images here define no HEALTHCHECK of their own: without a test, never healthy.
                 check = services[target].get("healthcheck", {})
                 assert check.get("test") and check["test"] != ["NONE"] and not check.get("disable"), (
-                    f"{name} waits for {target} to be healthy; it has no health check")
+                    f"{name} waits for {target} to be healthy; it has no health check"
+                )
 
 
 def test_every_interpolated_variable_has_a_default():
@@ -88,8 +89,9 @@ def test_bind_mounts_name_files_in_the_repo(services):
 
 @pytest.mark.parametrize("name", APP_SERVICES + MIGRATE_SERVICES)
 def test_service_sets_only_variables_the_service_reads(services, name):
-    readable = (settings_env_names(SETTINGS[name.removesuffix("-migrate")]) | gunicorn_env_names()
-                | shared.tracing.ENV_VARS)
+    readable = (
+        settings_env_names(SETTINGS[name.removesuffix("-migrate")]) | gunicorn_env_names() | shared.tracing.ENV_VARS
+    )
     assert {"WORKERS", "PROMETHEUS_MULTIPROC_DIR"} <= readable, "shared/gunicorn_conf.py no longer reads these"
     unknown = set(environment(services[name])) - readable
     assert not unknown, f"{name} sets variables nothing reads: {sorted(unknown)}"

@@ -58,9 +58,12 @@ class ComposeRun:
 def runnable(services: dict[str, dict]) -> dict[str, dict]:
     """The services `--profile observability up` starts whose image is built or has a stand-in here."""
     ours = project_services(services)
-    return {name: s for name, s in services.items()
-            if set(s.get("profiles", [PROFILE])) & {PROFILE}
-            and (name in ours or base_recipe(s.get("image", "")) is not None)}
+    return {
+        name: s
+        for name, s in services.items()
+        if set(s.get("profiles", [PROFILE])) & {PROFILE}
+        and (name in ours or base_recipe(s.get("image", "")) is not None)
+    }
 
 
 def published_ports(service: dict) -> list[tuple[str, int, int]]:
@@ -88,15 +91,29 @@ def override_file(services: dict[str, dict], published: dict[int, int]) -> str:
 
 
 def podman_compose(run: ComposeRun, override: Path, *args: str, timeout: float = 600) -> None:
-    argv = [str(PODMAN_COMPOSE), "--in-pod", "false", "--project-name", run.project, "--file", str(COMPOSE_FILE),
-            "--file", str(override), "--profile", PROFILE, *args]
+    argv = [
+        str(PODMAN_COMPOSE),
+        "--in-pod",
+        "false",
+        "--project-name",
+        run.project,
+        "--file",
+        str(COMPOSE_FILE),
+        "--file",
+        str(override),
+        "--profile",
+        PROFILE,
+        *args,
+    ]
     with run.log.open("a") as log:
         log.write(f"\n$ {' '.join(argv)}\n")
         log.flush()
-        result = subprocess.run(argv, env=run.podman.env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout,
-                                cwd=COMPOSE_FILE.parent)
-    assert result.returncode == 0, f"podman-compose {' '.join(args)} exited {result.returncode}:\n" + (
-        run.log.read_text()[-4000:])
+        result = subprocess.run(
+            argv, env=run.podman.env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, cwd=COMPOSE_FILE.parent
+        )
+    assert result.returncode == 0, (
+        f"podman-compose {' '.join(args)} exited {result.returncode}:\n" + (run.log.read_text()[-4000:])
+    )
 
 
 def wait_healthy(run: ComposeRun, name: str) -> None:
@@ -110,7 +127,8 @@ def wait_healthy(run: ComposeRun, name: str) -> None:
         if not check or run.podman("healthcheck", "run", run.container(name), check=False, timeout=60).returncode == 0:
             return
         assert time.monotonic() < deadline, (
-            f"{name} not healthy after {patience:.0f} s:\n{run.podman.logs(run.container(name))}")
+            f"{name} not healthy after {patience:.0f} s:\n{run.podman.logs(run.container(name))}"
+        )
         time.sleep(1)
 
 
@@ -146,8 +164,9 @@ def compose_run(podman, project_image, tmp_path_factory) -> ComposeRun:
     override = tmp / "ports.override.yml"
     override.write_text(override_file(services, published))
     # The names podman-compose gives the image it would build: the service's `image`, or project_service.
-    built = sorted({full_name(s["image"]) if s.get("image") else f"localhost/{run.project}_{name}"
-                    for name, s in ours.items()})
+    built = sorted(
+        {full_name(s["image"]) if s.get("image") else f"localhost/{run.project}_{name}" for name, s in ours.items()}
+    )
     try:
         for tag in built:  # what `up --build` would build: the same Dockerfile, built once a session
             podman("tag", project_image, tag)
@@ -177,8 +196,9 @@ async def test_the_readme_example_works_through_the_published_ports(compose_run)
     customer_url = compose_run.url(get_port) + get_path
     async with aiohttp.ClientSession() as session:
         before = (await get_json(session, customer_url))["orders_count"]
-        async with session.post(compose_run.url(post_port) + post_path, data=body,
-                                headers={"Content-Type": "application/json"}) as response:
+        async with session.post(
+            compose_run.url(post_port) + post_path, data=body, headers={"Content-Type": "application/json"}
+        ) as response:
             assert response.status == 201, await response.text()
 
         async def counted():
@@ -198,7 +218,7 @@ async def test_both_services_answer_ready_on_their_published_ports(compose_run):
 async def test_prometheus_scrapes_both_services(compose_run):
     if "prometheus" not in compose_run.services:
         pytest.skip("no local stand-in for the prometheus image")
-    (_, port, _), = published_ports(compose_run.services["prometheus"])
+    ((_, port, _),) = published_ports(compose_run.services["prometheus"])
     wanted = set(project_services(compose_run.services)) - one_shots(compose_run.services)
     async with aiohttp.ClientSession() as session:
 
@@ -221,7 +241,7 @@ def test_no_service_restarted_each_found_its_dependencies_ready(compose_run):
 
 def test_data_lives_in_the_named_volumes(compose_run):
     for name in ("postgres", "rabbitmq"):
-        mounts = compose_run.podman("inspect", "--format", "{{range .Mounts}}{{.Name}} {{end}}",
-                                    compose_run.container(name)).stdout.split()
+        mounts = compose_run.podman(
+            "inspect", "--format", "{{range .Mounts}}{{.Name}} {{end}}", compose_run.container(name)
+        ).stdout.split()
         assert f"{compose_run.project}_{name}-data" in mounts, (name, mounts)
-

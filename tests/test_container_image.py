@@ -65,14 +65,19 @@ def stack(podman, project_image) -> Stack:
     stack = Stack(podman, project_image, apps, {}, {}, backing, {})
     try:
         stack.ports = {name: {port: free_port() for port in container_ports(s)} for name, s in apps.items()}
-        envs = {name: {key: backing.localise(value, stack.ports) for key, value in environment(s).items()}
-                for name, s in apps.items()}
+        envs = {
+            name: {key: backing.localise(value, stack.ports) for key, value in environment(s).items()}
+            for name, s in apps.items()
+        }
         backing.create_broker()
         for name in start_order(apps):
             service, container = apps[name], f"shop-test-{run_id}-{name}"
             stack.containers[name] = container
-            podman(*run_args(service, name=container, image=stack.image, run_id=run_id, env=envs[name],
-                             ports=stack.ports[name]))
+            podman(
+                *run_args(
+                    service, name=container, image=stack.image, run_id=run_id, env=envs[name], ports=stack.ports[name]
+                )
+            )
             if name in one_shots(apps):
                 stack.one_shot_exits[name] = wait_exited(podman, container, timeout=120)
                 assert stack.one_shot_exits[name] == 0, f"{name} exited non-zero:\n{podman.logs(container)}"
@@ -80,7 +85,8 @@ def stack(podman, project_image) -> Stack:
                 check = service.get("healthcheck") or {}
                 # Compose's patience: the start period, then `retries` failed checks `interval` apart.
                 patience = duration(check.get("start_period"), 0) + (
-                    duration(check.get("interval"), 30) * check.get("retries", 3))
+                    duration(check.get("interval"), 30) * check.get("retries", 3)
+                )
                 wait_healthy(podman, container, healthcheck_argv(service, stack.ports[name]), patience)
         yield stack
     finally:
@@ -105,8 +111,7 @@ async def test_each_database_is_migrated_and_owned_by_its_service_role(stack):
     conn = await asyncpg.connect(SERVER_URL.replace("postgres://", "postgresql://", 1), timeout=5)
     try:
         for compose_name, database in stack.backing.databases.items():
-            owner = await conn.fetchval(
-                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", database)
+            owner = await conn.fetchval("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", database)
             assert owner in stack.backing.roles.values(), (compose_name, owner)
     finally:
         await conn.close()

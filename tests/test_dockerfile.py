@@ -55,15 +55,19 @@ def test_build_context_holds_what_the_image_needs():
                 path = ROOT / source
                 files = [path] if path.is_file() else [p for p in path.rglob("*.py") if "tests" not in p.parts]
                 problems += [f"COPY {source}: not in the repo"] * (not path.exists())
-                problems += [f".dockerignore keeps {relative} out of the build" for relative in
-                             (file.relative_to(ROOT).as_posix() for file in files) if not in_build_context(relative)]
+                problems += [
+                    f".dockerignore keeps {relative} out of the build"
+                    for relative in (file.relative_to(ROOT).as_posix() for file in files)
+                    if not in_build_context(relative)
+                ]
                 final_stage_files.add(posixpath.normpath(posixpath.join(workdir, dest)))
     # The commands' gunicorn config is a module of the installed package.
     config = gunicorn_config_file(run_sh_gunicorn_config()).relative_to(ROOT).as_posix()
     if not run_sh_gunicorn_config().startswith("python:") or not in_build_context(config):
         problems.append(f"the image has no {run_sh_gunicorn_config()}")
-    problems += [f"{path} is in the build context" for path in (".venv/bin/python", ".git/HEAD")
-                 if in_build_context(path)]
+    problems += [
+        f"{path} is in the build context" for path in (".venv/bin/python", ".git/HEAD") if in_build_context(path)
+    ]
     assert not problems
 
 

@@ -9,8 +9,11 @@ from customer.settings import CustomerSettings
 from order.settings import OrderSettings
 
 ROOT = Path(__file__).resolve().parent.parent
-LISTED = dict(line[2:].split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
-              if re.match(r"^# [A-Z_]+=", line))
+LISTED = dict(
+    line[2:].split("=", 1)
+    for line in (ROOT / ".env.example").read_text().splitlines()
+    if re.match(r"^# [A-Z_]+=", line)
+)
 
 
 def shown(default) -> str:
@@ -21,9 +24,11 @@ def shown(default) -> str:
     return str(default)
 
 
-@pytest.mark.parametrize("field", [
-    field for settings in (CustomerSettings, OrderSettings) for field in settings.model_fields.values()
-], ids=lambda field: str(field.validation_alias))
+@pytest.mark.parametrize(
+    "field",
+    [field for settings in (CustomerSettings, OrderSettings) for field in settings.model_fields.values()],
+    ids=lambda field: str(field.validation_alias),
+)
 def test_every_setting_is_listed_with_its_default(field):
     assert field.validation_alias in LISTED
     listed = LISTED[field.validation_alias]

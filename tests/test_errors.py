@@ -8,11 +8,14 @@ from customer.app import create_app as create_customer_app
 from shared.testing.api import assert_problem, create_customer
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("name", 5, "Input should be a valid string"),
-    ("address", None, "Value error, may not be null"),
-    ("email", 7, "Input should be a valid string"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("name", 5, "Input should be a valid string"),
+        ("address", None, "Value error, may not be null"),
+        ("email", 7, "Input should be a valid string"),
+    ],
+)
 async def test_a_bad_optional_field_is_named_as_the_contract_names_it(customer_client, field, value, message):
     customer = await create_customer(customer_client)
     response = await customer_client.patch(f"/customers/{customer['id']}", json={"customer": {field: value}})

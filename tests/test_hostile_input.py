@@ -31,8 +31,19 @@ ONE_MIB = 1024 * 1024
 ANSWER_TIMEOUT = 5  # seconds for a plain request to be answered
 STALLED_CONNECTIONS = 50
 
-LEAKS = ("Traceback", 'File "', "SELECT ", "INSERT ", "UPDATE ", "DELETE FROM", "asyncpg", "tortoise", "postgres",
-         "127.0.0.1", "localhost")
+LEAKS = (
+    "Traceback",
+    'File "',
+    "SELECT ",
+    "INSERT ",
+    "UPDATE ",
+    "DELETE FROM",
+    "asyncpg",
+    "tortoise",
+    "postgres",
+    "127.0.0.1",
+    "localhost",
+)
 
 
 @pytest.fixture
@@ -54,11 +65,24 @@ async def run_schemathesis(server, workdir: Path, config: str = "") -> tuple[int
     """
     (workdir / "schemathesis.toml").write_text(config)
     process = await asyncio.create_subprocess_exec(
-        SCHEMATHESIS, "--config-file", str(workdir / "schemathesis.toml"), "run",
+        SCHEMATHESIS,
+        "--config-file",
+        str(workdir / "schemathesis.toml"),
+        "run",
         str(server.make_url("/openapi.json")),
-        "--checks", "all", "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED),
-        "--continue-on-failure", "--generation-database", "none", "--no-color",
-        cwd=workdir, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        "--checks",
+        "all",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--seed",
+        str(SEED),
+        "--continue-on-failure",
+        "--generation-database",
+        "none",
+        "--no-color",
+        cwd=workdir,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     try:
         async with asyncio.timeout(SCHEMATHESIS_DEADLINE):
@@ -117,9 +141,32 @@ def disagrees(reason: str):
 
 
 PRICES = [
-    "1200.00", "1200", "0.5", 12, 0.01, 9999999999.99, "9999999999.99",  # valid
-    0, -1, "0.001", 0.001, "12345678901", "NaN", "Infinity", True, "",  # invalid
-    "0", "0.00", "1e3", " 12", "12 ", "+5", "1_000", "12.", ".5", "١٢",
+    "1200.00",
+    "1200",
+    "0.5",
+    12,
+    0.01,
+    9999999999.99,
+    "9999999999.99",  # valid
+    0,
+    -1,
+    "0.001",
+    0.001,
+    "12345678901",
+    "NaN",
+    "Infinity",
+    True,
+    "",  # invalid
+    "0",
+    "0.00",
+    "1e3",
+    " 12",
+    "12 ",
+    "+5",
+    "1_000",
+    "12.",
+    ".5",
+    "١٢",
 ]
 
 
@@ -156,8 +203,9 @@ async def test_a_customer_patch_over_one_mib_is_a_413_problem(customer_client):
 
 
 async def test_a_declared_body_over_one_mib_is_refused_before_it_is_sent(order_server):
-    head = (f"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {2 * ONE_MIB}\r\n\r\n").encode()
+    head = (
+        f"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {2 * ONE_MIB}\r\n\r\n"
+    ).encode()
     reader, writer = await asyncio.open_connection(order_server.host, order_server.port)
     try:
         writer.write(head)
@@ -183,8 +231,7 @@ async def raw_exchange(server, data: bytes, timeout: float = ANSWER_TIMEOUT) -> 
         writer.close()
     head, _, body = answer.decode(errors="replace").partition("\r\n\r\n")
     status_line, *header_lines = head.split("\r\n")
-    headers = {name.strip().lower(): value.strip()
-               for name, _, value in (line.partition(":") for line in header_lines)}
+    headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in header_lines)}
     return int(status_line.split()[1]), headers, body
 
 
@@ -271,8 +318,12 @@ async def test_a_client_that_stops_mid_request_is_disconnected_after_the_keepali
 async def test_no_error_answer_reveals_internals(customer_client, order_client, aiohttp_client, test_run, tcp_proxy):
     proxy = await tcp_proxy("127.0.0.1", 9)  # a customer service that is down
     await proxy.cut()
-    settings = make_settings(OrderSettings, test_run, database_url=test_run.order_db,
-                             customer_service_url=proxy.url("http://127.0.0.1:{port}"))
+    settings = make_settings(
+        OrderSettings,
+        test_run,
+        database_url=test_run.order_db,
+        customer_service_url=proxy.url("http://127.0.0.1:{port}"),
+    )
     orphan_order_client = await aiohttp_client(await create_order_app(settings))
     taken = await create_customer(customer_client)
     order = {"customer_id": taken["id"], "product_name": "Pen", "quantity": 1, "price": 2}
@@ -282,8 +333,9 @@ async def test_no_error_answer_reveals_internals(customer_client, order_client, 
     answers = {
         404: await customer_client.get("/nope", headers=html),
         405: await customer_client.put("/customers", json={}, headers=html),
-        409: await customer_client.post("/customers", json={"customer": {
-            "name": "Twin", "address": "Here", "email": taken["email"]}}),
+        409: await customer_client.post(
+            "/customers", json={"customer": {"name": "Twin", "address": "Here", "email": taken["email"]}}
+        ),
         413: await order_client.post("/orders", json={"order": {**order, "product_name": "x" * (ONE_MIB + 1)}}),
         415: await order_client.post("/orders", data=b"order", headers={"Content-Type": "text/plain"}),
         422: await order_client.post("/orders", json={"order": {**order, "customer_id": "1; DROP TABLE orders"}}),
@@ -303,8 +355,9 @@ async def test_no_error_answer_reveals_internals(customer_client, order_client, 
 
 async def test_a_body_that_stalls_is_answered_408_after_the_read_timeout(order_server, monkeypatch):
     monkeypatch.setattr("shared.http.BODY_READ_TIMEOUT", 0.3)
-    head = (b"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
-            b'{"order": ')
+    head = (
+        b'POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"order": '
+    )
     reader, writer = await asyncio.open_connection(order_server.host, order_server.port)
     try:
         writer.write(head)

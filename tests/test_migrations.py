@@ -21,8 +21,13 @@ from shared.testing.plugin import ROOT, SERVER_URL, unique
 
 @pytest.mark.parametrize("service", ["customer", "order"])
 def test_models_and_migrations_agree(service):
-    result = subprocess.run([sys.executable, "-m", f"{service}.manage", "check-migrations"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", f"{service}.manage", "check-migrations"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -52,8 +57,14 @@ def own_role_database(test_run):
 
 def test_migrate_creates_the_service_role_owning_only_its_database(own_role_database, test_run):
     role, name, url = own_role_database
-    result = subprocess.run([sys.executable, "-m", "customer.manage", "migrate"], cwd=ROOT, timeout=60,
-                            capture_output=True, text=True, env={**os.environ, "CUSTOMER_DATABASE_URL": url})
+    result = subprocess.run(
+        [sys.executable, "-m", "customer.manage", "migrate"],
+        cwd=ROOT,
+        timeout=60,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CUSTOMER_DATABASE_URL": url},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"created role {role}" in result.stdout and f"created database {name}" in result.stdout
 
@@ -61,8 +72,9 @@ def test_migrate_creates_the_service_role_owning_only_its_database(own_role_data
         admin = await asyncpg.connect(asyncpg_dsn(SERVER_URL))
         try:
             owner = await admin.fetchval("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", name)
-            powers = await admin.fetchrow("SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles "
-                                          "WHERE rolname = $1", role)
+            powers = await admin.fetchrow(
+                "SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = $1", role
+            )
         finally:
             await admin.close()
         assert owner == role and not any(powers)
@@ -138,14 +150,21 @@ def test_stairway_every_migration_upgrades_downgrades_and_upgrades_again(service
         asyncio.run(drop_database(db_url))
 
 
-@pytest.mark.parametrize(("service", "variable"), [("customer", "CUSTOMER_DATABASE_URL"),
-                                                   ("order", "ORDER_DATABASE_URL")])
+@pytest.mark.parametrize(
+    ("service", "variable"), [("customer", "CUSTOMER_DATABASE_URL"), ("order", "ORDER_DATABASE_URL")]
+)
 def test_aerichs_own_cli_works_per_service(service, variable, test_run):
     url = test_run.customer_db if service == "customer" else test_run.order_db
     files = sorted(path.name for path in (Path(ROOT) / service / "migrations" / service).glob("*.py"))
     aerich = Path(sys.executable).parent / "aerich"
     for command, expected in (("history", files), ("heads", ["No available heads."])):
-        result = subprocess.run([aerich, "-c", f"{service}/aerich.toml", command], cwd=ROOT, timeout=60,
-                                capture_output=True, text=True, env={**os.environ, variable: url})
+        result = subprocess.run(
+            [aerich, "-c", f"{service}/aerich.toml", command],
+            cwd=ROOT,
+            timeout=60,
+            capture_output=True,
+            text=True,
+            env={**os.environ, variable: url},
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         assert sorted(line for line in result.stdout.splitlines() if line.strip()) == sorted(expected)

@@ -30,8 +30,9 @@ from tests.infra_files import (
 
 def test_prometheus_scrapes_both_services_on_their_ports(services):
     mounts = volume_mounts(services["prometheus"])
-    config_path = next(arg.split("=", 1)[1] for arg in services["prometheus"]["command"]
-                       if arg.startswith("--config.file="))
+    config_path = next(
+        arg.split("=", 1)[1] for arg in services["prometheus"]["command"] if arg.startswith("--config.file=")
+    )
     assert mounts.get("infra/prometheus/prometheus.yml") == config_path
     config = yaml.safe_load((ROOT / "infra" / "prometheus" / "prometheus.yml").read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
@@ -63,17 +64,26 @@ def test_prometheus_loads_the_alert_rules_compose_mounts_beside_its_config(servi
 
 # Series the rules read from other exporters than the services', with the exporter that has them (names
 # checked against RabbitMQ 3.10's rabbitmq_prometheus: `/metrics/detailed?family=...`).
-RABBITMQ_QUEUE_SERIES = {"rabbitmq_detailed_queue_consumers": "queue_consumer_count",
-                         "rabbitmq_detailed_queue_messages": "queue_coarse_metrics"}
+RABBITMQ_QUEUE_SERIES = {
+    "rabbitmq_detailed_queue_consumers": "queue_consumer_count",
+    "rabbitmq_detailed_queue_messages": "queue_coarse_metrics",
+}
 OTHER_SERIES = {"up": "prometheus", "probe_success": "ready", **dict.fromkeys(RABBITMQ_QUEUE_SERIES, "rabbitmq-queues")}
 
 
 def test_alert_rules_query_only_series_that_are_scraped():
-    rules = [rule for group in yaml.safe_load((ROOT / "infra/prometheus/alerts.yml").read_text())["groups"]
-             for rule in group["rules"]]
+    rules = [
+        rule
+        for group in yaml.safe_load((ROOT / "infra/prometheus/alerts.yml").read_text())["groups"]
+        for rule in group["rules"]
+    ]
     referenced = set().union(*(promql_series(rule["expr"]) for rule in rules))
-    assert {"http_requests_total", "outbox_oldest_pending_seconds", "rabbitmq_detailed_queue_consumers",
-            "probe_success"} <= referenced
+    assert {
+        "http_requests_total",
+        "outbox_oldest_pending_seconds",
+        "rabbitmq_detailed_queue_consumers",
+        "probe_success",
+    } <= referenced
     unknown = referenced - set(metric_series()) - set(OTHER_SERIES)
     assert not unknown, f"the alert rules read series nothing exports: {sorted(unknown)}"
     jobs = scrape_jobs()
@@ -137,8 +147,10 @@ def test_traces_go_to_jaeger_only_when_asked(services):
 
 
 def test_promql_reader_finds_metric_names():
-    expr = ('histogram_quantile(0.95, sum by (job, le) (rate(a_bucket{route="/x", job=~"o.*"}[$__rate_interval])))'
-            " / on (job) group_left b_total offset 5m + max(c) * 2e3")
+    expr = (
+        'histogram_quantile(0.95, sum by (job, le) (rate(a_bucket{route="/x", job=~"o.*"}[$__rate_interval])))'
+        " / on (job) group_left b_total offset 5m + max(c) * 2e3"
+    )
     assert promql_series(expr) == {"a_bucket", "b_total", "c"}
 
 
@@ -152,8 +164,13 @@ def test_dashboard_queries_only_metrics_the_services_export():
 def test_dashboard_shows_orders_latency_lag_backlog_and_dead_letters():
     exprs = dashboard_exprs()
     referenced = set().union(*(promql_series(expr) for expr in exprs))
-    assert {"http_requests_total", "http_request_duration_seconds_bucket", "event_lag_seconds_bucket",
-            "outbox_pending_events", "events_dead_lettered_total"} <= referenced
+    assert {
+        "http_requests_total",
+        "http_request_duration_seconds_bucket",
+        "event_lag_seconds_bucket",
+        "outbox_pending_events",
+        "events_dead_lettered_total",
+    } <= referenced
     quantiles = [expr for expr in exprs if "histogram_quantile" in expr]
     assert quantiles and all(re.search(r"_bucket\b", e) and re.search(r"by \([^)]*\ble\b", e) for e in quantiles)
     routes = {route for name in APP_SERVICES for _, route in app_routes(name)}
@@ -164,7 +181,8 @@ def test_dashboard_shows_orders_latency_lag_backlog_and_dead_letters():
 def test_dashboard_uses_the_provisioned_datasource_and_is_provisioned(services):
     grafana = ROOT / "infra" / "grafana"
     (datasource,) = yaml.safe_load((grafana / "provisioning" / "datasources" / "prometheus.yml").read_text())[
-        "datasources"]
+        "datasources"
+    ]
     url = urlsplit(datasource["url"])
     assert url.hostname == "prometheus" and url.hostname in services
     uids = {panel["datasource"]["uid"] for panel in panels(dashboard()["panels"]) if "datasource" in panel}

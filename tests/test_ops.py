@@ -20,8 +20,7 @@ async def test_dead_letters_are_listed_then_replayed_after_the_fix(
     customer_client, customer_settings, broker, test_run, capsys
 ):
     missing_id = random.randint(1_500_000_000, 2_000_000_000)
-    await broker.basic_publish(order_created_event(missing_id), exchange=test_run.exchange,
-                               routing_key="order.created")
+    await broker.basic_publish(order_created_event(missing_id), exchange=test_run.exchange, routing_key="order.created")
 
     async def dead_lettered():
         await customer_ops.list_dead_letters(customer_settings, limit=1000)
@@ -43,8 +42,9 @@ async def test_dead_letters_are_listed_then_replayed_after_the_fix(
 
 async def test_reconcile_reports_drift_and_exits_non_zero(order_client, customer_api, customer_settings, capsys):
     customer = await create_customer(customer_api)
-    response = await order_client.post("/orders", json={"order": {
-        "customer_id": customer["id"], "product_name": "Pen", "quantity": 1, "price": 2}})
+    response = await order_client.post(
+        "/orders", json={"order": {"customer_id": customer["id"], "product_name": "Pen", "quantity": 1, "price": 2}}
+    )
     assert response.status == 201
 
     async def counted():
@@ -62,8 +62,9 @@ async def test_reconcile_reports_drift_and_exits_non_zero(order_client, customer
 
 async def test_republish_sends_the_same_event_again_and_counts_do_not_change(order_client, customer_api, event_tap):
     customer = await create_customer(customer_api)
-    response = await order_client.post("/orders", json={"order": {
-        "customer_id": customer["id"], "product_name": "Pen", "quantity": 1, "price": 2}})
+    response = await order_client.post(
+        "/orders", json={"order": {"customer_id": customer["id"], "product_name": "Pen", "quantity": 1, "price": 2}}
+    )
     order = await response.json()
 
     def published_ids():

@@ -67,13 +67,15 @@ def test_the_lock_files_pin_what_pyproject_declares_with_hashes():
     declared = pins(PYPROJECT["project"]["dependencies"])
     declared_dev = pins(PYPROJECT["project"]["optional-dependencies"]["dev"])
     stale = {name: version for name, version in declared.items() if runtime.get(name, ("",))[0] != version}
-    stale |= {name: version for name, version in {**declared, **declared_dev}.items()
-              if dev.get(name, ("",))[0] != version}
+    stale |= {
+        name: version for name, version in {**declared, **declared_dev}.items() if dev.get(name, ("",))[0] != version
+    }
     assert not stale, f"pyproject.toml changed without `make lock`: {stale}"
     assert all(hashes for _, hashes in [*runtime.values(), *dev.values()]), "every entry needs its hashes"
     # The dev lock is the runtime lock plus the tools: the same versions of what both hold.
     assert {name: entry[0] for name, entry in dev.items() if name in runtime} == {
-        name: entry[0] for name, entry in runtime.items()}
+        name: entry[0] for name, entry in runtime.items()
+    }
 
 
 def test_what_the_runtime_code_imports_is_declared():
@@ -93,8 +95,12 @@ def test_the_wheel_holds_the_services_and_shared_runtime_code_only(tmp_path):
         shutil.copy(ROOT / name, source / name)
     for package in PACKAGES:
         shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", tmp_path / "dist", source],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", tmp_path / "dist", source],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
@@ -103,8 +109,11 @@ def test_the_wheel_holds_the_services_and_shared_runtime_code_only(tmp_path):
     code = [name for name in names if ".dist-info/" not in name]
     assert {name.split("/")[0] for name in code} == set(PACKAGES)
     assert not [name for name in code if "/tests/" in name or name.startswith("shared/testing/")]
-    migrations = {path.relative_to(ROOT).as_posix() for package in ("customer", "order")
-                  for path in (ROOT / package / "migrations").rglob("*.py")}
+    migrations = {
+        path.relative_to(ROOT).as_posix()
+        for package in ("customer", "order")
+        for path in (ROOT / package / "migrations").rglob("*.py")
+    }
     assert migrations <= set(code)
     assert {"customer/__main__.py", "order/__main__.py", "shared/gunicorn_conf.py"} <= set(code)
     assert "License-Expression: MIT" in metadata and "Requires-Dist: pamqp==" in metadata
@@ -115,13 +124,21 @@ def test_the_wheel_holds_the_services_and_shared_runtime_code_only(tmp_path):
 @pytest.mark.slow
 async def test_python_m_customer_serves_until_told_to_stop(test_run, tmp_path):
     port = free_port()
-    env = {**os.environ, "CUSTOMER_DATABASE_URL": test_run.customer_db, "EVENTS_EXCHANGE": test_run.exchange,
-           "CUSTOMER_ORDERS_QUEUE": test_run.queue, "CUSTOMER_PORT": str(port), "RUN_DIR": str(tmp_path)}
+    env = {
+        **os.environ,
+        "CUSTOMER_DATABASE_URL": test_run.customer_db,
+        "EVENTS_EXCHANGE": test_run.exchange,
+        "CUSTOMER_ORDERS_QUEUE": test_run.queue,
+        "CUSTOMER_PORT": str(port),
+        "RUN_DIR": str(tmp_path),
+    }
     log = (tmp_path / "customer.log").open("wb")
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "customer", cwd=ROOT, env=env,
-                                                   stdout=log, stderr=log, start_new_session=True)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "customer", cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True
+    )
     try:
         async with aiohttp.ClientSession() as session:
+
             async def ready():
                 try:
                     async with session.get(f"http://127.0.0.1:{port}/ready") as response:

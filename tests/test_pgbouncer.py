@@ -37,12 +37,18 @@ async def test_the_api_and_the_event_path_work_through_pgbouncer_in_transaction_
     aiohttp_client, aiohttp_server, scratch_run, bouncer
 ):
     run = scratch_run()
-    customer_server = await aiohttp_server(await create_customer_app(
-        make_settings(CustomerSettings, run, database_url=through(run.customer_db, bouncer))))
+    customer_server = await aiohttp_server(
+        await create_customer_app(make_settings(CustomerSettings, run, database_url=through(run.customer_db, bouncer)))
+    )
     await broker_connected(customer_server.app)
     customers = await aiohttp_client(customer_server)
-    order_settings = make_settings(OrderSettings, run, database_url=through(run.order_db, bouncer),
-                                   listen_url=run.order_db, customer_service_url=str(customer_server.make_url("")))
+    order_settings = make_settings(
+        OrderSettings,
+        run,
+        database_url=through(run.order_db, bouncer),
+        listen_url=run.order_db,
+        customer_service_url=str(customer_server.make_url("")),
+    )
     orders = await aiohttp_client(await create_order_app(order_settings))
     await broker_connected(orders.app)
 
@@ -51,9 +57,11 @@ async def test_the_api_and_the_event_path_work_through_pgbouncer_in_transaction_
     assert patched.status == 200
     placed = []
     for _ in range(30):  # many statements, over the pooler's few server connections
-        response = await orders.post("/orders", json={"order": {
-            "customer_id": customer["id"], "product_name": "Kettle", "quantity": 1, "price": "25.00"}},
-            headers={"Idempotency-Key": f"pgb-{len(placed)}-{run.id}"})
+        response = await orders.post(
+            "/orders",
+            json={"order": {"customer_id": customer["id"], "product_name": "Kettle", "quantity": 1, "price": "25.00"}},
+            headers={"Idempotency-Key": f"pgb-{len(placed)}-{run.id}"},
+        )
         assert response.status == 201, await response.text()
         placed.append((await response.json())["id"])
     paid = await orders.patch(f"/orders/{placed[0]}", json={"order": {"status": "paid"}})

@@ -20,8 +20,7 @@ from shared.testing import rabbitmq
 from shared.testing.plugin import eventually
 from shared.testing.processes import Services, gunicorn_workers
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(rabbitmq.available() is not None, reason=str(rabbitmq.available()))]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(rabbitmq.available() is not None, reason=str(rabbitmq.available()))]
 
 WORKERS = 2  # per service: as many consumers on the queue, and as many relays
 CLIENTS = 4  # the steady load: each posts an order, pauses PACE s, and again
@@ -82,11 +81,17 @@ class Load:
 
 async def test_both_services_ride_out_the_loss_of_the_queue_leader_node(cluster, scratch_run, tmp_path):
     run = scratch_run()
-    services = Services(env={
-        "AMQP_URL": cluster.amqp_url, "WORKERS": str(WORKERS),
-        "CUSTOMER_DATABASE_URL": run.customer_db, "ORDER_DATABASE_URL": run.order_db,
-        "EVENTS_EXCHANGE": run.exchange, "CUSTOMER_ORDERS_QUEUE": run.queue,
-    }, log_path=tmp_path / "services.log")
+    services = Services(
+        env={
+            "AMQP_URL": cluster.amqp_url,
+            "WORKERS": str(WORKERS),
+            "CUSTOMER_DATABASE_URL": run.customer_db,
+            "ORDER_DATABASE_URL": run.order_db,
+            "EVENTS_EXCHANGE": run.exchange,
+            "CUSTOMER_ORDERS_QUEUE": run.queue,
+        },
+        log_path=tmp_path / "services.log",
+    )
     customers_db = await asyncpg.connect(asyncpg_dsn(run.customer_db))
     orders_db = await asyncpg.connect(asyncpg_dsn(run.order_db))
     load_task = None
@@ -96,8 +101,9 @@ async def test_both_services_ride_out_the_loss_of_the_queue_leader_node(cluster,
         async with aiohttp.ClientSession() as session:
             customer_ids = []
             for n in range(5):  # four under load, one for the probes
-                async with session.post(f"{services.customer_url}/customers",
-                                        json={"customer": {"name": f"Cluster {n}", "address": "Here"}}) as response:
+                async with session.post(
+                    f"{services.customer_url}/customers", json={"customer": {"name": f"Cluster {n}", "address": "Here"}}
+                ) as response:
                     assert response.status == 201, await response.text()
                     customer_ids.append((await response.json())["id"])
             loaded, probe = customer_ids[:4], customer_ids[4]
@@ -164,11 +170,17 @@ async def test_both_services_ride_out_the_loss_of_the_queue_leader_node(cluster,
             assert len(load.accepted) > 50, f"only {len(load.accepted)} orders accepted: the load was not steady"
 
             async def exact():
-                stored = dict(await orders_db.fetch(
-                    "SELECT customer_id, count(*) FROM orders WHERE customer_id = ANY($1::int[]) GROUP BY 1",
-                    customer_ids))
-                counts = dict(await customers_db.fetch(
-                    "SELECT id, orders_count FROM customers WHERE id = ANY($1::int[])", customer_ids))
+                stored = dict(
+                    await orders_db.fetch(
+                        "SELECT customer_id, count(*) FROM orders WHERE customer_id = ANY($1::int[]) GROUP BY 1",
+                        customer_ids,
+                    )
+                )
+                counts = dict(
+                    await customers_db.fetch(
+                        "SELECT id, orders_count FROM customers WHERE id = ANY($1::int[])", customer_ids
+                    )
+                )
                 assert counts == stored, f"counted {counts}, stored {stored}"
                 assert not await orders_db.fetchval("SELECT count(*) FROM outbox"), "events still in the outbox"
 
@@ -178,8 +190,9 @@ async def test_both_services_ride_out_the_loss_of_the_queue_leader_node(cluster,
             assert set(load.accepted) <= placed
             assert len(placed) == len(load.accepted), "an order stored that no client was told of"
             await services.wait_ready()
-            assert {name: set(gunicorn_workers(services, name)) for name in workers} == workers, \
+            assert {name: set(gunicorn_workers(services, name)) for name in workers} == workers, (
                 "a worker was restarted"
+            )
     except BaseException:
         print(services.log_tail(80))
         raise

@@ -19,8 +19,9 @@ async def post_json(session, url: str, body: dict) -> tuple[int, dict]:
 
 
 async def new_customer(session, services) -> dict:
-    status, customer = await post_json(session, f"{services.customer_url}/customers",
-                                       {"customer": {"name": unique("Proc"), "address": "Somewhere"}})
+    status, customer = await post_json(
+        session, f"{services.customer_url}/customers", {"customer": {"name": unique("Proc"), "address": "Somewhere"}}
+    )
     assert status == 201
     return customer
 
@@ -127,11 +128,13 @@ async def test_logs_are_json_lines_with_the_request_id_from_both_services(start_
     async with aiohttp.ClientSession() as session:
         customer = await new_customer(session, services)
         request_id = unique("trace")
-        async with session.post(f"{services.order_url}/orders", json=order_body(customer["id"]),
-                                headers={"X-Request-ID": request_id}) as response:
+        async with session.post(
+            f"{services.order_url}/orders", json=order_body(customer["id"]), headers={"X-Request-ID": request_id}
+        ) as response:
             assert response.status == 201
-        async with session.get(f"{services.order_url}/orders",
-                               params={"customer_id": customer["id"], "status": "created"}) as response:
+        async with session.get(
+            f"{services.order_url}/orders", params={"customer_id": customer["id"], "status": "created"}
+        ) as response:
             assert response.status == 200
 
     def lines() -> list[dict]:

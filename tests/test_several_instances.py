@@ -42,16 +42,40 @@ async def test_two_instances_of_each_service_count_exactly_and_publish_each_even
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=60)) as session:
         customers = []
         for i in range(4):
-            customers.append(await post_politely(session, f"{instances[i % 2].customer_url}/customers", {
-                "customer": {"name": f"Multi {i}", "address": "Here"}}))
-        orders = await asyncio.gather(*(post_politely(session, f"{instances[i % 2].order_url}/orders", {
-            "order": {"customer_id": customers[i % 4]["id"], "product_name": "Kettle", "quantity": 1,
-                      "price": "25.00"}}) for i in range(200)))
+            customers.append(
+                await post_politely(
+                    session,
+                    f"{instances[i % 2].customer_url}/customers",
+                    {"customer": {"name": f"Multi {i}", "address": "Here"}},
+                )
+            )
+        orders = await asyncio.gather(
+            *(
+                post_politely(
+                    session,
+                    f"{instances[i % 2].order_url}/orders",
+                    {
+                        "order": {
+                            "customer_id": customers[i % 4]["id"],
+                            "product_name": "Kettle",
+                            "quantity": 1,
+                            "price": "25.00",
+                        }
+                    },
+                )
+                for i in range(200)
+            )
+        )
         changed = [order["id"] for order in orders[:40]]
         for status in ("paid", "shipped"):  # each change through the other instance than the last
-            await asyncio.gather(*(patch_status(session, f"{instances[(n + (status == 'paid')) % 2].order_url}"
-                                                         f"/orders/{order_id}", status)
-                                   for n, order_id in enumerate(changed)))
+            await asyncio.gather(
+                *(
+                    patch_status(
+                        session, f"{instances[(n + (status == 'paid')) % 2].order_url}/orders/{order_id}", status
+                    )
+                    for n, order_id in enumerate(changed)
+                )
+            )
 
         async def exact():
             for n, customer in enumerate(customers):

@@ -21,13 +21,19 @@ SCHEMA_LOCK = 0x62656E6368
 
 
 def json_response(data: Any, status: int = 200, headers: dict | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(data, default=str), status=status, headers=headers,
-                        content_type="application/json")
+    return web.Response(
+        body=orjson.dumps(data, default=str), status=status, headers=headers, content_type="application/json"
+    )
 
 
 def problem(status: int, title: str, detail: str, field: str | None = None) -> web.Response:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail,
-            "errors": [{"field": field, "message": detail}] if field else []}
+    body = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "errors": [{"field": field, "message": detail}] if field else [],
+    }
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/problem+json")
 
 

@@ -32,8 +32,9 @@ from bench.baseline.common import (
 
 log = logging.getLogger(__name__)
 
-DATABASE_URL = os.environ.get("BASELINE_CUSTOMER_DATABASE_URL",
-                              "postgresql://postgres@127.0.0.1:5432/bench_baseline_customers")
+DATABASE_URL = os.environ.get(
+    "BASELINE_CUSTOMER_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/bench_baseline_customers"
+)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS customers (
     id serial PRIMARY KEY,
@@ -51,14 +52,17 @@ MAX_ID = 2**31 - 1
 async def create_customer(request: web.Request) -> web.Response:
     data = await read_object(request, "customer")
     if data is None:
-        return problem(422, "Unprocessable Content", "send {\"customer\": {...}}", "customer")
+        return problem(422, "Unprocessable Content", 'send {"customer": {...}}', "customer")
     name, address, email = text_field(data, "name"), text_field(data, "address"), data.get("email")
     if name is None or address is None or not (email is None or (isinstance(email, str) and "@" in email)):
         return problem(422, "Unprocessable Content", "name, address and email are required", "customer")
     try:
         row = await request.app[POOL].fetchrow(
             f"INSERT INTO customers (name, address, email) VALUES ($1, $2, $3) RETURNING {COLUMNS}",
-            name, address, email)
+            name,
+            address,
+            email,
+        )
     except asyncpg.UniqueViolationError:
         return problem(409, "Conflict", f"the email {email} is taken", "email")
     return json_response(dict(row), 201, headers={"Location": f"/customers/{row['id']}"})
@@ -82,7 +86,8 @@ async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
             event = orjson.loads(message.body)
             await pool.execute(
                 "UPDATE customers SET orders_count = orders_count + 1, updated_at = now() WHERE id = $1",
-                int(event["data"]["customer_id"]))
+                int(event["data"]["customer_id"]),
+            )
         except Exception:
             log.exception("cannot apply message %s; dropping it", message.header.properties.message_id)
             await message.channel.basic_reject(message.delivery_tag, requeue=False)
@@ -104,9 +109,11 @@ async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
 async def create_app() -> web.Application:
     app = web.Application()
     app.cleanup_ctx.extend([pool_ctx(DATABASE_URL, SCHEMA), consumer_ctx])
-    app.add_routes([
-        web.post("/customers", create_customer),
-        web.get(r"/customers/{id:\d+}", get_customer),
-        web.get("/health", health),
-    ])
+    app.add_routes(
+        [
+            web.post("/customers", create_customer),
+            web.get(r"/customers/{id:\d+}", get_customer),
+            web.get("/health", health),
+        ]
+    )
     return app

@@ -33,8 +33,9 @@ from bench.baseline.common import (
     text_field,
 )
 
-DATABASE_URL = os.environ.get("BASELINE_ORDER_DATABASE_URL",
-                              "postgresql://postgres@127.0.0.1:5432/bench_baseline_orders")
+DATABASE_URL = os.environ.get(
+    "BASELINE_ORDER_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/bench_baseline_orders"
+)
 CUSTOMER_URL = os.environ.get("BASELINE_CUSTOMER_URL", "http://127.0.0.1:3400")
 CUSTOMER_TIMEOUT = aiohttp.ClientTimeout(total=2.0)
 SCHEMA = """
@@ -92,8 +93,9 @@ async def create_order(request: web.Request) -> web.Response:
         return problem(422, "Unprocessable Content", f"{parsed} is missing or invalid", parsed)
     customer_id, product_name, quantity, price = parsed
     try:
-        async with request.app[SESSION].get(f"{CUSTOMER_URL}/customers/{customer_id}",
-                                            timeout=CUSTOMER_TIMEOUT) as response:
+        async with request.app[SESSION].get(
+            f"{CUSTOMER_URL}/customers/{customer_id}", timeout=CUSTOMER_TIMEOUT
+        ) as response:
             if response.status == 404:
                 return problem(422, "Unprocessable Content", f"customer {customer_id} does not exist", "customer_id")
             if response.status != 200:
@@ -104,17 +106,31 @@ async def create_order(request: web.Request) -> web.Response:
 
     row = await request.app[POOL].fetchrow(
         f"INSERT INTO orders (customer_id, product_name, quantity, price) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}",
-        customer_id, product_name, quantity, price)
+        customer_id,
+        product_name,
+        quantity,
+        price,
+    )
     order = render(row)
     event_id = str(uuid.uuid4())
     event = {
-        "schema_version": 1, "event_id": event_id, "event_type": "order.created",
+        "schema_version": 1,
+        "event_id": event_id,
+        "event_type": "order.created",
         "occurred_at": datetime.now(UTC),
-        "data": {"order_id": order["id"], "customer_id": customer_id, "product_name": product_name,
-                 "quantity": quantity, "price": order["price"], "status": order["status"]},
+        "data": {
+            "order_id": order["id"],
+            "customer_id": customer_id,
+            "product_name": product_name,
+            "quantity": quantity,
+            "price": order["price"],
+            "status": order["status"],
+        },
     }
     await request.app[CHANNEL].basic_publish(
-        orjson.dumps(event), exchange=EXCHANGE, routing_key="order.created",
+        orjson.dumps(event),
+        exchange=EXCHANGE,
+        routing_key="order.created",
         properties=Basic.Properties(content_type="application/json", message_id=event_id, delivery_mode=2),
     )  # returns once the broker confirmed (confirms are on by default in aiormq)
     order["customer"] = {key: customer[key] for key in ("id", "name", "address", "orders_count")}
@@ -137,7 +153,10 @@ async def list_orders(request: web.Request) -> web.Response:
         n = len(args)
         rows = await pool.fetch(
             f"SELECT {COLUMNS} FROM orders {where} ORDER BY created_at DESC, id DESC LIMIT ${n + 1} OFFSET ${n + 2}",
-            *args, limit, offset)
+            *args,
+            limit,
+            offset,
+        )
     return json_response({"items": [render(row) for row in rows], "total": total, "limit": limit, "offset": offset})
 
 
@@ -159,9 +178,11 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
 async def create_app() -> web.Application:
     app = web.Application()
     app.cleanup_ctx.extend([pool_ctx(DATABASE_URL, SCHEMA), session_ctx, broker_ctx])
-    app.add_routes([
-        web.post("/orders", create_order),
-        web.get("/orders", list_orders),
-        web.get("/health", health),
-    ])
+    app.add_routes(
+        [
+            web.post("/orders", create_order),
+            web.get("/orders", list_orders),
+            web.get("/health", health),
+        ]
+    )
     return app

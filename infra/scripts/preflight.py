@@ -1,6 +1,6 @@
 """Check that PostgreSQL and RabbitMQ answer before anything starts, and say how to fix it if not.
 
-    python infra/scripts/preflight.py     exit 0 when both answer, 1 (with what to do) when one does not
+python infra/scripts/preflight.py     exit 0 when both answer, 1 (with what to do) when one does not
 """
 
 import argparse
@@ -51,8 +51,9 @@ async def check() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="preflight", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="preflight", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_verbose(parser)
     args = parser.parse_args(argv)
 

@@ -10,12 +10,22 @@ from shared.testing.plugin import unique
 
 def order_created_event(customer_id: int, event_id: str | None = None) -> bytes:
     """An `order.created` message body as the order service publishes it."""
-    return orjson.dumps({
-        "schema_version": 1, "event_id": event_id or str(uuid.uuid4()), "event_type": "order.created",
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "data": {"order_id": 1, "customer_id": customer_id, "product_name": "Laptop", "quantity": 1,
-                 "price": "1200.00", "status": "created"},
-    })
+    return orjson.dumps(
+        {
+            "schema_version": 1,
+            "event_id": event_id or str(uuid.uuid4()),
+            "event_type": "order.created",
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "data": {
+                "order_id": 1,
+                "customer_id": customer_id,
+                "product_name": "Laptop",
+                "quantity": 1,
+                "price": "1200.00",
+                "status": "created",
+            },
+        }
+    )
 
 
 async def create_customer(client, expected_status: int = 201, **fields) -> dict:

@@ -55,7 +55,10 @@ def migrated_database(service: str, env_var: str, name: str) -> str:
     url = with_database(SERVER_URL, name)
     subprocess.run(
         [sys.executable, "-m", f"{service}.manage", "migrate"],
-        env={**os.environ, env_var: url}, cwd=ROOT, check=True, capture_output=True,
+        env={**os.environ, env_var: url},
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
     )
     return url
 
@@ -176,8 +179,7 @@ class EventTap:
         self.messages: list = []
 
     def bodies(self, event_type: str | None = None) -> list[dict]:
-        return [orjson.loads(m.body) for m in self.messages
-                if event_type is None or m.routing_key == event_type]
+        return [orjson.loads(m.body) for m in self.messages if event_type is None or m.routing_key == event_type]
 
 
 @pytest.fixture
@@ -210,10 +212,16 @@ async def start_services(test_run, tmp_path):
     started: list[Services] = []
 
     async def start(**env: str) -> Services:
-        services = Services(env={
-            "CUSTOMER_DATABASE_URL": test_run.customer_db, "ORDER_DATABASE_URL": test_run.order_db,
-            "EVENTS_EXCHANGE": test_run.exchange, "CUSTOMER_ORDERS_QUEUE": test_run.queue, **env,
-        }, log_path=tmp_path / f"services-{len(started)}.log")
+        services = Services(
+            env={
+                "CUSTOMER_DATABASE_URL": test_run.customer_db,
+                "ORDER_DATABASE_URL": test_run.order_db,
+                "EVENTS_EXCHANGE": test_run.exchange,
+                "CUSTOMER_ORDERS_QUEUE": test_run.queue,
+                **env,
+            },
+            log_path=tmp_path / f"services-{len(started)}.log",
+        )
         started.append(services)
         return await services.start()
 

@@ -86,8 +86,11 @@ rm -f /usr/lib/python3.11/EXTERNALLY-MANAGED
 apt-get clean
 rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* /usr/share/locale/*
 """,
-    changes=("ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin", "ENV LANG=C.UTF-8",
-             'CMD ["python3"]'),
+    changes=(
+        "ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "ENV LANG=C.UTF-8",
+        'CMD ["python3"]',
+    ),
 )
 CLEAN_UP = "apt-get clean\nrm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* /usr/share/locale/*\n"
 # docker-compose.yml's postgres: Debian's PostgreSQL 15 behind an entrypoint that honours what compose gives
@@ -115,10 +118,16 @@ POSTGRES_15 = BaseRecipe(
     suite="bookworm",
     packages=("postgresql-15",),
     script=f"cat > /usr/local/bin/docker-entrypoint.sh <<'EOF'\n{POSTGRES_ENTRYPOINT}EOF\n"
-           "chmod 755 /usr/local/bin/docker-entrypoint.sh\n" + CLEAN_UP,
-    changes=("ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-             "ENV PGDATA=/var/lib/postgresql/data", "ENV LANG=C.UTF-8", "STOPSIGNAL SIGINT", "EXPOSE 5432",
-             'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]', 'CMD ["postgres"]'),
+    "chmod 755 /usr/local/bin/docker-entrypoint.sh\n" + CLEAN_UP,
+    changes=(
+        "ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "ENV PGDATA=/var/lib/postgresql/data",
+        "ENV LANG=C.UTF-8",
+        "STOPSIGNAL SIGINT",
+        "EXPOSE 5432",
+        'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]',
+        'CMD ["postgres"]',
+    ),
 )
 # docker-compose.yml's rabbitmq: Debian's RabbitMQ (3.10, not 3.13) set up like the official management
 # image: guest allowed from anywhere, management and Prometheus plugins, conf.d files read, node data in
@@ -137,16 +146,22 @@ RABBITMQ_MANAGEMENT = BaseRecipe(
     suite="bookworm",
     packages=("rabbitmq-server",),
     script=f"cat > /usr/local/bin/docker-entrypoint.sh <<'EOF'\n{RABBITMQ_ENTRYPOINT}EOF\n"
-           "chmod 755 /usr/local/bin/docker-entrypoint.sh\n"
-           "mkdir -p /etc/rabbitmq/conf.d\n"
-           f"printf '{RABBITMQ_DEFAULTS}' > /etc/rabbitmq/conf.d/10-defaults.conf\n"
-           "echo '[rabbitmq_management,rabbitmq_prometheus].' > /etc/rabbitmq/enabled_plugins\n"
-           "rm -f /etc/rabbitmq/rabbitmq-env.conf /var/lib/rabbitmq/.erlang.cookie\n" + CLEAN_UP,
-    changes=("ENV HOME=/var/lib/rabbitmq", "ENV RABBITMQ_CONFIG_FILES=/etc/rabbitmq/conf.d", "ENV LANG=C.UTF-8",
-             "ENV PATH=/usr/lib/rabbitmq/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-             "EXPOSE 5672", "EXPOSE 15672", "EXPOSE 15692",
-             'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]',
-             'CMD ["rabbitmq-server"]'),
+    "chmod 755 /usr/local/bin/docker-entrypoint.sh\n"
+    "mkdir -p /etc/rabbitmq/conf.d\n"
+    f"printf '{RABBITMQ_DEFAULTS}' > /etc/rabbitmq/conf.d/10-defaults.conf\n"
+    "echo '[rabbitmq_management,rabbitmq_prometheus].' > /etc/rabbitmq/enabled_plugins\n"
+    "rm -f /etc/rabbitmq/rabbitmq-env.conf /var/lib/rabbitmq/.erlang.cookie\n" + CLEAN_UP,
+    changes=(
+        "ENV HOME=/var/lib/rabbitmq",
+        "ENV RABBITMQ_CONFIG_FILES=/etc/rabbitmq/conf.d",
+        "ENV LANG=C.UTF-8",
+        "ENV PATH=/usr/lib/rabbitmq/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "EXPOSE 5672",
+        "EXPOSE 15672",
+        "EXPOSE 15692",
+        'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]',
+        'CMD ["rabbitmq-server"]',
+    ),
 )
 # The observability profile's prometheus: Debian's Prometheus (2.42, not 2.55), laid out like the official
 # image (/bin/prometheus as the entrypoint, /prometheus for the volume, run as nobody).
@@ -154,8 +169,13 @@ PROMETHEUS = BaseRecipe(
     suite="bookworm",
     packages=("prometheus",),
     script="mkdir -p /prometheus\nchown nobody:nogroup /prometheus\n" + CLEAN_UP,
-    changes=("USER nobody", "WORKDIR /prometheus", "EXPOSE 9090", 'ENTRYPOINT ["/bin/prometheus"]',
-             'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]'),
+    changes=(
+        "USER nobody",
+        "WORKDIR /prometheus",
+        "EXPOSE 9090",
+        'ENTRYPOINT ["/bin/prometheus"]',
+        'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]',
+    ),
 )
 # By image name (a pattern, so a pinned patch release of the same image finds its stand-in too).
 BASE_RECIPES = {
@@ -208,8 +228,12 @@ def debian_mirror(suite: str) -> str | None:
         elif path.suffix == ".sources":
             for stanza in re.split(r"\n\s*\n", path.read_text()):
                 fields = dict(re.findall(r"^([\w-]+):\s*(.*)$", stanza, re.MULTILINE))
-                if ("deb" in fields.get("Types", "").split() and suite in fields.get("Suites", "").split()
-                        and fields.get("Enabled", "yes").lower() != "no" and fields.get("URIs")):
+                if (
+                    "deb" in fields.get("Types", "").split()
+                    and suite in fields.get("Suites", "").split()
+                    and fields.get("Enabled", "yes").lower() != "no"
+                    and fields.get("URIs")
+                ):
                     return fields["URIs"].split()[0]
     return None
 
@@ -228,8 +252,11 @@ class Podman:
         run = f"/run/shop-services-podman/{hashlib.sha256(str(cache).encode()).hexdigest()[:8]}"
         (cache / "containers.conf").write_text(CONTAINERS_CONF.format(run=run))
         (cache / "storage.conf").write_text(STORAGE_CONF.format(cache=cache, run=run))
-        self.env = {**os.environ, "CONTAINERS_CONF": str(cache / "containers.conf"),
-                    "CONTAINERS_STORAGE_CONF": str(cache / "storage.conf")}
+        self.env = {
+            **os.environ,
+            "CONTAINERS_CONF": str(cache / "containers.conf"),
+            "CONTAINERS_STORAGE_CONF": str(cache / "storage.conf"),
+        }
 
     def __call__(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
         result = subprocess.run(["podman", *args], env=self.env, capture_output=True, text=True, timeout=timeout)
@@ -246,8 +273,9 @@ class Podman:
         """Make the local stand-in for image `name` unless the store holds one from the same recipe."""
         recipe = base_recipe(name)
         if recipe is None:
-            raise AssertionError(f"image {name} has no local recipe here: add one to BASE_RECIPES in "
-                                 f"{Path(__file__).relative_to(ROOT)}")
+            raise AssertionError(
+                f"image {name} has no local recipe here: add one to BASE_RECIPES in {Path(__file__).relative_to(ROOT)}"
+            )
         with (self.cache / "bases.lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time; the next finds the image
             if self.base_key(name) == recipe.key():
@@ -256,8 +284,9 @@ class Podman:
         return "built"
 
     def base_key(self, name: str) -> str | None:
-        result = self("image", "inspect", "--format", f'{{{{index .Labels "{RECIPE_LABEL}"}}}}', full_name(name),
-                      check=False)
+        result = self(
+            "image", "inspect", "--format", f'{{{{index .Labels "{RECIPE_LABEL}"}}}}', full_name(name), check=False
+        )
         return result.stdout.strip() if result.returncode == 0 else None
 
     def build_base(self, name: str, recipe: BaseRecipe) -> None:
@@ -271,17 +300,36 @@ class Podman:
         with tempfile.TemporaryDirectory(dir=self.cache) as tmp:
             rootfs = Path(tmp) / "rootfs"
             debootstrap = subprocess.run(
-                ["debootstrap", "--variant=minbase", f"--include={','.join(recipe.packages)}", recipe.suite,
-                 str(rootfs), mirror], capture_output=True, text=True, timeout=900)
+                [
+                    "debootstrap",
+                    "--variant=minbase",
+                    f"--include={','.join(recipe.packages)}",
+                    recipe.suite,
+                    str(rootfs),
+                    mirror,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
             assert debootstrap.returncode == 0, debootstrap.stdout[-3000:] + debootstrap.stderr[-3000:]
             if HOST_CA_BUNDLE.exists() and (rootfs / "etc/ssl/certs").is_dir():
                 shutil.copyfile(HOST_CA_BUNDLE, rootfs / "etc/ssl/certs/ca-certificates.crt")
             subprocess.run(["chroot", str(rootfs), "sh", "-c", recipe.script], check=True, capture_output=True)
-            changes = [arg for change in (*recipe.changes, f"LABEL {RECIPE_LABEL}={recipe.key()}")
-                       for arg in ("--change", change)]
+            changes = [
+                arg
+                for change in (*recipe.changes, f"LABEL {RECIPE_LABEL}={recipe.key()}")
+                for arg in ("--change", change)
+            ]
             tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-            imported = subprocess.run(["podman", "import", "--quiet", *changes, "-", name], stdin=tar.stdout,
-                                      env=self.env, capture_output=True, text=True, timeout=600)
+            imported = subprocess.run(
+                ["podman", "import", "--quiet", *changes, "-", name],
+                stdin=tar.stdout,
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
             tar.stdout.close()  # so a tar still writing gets SIGPIPE if podman gave up early
             tar.wait()
             assert imported.returncode == 0, imported.stderr
@@ -308,11 +356,28 @@ def check_package_index() -> None:
     """The image build installs from the package index: without it, skip rather than fail."""
     with tempfile.TemporaryDirectory() as tmp:
         cert = ["--cert", str(HOST_CA_BUNDLE)] if HOST_CA_BUNDLE.exists() else []
-        probe = subprocess.run([sys.executable, "-m", "pip", "download", "--isolated", "--no-deps", "--no-cache-dir",
-                                *cert, "--dest", tmp, "pip"], capture_output=True, text=True, timeout=120)
+        probe = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--isolated",
+                "--no-deps",
+                "--no-cache-dir",
+                *cert,
+                "--dest",
+                tmp,
+                "pip",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     if probe.returncode != 0:
-        raise PodmanUnavailable(f"the package index does not answer (the image build installs from it): "
-                                f"{probe.stderr.strip()[-300:]}")
+        raise PodmanUnavailable(
+            f"the package index does not answer (the image build installs from it): {probe.stderr.strip()[-300:]}"
+        )
 
 
 def prepared_podman() -> Podman:
@@ -336,13 +401,26 @@ def new_run_id() -> str:
 
 def build_project_image(podman: Podman, run_id: str) -> str:
     """The image docker-compose.yml's services build (one build section for all of them), as `localhost/`."""
-    builds = {(s["build"].get("context", "."), s["build"].get("dockerfile", "Dockerfile"))
-              for s in compose_services().values() if "build" in s}
+    builds = {
+        (s["build"].get("context", "."), s["build"].get("dockerfile", "Dockerfile"))
+        for s in compose_services().values()
+        if "build" in s
+    }
     assert len(builds) == 1, f"the test builds one image; compose has {builds}"
     ((context, dockerfile),) = builds
     image = f"localhost/shop-services-test:{run_id}"
-    podman("build", "--pull=never", "--network", "host", "--file", str(ROOT / context / dockerfile),
-           "--tag", image, str(ROOT / context), timeout=900)
+    podman(
+        "build",
+        "--pull=never",
+        "--network",
+        "host",
+        "--file",
+        str(ROOT / context / dockerfile),
+        "--tag",
+        image,
+        str(ROOT / context),
+        timeout=900,
+    )
     return image
 
 
@@ -413,11 +491,22 @@ def healthcheck_argv(service: dict, ports: dict[int, int]) -> list[str] | None:
     return [retarget_ports(word, ports) for word in argv]
 
 
-def run_args(service: dict, *, name: str, image: str, run_id: str, env: dict[str, str],
-             ports: dict[int, int]) -> list[str]:
+def run_args(
+    service: dict, *, name: str, image: str, run_id: str, env: dict[str, str], ports: dict[int, int]
+) -> list[str]:
     """`podman run` arguments for a compose service on the host network (its ports moved by `ports`)."""
-    args = ["run", "--detach", "--name", name, "--label", f"{TEST_LABEL}={run_id}", "--network", "host",
-            "--pull", "never"]
+    args = [
+        "run",
+        "--detach",
+        "--name",
+        name,
+        "--label",
+        f"{TEST_LABEL}={run_id}",
+        "--network",
+        "host",
+        "--pull",
+        "never",
+    ]
     if service.get("init"):
         args.append("--init")
     if service.get("read_only"):
@@ -484,8 +573,12 @@ def start_order(apps: dict[str, dict]) -> list[str]:
 
 def one_shots(apps: dict[str, dict]) -> set[str]:
     """Services another one waits for to exit 0 (a migrate step), not to be healthy."""
-    return {dep for service in apps.values() for dep, condition in depends_on(service).items()
-            if condition == "service_completed_successfully"}
+    return {
+        dep
+        for service in apps.values()
+        for dep, condition in depends_on(service).items()
+        if condition == "service_completed_successfully"
+    }
 
 
 class MachineBacking:
@@ -519,12 +612,26 @@ class MachineBacking:
             if database not in ("", "postgres"):
                 database = self.databases.setdefault(database, f"{database}_{self.run_id}")
             secret = f":{url.password}" if url.password else ""
-            return urlunsplit((url.scheme, f"{user}{secret}@{self.pg_server.netloc.rsplit('@', 1)[-1]}",
-                               f"/{database}", url.query, ""))
+            return urlunsplit(
+                (
+                    url.scheme,
+                    f"{user}{secret}@{self.pg_server.netloc.rsplit('@', 1)[-1]}",
+                    f"/{database}",
+                    url.query,
+                    "",
+                )
+            )
         if url.hostname == self.rabbitmq:
             user, password = self.broker_users.setdefault(url.username, (f"{url.username}.{self.run_id}", url.password))
-            return urlunsplit((url.scheme, f"{user}:{password}@{self.amqp_server.netloc.rsplit('@', 1)[-1]}",
-                               f"/{quote(self.vhost, safe='')}", url.query, ""))
+            return urlunsplit(
+                (
+                    url.scheme,
+                    f"{user}:{password}@{self.amqp_server.netloc.rsplit('@', 1)[-1]}",
+                    f"/{quote(self.vhost, safe='')}",
+                    url.query,
+                    "",
+                )
+            )
         if url.hostname not in app_ports:
             return value  # a service the test does not run (a tracing collector): left unresolvable
         port = app_ports[url.hostname][url.port or 80]
@@ -571,7 +678,7 @@ def readme_curl_example() -> tuple[int, str, str, int, str]:
     """From the README's quick start: (port, path, JSON body) of the POST, (port, path) of the GET after it."""
     readme = (ROOT / "README.md").read_text()
     post = re.search(r"curl -X POST localhost:(\d+)(/\S+)[^`]*?-d '([^']+)'", readme)
-    get = re.search(r"^curl localhost:(\d+)(/\S+)\s+# orders_count", readme[post.end():], re.MULTILINE)
+    get = re.search(r"^curl localhost:(\d+)(/\S+)\s+# orders_count", readme[post.end() :], re.MULTILINE)
     return int(post[1]), post[2], post[3], int(get[1]), get[2]
 
 

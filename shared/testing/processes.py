@@ -42,13 +42,22 @@ class Services:
         return f"http://127.0.0.1:{self.order_port}"
 
     async def start(self, timeout: float = 30.0) -> "Services":
-        env = {**os.environ, **self.env, "CUSTOMER_PORT": str(self.customer_port),
-               "ORDER_PORT": str(self.order_port), "CUSTOMER_SERVICE_URL": self.customer_url,
-               "PY": str(Path(sys.executable).parent),
-               "RUN_DIR": str(self.log_path.parent / f"run-{self.log_path.stem}")}  # one per instance
+        env = {
+            **os.environ,
+            **self.env,
+            "CUSTOMER_PORT": str(self.customer_port),
+            "ORDER_PORT": str(self.order_port),
+            "CUSTOMER_SERVICE_URL": self.customer_url,
+            "PY": str(Path(sys.executable).parent),
+            "RUN_DIR": str(self.log_path.parent / f"run-{self.log_path.stem}"),
+        }  # one per instance
         log = self.log_path.open("ab")
         self.process = await asyncio.create_subprocess_exec(
-            str(ROOT / "infra/scripts/run.sh"), env=env, stdout=log, stderr=log, start_new_session=True,
+            str(ROOT / "infra/scripts/run.sh"),
+            env=env,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
         )
         await self.wait_ready(timeout)
         return self

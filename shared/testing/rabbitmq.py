@@ -81,7 +81,8 @@ class Node:
     def write_config(self) -> None:
         self.folder.mkdir(parents=True)
         (self.folder / "rabbitmq.conf").write_text(
-            f"listeners.tcp.local = 127.0.0.1:{self.amqp_port}\nloopback_users = none\n")
+            f"listeners.tcp.local = 127.0.0.1:{self.amqp_port}\nloopback_users = none\n"
+        )
         (self.folder / "enabled_plugins").write_text("[].\n")
         if os.geteuid() == 0:
             shutil.chown(self.folder, RUN_AS, RUN_AS)
@@ -92,8 +93,9 @@ class Node:
         """Start the node in the background (`wait_up` waits for it)."""
         with contextlib.suppress(FileNotFoundError):
             self.pid_file.unlink()
-        subprocess.run(self._command("rabbitmq-server", "-detached"), check=True, capture_output=True,
-                       timeout=CTL_TIMEOUT)
+        subprocess.run(
+            self._command("rabbitmq-server", "-detached"), check=True, capture_output=True, timeout=CTL_TIMEOUT
+        )
 
     def wait_up(self) -> None:
         self.ctl("wait", "--timeout", str(int(START_TIMEOUT)), str(self.pid_file), timeout=START_TIMEOUT + 10)
@@ -101,8 +103,9 @@ class Node:
 
     def ctl(self, *args: str, timeout: float = CTL_TIMEOUT) -> str:
         """rabbitmqctl against this node; its output, or RuntimeError with what it said."""
-        done = subprocess.run(self._command("rabbitmqctl", "-n", self.name, *args), capture_output=True, text=True,
-                              timeout=timeout)
+        done = subprocess.run(
+            self._command("rabbitmqctl", "-n", self.name, *args), capture_output=True, text=True, timeout=timeout
+        )
         if done.returncode != 0:
             raise RuntimeError(f"rabbitmqctl -n {self.name} {' '.join(args)}: {done.stdout}{done.stderr}"[-2000:])
         return done.stdout
@@ -156,8 +159,19 @@ class Cluster:
 
     def queues(self, vhost: str = "/") -> list[dict]:
         """`list_queues` as seen by a running node: name, type, leader, members, online, consumers."""
-        out = self.running()[0].ctl("list_queues", "-p", vhost, "--formatter", "json",
-                                    "name", "type", "leader", "members", "online", "consumers")
+        out = self.running()[0].ctl(
+            "list_queues",
+            "-p",
+            vhost,
+            "--formatter",
+            "json",
+            "name",
+            "type",
+            "leader",
+            "members",
+            "online",
+            "consumers",
+        )
         return json.loads(out)
 
     def queue(self, name: str, vhost: str = "/") -> dict | None:
@@ -179,8 +193,10 @@ def cluster(size: int = 3) -> Iterator[Cluster]:
     prefix = f"t{uuid.uuid4().hex[:6]}"
     with tempfile.TemporaryDirectory(prefix="rabbitmq-cluster-") as tmp:
         os.chmod(tmp, 0o755)  # the nodes' user walks into its folder
-        nodes = [Node(f"{prefix}-{n}@localhost", Path(tmp) / f"node{n}", free_port(), free_port())
-                 for n in range(1, size + 1)]
+        nodes = [
+            Node(f"{prefix}-{n}@localhost", Path(tmp) / f"node{n}", free_port(), free_port())
+            for n in range(1, size + 1)
+        ]
         try:
             for node in nodes:
                 node.write_config()

@@ -16,12 +16,15 @@ def test_one_or_several_urls():
     assert broker_urls(" amqp://u:p@a:1/ , amqps://b/vhost") == ["amqp://u:p@a:1/", "amqps://b/vhost"]
 
 
-@pytest.mark.parametrize(("value", "said"), [
-    ("amqp://a/,,amqp://b/", "item 2 of 3 is empty"),
-    ("amqp://a/,", "item 2 of 2 is empty"),
-    ("amqp://a/,http://b/", "item 2 (http://b/) is not an amqp:// or amqps:// URL"),
-    ("amqp:///", "item 1 (amqp:///) is not an amqp:// or amqps:// URL with a host"),
-])
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("amqp://a/,,amqp://b/", "item 2 of 3 is empty"),
+        ("amqp://a/,", "item 2 of 2 is empty"),
+        ("amqp://a/,http://b/", "item 2 (http://b/) is not an amqp:// or amqps:// URL"),
+        ("amqp:///", "item 1 (amqp:///) is not an amqp:// or amqps:// URL with a host"),
+    ],
+)
 def test_a_bad_list_is_a_start_up_error_naming_the_variable(value, said):
     with pytest.raises(ValidationError) as raised:
         SharedSettings(amqp_url=value)

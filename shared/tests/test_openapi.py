@@ -30,14 +30,36 @@ class ThingQuery(OwnerThingQuery):
 
 
 OPERATIONS = [
-    Operation("POST", "/things", "create_thing", "Create a thing", "things",
-              {201: (Thing, "Created."), 409: (Problem, "Taken.")}, request=ThingIn,
-              response_headers={201: (LOCATION,)}),
+    Operation(
+        "POST",
+        "/things",
+        "create_thing",
+        "Create a thing",
+        "things",
+        {201: (Thing, "Created."), 409: (Problem, "Taken.")},
+        request=ThingIn,
+        response_headers={201: (LOCATION,)},
+    ),
     Operation("GET", "/things", "list_things", "List things", "things", {200: (Thing, "A thing.")}, query=ThingQuery),
-    Operation("GET", "/owners/{id}/things", "list_owner_things", "An owner's things", "things",
-              {200: (Thing, "A thing.")}, query=OwnerThingQuery, path_params=("id",)),
-    Operation("DELETE", "/things/{id}", "delete_thing", "Delete", "things",
-              {204: (None, "Deleted."), 404: (Problem, "No such thing.")}, path_params=("id",)),
+    Operation(
+        "GET",
+        "/owners/{id}/things",
+        "list_owner_things",
+        "An owner's things",
+        "things",
+        {200: (Thing, "A thing.")},
+        query=OwnerThingQuery,
+        path_params=("id",),
+    ),
+    Operation(
+        "DELETE",
+        "/things/{id}",
+        "delete_thing",
+        "Delete",
+        "things",
+        {204: (None, "Deleted."), 404: (Problem, "No such thing.")},
+        path_params=("id",),
+    ),
 ]
 
 
@@ -95,7 +117,9 @@ def test_query_and_path_parameters():
     assert parameters[0] == {"$ref": "#/components/parameters/RequestId"}
     by_name = {p["name"]: p for p in parameters[1:]}
     assert by_name["owner_id"] == {
-        "name": "owner_id", "in": "query", "required": False,
+        "name": "owner_id",
+        "in": "query",
+        "required": False,
         "schema": {"type": "integer", "minimum": 1, "title": "Owner Id"},
     }
     assert by_name["kind"]["schema"]["default"] == "any"
@@ -120,8 +144,10 @@ async def test_docs_routes_serve_the_spec_the_page_and_swagger_ui_from_the_packa
     assert '"openapi.json"' in page and "<script>alert" not in page
     assert "http" not in page  # every URL is local: the machines have no internet
 
-    for name, content_types in [("swagger-ui-bundle.js", {"application/javascript", "text/javascript"}),
-                                ("swagger-ui.css", {"text/css"})]:
+    for name, content_types in [
+        ("swagger-ui-bundle.js", {"application/javascript", "text/javascript"}),
+        ("swagger-ui.css", {"text/css"}),
+    ]:
         response = await client.get(f"/docs/static/{name}")
         assert response.status == 200 and response.content_type in content_types
         assert len(await response.read()) > 10_000

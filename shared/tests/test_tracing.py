@@ -48,16 +48,19 @@ def ids(span) -> tuple[int, int]:
 # --- when tracing is on ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("environ", "on"), [
-    ({}, False),
-    ({"OTEL_EXPORTER_OTLP_ENDPOINT": ""}, False),  # compose passes the variable empty by default
-    ({"OTEL_SERVICE_NAME": "order", "OTEL_TRACES_SAMPLER": "always_on"}, False),
-    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4318"}, True),
-    ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://jaeger:4318/v1/traces"}, True),
-    ({"OTEL_TRACES_EXPORTER": "console"}, True),
-    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4318", "OTEL_TRACES_EXPORTER": "none"}, False),
-    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4318", "OTEL_SDK_DISABLED": "true"}, False),
-])
+@pytest.mark.parametrize(
+    ("environ", "on"),
+    [
+        ({}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": ""}, False),  # compose passes the variable empty by default
+        ({"OTEL_SERVICE_NAME": "order", "OTEL_TRACES_SAMPLER": "always_on"}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4318"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://jaeger:4318/v1/traces"}, True),
+        ({"OTEL_TRACES_EXPORTER": "console"}, True),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4318", "OTEL_TRACES_EXPORTER": "none"}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4318", "OTEL_SDK_DISABLED": "true"}, False),
+    ],
+)
 def test_tracing_is_on_only_when_an_exporter_is_asked_for(environ, on):
     assert tracing_requested(environ) is on
 
@@ -77,8 +80,9 @@ if on:
 async def run_probe(**otel: str) -> list[str]:
     """PROBE in a fresh interpreter (a process sets its tracer provider once), with only these OTEL_* set."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")} | otel
-    process = await asyncio.create_subprocess_exec(sys.executable, "-c", PROBE, cwd=ROOT, env=env,
-                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", PROBE, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     out, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0, err.decode()
     return out.decode().split()
@@ -99,8 +103,9 @@ async def otlp_receiver(aiohttp_server):
 
     async def traces(request: web.Request) -> web.Response:
         received.append(ExportTraceServiceRequest.FromString(await request.read()))
-        return web.Response(body=ExportTraceServiceResponse().SerializeToString(),
-                            content_type="application/x-protobuf")
+        return web.Response(
+            body=ExportTraceServiceResponse().SerializeToString(), content_type="application/x-protobuf"
+        )
 
     app = web.Application()
     app.router.add_post("/v1/traces", traces)
@@ -120,11 +125,14 @@ def exported(received: list[ExportTraceServiceRequest]) -> dict[str, list[str]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("otel", "recorded", "sent"), [
-    ({}, "True", {"order": ["probe"]}),  # the caller's default name
-    ({"OTEL_SERVICE_NAME": "order-eu"}, "True", {"order-eu": ["probe"]}),
-    ({"OTEL_TRACES_SAMPLER": "always_off"}, "False", {}),  # the SDK's own variables apply
-])
+@pytest.mark.parametrize(
+    ("otel", "recorded", "sent"),
+    [
+        ({}, "True", {"order": ["probe"]}),  # the caller's default name
+        ({"OTEL_SERVICE_NAME": "order-eu"}, "True", {"order-eu": ["probe"]}),
+        ({"OTEL_TRACES_SAMPLER": "always_off"}, "False", {}),  # the SDK's own variables apply
+    ],
+)
 async def test_with_an_endpoint_spans_are_sent_over_otlp_http(otlp_receiver, otel, recorded, sent):
     url, received = otlp_receiver
     on, recording, stored, provider, threads = await run_probe(OTEL_EXPORTER_OTLP_ENDPOINT=url, **otel)
@@ -142,8 +150,9 @@ async def test_trace_context_survives_a_round_trip_through_rabbitmq(spans):
         queue = (await channel.queue_declare(unique("tracing"), exclusive=True, auto_delete=True)).queue
         with start_span("orders publish", kind=SpanKind.PRODUCER) as producer:
             headers = inject_headers({"x-request-id": "r-1"})
-        await channel.basic_publish(b"{}", routing_key=queue,
-                                    properties=Basic.Properties(headers=headers, delivery_mode=2))
+        await channel.basic_publish(
+            b"{}", routing_key=queue, properties=Basic.Properties(headers=headers, delivery_mode=2)
+        )
 
         async def delivered() -> DeliveredMessage:
             message = await channel.basic_get(queue, no_ack=True)
@@ -153,8 +162,7 @@ async def test_trace_context_survives_a_round_trip_through_rabbitmq(spans):
         message = await eventually(delivered)
     received = message.header.properties.headers
     assert received["x-request-id"] == "r-1"  # the headers it had stay
-    with start_span("customer.orders process", kind=SpanKind.CONSUMER,
-                    context=extract_headers(received)) as consumer:
+    with start_span("customer.orders process", kind=SpanKind.CONSUMER, context=extract_headers(received)) as consumer:
         pass
     assert consumer.parent.span_id == ids(producer)[1]
     assert ids(consumer)[0] == ids(producer)[0]
@@ -241,6 +249,7 @@ async def test_client_server_and_database_spans_form_one_trace(instrumented, aio
     statements = [s for s in finished if s.attributes.get("db.system") == "postgresql"]
     assert client.parent.span_id == ids(caller)[1]
     assert handler.parent.span_id == ids(client)[1]  # the server continued the client's traceparent
-    assert any(s.parent.span_id == ids(handler)[1] and "SELECT 1" in s.attributes.get("db.statement", "")
-               for s in statements)
+    assert any(
+        s.parent.span_id == ids(handler)[1] and "SELECT 1" in s.attributes.get("db.statement", "") for s in statements
+    )
     assert {ids(s)[0] for s in (client, handler, *statements)} == {ids(caller)[0]}

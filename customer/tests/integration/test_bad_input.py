@@ -15,24 +15,27 @@ def without(field):
     return {"customer": {k: v for k, v in VALID.items() if k != field}}
 
 
-@pytest.mark.parametrize("body, field", [
-    (with_(name=""), "name"),
-    (with_(name="   "), "name"),
-    (with_(name="x" * 201), "name"),
-    (with_(address="y" * 201), "address"),
-    (with_(name=123), "name"),
-    (with_(name=None), "name"),
-    (with_(name="nul\u0000byte"), "name"),
-    (with_(email="not-an-email"), "email"),
-    (with_(email=f"{'a' * 250}@example.com"), "email"),
-    (with_(orders_count=3), "orders_count"),
-    (with_(unknown="x"), "unknown"),
-    (without("name"), "name"),
-    (without("address"), "address"),
-    ({"name": "Ada", "address": "London"}, "customer"),
-    ({"customer": "Ada"}, "customer"),
-    ([1, 2], "body"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        (with_(name=""), "name"),
+        (with_(name="   "), "name"),
+        (with_(name="x" * 201), "name"),
+        (with_(address="y" * 201), "address"),
+        (with_(name=123), "name"),
+        (with_(name=None), "name"),
+        (with_(name="nul\u0000byte"), "name"),
+        (with_(email="not-an-email"), "email"),
+        (with_(email=f"{'a' * 250}@example.com"), "email"),
+        (with_(orders_count=3), "orders_count"),
+        (with_(unknown="x"), "unknown"),
+        (without("name"), "name"),
+        (without("address"), "address"),
+        ({"name": "Ada", "address": "London"}, "customer"),
+        ({"customer": "Ada"}, "customer"),
+        ([1, 2], "body"),
+    ],
+)
 async def test_invalid_bodies_are_422_naming_the_field(customer_client, body, field):
     before = (await get_json(customer_client, "/customers"))["total"]
     await assert_problem(await customer_client.post("/customers", json=body), 422, field=field)

@@ -17,9 +17,12 @@ from shared.testing.plugin import eventually
 
 
 async def publish(channel, test_run, body: bytes, routing_key: str = "order.created", headers=None) -> None:
-    await channel.basic_publish(body, exchange=test_run.exchange, routing_key=routing_key,
-                                properties=Basic.Properties(delivery_mode=2, content_type="application/json",
-                                                            headers=headers or {}))
+    await channel.basic_publish(
+        body,
+        exchange=test_run.exchange,
+        routing_key=routing_key,
+        properties=Basic.Properties(delivery_mode=2, content_type="application/json", headers=headers or {}),
+    )
 
 
 async def orders_count(client, customer_id: int) -> int:
@@ -63,9 +66,7 @@ async def test_the_same_event_delivered_twice_counts_once(customer_client, broke
     assert duplicates._value.get() - duplicates_before >= 2
 
 
-async def test_poison_goes_to_the_dead_letter_queue_and_good_messages_still_apply(
-    customer_client, broker, test_run
-):
+async def test_poison_goes_to_the_dead_letter_queue_and_good_messages_still_apply(customer_client, broker, test_run):
     await dead_letters(broker, test_run)  # start from an empty dead-letter queue
     customer = await create_customer(customer_client)
     poison = [b"not json at all", orjson.dumps({"hello": "world"}), order_created_event(2147483000)]
@@ -99,8 +100,9 @@ async def test_the_consumer_only_hears_order_created(customer_client, broker, te
     body["event_type"] = "order.status_changed"
     # Mandatory: the broker hands it back unless some queue is bound for it, and the consumer's is not.
     with pytest.raises(PublishError):
-        await broker.basic_publish(orjson.dumps(body), exchange=test_run.exchange,
-                                   routing_key="order.status_changed", mandatory=True)
+        await broker.basic_publish(
+            orjson.dumps(body), exchange=test_run.exchange, routing_key="order.status_changed", mandatory=True
+        )
     await publish(broker, test_run, order_created_event(customer["id"]))
 
     async def counted_once():

@@ -26,8 +26,12 @@ from shared.testing.plugin import eventually
 async def publish_all(channel, run, bodies: list[bytes]) -> None:
     properties = Basic.Properties(delivery_mode=2, content_type="application/json")
     for start in range(0, len(bodies), 200):  # pipelined, confirmed
-        await asyncio.gather(*(channel.basic_publish(body, exchange=run.exchange, routing_key="order.created",
-                                                     properties=properties) for body in bodies[start:start + 200]))
+        await asyncio.gather(
+            *(
+                channel.basic_publish(body, exchange=run.exchange, routing_key="order.created", properties=properties)
+                for body in bodies[start : start + 200]
+            )
+        )
 
 
 class DeadLetters:
@@ -47,8 +51,9 @@ class DeadLetters:
 
 
 async def customer_app(aiohttp_client, run, **overrides):
-    client = await aiohttp_client(await create_customer_app(
-        make_settings(CustomerSettings, run, database_url=run.customer_db, **overrides)))
+    client = await aiohttp_client(
+        await create_customer_app(make_settings(CustomerSettings, run, database_url=run.customer_db, **overrides))
+    )
     await broker_connected(client.app)
     return client
 
@@ -82,7 +87,10 @@ async def test_a_backlog_applies_in_batches_each_event_once_with_copies_and_pois
     dead = DeadLetters(broker, run)
     await eventually(lambda: dead.at_least(3))
     assert [reason.split(":")[0] for reason in dead.reasons()] == [
-        "customer 2000000000 does not exist", "invalid event", "invalid event"]
+        "customer 2000000000 does not exist",
+        "invalid event",
+        "invalid event",
+    ]
     with client.app[ORM]:
         assert await ProcessedEvent.all().count() == 400
     batches, taken = _batches_observed()
@@ -133,12 +141,17 @@ async def test_the_purge_deletes_only_ids_past_the_window_in_batches_one_instanc
             # Free again: all that is past the window goes, a short transaction per batch, nothing younger.
             transactions = []
             real_transaction = shared.housekeeping.transaction
-            monkeypatch.setattr(shared.housekeeping, "transaction",
-                                lambda name: transactions.append(name) or real_transaction(name))
+            monkeypatch.setattr(
+                shared.housekeeping, "transaction", lambda name: transactions.append(name) or real_transaction(name)
+            )
             assert await purge_processed_events(settings) == 12000
             assert len(transactions) == 3  # 5,000 + 5,000 + 2,000
         assert await conn.fetchval("SELECT count(*) FROM processed_events") == 300
-        assert await conn.fetchval(
-            "SELECT count(*) FROM processed_events WHERE processed_at < now() - interval '24 hours'") == 0
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM processed_events WHERE processed_at < now() - interval '24 hours'"
+            )
+            == 0
+        )
     finally:
         await conn.close()

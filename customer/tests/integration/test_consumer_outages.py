@@ -24,8 +24,9 @@ from shared.testing.plugin import eventually
 async def app_behind_proxy(aiohttp_client, run, tcp_proxy, **overrides):
     proxy = await tcp_proxy("127.0.0.1", 5432)
     url = run.customer_db.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
-    client = await aiohttp_client(await create_customer_app(
-        make_settings(CustomerSettings, run, database_url=url, **overrides)))
+    client = await aiohttp_client(
+        await create_customer_app(make_settings(CustomerSettings, run, database_url=url, **overrides))
+    )
     await broker_connected(client.app)
     return client, proxy
 
@@ -79,13 +80,12 @@ async def test_a_60_second_database_outage_under_a_stream_of_events_dead_letters
         await dead.at_least(1)  # none
 
 
-async def test_database_restarts_in_the_middle_of_batches_lose_and_double_nothing(
-    aiohttp_client, scratch_run, broker
-):
+async def test_database_restarts_in_the_middle_of_batches_lose_and_double_nothing(aiohttp_client, scratch_run, broker):
     """Every connection of the service killed (as a PostgreSQL restart does) while batches apply."""
     run = scratch_run()
-    client = await aiohttp_client(await create_customer_app(
-        make_settings(CustomerSettings, run, database_url=run.customer_db)))
+    client = await aiohttp_client(
+        await create_customer_app(make_settings(CustomerSettings, run, database_url=run.customer_db))
+    )
     await broker_connected(client.app)
     customer = await create_customer(client)
     admin = await asyncpg.connect(asyncpg_dsn(run.customer_db))
@@ -93,8 +93,10 @@ async def test_database_restarts_in_the_middle_of_batches_lose_and_double_nothin
         database = run.customer_db.rsplit("/", 1)[-1]
         for _ in range(5):
             await publish_all(broker, run, [order_created_event(customer["id"]) for _ in range(400)])
-            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                "WHERE datname = $1 AND pid <> pg_backend_pid()", database)
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                database,
+            )
 
         async def all_counted():
             assert await count_of(run.customer_db, customer["id"]) == 2000
@@ -137,8 +139,9 @@ async def test_a_message_that_keeps_failing_while_the_database_is_up_is_retried_
     """A bug for one customer (a trigger that raises): its event is retried after 1 s, then 2 s, then
     dead-lettered with the error; the other customers' events in the same batches apply meanwhile."""
     run = scratch_run(retry_delays=(1, 2))
-    client = await aiohttp_client(await create_customer_app(
-        make_settings(CustomerSettings, run, database_url=run.customer_db)))
+    client = await aiohttp_client(
+        await create_customer_app(make_settings(CustomerSettings, run, database_url=run.customer_db))
+    )
     await broker_connected(client.app)
     broken, fine = await create_customer(client), await create_customer(client)
     conn = await asyncpg.connect(asyncpg_dsn(run.customer_db))
@@ -147,7 +150,7 @@ async def test_a_message_that_keeps_failing_while_the_database_is_up_is_retried_
             CREATE FUNCTION refuse_broken() RETURNS trigger AS $$
             BEGIN RAISE EXCEPTION 'a bug for customer %', NEW.id; END $$ LANGUAGE plpgsql;
             CREATE TRIGGER refuse_broken BEFORE UPDATE ON customers
-                FOR EACH ROW WHEN (NEW.id = {broken['id']}) EXECUTE FUNCTION refuse_broken();""")
+                FOR EACH ROW WHEN (NEW.id = {broken["id"]}) EXECUTE FUNCTION refuse_broken();""")
     finally:
         await conn.close()
 

@@ -16,8 +16,9 @@ from shared.testing.plugin import AMQP_URL, eventually
 
 async def test_a_consumer_cancelled_by_the_broker_consumes_again(aiohttp_client, scratch_run):
     run = scratch_run()
-    client = await aiohttp_client(await create_customer_app(
-        make_settings(CustomerSettings, run, database_url=run.customer_db)))
+    client = await aiohttp_client(
+        await create_customer_app(make_settings(CustomerSettings, run, database_url=run.customer_db))
+    )
     await broker_connected(client.app)
     customer = await create_customer(client)
     connection = await aiormq.connect(AMQP_URL)
@@ -54,8 +55,9 @@ async def test_a_classic_dead_letter_queue_of_an_earlier_version_is_kept_with_a_
         channel = await connection.channel()
         await channel.queue_declare(f"{run.queue}.dlq", durable=True)  # as earlier versions made it
         caplog.set_level(logging.WARNING, logger="customer.topology")
-        client = await aiohttp_client(await create_customer_app(
-            make_settings(CustomerSettings, run, database_url=run.customer_db)))
+        client = await aiohttp_client(
+            await create_customer_app(make_settings(CustomerSettings, run, database_url=run.customer_db))
+        )
         await broker_connected(client.app)
         assert any("is a classic queue" in r.getMessage() for r in caplog.records)
         customer = await create_customer(client)

@@ -43,8 +43,10 @@ async def test_missing_customer_is_a_404_problem(customer_client):
         await assert_problem(response, 404)
 
 
-@pytest.mark.parametrize("path", ["/customers/99999999999999999999", "/customers/0", "/customers/-1",
-                                  "/customers/abc", "/customers/1.5", "/nope"])
+@pytest.mark.parametrize(
+    "path",
+    ["/customers/99999999999999999999", "/customers/0", "/customers/-1", "/customers/abc", "/customers/1.5", "/nope"],
+)
 async def test_impossible_ids_and_unknown_paths_are_404_problems(customer_client, path):
     await assert_problem(await customer_client.get(path), 404)
 
@@ -115,8 +117,17 @@ async def test_offset_past_the_end_gives_no_items_and_the_true_total(customer_cl
     assert page["items"] == [] and page["total"] == total
 
 
-@pytest.mark.parametrize("query, field", [("limit=0", "limit"), ("limit=-1", "limit"), ("limit=abc", "limit"),
-                                          ("offset=-1", "offset"), ("offset=1.5", "offset"), ("limit=", "limit")])
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("limit=0", "limit"),
+        ("limit=-1", "limit"),
+        ("limit=abc", "limit"),
+        ("offset=-1", "offset"),
+        ("offset=1.5", "offset"),
+        ("limit=", "limit"),
+    ],
+)
 async def test_bad_page_parameters_are_422_naming_the_parameter(customer_client, query, field):
     await assert_problem(await customer_client.get(f"/customers?{query}"), 422, field=field)
 
@@ -135,8 +146,10 @@ async def test_concurrent_creates_with_one_email_store_one_customer(customer_cli
     assert sorted(r.status for r in responses) == [201, 409, 409, 409, 409]
 
 
-@pytest.mark.parametrize("sent, echoed", [("{3f2a-UUID}", True), ("a" * 128, True), ("a" * 129, False),
-                                          ("two words", False), ("caf\u00e9", False)])
+@pytest.mark.parametrize(
+    "sent, echoed",
+    [("{3f2a-UUID}", True), ("a" * 128, True), ("a" * 129, False), ("two words", False), ("caf\u00e9", False)],
+)
 async def test_a_request_id_is_echoed_when_it_is_visible_ascii(customer_client, sent, echoed):
     response = await customer_client.get("/health", headers={"X-Request-ID": sent})
     assert (response.headers["X-Request-ID"] == sent) is echoed

@@ -44,8 +44,9 @@ async def test_events_arriving_while_the_database_is_cut_apply_once_it_is_back(
 
     await proxy.cut()
     for _ in range(5):
-        await broker.basic_publish(order_created_event(customer["id"]), exchange=test_run.exchange,
-                                   routing_key="order.created")
+        await broker.basic_publish(
+            order_created_event(customer["id"]), exchange=test_run.exchange, routing_key="order.created"
+        )
 
     async def retrying():
         assert EVENTS_RETRIED.labels("database_unavailable")._value.get() > retried_before

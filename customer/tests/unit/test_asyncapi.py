@@ -23,8 +23,10 @@ ASYNCAPI_SCHEMA = json.loads((Path(__file__).parent / "asyncapi_schema" / "async
 
 
 def test_the_document_is_valid_asyncapi_3_0():
-    errors = [f"{list(e.absolute_path)}: {e.message}" for e in Draft7Validator(ASYNCAPI_SCHEMA).iter_errors(
-        asyncapi_document())]
+    errors = [
+        f"{list(e.absolute_path)}: {e.message}"
+        for e in Draft7Validator(ASYNCAPI_SCHEMA).iter_errors(asyncapi_document())
+    ]
     assert errors == []
 
 
@@ -45,9 +47,16 @@ def test_channels_name_the_contract_topology():
     exchange = document["channels"]["orderCreated"]["bindings"]["amqp"]["exchange"]
     assert exchange == {"name": "orders", "type": "topic", "durable": True, "autoDelete": False}
     addresses = {channel["address"] for channel in document["channels"].values()}
-    assert addresses == {ORDER_CREATED, ORDER_STATUS_CHANGED, "customer.orders", "customer.orders.dlq",
-                         "customer.orders.retry.5s", "customer.orders.retry.30s", "customer.orders.retry.120s",
-                         "customer.orders.retry.300s"}
+    assert addresses == {
+        ORDER_CREATED,
+        ORDER_STATUS_CHANGED,
+        "customer.orders",
+        "customer.orders.dlq",
+        "customer.orders.retry.5s",
+        "customer.orders.retry.30s",
+        "customer.orders.retry.120s",
+        "customer.orders.retry.300s",
+    }
 
 
 def test_the_document_follows_the_settings_it_is_given():
@@ -60,9 +69,12 @@ def test_the_document_follows_the_settings_it_is_given():
 def event(event_type: str) -> dict:
     """An event as the outbox stores and publishes it."""
     model = OrderEvent(
-        event_id=uuid.uuid4(), event_type=event_type, occurred_at=datetime.now(UTC),
-        data=OrderEventData(order_id=7, customer_id=1, product_name="Laptop", quantity=1,
-                            price=Decimal("1200.00"), status="created"),
+        event_id=uuid.uuid4(),
+        event_type=event_type,
+        occurred_at=datetime.now(UTC),
+        data=OrderEventData(
+            order_id=7, customer_id=1, product_name="Laptop", quantity=1, price=Decimal("1200.00"), status="created"
+        ),
     )
     return json.loads(model.model_dump_json(exclude_none=True))
 
@@ -70,12 +82,14 @@ def event(event_type: str) -> dict:
 def payload_validator(message: str) -> Draft202012Validator:
     document = asyncapi_document()
     payload = document["components"]["messages"][message]["payload"]
-    return Draft202012Validator({**payload, "components": document["components"]},
-                                format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return Draft202012Validator(
+        {**payload, "components": document["components"]}, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
 
 
-@pytest.mark.parametrize(("message", "event_type"), [("orderCreated", ORDER_CREATED),
-                                                     ("orderStatusChanged", ORDER_STATUS_CHANGED)])
+@pytest.mark.parametrize(
+    ("message", "event_type"), [("orderCreated", ORDER_CREATED), ("orderStatusChanged", ORDER_STATUS_CHANGED)]
+)
 def test_a_published_event_matches_its_message_payload(message, event_type):
     validator = payload_validator(message)
     assert validator.is_valid(event(event_type))

@@ -13,8 +13,13 @@ WINDOW = timedelta(days=7)
 
 
 def body(**changes) -> bytes:
-    event = {"schema_version": 1, "event_id": str(uuid.uuid4()), "event_type": "order.created",
-             "occurred_at": datetime.now(UTC).isoformat(), "data": {"order_id": 1, "customer_id": 2}}
+    event = {
+        "schema_version": 1,
+        "event_id": str(uuid.uuid4()),
+        "event_type": "order.created",
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "data": {"order_id": 1, "customer_id": 2},
+    }
     return json.dumps({**event, **changes}).encode()
 
 
@@ -22,12 +27,15 @@ def test_a_good_event_parses():
     assert parse_event(body(), WINDOW).data.customer_id == 2
 
 
-@pytest.mark.parametrize(("raw", "kind"), [
-    (b"not json", "invalid_event"),
-    (body(data={"order_id": 1}), "invalid_event"),
-    (body(event_type="order.status_changed"), "unexpected_event_type"),
-    (body(occurred_at=(datetime.now(UTC) - timedelta(days=8)).isoformat()), "stale_event"),
-])
+@pytest.mark.parametrize(
+    ("raw", "kind"),
+    [
+        (b"not json", "invalid_event"),
+        (body(data={"order_id": 1}), "invalid_event"),
+        (body(event_type="order.status_changed"), "unexpected_event_type"),
+        (body(occurred_at=(datetime.now(UTC) - timedelta(days=8)).isoformat()), "stale_event"),
+    ],
+)
 def test_poison_is_named_by_a_fixed_kind(raw, kind):
     with pytest.raises(Poison) as error:
         parse_event(raw, WINDOW)

@@ -19,7 +19,8 @@ async def open_transactions(order_db: str) -> int:
     try:
         return await conn.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
-            "AND xact_start IS NOT NULL")
+            "AND xact_start IS NOT NULL"
+        )
     finally:
         await conn.close()
 

@@ -21,13 +21,19 @@ async def counts(client) -> tuple[int, int]:
     """Orders stored, and outbox rows ever written (the relay deletes what it sent, the sequence stays)."""
     with client.app[ORM]:
         _, rows = await get_connection(APP).execute_query(
-            "SELECT last_value FROM pg_sequences WHERE sequencename = 'outbox_id_seq'")
+            "SELECT last_value FROM pg_sequences WHERE sequencename = 'outbox_id_seq'"
+        )
         return await Order.all().count(), rows[0]["last_value"]
 
 
 async def order_client_for(aiohttp_client, test_run, customer_url: str, timeout: float = 2.0):
-    settings = make_settings(OrderSettings, test_run, database_url=test_run.order_db,
-                             customer_service_url=customer_url, customer_service_timeout=timeout)
+    settings = make_settings(
+        OrderSettings,
+        test_run,
+        database_url=test_run.order_db,
+        customer_service_url=customer_url,
+        customer_service_timeout=timeout,
+    )
     return await aiohttp_client(await create_order_app(settings))
 
 
@@ -90,8 +96,9 @@ async def test_slow_customer_service_is_503_within_the_timeout(aiohttp_client, a
     assert await counts(client) == before
 
 
-async def test_frozen_then_restored_customer_service_recovers(aiohttp_client, test_run, tcp_proxy,
-                                                              customer_server, customer_api):
+async def test_frozen_then_restored_customer_service_recovers(
+    aiohttp_client, test_run, tcp_proxy, customer_server, customer_api
+):
     customer = await create_customer(customer_api)
     proxy = await tcp_proxy("127.0.0.1", customer_server.port)
     client = await order_client_for(aiohttp_client, test_run, proxy.url("http://127.0.0.1:{port}"), timeout=0.3)

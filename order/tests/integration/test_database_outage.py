@@ -15,8 +15,12 @@ async def test_a_database_cut_mid_load_leaves_no_half_written_order(
     aiohttp_client, test_run, tcp_proxy, customer_server, customer_api
 ):
     proxy = await tcp_proxy("127.0.0.1", 5432)
-    settings = make_settings(OrderSettings, test_run, customer_service_url=str(customer_server.make_url("")),
-                             database_url=test_run.order_db.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"))
+    settings = make_settings(
+        OrderSettings,
+        test_run,
+        customer_service_url=str(customer_server.make_url("")),
+        database_url=test_run.order_db.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"),
+    )
     client = await aiohttp_client(await create_app(settings))
     await broker_connected(client.app)
     customer = await create_customer(customer_api)

@@ -38,8 +38,11 @@ async def test_order_created_message_shape_and_headers(order_client, customer_ap
     order = await place(order_client, customer["id"], headers={"X-Request-ID": "shape-test"})
 
     def mine():
-        return [(m, orjson.loads(m.body)) for m in event_tap.messages
-                if orjson.loads(m.body)["data"]["order_id"] == order["id"]]
+        return [
+            (m, orjson.loads(m.body))
+            for m in event_tap.messages
+            if orjson.loads(m.body)["data"]["order_id"] == order["id"]
+        ]
 
     async def published():
         assert len(mine()) == 1
@@ -51,8 +54,14 @@ async def test_order_created_message_shape_and_headers(order_client, customer_ap
     assert props.message_id == body["event_id"] and str(uuid.UUID(body["event_id"])) == body["event_id"]
     assert props.headers["x-request-id"] == "shape-test"
     assert body["schema_version"] == 1 and body["event_type"] == "order.created" and body["occurred_at"]
-    assert body["data"] == {"order_id": order["id"], "customer_id": customer["id"], "product_name": "Laptop",
-                            "quantity": 2, "price": "10.50", "status": "created"}
+    assert body["data"] == {
+        "order_id": order["id"],
+        "customer_id": customer["id"],
+        "product_name": "Laptop",
+        "quantity": 2,
+        "price": "10.50",
+        "status": "created",
+    }
 
 
 async def test_status_changes_are_published_in_order(order_client, customer_api, event_tap):
@@ -70,16 +79,17 @@ async def test_status_changes_are_published_in_order(order_client, customer_api,
 
     await eventually(all_published)
     assert [(b["event_type"], b["data"]["status"], b["data"].get("previous_status")) for b in events_of_order()] == [
-        ("order.created", "created", None), ("order.status_changed", "paid", "created"),
+        ("order.created", "created", None),
+        ("order.status_changed", "paid", "created"),
         ("order.status_changed", "shipped", "paid"),
     ]
 
 
 async def test_200_concurrent_orders_for_one_customer_count_exactly_200(order_client, customer_api):
     customer = await create_customer(customer_api)
-    responses = await asyncio.gather(*(
-        order_client.post("/orders", json=order_body(customer["id"])) for _ in range(200)
-    ))
+    responses = await asyncio.gather(
+        *(order_client.post("/orders", json=order_body(customer["id"])) for _ in range(200))
+    )
     assert [r.status for r in responses] == [201] * 200
 
     await eventually(lambda: assert_count(customer_api, customer["id"], 200), timeout=20)
@@ -141,9 +151,9 @@ async def test_two_relays_on_one_outbox_publish_each_event_once(
     await broker_connected(second.app)
     customer = await create_customer(customer_api)
     clients = [order_client, second]
-    responses = await asyncio.gather(*(
-        clients[i % 2].post("/orders", json=order_body(customer["id"])) for i in range(60)
-    ))
+    responses = await asyncio.gather(
+        *(clients[i % 2].post("/orders", json=order_body(customer["id"])) for i in range(60))
+    )
     order_ids = {(await r.json())["id"] for r in responses}
     assert len(order_ids) == 60
 
@@ -187,8 +197,9 @@ async def test_order_created_waits_in_the_outbox_until_the_customer_queue_exists
 ):
     """The order service declares only the exchange; nothing is dropped before the consumer's queue exists."""
     names = {"events_exchange": f"orders.lonely.{test_run.id}", "orders_queue": f"customer.lonely.{test_run.id}"}
-    settings = make_settings(OrderSettings, test_run, database_url=test_run.order_db,
-                             customer_service_url=str(customer_server.make_url(""))).model_copy(update=names)
+    settings = make_settings(
+        OrderSettings, test_run, database_url=test_run.order_db, customer_service_url=str(customer_server.make_url(""))
+    ).model_copy(update=names)
     client = await aiohttp_client(await create_order_app(settings))
     await broker_connected(client.app)
     customer = await create_customer(customer_api)

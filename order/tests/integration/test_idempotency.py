@@ -46,9 +46,9 @@ async def test_the_same_key_with_another_body_is_422(order_client, customer_api)
 async def test_concurrent_requests_with_one_key_create_one_order(order_client, customer_api):
     customer = await create_customer(customer_api)
     headers = {"Idempotency-Key": unique("key")}
-    responses = await asyncio.gather(*(
-        order_client.post("/orders", json=body(customer["id"]), headers=headers) for _ in range(6)
-    ))
+    responses = await asyncio.gather(
+        *(order_client.post("/orders", json=body(customer["id"]), headers=headers) for _ in range(6))
+    )
     assert {r.status for r in responses} <= {201, 409}
     created_ids = {(await r.json())["id"] for r in responses if r.status == 201}
     assert len(created_ids) == 1

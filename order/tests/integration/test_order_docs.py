@@ -28,19 +28,22 @@ def test_list_parameters_are_documented_and_the_nested_route_takes_the_customer_
 ORDER = {"customer_id": 1, "product_name": "Laptop", "quantity": 1, "price": 1200}
 
 
-@pytest.mark.parametrize(("component", "model", "body", "valid"), [
-    ("CreateOrderBody", CreateOrderBody, {"order": ORDER}, True),
-    ("CreateOrderBody", CreateOrderBody, {"order": {**ORDER, "price": "1200.00", "status": "created"}}, True),
-    ("CreateOrderBody", CreateOrderBody, {"order": {**ORDER, "status": "paid"}}, False),
-    ("CreateOrderBody", CreateOrderBody, {"order": {**ORDER, "quantity": 0}}, False),
-    ("CreateOrderBody", CreateOrderBody, {"order": {**ORDER, "price": 0}}, False),
-    ("CreateOrderBody", CreateOrderBody, {"order": {**ORDER, "customer_id": "1"}}, False),
-    ("CreateOrderBody", CreateOrderBody, {"order": {**ORDER, "total": 5}}, False),
-    ("CreateOrderBody", CreateOrderBody, {"order": {k: v for k, v in ORDER.items() if k != "price"}}, False),
-    ("ChangeStatusBody", ChangeStatusBody, {"order": {"status": "paid"}}, True),
-    ("ChangeStatusBody", ChangeStatusBody, {"order": {"status": "lost"}}, False),
-    ("ChangeStatusBody", ChangeStatusBody, {"status": "paid"}, False),
-])
+@pytest.mark.parametrize(
+    ("component", "model", "body", "valid"),
+    [
+        ("CreateOrderBody", CreateOrderBody, {"order": ORDER}, True),
+        ("CreateOrderBody", CreateOrderBody, {"order": {**ORDER, "price": "1200.00", "status": "created"}}, True),
+        ("CreateOrderBody", CreateOrderBody, {"order": {**ORDER, "status": "paid"}}, False),
+        ("CreateOrderBody", CreateOrderBody, {"order": {**ORDER, "quantity": 0}}, False),
+        ("CreateOrderBody", CreateOrderBody, {"order": {**ORDER, "price": 0}}, False),
+        ("CreateOrderBody", CreateOrderBody, {"order": {**ORDER, "customer_id": "1"}}, False),
+        ("CreateOrderBody", CreateOrderBody, {"order": {**ORDER, "total": 5}}, False),
+        ("CreateOrderBody", CreateOrderBody, {"order": {k: v for k, v in ORDER.items() if k != "price"}}, False),
+        ("ChangeStatusBody", ChangeStatusBody, {"order": {"status": "paid"}}, True),
+        ("ChangeStatusBody", ChangeStatusBody, {"order": {"status": "lost"}}, False),
+        ("ChangeStatusBody", ChangeStatusBody, {"status": "paid"}, False),
+    ],
+)
 def test_the_spec_accepts_and_rejects_the_bodies_the_models_do(component, model, body, valid):
     assert_spec_and_model_agree(openapi_spec(), component, model, body, valid)
 

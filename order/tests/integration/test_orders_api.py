@@ -11,8 +11,16 @@ from shared.testing.plugin import eventually
 
 
 def order_body(for_customer: int, **fields) -> dict:
-    return {"order": {"customer_id": for_customer, "product_name": "Laptop", "quantity": 1, "price": 1200,
-                      "status": "created", **fields}}
+    return {
+        "order": {
+            "customer_id": for_customer,
+            "product_name": "Laptop",
+            "quantity": 1,
+            "price": 1200,
+            "status": "created",
+            **fields,
+        }
+    }
 
 
 async def test_the_readme_example_creates_an_order_with_the_customer_embedded(order_client, customer_api):
@@ -22,8 +30,12 @@ async def test_the_readme_example_creates_an_order_with_the_customer_embedded(or
     order = await response.json()
     assert response.headers["Location"] == f"/orders/{order['id']}"
     assert order["price"] == "1200.00" and order["total"] == "1200.00" and order["status"] == "created"
-    assert order["customer"] == {"id": customer["id"], "name": "Juan Guauque", "address": "Bogotá",
-                                 "orders_count": customer["orders_count"]}
+    assert order["customer"] == {
+        "id": customer["id"],
+        "name": "Juan Guauque",
+        "address": "Bogotá",
+        "orders_count": customer["orders_count"],
+    }
     stored = await get_json(order_client, f"/orders/{order['id']}")
     assert "customer" not in stored
     assert stored == {k: v for k, v in order.items() if k != "customer"}
@@ -86,9 +98,16 @@ async def test_list_filters_by_customer_and_status_newest_first(order_client, cu
     assert [o["id"] for o in one["items"]] == [first["id"]] and one["total"] == 2 and one["limit"] == 1
 
 
-@pytest.mark.parametrize("query, field", [("customer_id=abc", "customer_id"), ("customer_id=0", "customer_id"),
-                                          ("status=lost", "status"), ("limit=0", "limit"),
-                                          ("offset=-1", "offset")])
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("customer_id=abc", "customer_id"),
+        ("customer_id=0", "customer_id"),
+        ("status=lost", "status"),
+        ("limit=0", "limit"),
+        ("offset=-1", "offset"),
+    ],
+)
 async def test_bad_list_filters_are_422(order_client, query, field):
     await assert_problem(await order_client.get(f"/orders?{query}"), 422, field=field)
 
@@ -98,8 +117,7 @@ async def test_get_missing_order_is_404(order_client):
     await assert_problem(await order_client.get("/orders/99999999999999"), 404)
 
 
-@pytest.mark.parametrize("path", [("paid",), ("cancelled",), ("paid", "shipped", "delivered"),
-                                  ("paid", "cancelled")])
+@pytest.mark.parametrize("path", [("paid",), ("cancelled",), ("paid", "shipped", "delivered"), ("paid", "cancelled")])
 async def test_allowed_transitions_change_the_status(order_client, customer_api, path):
     order = await place(order_client, (await create_customer(customer_api))["id"])
     for status in path:
@@ -109,10 +127,19 @@ async def test_allowed_transitions_change_the_status(order_client, customer_api,
     assert (await get_json(order_client, f"/orders/{order['id']}"))["status"] == path[-1]
 
 
-@pytest.mark.parametrize("path, forbidden", [((), "created"), ((), "shipped"), ((), "delivered"),
-                                             (("paid",), "paid"), (("paid",), "created"),
-                                             (("paid", "shipped"), "cancelled"),
-                                             (("cancelled",), "paid"), (("paid", "shipped", "delivered"), "shipped")])
+@pytest.mark.parametrize(
+    "path, forbidden",
+    [
+        ((), "created"),
+        ((), "shipped"),
+        ((), "delivered"),
+        (("paid",), "paid"),
+        (("paid",), "created"),
+        (("paid", "shipped"), "cancelled"),
+        (("cancelled",), "paid"),
+        (("paid", "shipped", "delivered"), "shipped"),
+    ],
+)
 async def test_forbidden_transitions_are_409_naming_the_current_status(order_client, customer_api, path, forbidden):
     order = await place(order_client, (await create_customer(customer_api))["id"])
     for status in path:
@@ -124,8 +151,15 @@ async def test_forbidden_transitions_are_409_naming_the_current_status(order_cli
     assert (await get_json(order_client, f"/orders/{order['id']}"))["status"] == current
 
 
-@pytest.mark.parametrize("body, status", [({"order": {"status": "lost"}}, 422), ({"order": {}}, 422),
-                                          ({"order": {"status": "paid", "price": 1}}, 422), ({"status": "paid"}, 422)])
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        ({"order": {"status": "lost"}}, 422),
+        ({"order": {}}, 422),
+        ({"order": {"status": "paid", "price": 1}}, 422),
+        ({"status": "paid"}, 422),
+    ],
+)
 async def test_bad_status_changes_are_rejected(order_client, customer_api, body, status):
     order = await place(order_client, (await create_customer(customer_api))["id"])
     await assert_problem(await order_client.patch(f"/orders/{order['id']}", json=body), status)
@@ -139,9 +173,9 @@ async def test_patch_of_a_missing_order_is_404(order_client):
 
 async def test_racing_transitions_have_one_winner(order_client, customer_api, event_tap):
     order = await place(order_client, (await create_customer(customer_api))["id"])
-    responses = await asyncio.gather(*(
-        order_client.patch(f"/orders/{order['id']}", json={"order": {"status": "paid"}}) for _ in range(20)
-    ))
+    responses = await asyncio.gather(
+        *(order_client.patch(f"/orders/{order['id']}", json={"order": {"status": "paid"}}) for _ in range(20))
+    )
     assert sorted(r.status for r in responses) == [200] + [409] * 19
 
     def changes() -> list[dict]:
@@ -156,13 +190,24 @@ async def test_racing_transitions_have_one_winner(order_client, customer_api, ev
     assert len(changes()) == 1
 
 
-@pytest.mark.parametrize("fields, field", [
-    ({"customer_id": "1"}, "customer_id"), ({"customer_id": None}, "customer_id"), ({"quantity": 0}, "quantity"),
-    ({"quantity": -3}, "quantity"), ({"quantity": 1.5}, "quantity"), ({"price": -1}, "price"),
-    ({"price": "12.345"}, "price"), ({"price": "lots"}, "price"), ({"product_name": ""}, "product_name"),
-    ({"product_name": "a\u0000b"}, "product_name"), ({"product_name": "x" * 201}, "product_name"),
-    ({"status": "paid"}, "status"), ({"discount": 5}, "discount"),
-])
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"customer_id": "1"}, "customer_id"),
+        ({"customer_id": None}, "customer_id"),
+        ({"quantity": 0}, "quantity"),
+        ({"quantity": -3}, "quantity"),
+        ({"quantity": 1.5}, "quantity"),
+        ({"price": -1}, "price"),
+        ({"price": "12.345"}, "price"),
+        ({"price": "lots"}, "price"),
+        ({"product_name": ""}, "product_name"),
+        ({"product_name": "a\u0000b"}, "product_name"),
+        ({"product_name": "x" * 201}, "product_name"),
+        ({"status": "paid"}, "status"),
+        ({"discount": 5}, "discount"),
+    ],
+)
 async def test_invalid_orders_are_422_naming_the_field_and_store_nothing(order_client, customer_api, fields, field):
     customer = await create_customer(customer_api)
     before = (await get_json(order_client, "/orders"))["total"]
@@ -194,9 +239,12 @@ async def test_the_longest_accepted_request_id_travels_into_the_event(order_clie
     order = await response.json()
 
     async def published():
-        assert [m for m in event_tap.messages
-                if orjson.loads(m.body)["data"]["order_id"] == order["id"]
-                and m.header.properties.headers["x-request-id"] == request_id]
+        assert [
+            m
+            for m in event_tap.messages
+            if orjson.loads(m.body)["data"]["order_id"] == order["id"]
+            and m.header.properties.headers["x-request-id"] == request_id
+        ]
 
     await eventually(published)
 
@@ -212,8 +260,9 @@ async def test_orders_are_counted_for_several_customers_at_once(order_client, cu
     assert counts == {"counts": {str(first["id"]): 2, str(second["id"]): 1, str(unknown): 0}}
 
 
-@pytest.mark.parametrize("query", [[], [("customer_id", "x")], [("customer_id", "0")],
-                                   [("customer_id", str(n)) for n in range(1, 202)]])
+@pytest.mark.parametrize(
+    "query", [[], [("customer_id", "x")], [("customer_id", "0")], [("customer_id", str(n)) for n in range(1, 202)]]
+)
 async def test_counting_needs_1_to_200_valid_customer_ids(order_client, query):
     problem = await assert_problem(await order_client.get("/orders/counts", params=query), 422)
     assert problem["errors"][0]["field"].startswith("customer_id")

@@ -46,11 +46,17 @@ FROM numbered ORDER BY step, order_id
 
 
 async def _run_apps(aiohttp_client, aiohttp_server, run):
-    customer = await aiohttp_server(await create_customer_app(
-        make_settings(CustomerSettings, run, database_url=run.customer_db)))
+    customer = await aiohttp_server(
+        await create_customer_app(make_settings(CustomerSettings, run, database_url=run.customer_db))
+    )
     await broker_connected(customer.app)
-    order = await aiohttp_client(await create_order_app(make_settings(
-        OrderSettings, run, database_url=run.order_db, customer_service_url=str(customer.make_url("")))))
+    order = await aiohttp_client(
+        await create_order_app(
+            make_settings(
+                OrderSettings, run, database_url=run.order_db, customer_service_url=str(customer.make_url(""))
+            )
+        )
+    )
     await broker_connected(order.app)
     return customer, order
 

@@ -23,8 +23,13 @@ def order_body(customer_id: int) -> dict:
 async def order_server(aiohttp_server, test_run, customer_server, tcp_proxy, **overrides):
     """The order service, calling the customer service through a proxy the test can freeze."""
     proxy = await tcp_proxy("127.0.0.1", customer_server.port)
-    settings = make_settings(OrderSettings, test_run, database_url=test_run.order_db,
-                             customer_service_url=f"http://127.0.0.1:{proxy.port}", **overrides)
+    settings = make_settings(
+        OrderSettings,
+        test_run,
+        database_url=test_run.order_db,
+        customer_service_url=f"http://127.0.0.1:{proxy.port}",
+        **overrides,
+    )
     server = await aiohttp_server(await create_order_app(settings))
     await broker_connected(server.app)
     return server, proxy
@@ -34,8 +39,9 @@ async def warm_up(client, customer_id: int, connections: int) -> None:
     """Orders placed at once, so the order service keeps that many connections to the customer service
     open: a frozen proxy holds their traffic and lets it through when restored (a connection opened
     while frozen never would)."""
-    responses = await asyncio.gather(*(client.post("/orders", json=order_body(customer_id))
-                                       for _ in range(connections)))
+    responses = await asyncio.gather(
+        *(client.post("/orders", json=order_body(customer_id)) for _ in range(connections))
+    )
     assert [r.status for r in responses] == [201] * connections
 
 
@@ -47,9 +53,16 @@ async def orders_of(server, customer_id: int) -> int:
 async def test_requests_beyond_the_limit_get_503_with_retry_after_and_change_nothing(
     aiohttp_server, aiohttp_client, test_run, customer_server, customer_api, tcp_proxy
 ):
-    server, proxy = await order_server(aiohttp_server, test_run, customer_server, tcp_proxy,
-                                       admission_max_in_flight=2, admission_max_queue=1,
-                                       admission_queue_timeout=0.2, customer_service_timeout=10)
+    server, proxy = await order_server(
+        aiohttp_server,
+        test_run,
+        customer_server,
+        tcp_proxy,
+        admission_max_in_flight=2,
+        admission_max_queue=1,
+        admission_queue_timeout=0.2,
+        customer_service_timeout=10,
+    )
     client = await aiohttp_client(server)
     customer = await create_customer(customer_api)
     await warm_up(client, customer["id"], 2)
@@ -106,9 +119,15 @@ async def test_a_client_that_disconnects_mid_request_leaves_nothing_and_no_claim
     production_runner, test_run, customer_server, customer_api, tcp_proxy
 ):
     proxy = await tcp_proxy("127.0.0.1", customer_server.port)
-    app = await create_order_app(make_settings(
-        OrderSettings, test_run, database_url=test_run.order_db,
-        customer_service_url=f"http://127.0.0.1:{proxy.port}", customer_service_timeout=10))
+    app = await create_order_app(
+        make_settings(
+            OrderSettings,
+            test_run,
+            database_url=test_run.order_db,
+            customer_service_url=f"http://127.0.0.1:{proxy.port}",
+            customer_service_timeout=10,
+        )
+    )
     base = await production_runner(app)
     await broker_connected(app)
     customer = await create_customer(customer_api)
@@ -119,8 +138,9 @@ async def test_a_client_that_disconnects_mid_request_leaves_nothing_and_no_claim
 
         proxy.freeze()  # the request waits on the customer service...
         async with aiohttp.ClientSession(base_url=base) as leaving:
-            request = asyncio.create_task(leaving.post("/orders", json=order_body(customer["id"]),
-                                                       headers={"Idempotency-Key": key}))
+            request = asyncio.create_task(
+                leaving.post("/orders", json=order_body(customer["id"]), headers={"Idempotency-Key": key})
+            )
 
             async def key_claimed():
                 with app[ORM]:

@@ -33,8 +33,9 @@ async def test_one_order_is_one_trace_from_the_caller_to_the_consumer_across_a_b
 
     body = {"order": {"customer_id": customer["id"], "product_name": "Traced", "quantity": 1, "price": "5.00"}}
     with suppress_instrumentation():  # the test's own client sends the caller's header as it is
-        response = await client.post("/orders", json=body,
-                                     headers={"traceparent": f"00-{TRACE_ID}-{CALLER_SPAN_ID}-01"})
+        response = await client.post(
+            "/orders", json=body, headers={"traceparent": f"00-{TRACE_ID}-{CALLER_SPAN_ID}-01"}
+        )
     assert response.status == 201
 
     def in_trace():
@@ -58,8 +59,11 @@ async def test_one_order_is_one_trace_from_the_caller_to_the_consumer_across_a_b
     await eventually(consumed)
     trace = in_trace()
     by_kind = {kind: [s for s in trace if s.kind is kind] for kind in SpanKind}
-    post = [s for s in by_kind[SpanKind.SERVER] if s.attributes.get("http.method", s.attributes.get(
-        "http.request.method")) == "POST"]
+    post = [
+        s
+        for s in by_kind[SpanKind.SERVER]
+        if s.attributes.get("http.method", s.attributes.get("http.request.method")) == "POST"
+    ]
     assert len(post) == 1 and format_span_id(post[0].parent.span_id) == CALLER_SPAN_ID  # the caller's trace
     servers = {s.attributes.get("http.target") or s.attributes.get("url.path") for s in by_kind[SpanKind.SERVER]}
     assert any(str(path).startswith("/customers/") for path in servers)  # the customer service continued it

@@ -3,8 +3,13 @@ import pytest
 from order.domain import STATUSES, TRANSITIONS, InvalidTransition, check_transition
 from order.service import TransitionRefused
 
-ALLOWED = {("created", "paid"), ("created", "cancelled"), ("paid", "shipped"), ("paid", "cancelled"),
-           ("shipped", "delivered")}
+ALLOWED = {
+    ("created", "paid"),
+    ("created", "cancelled"),
+    ("paid", "shipped"),
+    ("paid", "cancelled"),
+    ("shipped", "delivered"),
+}
 
 
 @pytest.mark.parametrize("current", STATUSES)

@@ -15,8 +15,16 @@ from shared.problems import ValidationFailed
 
 def an_order(**changes) -> Order:
     created = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-    fields = dict(id=7, customer_id=1, product_name="Laptop", quantity=1, price=Decimal("1200.00"), status=CREATED,
-                  created_at=created, updated_at=created)
+    fields = dict(
+        id=7,
+        customer_id=1,
+        product_name="Laptop",
+        quantity=1,
+        price=Decimal("1200.00"),
+        status=CREATED,
+        created_at=created,
+        updated_at=created,
+    )
     return Order(**{**fields, **changes})
 
 
