@@ -19,6 +19,9 @@ from shared.housekeeping import vacuum
 log = logging.getLogger(__name__)
 
 GAUGES_EVERY = 5.0  # seconds
+# A drained backlog leaves this many dead outbox rows or more: vacuum now, not at the next interval,
+# since until then every claim steps over their index entries.
+VACUUM_AFTER_DEAD_ROWS = 10_000
 PURGE_EVERY = 300.0  # seconds
 PURGE_BATCH = 1000
 
@@ -37,7 +40,8 @@ async def run_housekeeping(settings: OrderSettings) -> None:
             pending, oldest = await repository.backlog()
             OUTBOX_PENDING.set(pending)
             OUTBOX_OLDEST_SECONDS.set(oldest)
-            if loop.time() - last_vacuum >= settings.outbox_vacuum_interval:
+            due = loop.time() - last_vacuum >= settings.outbox_vacuum_interval
+            if due or await repository.dead_events() >= VACUUM_AFTER_DEAD_ROWS:
                 last_vacuum = loop.time()
                 await vacuum(APP, "outbox")
             if loop.time() - last_purge >= PURGE_EVERY:

@@ -189,6 +189,14 @@ SELECT (SELECT count(*) FROM outbox) AS pending,
 """
 
 
+async def dead_events() -> int:
+    """Deleted outbox rows not yet vacuumed away, as PostgreSQL's statistics count them."""
+    _, rows = await get_connection(APP).execute_query(
+        "SELECT coalesce((SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'outbox'::regclass), 0) AS dead"
+    )
+    return rows[0]["dead"]
+
+
 async def backlog() -> tuple[int, float]:
     """Pending events and the age of the oldest, in seconds."""
     _, rows = await get_connection(APP).execute_query(BACKLOG)

@@ -156,3 +156,38 @@ async def test_the_claim_touches_only_what_it_claims_with_a_large_backlog_histor
             assert buffers <= 6 * batch, buffers  # a few index and heap pages per claimed row, not the history
     finally:
         await conn.close()
+
+
+async def test_a_drained_backlog_is_vacuumed_at_once_not_at_the_next_interval(
+    aiohttp_client, test_run, customer_server
+):
+    """Until a vacuum, every claim steps over a drained backlog's dead index entries."""
+    conn = await asyncpg.connect(asyncpg_dsn(test_run.order_db))
+    try:
+        vacuums_before = await conn.fetchval("SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'outbox'")
+        async with conn.transaction():  # 12,000 events written and sent: dead rows, as a drain leaves them
+            await conn.execute(
+                "INSERT INTO outbox (event_id, event_type, order_id, payload, request_id, created_at, attempts) "
+                "SELECT gen_random_uuid(), 'order.created', g, '{}', 'drained', now(), 0 "
+                "FROM generate_series(1, 12000) g"
+            )
+            await conn.execute("DELETE FROM outbox WHERE request_id = 'drained'")
+    finally:
+        await conn.close()  # its statistics reach the server as it ends
+    settings = make_settings(
+        OrderSettings,
+        test_run,
+        database_url=test_run.order_db,
+        customer_service_url=str(customer_server.make_url("")),
+        outbox_vacuum_interval=3600,  # so only the dead rows can be the reason
+    )
+    client = await aiohttp_client(await create_order_app(settings))
+
+    async def vacuumed():
+        with client.app[ORM]:
+            _, rows = await get_connection(APP).execute_query(
+                "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'outbox'"
+            )
+        assert rows[0]["vacuum_count"] > vacuums_before
+
+    await eventually(vacuumed, timeout=20)
