@@ -7,9 +7,7 @@ welcome to wait its turn; a queue that stands for longer than `burst` (every req
 after window, as CoDel tells a burst from overload) means the offered load is above capacity, and the
 wait allowed falls to `overload_queue_timeout` until the queue drains. A request
 also waits before it is even parsed when the worker's CPU is saturated: the event loop's lag measures
-that wait, and while it is above `max_loop_lag` new requests are refused at once. That is a last resort
-(0.5 s by default): measured here at twice the capacity, a 50 ms bound refused requests that free slots
-could have served, and goodput fell from about 0.95 of capacity to about 0.78. Under a traffic
+that wait, and while it is above `max_loop_lag` new requests are refused at once. Under a traffic
 spike the service so keeps serving what it accepts at full speed, with a bounded wait, instead of
 spending itself on requests whose clients have already given up.
 

@@ -15,14 +15,14 @@ class SharedSettings(BaseSettings):
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
     # Admission control, per worker (shared/admission.py): requests working at once, requests waiting
     # for a slot, how long one may wait before it is refused with 503 and Retry-After (in a burst, and
-    # once the queue has stood longer than a burst), and the event loop lag (a CPU far past saturation) above
+    # once the queue has stood longer than a burst), and the event loop lag (a saturated CPU) above
     # which new requests are refused at once.
     admission_max_in_flight: int = Field(32, ge=1, validation_alias="ADMISSION_MAX_IN_FLIGHT")
     admission_max_queue: int = Field(512, ge=0, validation_alias="ADMISSION_MAX_QUEUE")
     admission_queue_timeout: float = Field(1.0, gt=0, validation_alias="ADMISSION_QUEUE_TIMEOUT")
     admission_overload_queue_timeout: float = Field(0.1, gt=0, validation_alias="ADMISSION_OVERLOAD_QUEUE_TIMEOUT")
     admission_burst: float = Field(0.2, ge=0, validation_alias="ADMISSION_BURST")
-    admission_max_loop_lag: float = Field(0.5, gt=0, validation_alias="ADMISSION_MAX_LOOP_LAG")
+    admission_max_loop_lag: float = Field(0.05, gt=0, validation_alias="ADMISSION_MAX_LOOP_LAG")
     # Used only by `manage migrate/prepare` to create a service's role and database when they are
     # missing; by default the service URL's server as `postgres`. Never needed by a running service.
     postgres_admin_url: str | None = Field(None, validation_alias="POSTGRES_ADMIN_URL")
