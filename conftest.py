@@ -16,12 +16,10 @@ IN_PROCESS_ADMISSION = {"admission_max_loop_lag": 5.0, "admission_burst": 5.0}
 
 
 def make_settings(cls, test_run, **overrides):
-    return cls(
-        events_exchange=test_run.exchange,
-        orders_queue=test_run.queue,
-        retry_delays=test_run.retry_delays,
-        **{**IN_PROCESS_ADMISSION, **overrides},
-    )
+    topology = {"events_exchange": test_run.exchange}
+    if cls is CustomerSettings:  # its queues are the customer service's settings
+        topology |= {"orders_queue": test_run.queue, "retry_delays": test_run.retry_delays}
+    return cls(**topology, **{**IN_PROCESS_ADMISSION, **overrides})
 
 
 @pytest.fixture

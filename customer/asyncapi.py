@@ -26,7 +26,13 @@ def _event_message(event_type: str, summary: str) -> dict:
         "contentType": "application/json",
         "headers": {
             "type": "object",
-            "properties": {REQUEST_ID: {"type": "string", "description": "The HTTP request that caused the event."}},
+            "properties": {
+                REQUEST_ID: {"type": "string", "description": "The HTTP request that caused the event."},
+                "traceparent": {
+                    "type": "string",
+                    "description": "W3C trace context of the publish (with tracing on; `tracestate` may follow).",
+                },
+            },
         },
         "correlationId": {"location": f"$message.header#/{REQUEST_ID}"},
         "payload": {

@@ -40,7 +40,7 @@ from shared.db import asyncpg_dsn
 from shared.events import ORDER_CREATED
 
 DEFAULT_ORDER_SERVICE_URL = "http://127.0.0.1:3001"
-RECONCILE_PAGE = 200  # customers compared at a time: the most GET /orders/counts takes
+RECONCILE_PAGE = 200  # customers compared at a time: at most the order service's MAX_COUNTED_CUSTOMERS
 
 # What the dead-lettering added (a replay starts afresh, its retries too).
 NOT_REPLAYED_HEADERS = frozenset(

@@ -10,6 +10,7 @@ from uuid import UUID
 
 import asyncpg
 from tortoise.connection import get_connection
+from tortoise.exceptions import IntegrityError
 
 from customer.db_config import APP
 from customer.models import Customer
@@ -36,16 +37,24 @@ async def get_customer(customer_id: int) -> Customer | None:
     return Customer._init_from_db(**rows[0]) if rows else None
 
 
+class EmailInUse(Exception):
+    """Another customer has this email (the unique index decided)."""
+
+
 async def add_customer(fields: dict) -> Customer:
-    """Raises tortoise's IntegrityError when the email is taken."""
-    return await Customer.create(**fields)
+    try:
+        return await Customer.create(**fields)
+    except IntegrityError:
+        raise EmailInUse() from None
 
 
 async def save_changes(customer: Customer, changes: dict) -> None:
-    """Write only the changed fields: a full save would overwrite a concurrent orders_count increment.
-    Raises tortoise's IntegrityError when a new email is taken."""
+    """Write only the changed fields: a full save would overwrite a concurrent orders_count increment."""
     customer.update_from_dict(changes)
-    await customer.save(update_fields=[*changes, "updated_at"])
+    try:
+        await customer.save(update_fields=[*changes, "updated_at"])
+    except IntegrityError:
+        raise EmailInUse() from None
 
 
 async def delete_customer(customer_id: int) -> bool:
@@ -73,7 +82,7 @@ FROM input i LEFT JOIN recorded USING (event_id) LEFT JOIN known ON known.id = i
 """
 
 
-async def count_orders(event_type: str, orders: list[tuple[UUID, int]]) -> dict[UUID, tuple[bool, bool]]:
+async def record_orders_created(event_type: str, orders: list[tuple[UUID, int]]) -> dict[UUID, tuple[bool, bool]]:
     """Record each (event id, customer id) and count its order, once per event id, in one transaction.
 
     Returns, per event id: (applied now, customer exists). The event ids must be distinct.

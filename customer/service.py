@@ -4,8 +4,6 @@ import enum
 import logging
 from uuid import UUID
 
-from tortoise.exceptions import IntegrityError
-
 from customer import repository
 from customer.models import Customer
 from customer.schemas import CustomerIn, CustomerPatch
@@ -39,7 +37,7 @@ async def get_customer(customer_id: int) -> Customer:
 async def create_customer(data: CustomerIn) -> Customer:
     try:
         return await repository.add_customer(data.model_dump())
-    except IntegrityError:
+    except repository.EmailInUse:
         raise EmailTaken(str(data.email)) from None
 
 
@@ -50,7 +48,7 @@ async def update_customer(customer_id: int, patch: CustomerPatch) -> Customer:
     customer = await get_customer(customer_id)
     try:
         await repository.save_changes(customer, changes)
-    except IntegrityError:
+    except repository.EmailInUse:
         raise EmailTaken(changes["email"]) from None
     return customer
 
@@ -68,7 +66,7 @@ class Outcome(enum.Enum):
 
 async def apply_orders_created(events: list[OrderEvent]) -> dict[UUID, Outcome]:
     """Count each event's order once, all in one transaction; the events must have distinct ids."""
-    results = await repository.count_orders(ORDER_CREATED, [(e.event_id, e.data.customer_id) for e in events])
+    results = await repository.record_orders_created(ORDER_CREATED, [(e.event_id, e.data.customer_id) for e in events])
     return {
         event_id: Outcome.APPLIED if applied else Outcome.DUPLICATE if customer_exists else Outcome.UNKNOWN_CUSTOMER
         for event_id, (applied, customer_exists) in results.items()

@@ -41,7 +41,8 @@ async def run_housekeeping(settings: OrderSettings) -> None:
             OUTBOX_PENDING.set(pending)
             OUTBOX_OLDEST_SECONDS.set(oldest)
             due = loop.time() - last_vacuum >= settings.outbox_vacuum_interval
-            if due or await repository.dead_events() >= VACUUM_AFTER_DEAD_ROWS:
+            drained = pending < settings.outbox_batch_size  # (while a backlog drains, the interval does)
+            if due or (drained and await repository.dead_events() >= VACUUM_AFTER_DEAD_ROWS):
                 last_vacuum = loop.time()
                 await vacuum(APP, "outbox")
             if loop.time() - last_purge >= PURGE_EVERY:

@@ -1,8 +1,9 @@
 """The order service's OpenAPI document, from the models in `order.schemas` that validate its requests."""
 
 from order.idempotency import HEADER as IDEMPOTENCY_HEADER
-from order.idempotency import MAX_KEY_LENGTH
+from order.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER
 from order.schemas import (
+    MAX_COUNTED_CUSTOMERS,
     ChangeStatusBody,
     CreateOrderBody,
     CustomerOrdersQuery,
@@ -24,7 +25,7 @@ IDEMPOTENCY_KEY = Header(
     "Keys are kept at least 24 hours; a rejected (4xx) request stores none.",
     {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
 )
-REPLAYED = Header("Idempotent-Replayed", "`true` when this is the stored response to an earlier request with the key.")
+REPLAYED = Header(REPLAYED_HEADER, "`true` when this is the stored response to an earlier request with the key.")
 
 OPERATIONS = [
     Operation(
@@ -66,8 +67,8 @@ OPERATIONS = [
         "orders",
         {200: (OrderCountsOut, "Orders held per customer id asked for.")},
         query=OrderCountsQuery,
-        description="One query for up to 200 customers; `python -m customer.ops reconcile` compares these "
-        "with each customer's `orders_count`.",
+        description=f"One query for up to {MAX_COUNTED_CUSTOMERS} customers; `python -m customer.ops reconcile` "
+        "compares these with each customer's `orders_count`.",
     ),
     Operation(
         "GET",

@@ -134,8 +134,8 @@ async def listen_for_commits(settings: OrderSettings, on_commit: Callable[[], No
             await conn.add_listener(NOTIFY_CHANNEL, lambda *_: on_commit())
             attempt = 0
             await lost.wait()
-        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-            log.warning("outbox listener: %s; reconnecting", exc)
+        except Exception as exc:  # any failure (a refused or lost session, a bad URL): the sweep covers it
+            log.warning("outbox listener: %s: %s; reconnecting", type(exc).__name__, exc)
         finally:
             if conn is not None and not conn.is_closed():
                 await conn.close()

@@ -99,9 +99,9 @@ async def lock_order(conn: BaseDBAsyncClient, order_id: int) -> Order | None:
     return await Order.select_for_update().using_db(conn).get_or_none(id=order_id)
 
 
-async def save_status(conn: BaseDBAsyncClient, order: Order, event: OutboxEvent) -> None:
+async def save_status(conn: BaseDBAsyncClient, order: Order) -> None:
+    """Write the order's new status; its `updated_at` is set now (the event's `occurred_at` comes from it)."""
     await order.save(using_db=conn, update_fields=["status", "updated_at"])
-    await event.save(using_db=conn)
 
 
 ORDER_COLUMNS = "id, customer_id, product_name, quantity, price, status, created_at, updated_at"
@@ -173,8 +173,8 @@ async def count_refusal(conn: BaseDBAsyncClient, ids: list[int]) -> None:
     await conn.execute_query("UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1::bigint[])", [ids])
 
 
-async def add_event(event: OutboxEvent) -> None:
-    await event.save()
+async def add_event(event: OutboxEvent, conn: BaseDBAsyncClient | None = None) -> None:
+    await event.save(using_db=conn)
 
 
 async def has_pending_events(order_id: int) -> bool:

@@ -83,7 +83,7 @@ class OrderQuery(CustomerOrdersQuery):
     customer_id: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
 
 
-MAX_COUNTED_CUSTOMERS = 200
+MAX_COUNTED_CUSTOMERS = 200  # customer.ops reconcile asks for a page of this many (its RECONCILE_PAGE)
 
 
 class OrderCountsQuery(BaseModel):

@@ -114,7 +114,8 @@ async def change_order_status(order_id: int, new_status: str, request_id: str) -
         except InvalidTransition as refused:
             raise TransitionRefused(refused) from None
         previous, order.status = order.status, new_status
+        await repository.save_status(conn, order)  # first: the event's occurred_at is the new updated_at
         with start_span("outbox write"):
-            await repository.save_status(conn, order, events.status_changed(order, previous, request_id))
+            await repository.add_event(events.status_changed(order, previous, request_id), conn)
     log.info("order %s: %s -> %s", order_id, previous, new_status)
     return order

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import contextvars
+import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from urllib.parse import urlsplit, urlunsplit
 
@@ -14,6 +15,8 @@ from tortoise.context import TortoiseContext, _current_context
 from tortoise.transactions import in_transaction
 
 from shared.problems import exception_chain, is_connection_failure
+
+log = logging.getLogger(__name__)
 
 ORM = web.AppKey("orm", TortoiseContext)
 
@@ -70,11 +73,17 @@ async def orm_middleware(request: web.Request, handler) -> web.StreamResponse:
 
 
 async def stop_tasks(tasks: list[asyncio.Task]) -> None:
-    """Cancel background tasks, last started first, and wait for each to end."""
+    """Cancel background tasks one by one, last started first (the relay drains its batches while its
+    broker link is still up), waiting for each; one that had already failed is logged, and the rest
+    are still stopped."""
     for task in reversed(tasks):
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await task
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:
+            log.error("background task %r had failed: %r", task.get_name(), exc)
 
 
 def start_orm_task(app: web.Application, coro: Coroutine, name: str) -> asyncio.Task:

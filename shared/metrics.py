@@ -1,8 +1,8 @@
 """The HTTP metrics both services export, and the `/metrics` handler (each service adds its own).
 
-Under gunicorn with several workers each worker is its own process: with
-PROMETHEUS_MULTIPROC_DIR set (shared/gunicorn_conf.py sets and wipes it) every
-scrape aggregates all workers' files instead of showing one worker's numbers.
+Under gunicorn with several workers each worker is its own process: with PROMETHEUS_MULTIPROC_DIR set
+(by shared/serve.py, run.sh or compose; wiped at start by shared/gunicorn_conf.py) every scrape
+aggregates all workers' files instead of showing one worker's numbers.
 """
 
 import os

@@ -11,17 +11,14 @@ Where each piece is used:
    span per asyncpg statement (parameters are not recorded).
 2. Logs: `handler.addFilter(TraceContextFilter())` in `shared.logs.configure_logging`; the JSON formatter
    already prints every extra record field, so lines written inside a span get `trace_id` and `span_id`.
-3. Outbox write (order/service.py, inside the POST's transaction): `with start_span("outbox write")` around
-   the insert, and store `inject_text()` in a new nullable text column `outbox.trace_context` (a migration;
-   NULL while tracing is off).
-4. Relay (order/outbox.py): per published row, `with start_span("orders publish", kind=SpanKind.PRODUCER,
-   context=extract_text(row.trace_context))` and `headers = inject_headers(headers)` inside it, so the
-   message carries the producer span's `traceparent` next to `x-request-id`. The producer span is a child
-   of the POST's trace however long the row waited (a broker outage in between).
-5. Consumer (customer/consumer.py): a batch applies in one statement, so one
-   `start_span("customer.orders process", kind=SpanKind.CONSUMER, links=links_from_headers(headers of
-   each delivery))`; for a batch of one, `context=extract_headers(headers)` makes it a child instead (the
-   README's Traces section says how to follow either in Jaeger).
+3. Outbox write (order/service.py): `start_span("outbox write")` around the statement that stores the event;
+   order/events.py stores `inject_text()` in `outbox.trace_context` (migration 3; NULL with tracing off).
+4. Relay (order/publisher.py): per row, a PRODUCER span `"<exchange> publish"` with
+   `context=extract_text(row["trace_context"])` and `inject_headers` inside it, so the message carries the
+   producer span's `traceparent` next to `x-request-id`: a child of the POST's trace however long the row
+   waited (a broker outage in between).
+5. Consumer (customer/consumer.py): `consumer_span(...)` around a batch's apply: a child of the publish span
+   for a batch of one, linked to each message's publish span otherwise.
 6. Tests: `install_memory_exporter()` then `instrument_libraries()` before `create_app` (with no OTEL_* set,
    service_app leaves both off), `uninstrument_libraries()` in teardown; the exporter then holds the spans of
    both services, which share the process in tests (tell them apart by span name and kind).

@@ -1,4 +1,5 @@
 import asyncio
+from datetime import datetime
 from decimal import Decimal
 
 import orjson
@@ -266,3 +267,19 @@ async def test_orders_are_counted_for_several_customers_at_once(order_client, cu
 async def test_counting_needs_1_to_200_valid_customer_ids(order_client, query):
     problem = await assert_problem(await order_client.get("/orders/counts", params=query), 422)
     assert problem["errors"][0]["field"].startswith("customer_id")
+
+
+async def test_a_status_change_event_occurs_when_the_change_is_stored(order_client, customer_api, event_tap):
+    order = await place(order_client, (await create_customer(customer_api))["id"])
+    paid = await get_json(order_client, f"/orders/{order['id']}")  # the order as created
+    response = await order_client.patch(f"/orders/{order['id']}", json={"order": {"status": "paid"}})
+    changed = await response.json()
+    assert response.status == 200 and changed["updated_at"] > paid["updated_at"]
+
+    async def published():
+        bodies = [b for b in event_tap.bodies("order.status_changed") if b["data"]["order_id"] == order["id"]]
+        assert bodies
+        occurred = datetime.fromisoformat(bodies[0]["occurred_at"])
+        assert occurred == datetime.fromisoformat(changed["updated_at"])  # not the creation time
+
+    await eventually(published)
