@@ -404,6 +404,18 @@ async def light_load(target: Target, args: argparse.Namespace, lag_ids: list[int
     }
 
 
+async def started(system: System, stack: contextlib.AsyncExitStack) -> tuple[aiohttp.ClientSession, asyncpg.Connection]:
+    """Start the system (stopped when `stack` closes) and wait until it is ready; an HTTP session for it and
+    a connection to its customer database, for convergence polling."""
+    stack.push_async_callback(system.stop)
+    await system.start()
+    http = await stack.enter_async_context(aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)))
+    await system.wait_ready(http)
+    db = await asyncpg.connect(system.database_url(system.databases[0]), timeout=5)
+    stack.push_async_callback(db.close)
+    return http, db
+
+
 async def bench_system(system: System, args: argparse.Namespace) -> dict:
     """Reset, start, measure and stop one system; it is stopped whatever happens once started."""
     print(f"[{system.name}] resetting its databases and queues, starting it", flush=True)
@@ -416,12 +428,7 @@ async def bench_system(system: System, args: argparse.Namespace) -> dict:
             stack.push_async_callback(proxy.close)
             netloc = f"{broker.netloc.rsplit(':', 1)[0]}:{proxy.port}"
             system.order_amqp_url = urlunsplit(broker._replace(netloc=netloc))
-        stack.push_async_callback(system.stop)
-        await system.start()
-        http = await stack.enter_async_context(aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)))
-        await system.wait_ready(http)
-        db = await asyncpg.connect(system.database_url(system.databases[0]), timeout=5)
-        stack.push_async_callback(db.close)
+        http, db = await started(system, stack)
         result = await measure(Target(system, http, db, proxy), args)
         if isinstance(system, Ours) and args.event_rates:
             print("[ours] the relay and the consumer alone", flush=True)
@@ -477,12 +484,7 @@ async def traced_post_orders(args: argparse.Namespace) -> dict:
         system = TracedOurs(args.workers, await sink.start(stack))
         print(f"[ours, traced] tracing on, exporting to {system.endpoint}; resetting and starting", flush=True)
         await system.reset()
-        stack.push_async_callback(system.stop)
-        await system.start()
-        http = await stack.enter_async_context(aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)))
-        await system.wait_ready(http)
-        db = await asyncpg.connect(system.database_url(system.databases[0]), timeout=5)
-        stack.push_async_callback(db.close)
+        http, db = await started(system, stack)
         target = Target(system, http, db)
         ids = await create_customers(http, system.customer_url, args.customers)
         ids_file = write_ids("traced-load.json", ids)

@@ -10,7 +10,7 @@ from pamqp.commands import Basic
 from shared.amqp import PERSISTENT, BrokerLink
 from shared.events import ORDER_CREATED
 from shared.request_id import REQUEST_ID_AMQP_HEADER, request_id_var
-from shared.tracing import SpanKind, extract_text, inject_headers, start_span
+from shared.tracing import inject_headers, producer_span
 
 log = logging.getLogger(__name__)
 
@@ -63,17 +63,7 @@ class EventPublisher:
     async def _publish(self, channel: AbstractChannel, row) -> bool:
         request_id_var.set(row["request_id"])
         # A producer span in the trace of the request that wrote the row, however long ago.
-        with start_span(
-            f"{self.exchange} publish",
-            kind=SpanKind.PRODUCER,
-            context=extract_text(row["trace_context"]),
-            attributes={
-                "messaging.system": "rabbitmq",
-                "messaging.destination.name": self.exchange,
-                "messaging.rabbitmq.destination.routing_key": row["event_type"],
-                "messaging.message.id": str(row["event_id"]),
-            },
-        ):
+        with producer_span(self.exchange, row["event_type"], str(row["event_id"]), row["trace_context"]):
             try:
                 confirmation = await self._send(channel, row)
             except PublishError:  # mandatory and no queue bound yet: keep it until the consumer's queue exists

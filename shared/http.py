@@ -1,6 +1,7 @@
 """Request parsing and response rendering shared by both services' handlers."""
 
 import asyncio
+import functools
 import re
 from typing import Any, TypeVar, get_origin
 
@@ -81,6 +82,7 @@ async def parse_json(request: web.Request, model: type[Model]) -> Model:
         raise ValidationFailed("The request body is invalid.", errors) from None
 
 
+@functools.cache  # once per model, not per request
 def _list_fields(model: type[BaseModel]) -> frozenset[str]:
     return frozenset(name for name, field in model.model_fields.items() if get_origin(field.annotation) is list)
 

@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from tests.infra_files import COMPOSE_FILE
+from shared.testing.compose import COMPOSE_FILE
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,6 @@ from order.settings import OrderSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "infra" / "Dockerfile"
 SETTINGS: dict[str, type[BaseSettings]] = {"customer": CustomerSettings, "order": OrderSettings}
 APP_SERVICES = sorted(SETTINGS)
@@ -68,18 +67,6 @@ PROMQL_KEYWORDS = {
 
 def run(*argv: str | Path) -> subprocess.CompletedProcess:
     return subprocess.run([str(a) for a in argv], cwd=ROOT, capture_output=True, text=True, timeout=60)
-
-
-def interpolate(value: str) -> str:
-    """Compose's `${VAR:-default}` with VAR unset: what a fresh machine gets."""
-    return re.sub(r"\$\{\w+:?-([^}]*)\}", r"\1", str(value)).replace("$$", "$")
-
-
-def environment(service: dict) -> dict[str, str]:
-    env = service.get("environment") or {}
-    if isinstance(env, list):
-        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
-    return {name: interpolate(value) for name, value in env.items()}
 
 
 def depends_on(service: dict) -> dict[str, dict]:

@@ -10,10 +10,10 @@ import pytest
 
 from customer.settings import CustomerSettings
 from order.settings import OrderSettings
+from shared.testing.compose import environment
 from tests.infra_files import (
     APP_SERVICES,
     ROOT,
-    environment,
 )
 
 DEFINITIONS = json.loads((ROOT / "infra" / "rabbitmq" / "definitions.json").read_text())

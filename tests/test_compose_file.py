@@ -19,10 +19,10 @@ import shared.admission
 import shared.metrics
 import shared.tracing
 from shared.serve import gunicorn_argv
+from shared.testing.compose import COMPOSE_FILE, environment
 from tests.infra_files import (
     APP_SERVICES,
     BIN,
-    COMPOSE_FILE,
     CONTRACT_VARS,
     MIGRATE_SERVICES,
     ROOT,
@@ -31,7 +31,6 @@ from tests.infra_files import (
     bind_port,
     container_ports,
     depends_on,
-    environment,
     gunicorn_config_file,
     gunicorn_env_names,
     gunicorn_step,

@@ -16,12 +16,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from shared.testing.compose import COMPOSE_FILE, compose_services
 from shared.testing.plugin import eventually
 from shared.testing.podman import (
-    COMPOSE_FILE,
     Podman,
     base_recipe,
-    compose_services,
     depends_on,
     duration,
     full_name,

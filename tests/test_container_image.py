@@ -14,14 +14,13 @@ import aiohttp
 import asyncpg
 import pytest
 
+from shared.testing.compose import compose_services, environment
 from shared.testing.plugin import AMQP_URL, SERVER_URL, eventually
 from shared.testing.podman import (
     MachineBacking,
     Podman,
-    compose_services,
     container_ports,
     duration,
-    environment,
     get_json,
     healthcheck_argv,
     new_run_id,

@@ -10,16 +10,15 @@ import yaml
 import shared.admission
 import shared.metrics
 import shared.tracing
+from shared.testing.compose import COMPOSE_FILE, environment
 from tests.infra_files import (
     APP_SERVICES,
-    COMPOSE_FILE,
     ROOT,
     app_routes,
     bind_port,
     container_ports,
     dashboard,
     dashboard_exprs,
-    environment,
     metric_series,
     panels,
     port_mappings,

@@ -27,10 +27,10 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
-import yaml
+
+from shared.testing.compose import compose_services, environment
 
 ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = ROOT / "docker-compose.yml"
 CACHE = Path(os.environ.get("SHOP_CONTAINER_CACHE") or Path.home() / ".cache" / "shop-services" / "containers")
 RECIPE_LABEL = "shop-services.recipe"
 TEST_LABEL = "shop-services.test"  # on every container the tests start: the clean-up finds them by it
@@ -427,26 +427,10 @@ def build_project_image(podman: Podman, run_id: str) -> str:
 # --- docker-compose.yml ---------------------------------------------------------------------------------------
 
 
-def compose_services() -> dict[str, dict]:
-    return yaml.safe_load(COMPOSE_FILE.read_text())["services"]
-
-
 def project_services(services: dict[str, dict]) -> dict[str, dict]:
     """The services that run the project's image: those that build it, and those naming the image they build."""
     built = {s["image"] for s in services.values() if "build" in s and s.get("image")}
     return {name: s for name, s in services.items() if "build" in s or s.get("image") in built}
-
-
-def interpolate(value: object) -> str:
-    """Compose's `${VAR:-default}` with VAR unset: what a fresh machine gets."""
-    return re.sub(r"\$\{\w+:?-([^}]*)\}", r"\1", str(value)).replace("$$", "$")
-
-
-def environment(service: dict) -> dict[str, str]:
-    env = service.get("environment") or {}
-    if isinstance(env, list):
-        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
-    return {name: interpolate(value) for name, value in env.items()}
 
 
 def depends_on(service: dict) -> dict[str, str]:
