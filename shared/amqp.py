@@ -39,6 +39,14 @@ async def connect_first(urls: list[str], timeout: float = 5.0) -> aiormq.abc.Abs
     raise ConnectionError("no broker answered (" + "; ".join(failures) + ")")
 
 
+def raise_if_cancelled() -> None:
+    """Deliver a cancellation that a library swallowed: aiormq can lose one that arrives while it opens
+    a connection or channel, and the task would then wait on the new connection for ever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def backoff_delay(attempt: int, base: float = 0.2, cap: float = 5.0) -> float:
     """Capped exponential backoff with full jitter in its upper half."""
     return min(cap, base * 2**attempt) * random.uniform(0.5, 1.0)
@@ -85,6 +93,7 @@ class BrokerLink:
         while True:
             try:
                 await self._connect()
+                raise_if_cancelled()
                 attempt = 0
                 log.info("%s: connected to the broker at %s", self.name, where(self.url))
                 await self._until_closed()

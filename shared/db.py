@@ -22,6 +22,7 @@ ORM = web.AppKey("orm", TortoiseContext)
 
 
 DEFAULT_POOL = {"minsize": "1", "maxsize": "10"}  # Tortoise's own default maxsize of 5 queues requests early
+STOP_GRACE = 10.0  # seconds: longer than any task takes to wind down (the relay's grace for its confirms is 5 s)
 
 
 async def reset_if_dirty(connection: asyncpg.Connection) -> None:
@@ -75,15 +76,15 @@ async def orm_middleware(request: web.Request, handler) -> web.StreamResponse:
 async def stop_tasks(tasks: list[asyncio.Task]) -> None:
     """Cancel background tasks one by one, last started first (the relay drains its batches while its
     broker link is still up), waiting for each; one that had already failed is logged, and the rest
-    are still stopped."""
+    are still stopped. A task still running after STOP_GRACE (a library swallowed its cancellation)
+    is cancelled again, so a shutdown never hangs."""
     for task in reversed(tasks):
         task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
-        except Exception as exc:
-            log.error("background task %r had failed: %r", task.get_name(), exc)
+        while not (await asyncio.wait({task}, timeout=STOP_GRACE))[0]:
+            log.warning("background task %r did not stop when cancelled; cancelling it again", task.get_name())
+            task.cancel()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %r had failed: %r", task.get_name(), task.exception())
 
 
 def start_orm_task(app: web.Application, coro: Coroutine, name: str) -> asyncio.Task:
