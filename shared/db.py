@@ -63,14 +63,16 @@ def tortoise_ctx(config: dict) -> Callable[[web.Application], AsyncIterator[None
     return ctx
 
 
-@web.middleware
-async def orm_middleware(request: web.Request, handler) -> web.StreamResponse:
-    # Not `with orm:`: TortoiseContext keeps one reset token per instance, and requests run concurrently.
-    token = _current_context.set(request.app[ORM])
-    try:
-        return await handler(request)
-    finally:
-        _current_context.reset(token)
+def use_app_orm(app: web.Application) -> contextvars.Token:
+    """Make `app`'s ORM the current one for this request (reset with `release_app_orm`).
+
+    Not `with orm:`: TortoiseContext keeps one reset token per instance, and requests run concurrently.
+    """
+    return _current_context.set(app[ORM])
+
+
+def release_app_orm(token: contextvars.Token) -> None:
+    _current_context.reset(token)
 
 
 async def stop_tasks(tasks: list[asyncio.Task]) -> None:

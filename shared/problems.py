@@ -1,4 +1,5 @@
-"""RFC 9457 problem+json: one exception family, one middleware that renders it."""
+"""RFC 9457 problem+json: one exception family, and the one function that renders it (shared/web.py's
+request middleware calls it)."""
 
 import logging
 from collections.abc import Iterator
@@ -119,26 +120,23 @@ def _http_exception_problem(exc: web.HTTPException) -> web.Response:
     return response
 
 
-@web.middleware
-async def problem_middleware(request: web.Request, handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except AppError as exc:
+def problem_for(request: web.Request, exc: Exception) -> web.Response:
+    """The problem response for an exception a handler raised (a redirect is raised on)."""
+    if isinstance(exc, AppError):
         response = problem(exc.status, exc.title, exc.detail, exc.errors)
         if isinstance(exc, ServiceUnavailable):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            raise exc
         return _http_exception_problem(exc)
-    except Exception as exc:
-        if is_connection_failure(exc):
-            log.warning("dependency unavailable on %s %s: %r", request.method, request.path, exc)
-            response = problem(
-                503, "Service Unavailable", "A backing service is unavailable; nothing was changed, try again later."
-            )
-            response.headers["Retry-After"] = "1"
-            return response
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return problem(500, "Internal Server Error", "An unexpected error occurred.")
+    if is_connection_failure(exc):
+        log.warning("dependency unavailable on %s %s: %r", request.method, request.path, exc)
+        response = problem(
+            503, "Service Unavailable", "A backing service is unavailable; nothing was changed, try again later."
+        )
+        response.headers["Retry-After"] = "1"
+        return response
+    log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    return problem(500, "Internal Server Error", "An unexpected error occurred.")

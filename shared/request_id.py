@@ -4,8 +4,6 @@ import re
 import uuid
 from contextvars import ContextVar
 
-from aiohttp import web
-
 HEADER = "X-Request-ID"
 REQUEST_ID_AMQP_HEADER = HEADER.lower()  # the same id on an event's message, from the request that caused it
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
@@ -27,15 +25,3 @@ def accept_request_id(value: str | None) -> str:
 
 def current_request_id() -> str:
     return request_id_var.get()
-
-
-@web.middleware
-async def request_id_middleware(request: web.Request, handler) -> web.StreamResponse:
-    request_id = accept_request_id(request.headers.get(HEADER))
-    token = request_id_var.set(request_id)
-    try:
-        response = await handler(request)
-    finally:
-        request_id_var.reset(token)
-    response.headers[HEADER] = request_id
-    return response

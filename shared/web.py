@@ -1,19 +1,48 @@
 """What every service's aiohttp app has: the middleware stack, the ORM, and the operational routes."""
 
+import time
 from collections.abc import Callable, Iterable
 
 from aiohttp import web
 
 from shared.admission import ADMISSION, Admission, admission_ctx, admission_middleware
-from shared.db import orm_middleware, tortoise_ctx
+from shared.db import release_app_orm, tortoise_ctx, use_app_orm
 from shared.health import health, ready
 from shared.metrics import metrics_handler
-from shared.observe import observe_middleware
+from shared.observe import observe
 from shared.openapi import add_docs_routes
-from shared.problems import problem_middleware
-from shared.request_id import request_id_middleware
+from shared.problems import problem_for
+from shared.request_id import HEADER as REQUEST_ID_HEADER
+from shared.request_id import accept_request_id, request_id_var
 from shared.settings import SharedSettings
 from shared.tracing import configure_tracing, instrument_libraries
+
+
+@web.middleware
+async def request_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """What every admitted request gets, in one layer rather than four (each layer costs a coroutine
+    and a call per request): its id, from the client or made up, in the logs and the response; the
+    app's ORM; any error as a problem+json; then its metrics and access log line, with the final status."""
+    started = time.perf_counter()
+    request_id = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
+    id_token = request_id_var.set(request_id)
+    orm_token = use_app_orm(request.app)
+    status = 500
+    try:
+        try:
+            response = await handler(request)
+        except Exception as exc:
+            response = problem_for(request, exc)  # a redirect is raised on, with its status
+        status = response.status
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        release_app_orm(orm_token)
+        observe(request, status, started)
+        request_id_var.reset(id_token)
 
 
 def service_app(
@@ -27,17 +56,8 @@ def service_app(
     # Before the Application and any ClientSession exist: the instrumentations patch their classes.
     if configure_tracing(name):
         instrument_libraries()
-    # Outermost first: a refusal costs next to nothing; the id exists before anything logs; problems are
-    # rendered before they are counted.
-    app = web.Application(
-        middlewares=[
-            admission_middleware,
-            request_id_middleware,
-            observe_middleware,
-            problem_middleware,
-            orm_middleware,
-        ]
-    )
+    # Admission first: a refusal costs next to nothing.
+    app = web.Application(middlewares=[admission_middleware, request_middleware])
     app[ADMISSION] = Admission(
         settings.admission_max_in_flight,
         settings.admission_max_queue,
