@@ -44,18 +44,23 @@ class OutboxRelay:
         self.publisher = EventPublisher(link, settings.events_exchange, settings.outbox_confirm_timeout)
         self._wakeup = asyncio.Event()
         self._failures = 0
+        self._backlog = False  # the last batch came back full: more rows are waiting than one batch takes
 
     def wake(self) -> None:
         """Look for pending events now (a commit wrote some, or a full batch left some behind)."""
         self._wakeup.set()
 
     async def run(self) -> None:
-        """Start a batch on every wake-up, with up to MAX_BATCHES_IN_FLIGHT awaiting their confirms at once.
+        """Start a batch on a wake-up; with a backlog, up to MAX_BATCHES_IN_FLIGHT awaiting their confirms at once.
 
-        A broker confirm takes milliseconds (a quorum queue commits it to its log); publishing one
-        batch at a time would cap the relay at a batch per confirm round trip. Batches in flight hold
-        their rows locked, so each claims different rows. While the broker is away or blocked, no
-        batch starts: nothing is claimed, so no transaction or row lock waits on it.
+        Under a steady stream every commit wakes the relay, and a batch per wake-up would cost four
+        database round trips (begin, claim, delete, commit) and a confirm wait per event. So while a
+        batch is in flight and no backlog is known, the next one waits for it and then takes all that
+        committed meanwhile: batches grow with the load. With a backlog (a batch came back full), a
+        broker confirm takes milliseconds (a quorum queue commits it to its log), and one batch at a
+        time would cap the relay at a batch per confirm round trip: up to MAX_BATCHES_IN_FLIGHT run.
+        Batches in flight hold their rows locked, so each claims different rows. While the broker is
+        away or blocked, no batch starts: nothing is claimed, so no transaction or row lock waits on it.
         """
         batches: set[asyncio.Task] = set()
         try:
@@ -64,7 +69,7 @@ class OutboxRelay:
                     async with asyncio.timeout(self.settings.outbox_sweep_interval):
                         await self._wakeup.wait()
                 self._wakeup.clear()
-                if len(batches) >= MAX_BATCHES_IN_FLIGHT:
+                if batches and (not self._backlog or len(batches) >= MAX_BATCHES_IN_FLIGHT):
                     await asyncio.wait(batches, return_when=asyncio.FIRST_COMPLETED)
                 waiting = "broker" if not self.link.is_up else "blocked" if self.link.is_blocked else ""
                 RELAY_WAITING.labels("broker").set(waiting == "broker")
@@ -95,7 +100,8 @@ class OutboxRelay:
             return
         RELAY_WAITING.labels("database").set(0)
         self._failures = 0
-        if claimed == self.settings.outbox_batch_size:
+        self._backlog = claimed == self.settings.outbox_batch_size
+        if self._backlog:
             # A full batch likely left rows behind. (An event that waited for its order's earlier event
             # in the same batch goes out with the next wake-up, or the sweep at the latest.)
             self.wake()

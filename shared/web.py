@@ -1,5 +1,6 @@
 """What every service's aiohttp app has: the middleware stack, the ORM, and the operational routes."""
 
+import gc
 import time
 from collections.abc import Callable, Iterable
 
@@ -45,6 +46,13 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
         request_id_var.reset(id_token)
 
 
+async def freeze_startup_heap(app: web.Application) -> None:
+    """Keep what start-up built (modules, models, schemas, the docs) out of every later garbage collection:
+    a full collection otherwise walks all of it, a pause of tens of milliseconds at the p99 of requests."""
+    gc.collect()
+    gc.freeze()
+
+
 def service_app(
     name: str,
     orm_config: dict,
@@ -68,6 +76,7 @@ def service_app(
     )
     app.cleanup_ctx.append(admission_ctx)
     app.cleanup_ctx.append(tortoise_ctx(orm_config))  # first: what starts later may use the ORM
+    app.on_startup.append(freeze_startup_heap)  # after every cleanup_ctx's start-up, the services' too
     app.add_routes(routes)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
