@@ -35,8 +35,6 @@ async def reset_if_dirty(connection: asyncpg.Connection) -> None:
 def connection_config(db_url: str) -> dict:
     config = expand_db_url(db_url)
     config["credentials"] = {**DEFAULT_POOL, **config["credentials"], "reset": reset_if_dirty}
-    if config["engine"] == "tortoise.backends.asyncpg":
-        config["engine"] = "shared.fair_pool"  # the same, with the pool served first come, first served
     return config
 
 
