@@ -59,19 +59,19 @@ def lag_check(ours, baseline):
     if ours is None:
         return None
     relative = at_most_times(4)(ours, baseline)
-    return ours <= 25 and relative is not False
+    return ours <= 10 and relative is not False
 
 
 FIGURES = [
-    Figure("post_rps", "POST /orders, orders/s", 0, "≥ 0.7x baseline", at_least_times(0.7)),
+    Figure("post_rps", "POST /orders, orders/s", 0, "≥ 0.85x baseline", at_least_times(0.85)),
     Figure("post_p50", "POST /orders p50, ms", 1),
     Figure("post_p90", "POST /orders p90, ms", 1),
-    Figure("post_p99", "POST /orders p99, ms", 1, "≤ 2x baseline", at_most_times(2)),
+    Figure("post_p99", "POST /orders p99, ms", 1, "≤ 1.5x baseline", at_most_times(1.5)),
     Figure("post_max", "POST /orders max, ms", 1),
     Figure("post_errors", "POST /orders errors", 0, "0", lambda ours, _: ours == 0),
-    Figure("cpu_customer", "CPU ms/order, customer service", 3),
-    Figure("cpu_order", "CPU ms/order, order service", 3),
-    Figure("cpu_both", "CPU ms/order, both services", 3, "≤ 1.6x baseline", at_most_times(1.6)),
+    Figure("cpu_customer", "CPU ms/order, customer service", 3, "≤ 1.25x baseline", at_most_times(1.25)),
+    Figure("cpu_order", "CPU ms/order, order service", 3, "≤ 1.25x baseline", at_most_times(1.25)),
+    Figure("cpu_both", "CPU ms/order, both services", 3, "≤ 1.25x baseline", at_most_times(1.25)),
     Figure("cpu_postgresql", "CPU ms/order, PostgreSQL", 3),
     Figure("cpu_rabbitmq", "CPU ms/order, RabbitMQ", 3),
     Figure("cpu_loadgen", "CPU ms/order, load generator", 3),
@@ -95,9 +95,9 @@ FIGURES = [
     ),
     Figure("convergence_s", "convergence after load, s", 3, "≤ 1 s", at_most(1)),
     Figure("lag_p50", "event lag p50 at light load, ms", 1),
-    Figure("lag_p99", "event lag p99 at light load, ms", 1, "≤ 25 ms and ≤ 4x baseline", lag_check),
+    Figure("lag_p99", "event lag p99 at light load, ms", 1, "≤ 10 ms and ≤ 4x baseline", lag_check),
     Figure("light_post_p99", "POST /orders p99 at light load, ms", 1),
-    Figure("get_customer_rps", "GET /customers/{id}, req/s", 0),
+    Figure("get_customer_rps", "GET /customers/{id}, req/s", 0, "≥ 0.9x baseline", at_least_times(0.9)),
     Figure("get_customer_p99", "GET /customers/{id} p99, ms", 1),
     Figure("get_orders_rps", "GET /orders?customer_id=, req/s", 0),
     Figure("get_orders_p99", "GET /orders?customer_id= p99, ms", 1),
@@ -218,6 +218,40 @@ def compare(results: dict[str, dict]) -> list[dict]:
             }
         )
     return rows
+
+
+def _span(values: list, render: Callable[[float], str]) -> str:
+    present = [value for value in values if value is not None]
+    return f"{render(min(present))} to {render(max(present))}" if present else "-"
+
+
+def rounds_table(rounds: list[list[dict]]) -> str:
+    """Every judged figure over the rounds: ours, the baseline and the ratio as min to max, and in how
+    many rounds ours met its target (one machine varies by 15 % and more from run to run)."""
+    lines = [("figure", "ours", "baseline", "ratio", "target", "met")]
+    digits = {figure.key: figure.digits for figure in FIGURES}
+    for i, row in enumerate(rounds[0]):
+        same = [r[i] for r in rounds]
+        judged = [r["pass"] for r in same if r["pass"] is not None]
+        if not row["target"] or not judged:
+            continue
+        places = digits[row["key"]]
+        lines.append(
+            (
+                row["label"],
+                _span([r["ours"] for r in same], lambda v, places=places: fmt(v, places)),
+                _span([r["baseline"] for r in same], lambda v, places=places: fmt(v, places)),
+                _span([r["ratio"] for r in same], lambda v: f"{v:.2f}x"),
+                row["target"],
+                f"{sum(judged)} of {len(judged)}",
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(6)]
+    aligned = ["<", ">", ">", ">", "<", "<"]
+    return "\n".join(
+        "  ".join(f"{cell:{align}{width}}" for cell, align, width in zip(line, aligned, widths, strict=True))
+        for line in lines
+    )
 
 
 def fmt(value: float | None, digits: int) -> str:
