@@ -102,7 +102,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
             previous.close()  # writes what it holds and stops its thread
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # aiohttp's own access log is replaced by ours (shared.http.access_log_middleware).
+    # aiohttp's own access log is replaced by ours (shared/observe.py, from the request middleware).
     logging.getLogger("aiohttp.access").disabled = True
     for noisy in ("tortoise", "aiormq", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
