@@ -17,7 +17,7 @@ class SharedSettings(BaseSettings):
     # for a slot, how long one may wait before it is refused with 503 and Retry-After (in a burst, and
     # once the queue has stood longer than a burst), and the event loop lag (a saturated CPU) above
     # which new requests are refused at once.
-    admission_max_in_flight: int = Field(32, ge=1, validation_alias="ADMISSION_MAX_IN_FLIGHT")
+    admission_max_in_flight: int = Field(16, ge=1, validation_alias="ADMISSION_MAX_IN_FLIGHT")
     admission_max_queue: int = Field(512, ge=0, validation_alias="ADMISSION_MAX_QUEUE")
     admission_queue_timeout: float = Field(1.0, gt=0, validation_alias="ADMISSION_QUEUE_TIMEOUT")
     admission_overload_queue_timeout: float = Field(0.1, gt=0, validation_alias="ADMISSION_OVERLOAD_QUEUE_TIMEOUT")
