@@ -246,12 +246,7 @@ def rounds_table(rounds: list[list[dict]]) -> str:
                 f"{sum(judged)} of {len(judged)}",
             )
         )
-    widths = [max(len(line[i]) for line in lines) for i in range(6)]
-    aligned = ["<", ">", ">", ">", "<", "<"]
-    return "\n".join(
-        "  ".join(f"{cell:{align}{width}}" for cell, align, width in zip(line, aligned, widths, strict=True))
-        for line in lines
-    )
+    return _aligned(lines)
 
 
 def fmt(value: float | None, digits: int) -> str:
@@ -276,7 +271,12 @@ def table(rows: list[dict]) -> str:
                 verdict,
             )
         )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return _aligned(lines)
+
+
+def _aligned(lines: list[tuple[str, ...]]) -> str:
+    """Figure, ours, baseline, ratio, target, verdict in columns, under a rule below the header."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     aligned = ["<", ">", ">", ">", "<", "<"]
     text = [
         "  ".join(f"{cell:{align}{width}}" for cell, align, width in zip(line, aligned, widths, strict=True))

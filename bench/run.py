@@ -589,7 +589,10 @@ async def main(args: argparse.Namespace) -> int:
         print(f"round {number} of {args.rounds}: the closed-loop phases again", flush=True)
         again = {name: await bench_system(systems[name](args.workers), quick) for name in names}
         rounds.append(report.compare(again))
-        exact &= all(result["exactness"]["exact"] for result in again.values())
+        round_lines, round_exact = verdict_lines(again, [])
+        if not round_exact:
+            exact = False
+            lines += [f"round {number}: {line}" for line in round_lines]
     settings = (
         f"{args.workers} worker(s) per service, POST load {args.concurrency} clients x {args.duration:g} s "
         f"(+{args.warmup:g} s warm-up), {args.customers} customers, light load {args.lag_rate:g}/s x "

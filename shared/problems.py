@@ -121,15 +121,13 @@ def _http_exception_problem(exc: web.HTTPException) -> web.Response:
 
 
 def problem_for(request: web.Request, exc: Exception) -> web.Response:
-    """The problem response for an exception a handler raised (a redirect is raised on)."""
+    """The problem response for an error a handler raised."""
     if isinstance(exc, AppError):
         response = problem(exc.status, exc.title, exc.detail, exc.errors)
         if isinstance(exc, ServiceUnavailable):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
     if isinstance(exc, web.HTTPException):
-        if exc.status < 400:
-            raise exc
         return _http_exception_problem(exc)
     if is_connection_failure(exc):
         log.warning("dependency unavailable on %s %s: %r", request.method, request.path, exc)

@@ -32,14 +32,16 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
     try:
         try:
             response = await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:  # a redirect is aiohttp's to send
+                status = exc.status
+                raise
+            response = problem_for(request, exc)
         except Exception as exc:
-            response = problem_for(request, exc)  # a redirect is raised on, with its status
+            response = problem_for(request, exc)
         status = response.status
         response.headers[REQUEST_ID_HEADER] = request_id
         return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
     finally:
         release_app_orm(orm_token)
         observe(request, status, started)

@@ -50,3 +50,18 @@ async def test_an_unhandled_error_is_a_500_problem_that_leaks_nothing_and_is_log
     assert response.headers["X-Request-ID"] == "boom-1"
     [logged] = [r for r in request_logs.records if r.levelname == "ERROR" and "/broken" in r.getMessage()]
     assert logged.request_id == "boom-1" and logged.exc_info is not None  # the trace is in the log, only
+
+
+async def test_a_redirect_a_handler_raises_reaches_the_client_as_a_redirect(aiohttp_client, customer_settings):
+    app = await create_customer_app(customer_settings)
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/customers")
+
+    app.router.add_get("/moved", moved)
+    client = await aiohttp_client(app)
+    await broker_connected(client.app)
+
+    response = await client.get("/moved", allow_redirects=False)
+    assert response.status == 302 and response.headers["Location"] == "/customers"
+    assert response.content_type != "application/problem+json"
