@@ -4,9 +4,8 @@ import logging
 
 from aiohttp import web
 
+from shared.logs import access_log, log_access
 from shared.metrics import observe_request
-
-access_log = logging.getLogger("access")
 
 
 def observe(request: web.Request, status: int, started: float) -> None:
@@ -15,14 +14,12 @@ def observe(request: web.Request, status: int, started: float) -> None:
     if not access_log.isEnabledFor(logging.INFO):
         return
     # The path only: query strings can hold personal data (emails in filters, say).
-    access_log.info(
-        "%s %s %s",
-        request.method,
-        request.path,
-        status,
-        extra={
-            "method": request.method,
-            "path": request.path,
+    method, path = request.method, request.path
+    log_access(
+        f"{method} {path} {status}",
+        {
+            "method": method,
+            "path": path,
             "status": status,
             "duration_ms": round(elapsed * 1000, 2),
             "remote": request.remote,

@@ -286,14 +286,19 @@ def extract_text(text: str | None) -> Context:
 # --- logs ------------------------------------------------------------------------------------------------------
 
 
+def trace_ids() -> dict[str, str]:
+    """`trace_id` and `span_id` (hex, as Jaeger shows them) inside a span; nothing outside one."""
+    if not _on:
+        return {}
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return {}
+    return {"trace_id": format_trace_id(context.trace_id), "span_id": format_span_id(context.span_id)}
+
+
 class TraceContextFilter(logging.Filter):
-    """Stamps `trace_id` and `span_id` (hex, as Jaeger shows them) on records written inside a span."""
+    """Stamps the trace ids on records written inside a span."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not _on:
-            return True
-        context = trace.get_current_span().get_span_context()
-        if context.is_valid:
-            record.trace_id = format_trace_id(context.trace_id)
-            record.span_id = format_span_id(context.span_id)
+        record.__dict__.update(trace_ids())
         return True

@@ -1,0 +1,67 @@
+"""shared/logs.py: the access line written straight to the JSON stream is the line `logging` would write."""
+
+import io
+import logging
+import sys
+
+import orjson
+import pytest
+
+from shared.logs import access_log, configure_logging, log_access
+from shared.request_id import request_id_var
+from shared.tracing import install_memory_exporter, start_span
+
+FIELDS = {"method": "GET", "path": "/customers/7", "status": 200, "duration_ms": 1.25, "remote": "127.0.0.1"}
+TOUCHED = ("", "aiohttp.access", "tortoise", "aiormq", "aiormq.connection", "asyncio")
+
+
+@pytest.fixture
+def json_log(monkeypatch):
+    """The services' logging set-up, writing to a string; every logger it changes is put back after."""
+    saved = [
+        (logging.getLogger(name), logging.getLogger(name).level, logging.getLogger(name).disabled) for name in TOUCHED
+    ]
+    saved_handlers = logging.root.handlers[:]
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    configure_logging("customer", "INFO")
+    token = request_id_var.set("rid-logs")
+    yield stream
+    request_id_var.reset(token)
+    logging.root.handlers[:] = saved_handlers
+    for logger, level, disabled in saved:
+        logger.setLevel(level)
+        logger.disabled = disabled
+
+
+def lines(stream: io.StringIO) -> list[dict]:
+    return [orjson.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_the_direct_access_line_is_the_line_logging_writes(json_log):
+    log_access("GET /customers/7 200", FIELDS)
+    access_log.info("GET /customers/7 200", extra=FIELDS)  # through logging: its record, filters and formatter
+    direct, through_logging = lines(json_log)
+    assert direct.pop("timestamp")[:10] == through_logging.pop("timestamp")[:10]
+    assert direct == through_logging
+    assert direct["request_id"] == "rid-logs" and direct["service"] == "customer" and direct["logger"] == "access"
+
+
+def test_the_direct_access_line_carries_the_trace_ids(json_log):
+    install_memory_exporter()
+    with start_span("GET /customers/{id}"):
+        log_access("GET /customers/7 200", FIELDS)
+        access_log.info("GET /customers/7 200", extra=FIELDS)
+    direct, through_logging = lines(json_log)
+    assert len(direct["trace_id"]) == 32 and len(direct["span_id"]) == 16
+    assert (direct["trace_id"], direct["span_id"]) == (through_logging["trace_id"], through_logging["span_id"])
+
+
+def test_another_handler_gets_the_access_record(json_log):
+    records: list[logging.LogRecord] = []
+    collector = logging.Handler()
+    collector.emit = records.append  # type: ignore[method-assign]
+    logging.root.addHandler(collector)
+    log_access("GET /customers/7 200", FIELDS)
+    assert [(r.name, r.getMessage(), r.status) for r in records] == [("access", "GET /customers/7 200", 200)]
+    assert lines(json_log)[0]["path"] == "/customers/7"  # the JSON line is written all the same
