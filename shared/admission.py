@@ -22,6 +22,7 @@ metrics and the docs bypass all of it, so they answer under overload.
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -36,7 +37,9 @@ BYPASS = frozenset({"/health", "/ready", "/metrics", "/openapi.json", "/docs"})
 
 REFUSED = Counter("http_requests_refused_total", "Requests refused by admission control", ["reason"])
 ABANDONED = Counter("http_requests_abandoned_total", "Admitted requests dropped: the client had gone")
-IN_FLIGHT = Gauge("http_requests_in_flight", "Requests holding an admission slot", multiprocess_mode="livesum")
+IN_FLIGHT = Gauge(
+    "http_requests_in_flight", "Requests holding an admission slot (sampled)", multiprocess_mode="livesum"
+)
 QUEUE_SECONDS = Histogram(
     "http_request_queue_seconds",
     "Time a request waited for an admission slot",
@@ -56,6 +59,11 @@ STANDING_WAIT = 0.005  # a window whose every request waited at least this long:
 
 
 class Admission:
+    """Slots and a first-come-first-served queue of futures. A freed slot passes straight to the oldest
+    waiter, and the probe that measures the loop's lag refuses the waiters past their allowed wait every
+    LAG_PROBE_INTERVAL: one timer for all of them instead of one per waiter, which with a semaphore and
+    asyncio.timeout cost about 30 µs of CPU per request that had to wait (a sixth of a GET)."""
+
     def __init__(
         self,
         max_in_flight: int,
@@ -65,13 +73,15 @@ class Admission:
         overload_queue_timeout: float,
         burst: float,
     ) -> None:
+        self.max_in_flight = max_in_flight
         self.max_queue = max_queue
         self.queue_timeout = queue_timeout
         self.overload_queue_timeout = overload_queue_timeout
         self.burst = burst
         self.max_loop_lag = max_loop_lag
-        self._slots = asyncio.Semaphore(max_in_flight)
-        self.waiting = 0
+        self.in_flight = 0
+        # (arrival, future): the future's result is True when it got a slot, False when it was refused.
+        self._waiters: deque[tuple[float, asyncio.Future[bool]]] = deque()
         self.loop_lag = 0.0
         self._window_start = 0.0
         self._window_min = float("inf")
@@ -91,8 +101,18 @@ class Admission:
         overloaded = self._standing_since is not None and now - self._standing_since > self.burst
         return self.overload_queue_timeout if overloaded else self.queue_timeout
 
+    def refuse_expired(self, now: float) -> None:
+        """Refuse the waiters that have waited longer than now allows (arrival order: the oldest first)."""
+        oldest_allowed = now - self._allowed_wait(now)
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= oldest_allowed:
+            _, future = waiters.popleft()
+            if not future.done():
+                future.set_result(False)
+
     async def watch_loop_lag(self) -> None:
-        """Background task: how late a short timer fires is how long a new request waits to be read."""
+        """Background task: how late a short timer fires is how long a new request waits to be read.
+        The same tick refuses expired waiters and samples the in-flight gauge."""
         loop = asyncio.get_running_loop()
         while True:
             before = loop.time()
@@ -100,34 +120,45 @@ class Admission:
             lag = max(0.0, loop.time() - before - LAG_PROBE_INTERVAL)
             self.loop_lag += LAG_SMOOTHING * (lag - self.loop_lag)
             LOOP_LAG_SECONDS.set(self.loop_lag)
+            IN_FLIGHT.set(self.in_flight)
+            self.refuse_expired(time.monotonic())
 
     async def admit(self) -> str | None:
         """Take a slot (the wait is observed); or the reason it was refused."""
         if self.loop_lag > self.max_loop_lag:
             return "loop_lag"
         arrived = time.monotonic()
-        if not self._slots.locked():
-            await self._slots.acquire()  # a free slot: no wait
+        if self.in_flight < self.max_in_flight and not self._waiters:
+            self.in_flight += 1  # a free slot: no wait
             self._observe_wait(0.0, arrived)
             QUEUE_SECONDS.observe(0.0)
             return None
-        if self.waiting >= self.max_queue:
+        if len(self._waiters) >= self.max_queue:
             return "queue_full"
-        self.waiting += 1
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.append((arrived, future))
         try:
-            async with asyncio.timeout(self._allowed_wait(arrived)):
-                await self._slots.acquire()
-        except TimeoutError:
+            admitted = await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled() and future.result():
+                self.release()  # handed a slot just as it was cancelled: pass it on
+            raise
+        now = time.monotonic()
+        self._observe_wait(now - arrived, now)
+        if not admitted:
             return "queue_timeout"
-        finally:
-            self.waiting -= 1
-            now = time.monotonic()
-            self._observe_wait(now - arrived, now)
         QUEUE_SECONDS.observe(now - arrived)
         return None
 
     def release(self) -> None:
-        self._slots.release()
+        """The slot goes to the oldest waiter still waiting, or back to the pool."""
+        waiters = self._waiters
+        while waiters:
+            _, future = waiters.popleft()
+            if not future.done():  # a waiter cancelled or refused is skipped
+                future.set_result(True)
+                return
+        self.in_flight -= 1
 
 
 ADMISSION = web.AppKey("admission", Admission)
@@ -175,12 +206,10 @@ async def admission_middleware(request: web.Request, handler) -> web.StreamRespo
     if refused:
         REFUSED.labels(refused).inc()
         return overloaded(request)
-    IN_FLIGHT.inc()
     try:
         if client_gone(request):
             ABANDONED.inc()
             return web.Response(status=499)  # nginx's "client closed request": nobody reads it
         return await handler(request)
     finally:
-        IN_FLIGHT.dec()
         admission.release()
