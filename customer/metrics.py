@@ -4,9 +4,8 @@ Every series a dashboard or an alert reads exists from start-up, at 0, and every
 small fixed set.
 """
 
-from prometheus_client import Counter, Gauge, Histogram
-
 from shared.events import ORDER_CREATED
+from shared.metrics import Counter, Gauge, Histogram
 
 EVENTS_CONSUMED = Counter("events_consumed_total", "Events applied by the consumer", ["event_type"])
 EVENTS_DUPLICATE = Counter("events_duplicate_total", "Redelivered events already applied", ["event_type"])

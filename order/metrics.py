@@ -3,9 +3,8 @@
 Every series a dashboard or an alert reads exists from start-up, at 0.
 """
 
-from prometheus_client import Counter, Gauge, Histogram
-
 from shared.events import ORDER_CREATED, ORDER_STATUS_CHANGED
+from shared.metrics import Counter, Gauge, Histogram
 
 EVENTS_PUBLISHED = Counter("events_published_total", "Events the broker confirmed", ["event_type"])
 OUTBOX_PENDING = Gauge(

@@ -26,8 +26,8 @@ from collections import deque
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from prometheus_client import Counter, Gauge, Histogram
 
+from shared.metrics import Counter, Gauge, Histogram
 from shared.problems import PROBLEM_CONTENT_TYPE, problem
 from shared.request_id import HEADER as REQUEST_ID_HEADER
 from shared.request_id import accept_request_id

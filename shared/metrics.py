@@ -14,10 +14,36 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
+    values,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
+
+__all__ = ["Counter", "Gauge", "Histogram"]  # every metric of ours is made from these, after the lines below
+
+# With several workers, prometheus_client checks on every update whether the process forked, with
+# os.getpid(): a system call, some 25 of them per order. A pid refreshed by a fork hook tells the same.
+_pid = os.getpid()
+
+
+def _remember_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+def _made_before_now() -> set[str]:
+    defaults = ("process_", "python_")  # the default collectors' series, which keep no values of their own
+    return {family.name for family in REGISTRY.collect() if not family.name.startswith(defaults)}
+
+
+if values.ValueClass is not values.MutexValue:
+    if made := _made_before_now():
+        # Their values would write the same per-process files through a second map, and corrupt them.
+        raise RuntimeError(f"shared.metrics must be imported before any metric is made: {sorted(made)}")
+    os.register_at_fork(after_in_child=_remember_pid)
+    values.ValueClass = values.MultiProcessValue(process_identifier=lambda: _pid)
 
 REQUESTS = Counter("http_requests_total", "HTTP requests handled", ["route", "method", "status"])
 REQUEST_SECONDS = Histogram(
