@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from shared.metrics import Counter, Gauge, Histogram
+from shared.metrics import BufferedHistogram, Counter, Gauge, Histogram
 from shared.problems import PROBLEM_CONTENT_TYPE, problem
 from shared.request_id import HEADER as REQUEST_ID_HEADER
 from shared.request_id import accept_request_id
@@ -45,6 +45,7 @@ QUEUE_SECONDS = Histogram(
     "Time a request waited for an admission slot",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+_queue_seconds = BufferedHistogram(QUEUE_SECONDS)
 LOOP_LAG_SECONDS = Gauge(
     "event_loop_lag_seconds", "How late the worker's event loop runs a timer (smoothed)", multiprocess_mode="max"
 )
@@ -131,7 +132,7 @@ class Admission:
         if self.in_flight < self.max_in_flight and not self._waiters:
             self.in_flight += 1  # a free slot: no wait
             self._observe_wait(0.0, arrived)
-            QUEUE_SECONDS.observe(0.0)
+            _queue_seconds.observe(0.0)
             return None
         if len(self._waiters) >= self.max_queue:
             return "queue_full"
@@ -147,7 +148,7 @@ class Admission:
         self._observe_wait(now - arrived, now)
         if not admitted:
             return "queue_timeout"
-        QUEUE_SECONDS.observe(now - arrived)
+        _queue_seconds.observe(now - arrived)
         return None
 
     def release(self) -> None:

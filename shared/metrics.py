@@ -7,6 +7,8 @@ aggregates all workers' files instead of showing one worker's numbers.
 
 import os
 import time
+from bisect import bisect_left
+from collections.abc import Sequence
 
 from aiohttp import web
 from prometheus_client import (
@@ -45,6 +47,69 @@ if values.ValueClass is not values.MutexValue:
     os.register_at_fork(after_in_child=_remember_pid)
     values.ValueClass = values.MultiProcessValue(process_identifier=lambda: _pid)
 
+# --- per-request metrics, buffered ----------------------------------------------------------------------------
+#
+# An update of a multiprocess metric (a lock, a value packed into a memory-mapped file) cost about 30 µs of
+# CPU per request in place, measured under load, though a few µs in a loop of its own: a sixth of a GET.
+# The metrics every request updates are therefore tallied in plain Python and written in one go when
+# the worker has no request left in progress, or at least every FLUSH_INTERVAL under load. An idle
+# worker's metrics are exact; a busy one's are at most that far behind.
+
+FLUSH_INTERVAL = 1.0  # seconds
+
+
+class BufferedCounter:
+    def __init__(self, counter: Counter) -> None:
+        self.counter = counter
+        self.pending: dict[tuple[str, ...], float] = {}
+        _BUFFERED.append(self)
+
+    def inc(self, *labels: str) -> None:
+        self.pending[labels] = self.pending.get(labels, 0.0) + 1.0
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, {}
+        for labels, amount in pending.items():
+            self.counter.labels(*labels).inc(amount)
+
+
+class BufferedHistogram:
+    def __init__(self, histogram: Histogram) -> None:
+        self.histogram = histogram
+        self.bounds: Sequence[float] = histogram._upper_bounds  # ends with +Inf
+        self.pending: dict[tuple[str, ...], list[float]] = {}  # labels -> [sum, count per bucket...]
+        _BUFFERED.append(self)
+
+    def observe(self, value: float, *labels: str) -> None:
+        tally = self.pending.get(labels)
+        if tally is None:
+            tally = self.pending[labels] = [0.0] * (len(self.bounds) + 1)
+        tally[0] += value
+        tally[1 + bisect_left(self.bounds, value)] += 1  # the first bucket with value <= bound, as observe()
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, {}
+        for labels, (total, *counts) in pending.items():
+            child = self.histogram.labels(*labels) if labels else self.histogram
+            # What child.observe() updates, once per bucket instead of once per observation.
+            child._sum.inc(total)
+            for bucket, count in zip(child._buckets, counts, strict=True):
+                if count:
+                    bucket.inc(count)
+
+
+_BUFFERED: list[BufferedCounter | BufferedHistogram] = []
+_in_progress = 0
+_last_flush = 0.0
+
+
+def flush_buffered() -> None:
+    global _last_flush
+    _last_flush = time.monotonic()
+    for metric in _BUFFERED:
+        metric.flush()
+
+
 REQUESTS = Counter("http_requests_total", "HTTP requests handled", ["route", "method", "status"])
 REQUEST_SECONDS = Histogram(
     "http_request_duration_seconds",
@@ -52,6 +117,8 @@ REQUEST_SECONDS = Histogram(
     ["route", "method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+_requests = BufferedCounter(REQUESTS)
+_request_seconds = BufferedHistogram(REQUEST_SECONDS)
 
 
 def route_label(request: web.Request) -> str:
@@ -60,15 +127,27 @@ def route_label(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
+def request_started() -> None:
+    global _in_progress
+    _in_progress += 1
+
+
 def observe_request(request: web.Request, status: int, started: float) -> float:
+    """Count and time a request that request_started() announced; the buffered metrics are written
+    when it was the last in progress, or FLUSH_INTERVAL after they last were."""
+    global _in_progress
+    _in_progress -= 1
     elapsed = time.perf_counter() - started
     route = route_label(request)
-    REQUESTS.labels(route, request.method, str(status)).inc()
-    REQUEST_SECONDS.labels(route, request.method).observe(elapsed)
+    _requests.inc(route, request.method, str(status))
+    _request_seconds.observe(elapsed, route, request.method)
+    if _in_progress == 0 or time.monotonic() - _last_flush >= FLUSH_INTERVAL:
+        flush_buffered()
     return elapsed
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
+    flush_buffered()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)

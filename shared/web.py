@@ -9,7 +9,7 @@ from aiohttp import web
 from shared.admission import ADMISSION, Admission, admission_ctx, admission_middleware
 from shared.db import release_app_orm, tortoise_ctx, use_app_orm
 from shared.health import health, ready
-from shared.metrics import metrics_handler
+from shared.metrics import metrics_handler, request_started
 from shared.observe import observe
 from shared.openapi import add_docs_routes
 from shared.problems import problem_for
@@ -29,6 +29,7 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
     id_token = request_id_var.set(request_id)
     orm_token = use_app_orm(request.app)
     status = 500
+    request_started()
     try:
         try:
             response = await handler(request)
