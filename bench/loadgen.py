@@ -14,6 +14,7 @@ import asyncio
 import itertools
 import json
 import math
+import os
 import resource
 import sys
 import time
@@ -375,6 +376,9 @@ def main() -> None:
     if not ids:
         raise SystemExit("loadgen: --ids holds no ids")
     result = uvloop.run(run(args, ids))
+    # The event loop can leave stdout non-blocking: a result larger than the pipe's buffer then came out
+    # cut short (BlockingIOError at exit) whenever the reader was slow.
+    os.set_blocking(sys.stdout.fileno(), True)
     sys.stdout.write(json.dumps(result) + "\n")
 
 
