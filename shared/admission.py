@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from shared.metrics import BufferedHistogram, Counter, Gauge, Histogram
+from shared.metrics import BufferedCounter, BufferedHistogram, Counter, Gauge, Histogram, flush_if_due
 from shared.problems import PROBLEM_CONTENT_TYPE, problem
 from shared.request_id import HEADER as REQUEST_ID_HEADER
 from shared.request_id import accept_request_id
@@ -36,6 +36,7 @@ RETRY_AFTER_SECONDS = 1
 BYPASS = frozenset({"/health", "/ready", "/metrics", "/openapi.json", "/docs"})
 
 REFUSED = Counter("http_requests_refused_total", "Requests refused by admission control", ["reason"])
+_refused = BufferedCounter(REFUSED)
 ABANDONED = Counter("http_requests_abandoned_total", "Admitted requests dropped: the client had gone")
 IN_FLIGHT = Gauge(
     "http_requests_in_flight", "Requests holding an admission slot (sampled)", multiprocess_mode="livesum"
@@ -113,7 +114,8 @@ class Admission:
 
     async def watch_loop_lag(self) -> None:
         """Background task: how late a short timer fires is how long a new request waits to be read.
-        The same tick refuses expired waiters and samples the in-flight gauge."""
+        The same tick refuses expired waiters, samples the in-flight gauge and writes the buffered metrics
+        when they are due (refusals included: they end no request that would)."""
         loop = asyncio.get_running_loop()
         while True:
             before = loop.time()
@@ -123,6 +125,7 @@ class Admission:
             LOOP_LAG_SECONDS.set(self.loop_lag)
             IN_FLIGHT.set(self.in_flight)
             self.refuse_expired(time.monotonic())
+            flush_if_due()
 
     async def admit(self) -> str | None:
         """Take a slot (the wait is observed); or the reason it was refused."""
@@ -205,7 +208,7 @@ async def admission_middleware(request: web.Request, handler) -> web.StreamRespo
     admission = request.app[ADMISSION]
     refused = await admission.admit()
     if refused:
-        REFUSED.labels(refused).inc()
+        _refused.inc(refused)
         return overloaded(request)
     try:
         if client_gone(request):
