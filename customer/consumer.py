@@ -43,10 +43,12 @@ from customer.topology import declare_customer_queues
 from shared.amqp import PERSISTENT, backoff_delay
 from shared.db import is_transient_database_error
 from shared.events import ORDER_CREATED, OrderEvent
+from shared.metrics import BufferedHistogram
 from shared.request_id import REQUEST_ID_AMQP_HEADER, request_id_var
 from shared.tracing import consumer_span
 
 log = logging.getLogger(__name__)
+_event_lag = BufferedHistogram(EVENT_LAG_SECONDS)
 
 REASON_HEADER = "x-dead-letter-reason"
 ATTEMPT_HEADER = "x-retry-attempt"  # failed attempts so far, on a retry copy
@@ -286,17 +288,23 @@ class OrderCreatedConsumer:
 
     def _count(self, events: dict[DeliveredMessage, OrderEvent], outcomes: dict[UUID, service.Outcome]) -> None:
         counted: set[UUID] = set()
+        duplicates = 0
         now = datetime.now(UTC)
         for event in events.values():
             outcome = outcomes.get(event.event_id)
             if outcome is service.Outcome.APPLIED and event.event_id not in counted:
                 counted.add(event.event_id)
-                EVENTS_CONSUMED.labels(ORDER_CREATED).inc()
                 if event.occurred_at.tzinfo is not None:  # a naive timestamp from a foreign producer has no lag
-                    EVENT_LAG_SECONDS.observe(max(0.0, (now - event.occurred_at).total_seconds()))
+                    _event_lag.observe(max(0.0, (now - event.occurred_at).total_seconds()))
             elif outcome is not None and outcome is not service.Outcome.UNKNOWN_CUSTOMER:
-                EVENTS_DUPLICATE.labels(ORDER_CREATED).inc()
+                duplicates += 1
+        # Once per batch rather than once per event: each update of a multiprocess metric costs a lock
+        # and a write into a memory-mapped file.
+        _event_lag.flush()
+        if duplicates:
+            EVENTS_DUPLICATE.labels(ORDER_CREATED).inc(duplicates)
         if counted:
+            EVENTS_CONSUMED.labels(ORDER_CREATED).inc(len(counted))
             log.debug("counted %d order(s)", len(counted))
 
     async def _settle(

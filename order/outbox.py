@@ -17,6 +17,7 @@ a lost notification (or a pooler that cannot LISTEN) would leave behind.
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable
 
 import asyncpg
@@ -119,8 +120,8 @@ class OutboxRelay:
             if refused:
                 log.warning("outbox relay: broker refused %d event(s); they stay pending", len(refused))
                 await repository.count_refusal(conn, refused)
-        for row in published:
-            EVENTS_PUBLISHED.labels(row["event_type"]).inc()
+        for event_type, count in Counter(row["event_type"] for row in published).items():
+            EVENTS_PUBLISHED.labels(event_type).inc(count)  # once per type and batch, not per event
         return len(rows)
 
 

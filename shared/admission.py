@@ -22,6 +22,7 @@ metrics and the docs bypass all of it, so they answer under overload.
 import asyncio
 import contextlib
 import time
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator
 
@@ -60,6 +61,9 @@ WINDOW = 0.1  # seconds over which the shortest wait tells whether the queue sta
 STANDING_WAIT = 0.005  # a window whose every request waited at least this long: the queue stands
 
 
+_ADMISSIONS: "weakref.WeakSet[Admission]" = weakref.WeakSet()  # one per app; tests run several in a process
+
+
 class Admission:
     """Slots and a first-come-first-served queue of futures. A freed slot passes straight to the oldest
     waiter, and the probe that measures the loop's lag refuses the waiters past their allowed wait every
@@ -88,6 +92,7 @@ class Admission:
         self._window_start = 0.0
         self._window_min = float("inf")
         self._standing_since: float | None = None
+        _ADMISSIONS.add(self)
 
     def _observe_wait(self, wait: float, now: float) -> None:
         if now - self._window_start < WINDOW:
@@ -123,7 +128,7 @@ class Admission:
             lag = max(0.0, loop.time() - before - LAG_PROBE_INTERVAL)
             self.loop_lag += LAG_SMOOTHING * (lag - self.loop_lag)
             LOOP_LAG_SECONDS.set(self.loop_lag)
-            IN_FLIGHT.set(self.in_flight)
+            IN_FLIGHT.set(sum(admission.in_flight for admission in _ADMISSIONS))  # the process's, as scraped
             self.refuse_expired(time.monotonic())
             flush_if_due()
 
