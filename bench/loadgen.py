@@ -5,8 +5,9 @@
     python bench/loadgen.py ... --rate 20 --count 200  open loop: one request every 1/R s, whatever the answers
 
 `--ids` is a JSON list of customer ids, used round robin (open loop: each once when the list is long enough).
-The result is one JSON object on stdout: counts, throughput, latency percentiles in milliseconds,
-this process's own CPU seconds, and for `post-order` the 201s per customer (open loop: every created order).
+The result is one JSON object on stdout (or in the `--out` file): counts, throughput, latency percentiles in
+milliseconds, this process's own CPU seconds, and for `post-order` the 201s per customer (open loop: every
+created order).
 """
 
 import argparse
@@ -14,12 +15,12 @@ import asyncio
 import itertools
 import json
 import math
-import os
 import resource
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
@@ -363,6 +364,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "its 10 s budget (what a well-behaved client does); latency counts from the first try",
     )
     parser.add_argument("--max-requests", type=int, default=2_000_000, help="hard cap on requests")
+    parser.add_argument("--out", help="write the result to this file instead of stdout")
     args = parser.parse_args(argv)
     if args.concurrency < 1 or args.duration <= 0 or (args.rate is not None and args.rate <= 0):
         parser.error("concurrency, duration and rate must be positive")
@@ -375,11 +377,11 @@ def main() -> None:
         ids = [int(value) for value in json.load(file)]
     if not ids:
         raise SystemExit("loadgen: --ids holds no ids")
-    result = uvloop.run(run(args, ids))
-    # The event loop can leave stdout non-blocking: a result larger than the pipe's buffer then came out
-    # cut short (BlockingIOError at exit) whenever the reader was slow.
-    os.set_blocking(sys.stdout.fileno(), True)
-    sys.stdout.write(json.dumps(result) + "\n")
+    result = json.dumps(uvloop.run(run(args, ids)))
+    if args.out:
+        Path(args.out).write_text(result)
+    else:
+        sys.stdout.write(result + "\n")
 
 
 if __name__ == "__main__":
