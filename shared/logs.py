@@ -19,33 +19,42 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def _timestamp(created: float) -> str:
-    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
-
-
 class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
         self.service = service
 
-    def format(self, record: logging.LogRecord) -> str:
+    def line(self, created: float, level: str, logger: str, message: str, request_id: str, fields: dict) -> str:
+        """The one shape of a log line; `fields` are the structured extras (the access log's, say)."""
         entry = {
-            "timestamp": _timestamp(record.created),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            "request_id": getattr(record, "request_id", "-"),
+            "timestamp": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+            "level": level,
+            "logger": logger,
+            "message": message,
+            "request_id": request_id,
             "service": self.service,
+            **fields,
         }
-        # Structured fields passed with `extra=` (the access log uses them).
-        entry.update({k: v for k, v in record.__dict__.items() if k not in _RESERVED})
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
+
+    def format(self, record: logging.LogRecord) -> str:
+        # Structured fields passed with `extra=`, and the trace ids TraceContextFilter stamped.
+        fields = {k: v for k, v in record.__dict__.items() if k not in _RESERVED}
+        if record.exc_info:
+            fields["exception"] = self.formatException(record.exc_info)
+        return self.line(
+            record.created,
+            record.levelname,
+            record.name,
+            record.getMessage(),
+            getattr(record, "request_id", "-"),
+            fields,
+        )
 
 
 access_log = logging.getLogger("access")
 _json_handler: logging.StreamHandler | None = None  # the one configure_logging installed
+_json_formatter: JsonFormatter | None = None  # and its formatter
 
 
 def log_access(message: str, fields: dict) -> None:
@@ -56,10 +65,11 @@ def log_access(message: str, fields: dict) -> None:
     configure_logging installed is the only one listening, the same line goes straight to its stream
     for a tenth of that; anything else (a test's capture, a handler an operator added) gets the record.
     """
-    handler = _json_handler
+    handler, formatter = _json_handler, _json_formatter
     root_handlers = logging.root.handlers
     if (
         handler is None
+        or formatter is None
         or len(root_handlers) != 1
         or root_handlers[0] is not handler
         or not access_log.propagate
@@ -68,29 +78,20 @@ def log_access(message: str, fields: dict) -> None:
     ):
         access_log.info(message, extra=fields)
         return
-    entry = {
-        "timestamp": _timestamp(time.time()),
-        "level": "INFO",
-        "logger": "access",
-        "message": message,
-        "request_id": request_id_var.get(),
-        "service": handler.formatter.service,  # type: ignore[union-attr]  # our JsonFormatter
-        **fields,
-        **trace_ids(),
-    }
-    line = orjson.dumps(entry, default=str).decode() + "\n"
+    line = formatter.line(time.time(), "INFO", "access", message, request_id_var.get(), {**fields, **trace_ids()})
     with handler.lock:  # type: ignore[union-attr]  # created with the handler
         try:
-            handler.stream.write(line)
+            handler.stream.write(line + "\n")
             handler.stream.flush()
         except Exception:
             handler.handleError(logging.makeLogRecord({"msg": message}))
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
-    global _json_handler
+    global _json_handler, _json_formatter
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(service))
+    _json_formatter = JsonFormatter(service)
+    handler.setFormatter(_json_formatter)
     handler.addFilter(RequestIdFilter())
     handler.addFilter(TraceContextFilter())  # trace_id and span_id inside a span
     root = logging.getLogger()
