@@ -6,15 +6,11 @@ import time
 from shared.admission import Admission
 
 
-def admission(max_in_flight: int = 1, max_queue: int = 10, queue_timeout: float = 60.0) -> Admission:
-    return Admission(
-        max_in_flight,
-        max_queue,
-        queue_timeout,
-        max_loop_lag=10.0,
-        overload_queue_timeout=queue_timeout,
-        burst=60.0,
-    )
+async def taken(max_queue: int = 10, queue_timeout: float = 60.0) -> Admission:
+    """A gate of one slot, which a first request holds."""
+    gate = Admission(1, max_queue, queue_timeout, max_loop_lag=10.0, overload_queue_timeout=queue_timeout, burst=60.0)
+    assert await gate.admit() is None
+    return gate
 
 
 async def waiting(gate: Admission, count: int) -> list[asyncio.Task]:
@@ -27,8 +23,7 @@ async def waiting(gate: Admission, count: int) -> list[asyncio.Task]:
 
 
 async def test_a_freed_slot_goes_to_the_oldest_waiter():
-    gate = admission(max_in_flight=1)
-    assert await gate.admit() is None
+    gate = await taken()
     first, second, third = await waiting(gate, 3)
     gate.release()
     assert await first is None
@@ -42,8 +37,7 @@ async def test_a_freed_slot_goes_to_the_oldest_waiter():
 
 
 async def test_waiters_past_their_wait_are_refused_and_take_no_slot():
-    gate = admission(max_in_flight=1, queue_timeout=5.0)
-    assert await gate.admit() is None
+    gate = await taken(queue_timeout=5.0)
     (old,) = await waiting(gate, 1)
     gate.refuse_expired(time.monotonic())  # not yet: it is still welcome to wait
     assert not old.done()
@@ -54,16 +48,14 @@ async def test_waiters_past_their_wait_are_refused_and_take_no_slot():
 
 
 async def test_a_full_queue_refuses_at_once():
-    gate = admission(max_in_flight=1, max_queue=1)
-    assert await gate.admit() is None
+    gate = await taken(max_queue=1)
     (queued,) = await waiting(gate, 1)
     assert await gate.admit() == "queue_full"
     queued.cancel()
 
 
 async def test_a_cancelled_waiter_is_skipped_and_a_slot_handed_to_a_cancelled_one_is_passed_on():
-    gate = admission(max_in_flight=1)
-    assert await gate.admit() is None
+    gate = await taken()
     gone, handed, last = await waiting(gate, 3)
     gone.cancel()
     await asyncio.sleep(0)
