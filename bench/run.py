@@ -317,7 +317,7 @@ async def measure(target: Target, args: argparse.Namespace) -> dict:
     result.update(await light_load(target, args, lag_ids, lag_file))
 
     if args.overload_duration:
-        result["overload"] = await overload(target, args, load["throughput_rps"], load_file)
+        result["overload"] = await overload(target, args, load["throughput_rps"], load_file, load_ids)
 
     target.say(f"GET /customers/{{id}} and GET /orders?customer_id=: {args.get_duration:g} s each")
     result["get_customer"] = await run_loadgen(
@@ -356,7 +356,9 @@ async def measure(target: Target, args: argparse.Namespace) -> dict:
     return result
 
 
-async def overload(target: Target, args: argparse.Namespace, capacity: float, load_file: Path) -> dict:
+async def overload(
+    target: Target, args: argparse.Namespace, capacity: float, load_file: Path, load_ids: list[int]
+) -> dict:
     """Open loop at `--overload-factor` times the closed-loop throughput just measured, each request on
     its own (10 s client timeout), on customers of its own. Exact means: every order stored is counted
     once, and every 201 is among them (a timed-out request may still have stored its order).
@@ -397,6 +399,7 @@ async def overload(target: Target, args: argparse.Namespace, capacity: float, lo
         stored = settled
     target.say(f"overload: capacity again, {args.concurrency} clients for {args.duration:g} s")
     after = await target.post_orders(load_file, duration=args.duration, concurrency=args.concurrency)
+    after_sync = await wait_exact(target.db, target.created, load_ids, after["ended_monotonic"])
     kinds = run["error_kinds"]
     return {
         "capacity_rps": (capacity + after["throughput_rps"]) / 2,
@@ -409,7 +412,7 @@ async def overload(target: Target, args: argparse.Namespace, capacity: float, lo
         "refused_share": kinds.get("status 503", 0) / run["requests"],
         "timeouts": sum(n for kind, n in kinds.items() if "Timeout" in kind),
         "other_errors": sum(n for kind, n in kinds.items() if kind != "status 503" and "Timeout" not in kind),
-        "exact": sync["exact"] and all(created[cid] <= stored[cid] for cid in ids),
+        "exact": sync["exact"] and after_sync["exact"] and all(created[cid] <= stored[cid] for cid in ids),
         "created": sum(created.values()),
         "stored": sum(stored.values()),
     }
