@@ -17,7 +17,7 @@ from order.db_config import APP
 from order.domain import InvalidTransition, check_transition
 from order.idempotency import Claim
 from order.models import Order
-from order.repository import OrderIds
+from order.repository import NewOrder, OrderIds
 from order.schemas import OrderIn, render_created_order
 from shared.db import transaction
 from shared.problems import Conflict, NotFound
@@ -74,8 +74,15 @@ async def place_order(
         customer = await customers.get_customer(data.customer_id, request_id)
         if not still_wanted():
             raise ClientGone()
-        order = Order(id=await order_ids.next(), **data.model_dump(), created_at=now())
-        order.updated_at = order.created_at
+        order = NewOrder(
+            id=await order_ids.next(),
+            customer_id=data.customer_id,
+            product_name=data.product_name,
+            quantity=data.quantity,
+            price=data.price,
+            status=data.status,
+            created_at=now(),
+        )
         body = orjson.dumps(render_created_order(order, customer))
         completion = claim.completion(body) if claim is not None else None
         with start_span("outbox write"):

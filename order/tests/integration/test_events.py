@@ -8,7 +8,7 @@ import orjson
 
 from conftest import broker_connected, make_settings, order_client_via
 from customer.app import create_app as create_customer_app
-from order import events
+from order import events, repository
 from order.app import create_app as create_order_app
 from order.housekeeping import purge_expired_keys
 from order.keys import RELAY
@@ -128,7 +128,7 @@ async def test_a_relay_that_died_before_marking_sent_republishes_and_the_consume
     # The state a crash between the broker's confirm and the DELETE leaves behind: sent, still in the outbox.
     with order_client.app[ORM]:
         await eventually(lambda: _none_pending([order["id"]]))
-        await events.order_created(await Order.get(id=order["id"]), request_id="test").save()
+        await repository.add_event(events.order_created(await Order.get(id=order["id"]), request_id="test"))
     order_client.app[RELAY].wake()
 
     async def republished():

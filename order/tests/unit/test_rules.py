@@ -9,7 +9,7 @@ from order import events
 from order.domain import CREATED, PAID
 from order.idempotency import MAX_KEY_LENGTH, Claim, parse_key
 from order.models import Order
-from shared.events import ORDER_CREATED, ORDER_STATUS_CHANGED
+from shared.events import ORDER_CREATED, ORDER_STATUS_CHANGED, OrderEvent, OrderEventData
 from shared.problems import ValidationFailed
 
 
@@ -39,6 +39,29 @@ def test_event_ids_differ_by_order_status_type_and_database_lifetime():
     assert events.outbox_event(an_order(), ORDER_STATUS_CHANGED, "r").event_id != first
     recreated = an_order(created_at=datetime(2026, 12, 2, tzinfo=UTC))  # same id in a new database
     assert events.order_created(recreated, "r").event_id != first
+
+
+@pytest.mark.parametrize("microsecond", [0, 123456])
+@pytest.mark.parametrize("previous", [None, CREATED])
+def test_the_payload_written_directly_is_the_event_model_as_pydantic_dumps_it(microsecond, previous):
+    order = an_order(status=PAID if previous else CREATED, price=Decimal("19.90"))
+    order.updated_at = order.updated_at.replace(microsecond=microsecond)
+    row = events.outbox_event(order, ORDER_STATUS_CHANGED if previous else ORDER_CREATED, "r", previous)
+    model = OrderEvent(
+        event_id=row.event_id,
+        event_type=row.event_type,
+        occurred_at=order.updated_at,
+        data=OrderEventData(
+            order_id=order.id,
+            customer_id=order.customer_id,
+            product_name=order.product_name,
+            quantity=order.quantity,
+            price=order.price,
+            status=order.status,
+            previous_status=previous,
+        ),
+    )
+    assert row.payload == model.model_dump_json(exclude_none=True)
 
 
 def test_the_payload_is_the_event_as_published():

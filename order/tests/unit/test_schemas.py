@@ -1,9 +1,10 @@
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 from pydantic import ValidationError
 
-from order.schemas import CreateOrderBody, render_order
+from order.schemas import CreateOrderBody, OrderOut, render_order
 
 
 def parse(**fields):
@@ -58,3 +59,22 @@ def test_total_is_price_times_quantity_as_a_two_place_string():
 
     rendered = render_order(Row)
     assert rendered["price"] == "19.99" and rendered["total"] == "59.97"
+
+
+@pytest.mark.parametrize(
+    "created_at",
+    [
+        datetime(2026, 12, 2, 11, 49, 28, 558869, tzinfo=UTC),
+        datetime(2026, 12, 2, 11, 49, 28, tzinfo=UTC),
+        datetime(2026, 12, 2, 11, 49, 28, 5, tzinfo=timezone(timedelta(hours=-5))),
+    ],
+)
+@pytest.mark.parametrize("price, quantity", [(Decimal("19.99"), 3), (Decimal("1200.00"), 1), (Decimal("0.5"), 7)])
+def test_an_order_rendered_directly_is_what_the_documented_model_dumps(created_at, price, quantity):
+    class Row:
+        id, customer_id, product_name, status = 5, 2, "Laptop", "paid"
+
+    Row.price, Row.quantity, Row.created_at = price, quantity, created_at
+    Row.updated_at = created_at + timedelta(seconds=1)
+    fields = {name: getattr(Row, name) for name in OrderOut.model_fields if name != "total"}
+    assert render_order(Row) == OrderOut(**fields, total=price * quantity).model_dump(mode="json")
