@@ -1,35 +1,31 @@
 from aiohttp import web
 
 from customer import service
-from customer.schemas import CreateCustomerBody, CustomerOut, UpdateCustomerBody
+from customer.schemas import CreateCustomerBody, UpdateCustomerBody, render_customer
 from shared.http import created, json_response, parse_json, parse_query, path_id
 from shared.pagination import PageParams, page_of
-
-
-def render(customer) -> dict:
-    return CustomerOut.model_validate(customer).model_dump(mode="json")
 
 
 async def list_customers(request: web.Request) -> web.Response:
     page = parse_query(request, PageParams)
     items, total = await service.list_customers(page.limit, page.offset)
-    return json_response(page_of([render(c) for c in items], total, page))
+    return json_response(page_of([render_customer(c) for c in items], total, page))
 
 
 async def create_customer(request: web.Request) -> web.Response:
     body = await parse_json(request, CreateCustomerBody)
     customer = await service.create_customer(body.customer)
-    return created(request, "customer", customer.id, render(customer))
+    return created(request, "customer", customer.id, render_customer(customer))
 
 
 async def get_customer(request: web.Request) -> web.Response:
-    return json_response(render(await service.get_customer(path_id(request))))
+    return json_response(render_customer(await service.get_customer(path_id(request))))
 
 
 async def update_customer(request: web.Request) -> web.Response:
     customer_id = path_id(request)
     body = await parse_json(request, UpdateCustomerBody)
-    return json_response(render(await service.update_customer(customer_id, body.customer)))
+    return json_response(render_customer(await service.update_customer(customer_id, body.customer)))
 
 
 async def delete_customer(request: web.Request) -> web.Response:

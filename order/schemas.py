@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from order.domain import INITIAL_STATUS, STATUSES
+from shared.http import timestamp
 from shared.pagination import PageParams
 from shared.schemas import INPUT, Id, Text200
 
@@ -128,12 +129,6 @@ class OrderCreatedOut(OrderOut):
     customer: EmbeddedCustomer
 
 
-def _timestamp(value: datetime) -> str:
-    """As pydantic writes a datetime: ISO 8601, UTC as `Z`."""
-    text = value.isoformat()
-    return f"{text[:-6]}Z" if text.endswith("+00:00") else text
-
-
 def _money(value: Decimal) -> str:
     return str(value.quantize(CENT))
 
@@ -149,8 +144,8 @@ def render_order(order) -> dict:
         "price": _money(order.price),
         "total": _money(order.price * order.quantity),
         "status": order.status,
-        "created_at": _timestamp(order.created_at),
-        "updated_at": _timestamp(order.updated_at),
+        "created_at": timestamp(order.created_at),
+        "updated_at": timestamp(order.updated_at),
     }
 
 

@@ -11,8 +11,9 @@ that wait, and while it is above `max_loop_lag` new requests are refused at once
 spike the service so keeps serving what it accepts at full speed, with a bounded wait, instead of
 spending itself on requests whose clients have already given up.
 
-This middleware is the outermost one, so a refusal costs as little as it can: no access-log line
-(the refusals are counted in `http_requests_refused_total`), no metrics of the request itself.
+The request middleware (shared/web.py) admits a request before anything else, so a refusal costs as
+little as it can: no access-log line (the refusals are counted in `http_requests_refused_total`), no
+metrics of the request itself.
 
 A request whose client disconnected while it waited is dropped when it gets its slot (counted as
 abandoned); handlers check `client_gone` again before their expensive steps. Health, readiness,
@@ -206,19 +207,14 @@ async def admission_ctx(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-@web.middleware
-async def admission_middleware(request: web.Request, handler) -> web.StreamResponse:
-    if request.path in BYPASS or request.path.startswith("/docs/"):
-        return await handler(request)
-    admission = request.app[ADMISSION]
-    refused = await admission.admit()
-    if refused:
-        _refused.inc(refused)
-        return overloaded(request)
-    try:
-        if client_gone(request):
-            ABANDONED.inc()
-            return web.Response(status=499)  # nginx's "client closed request": nobody reads it
-        return await handler(request)
-    finally:
-        admission.release()
+def admission_for(request: web.Request) -> Admission | None:
+    """The app's admission, or None for what bypasses it (health, readiness, metrics, the docs)."""
+    path = request.path
+    if path in BYPASS or path.startswith("/docs/"):
+        return None
+    return request.app[ADMISSION]
+
+
+def refused(request: web.Request, reason: str) -> web.Response:
+    _refused.inc(reason)
+    return overloaded(request)

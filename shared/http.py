@@ -3,6 +3,7 @@
 import asyncio
 import functools
 import re
+from datetime import datetime
 from typing import Any, TypeVar, get_origin
 
 import orjson
@@ -16,6 +17,12 @@ Model = TypeVar("Model", bound=BaseModel)
 MAX_INT_ID = 2**31 - 1  # ids are PostgreSQL `integer`s
 # A client that sends its headers and then stalls on the body holds a handler until this runs out.
 BODY_READ_TIMEOUT = 10.0
+
+
+def timestamp(value: datetime) -> str:
+    """A datetime as pydantic writes it in JSON: ISO 8601, UTC as `Z` (for outputs rendered without a model)."""
+    text = value.isoformat()
+    return f"{text[:-6]}Z" if text.endswith("+00:00") else text
 
 
 def json_response(data: Any, status: int = 200, headers: dict | None = None) -> web.Response:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 
 from aiohttp import web
 
-from shared.admission import ADMISSION, Admission, admission_ctx, admission_middleware
+from shared.admission import ABANDONED, ADMISSION, Admission, admission_ctx, admission_for, client_gone, refused
 from shared.db import release_app_orm, tortoise_ctx, use_app_orm
 from shared.health import health, ready
 from shared.metrics import metrics_handler, request_started
@@ -21,9 +21,19 @@ from shared.tracing import configure_tracing, instrument_libraries
 
 @web.middleware
 async def request_middleware(request: web.Request, handler) -> web.StreamResponse:
-    """What every admitted request gets, in one layer rather than four (each layer costs a coroutine
-    and a call per request): its id, from the client or made up, in the logs and the response; the
-    app's ORM; any error as a problem+json; then its metrics and access log line, with the final status."""
+    """Everything a request goes through, in one layer (each layer costs a coroutine and a wrapper per
+    request): admission first, so a refusal costs next to nothing (shared/admission.py); then the
+    request's id, from the client or made up, in the logs and the response; the app's ORM; any error as
+    a problem+json; then its metrics and access log line, with the final status."""
+    admission = admission_for(request)
+    if admission is not None:
+        reason = await admission.admit()
+        if reason is not None:
+            return refused(request, reason)
+        if client_gone(request):  # it left while it waited for its slot
+            admission.release()
+            ABANDONED.inc()
+            return web.Response(status=499)  # nginx's "client closed request": nobody reads it
     started = time.perf_counter()
     request_id = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
     id_token = request_id_var.set(request_id)
@@ -47,6 +57,8 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
         release_app_orm(orm_token)
         observe(request, status, started)
         request_id_var.reset(id_token)
+        if admission is not None:
+            admission.release()
 
 
 async def freeze_startup_heap(app: web.Application) -> None:
@@ -67,8 +79,7 @@ def service_app(
     # Before the Application and any ClientSession exist: the instrumentations patch their classes.
     if configure_tracing(name):
         instrument_libraries()
-    # Admission first: a refusal costs next to nothing.
-    app = web.Application(middlewares=[admission_middleware, request_middleware])
+    app = web.Application(middlewares=[request_middleware])
     app[ADMISSION] = Admission(
         settings.admission_max_in_flight,
         settings.admission_max_queue,
