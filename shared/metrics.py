@@ -137,6 +137,11 @@ def request_started() -> None:
     _in_progress += 1
 
 
+def requests_in_progress() -> int:
+    """Requests request_started() announced that observe_request() has not yet ended."""
+    return _in_progress
+
+
 def observe_request(request: web.Request, status: int, started: float) -> float:
     """Count and time a request that request_started() announced; the buffered metrics are written
     when it was the last in progress, or FLUSH_INTERVAL after they last were."""

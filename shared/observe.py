@@ -5,7 +5,7 @@ import logging
 from aiohttp import web
 
 from shared.logs import access_log, log_access
-from shared.metrics import observe_request
+from shared.metrics import observe_request, requests_in_progress
 
 
 def observe(request: web.Request, status: int, started: float) -> None:
@@ -24,4 +24,7 @@ def observe(request: web.Request, status: int, started: float) -> None:
             "duration_ms": round(elapsed * 1000, 2),
             "remote": request.remote,
         },
+        # The last request in progress writes its line (and any held) before its response goes out;
+        # a busy worker's lines share writes.
+        write_now=requests_in_progress() == 0,
     )

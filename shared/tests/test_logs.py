@@ -7,8 +7,9 @@ import sys
 import orjson
 import pytest
 
-from shared.logs import access_log, configure_logging, log_access
+from shared.logs import JsonLineHandler, access_log, configure_logging, log_access
 from shared.request_id import request_id_var
+from shared.testing.plugin import eventually
 from shared.tracing import install_memory_exporter, start_span
 
 FIELDS = {"method": "GET", "path": "/customers/7", "status": 200, "duration_ms": 1.25, "remote": "127.0.0.1"}
@@ -34,11 +35,17 @@ def json_log(monkeypatch):
         logger.disabled = disabled
 
 
+def only_ours() -> None:
+    """Leave the JSON handler alone at the root, as in a service: pytest adds its capture for each test phase."""
+    logging.root.handlers[:] = [h for h in logging.root.handlers if isinstance(h, JsonLineHandler)]
+
+
 def lines(stream: io.StringIO) -> list[dict]:
     return [orjson.loads(line) for line in stream.getvalue().splitlines()]
 
 
 def test_the_direct_access_line_is_the_line_logging_writes(json_log):
+    only_ours()
     log_access("GET /customers/7 200", FIELDS)
     access_log.info("GET /customers/7 200", extra=FIELDS)  # through logging: its record, filters and formatter
     direct, through_logging = lines(json_log)
@@ -48,6 +55,7 @@ def test_the_direct_access_line_is_the_line_logging_writes(json_log):
 
 
 def test_the_direct_access_line_carries_the_trace_ids(json_log):
+    only_ours()
     install_memory_exporter()
     with start_span("GET /customers/{id}"):
         log_access("GET /customers/7 200", FIELDS)
@@ -65,3 +73,26 @@ def test_another_handler_gets_the_access_record(json_log):
     log_access("GET /customers/7 200", FIELDS)
     assert [(r.name, r.getMessage(), r.status) for r in records] == [("access", "GET /customers/7 200", 200)]
     assert lines(json_log)[0]["path"] == "/customers/7"  # the JSON line is written all the same
+
+
+async def test_held_access_lines_go_out_in_order_before_the_next_record_or_after_a_moment(json_log):
+    only_ours()
+    log_access("GET /customers/1 200", FIELDS, write_now=False)
+    log_access("GET /customers/2 200", FIELDS, write_now=False)
+    assert json_log.getvalue() == ""  # held: a busy worker's lines share one write
+    logging.getLogger("shared.amqp").warning("broker gone")
+    assert [line["message"] for line in lines(json_log)] == [
+        "GET /customers/1 200",
+        "GET /customers/2 200",
+        "broker gone",
+    ]
+
+    log_access("GET /customers/3 200", FIELDS, write_now=False)
+    await eventually(lambda: _written(json_log, "GET /customers/3 200"))
+    log_access("GET /customers/4 200", FIELDS, write_now=False)
+    log_access("GET /customers/5 200", FIELDS)  # the last request in progress writes what is held, then its own
+    assert [line["message"] for line in lines(json_log)][-2:] == ["GET /customers/4 200", "GET /customers/5 200"]
+
+
+async def _written(stream: io.StringIO, message: str) -> None:
+    assert message in [line["message"] for line in lines(stream)]
