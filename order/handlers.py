@@ -1,7 +1,7 @@
 from aiohttp import web
 
 from order import idempotency, service
-from order.keys import CUSTOMERS, ORDER_IDS
+from order.keys import CUSTOMERS, ORDER_IDS, RELAY
 from order.schemas import (
     ChangeStatusBody,
     CreateOrderBody,
@@ -34,6 +34,8 @@ async def create_order(request: web.Request) -> web.Response:
     except service.ClientGone:
         ABANDONED.inc()
         return web.Response(status=499)  # nobody reads it
+    if not placed.replayed:
+        request.app[RELAY].wake()  # sooner than the NOTIFY the commit sent, which needs two more processes to run
     return created(request, "order", placed.order_id, placed.body, headers=REPLAYED if placed.replayed else None)
 
 
@@ -67,4 +69,5 @@ async def change_order_status(request: web.Request) -> web.Response:
     order_id = path_id(request)
     body = await parse_json(request, ChangeStatusBody)
     order = await service.change_order_status(order_id, body.order.status, current_request_id())
+    request.app[RELAY].wake()
     return json_response(render_order(order))

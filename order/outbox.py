@@ -10,8 +10,10 @@ history. The housekeeper (order/housekeeping.py) vacuums the table itself, so th
 dead index entries that deletes leave behind never pile up, autovacuum or not.
 
 The relay wakes on every commit that wrote outbox rows, this process's or another's: a trigger
-NOTIFYs at commit and `listen_for_commits` hears it. A sweep every OUTBOX_SWEEP_INTERVAL finds what
-a lost notification (or a pooler that cannot LISTEN) would leave behind.
+NOTIFYs at commit and `listen_for_commits` hears it; this process's handlers also wake it directly, a
+millisecond or more sooner on a busy machine (the notification needs two more processes to run). A
+sweep every OUTBOX_SWEEP_INTERVAL finds what a lost notification (or a pooler that cannot LISTEN)
+would leave behind.
 """
 
 import asyncio

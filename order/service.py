@@ -1,7 +1,7 @@
 """Order rules and transactions. An order and its events always commit together (the outbox).
 
-The relay learns of every commit that writes outbox rows from PostgreSQL's NOTIFY (order/outbox.py),
-so nothing here needs to tell it.
+Every commit that writes outbox rows wakes the relays: this process's at once (the handlers tell it),
+every other through PostgreSQL's NOTIFY (order/outbox.py).
 """
 
 import logging

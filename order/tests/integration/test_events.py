@@ -223,3 +223,28 @@ async def test_order_created_waits_in_the_outbox_until_the_customer_queue_exists
             await channel.queue_delete(f"{names['orders_queue']}.dlq")
             await channel.exchange_delete(f"{names['orders_queue']}.dlx")
             await channel.exchange_delete(names["events_exchange"])
+
+
+async def test_a_commit_wakes_its_own_process_relay_without_the_notification(
+    aiohttp_client, order_settings, customer_api, event_tap
+):
+    """No LISTEN session (its URL refuses) and a sweep a minute away: only the handlers' own wake-up
+    can send the events within the few seconds this waits."""
+    settings = order_settings.model_copy(
+        update={"listen_url": "postgres://nobody@127.0.0.1:1/nothing", "outbox_sweep_interval": 60.0}
+    )
+    client = await aiohttp_client(await create_order_app(settings))
+    await broker_connected(client.app)
+    customer = await create_customer(customer_api)
+    order = await place(client, customer["id"])
+    response = await client.patch(f"/orders/{order['id']}", json={"order": {"status": "paid"}})
+    assert response.status == 200
+
+    async def both_published():
+        sent = [(body["event_type"], body["data"]["status"]) for body in event_tap.bodies()]
+        assert [event for event in sent if event[1] in ("created", "paid")][-2:] == [
+            ("order.created", "created"),
+            ("order.status_changed", "paid"),
+        ]
+
+    await eventually(both_published)
