@@ -2,6 +2,7 @@
 
 import json
 import math
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,6 +254,58 @@ def rounds_table(rounds: list[list[dict]]) -> str:
     return _aligned(lines)
 
 
+# Issue 19's targets, judged side by side on the median of the per-pair ratios.
+PAIRED = [
+    ("post_rps", "POST /orders, orders/s", at_least_times(0.85), "≥ 0.85x baseline"),
+    ("cpu_customer", "CPU ms/order, customer service", at_most_times(1.25), "≤ 1.25x baseline"),
+    ("cpu_order", "CPU ms/order, order service", at_most_times(1.25), "≤ 1.25x baseline"),
+    ("cpu_both", "CPU ms/order, both services", at_most_times(1.25), "≤ 1.25x baseline"),
+    ("get_customer_rps", "GET /customers/{id}, req/s", at_least_times(0.9), "≥ 0.9x baseline"),
+]
+
+
+def pairs_rows(paired: dict) -> list[dict]:
+    """Per figure: the median of ours and the baseline's, and of the ratio within each pair, with its range."""
+    rows = []
+    for key, label, check, target in PAIRED:
+        present = [p for p in paired["pairs"] if p["ours"].get(key) and p["baseline"].get(key)]
+        ratios = [p["ours"][key] / p["baseline"][key] for p in present]
+        median_ratio = statistics.median(ratios) if ratios else None
+        rows.append(
+            {
+                "key": key,
+                "label": label,
+                "ours": statistics.median(p["ours"][key] for p in present) if present else None,
+                "baseline": statistics.median(p["baseline"][key] for p in present) if present else None,
+                "ratio": median_ratio,
+                "ratio_min": min(ratios, default=None),
+                "ratio_max": max(ratios, default=None),
+                "target": target,
+                "pass": None if median_ratio is None else check(median_ratio, 1.0),
+            }
+        )
+    return rows
+
+
+def pairs_table(rows: list[dict]) -> str:
+    lines = [("figure", "ours", "baseline", "ratio", "range", "target", "met")]
+    digits = {figure.key: figure.digits for figure in FIGURES}
+    for row in rows:
+        places = digits[row["key"]]
+        lines.append(
+            (
+                row["label"],
+                fmt(row["ours"], places),
+                fmt(row["baseline"], places),
+                "-" if row["ratio"] is None else f"{row['ratio']:.2f}x",
+                _span([row["ratio_min"], row["ratio_max"]], lambda v: f"{v:.2f}x"),
+                row["target"],
+                {True: "yes", False: "NO", None: "-"}[row["pass"]],
+            )
+        )
+    return _aligned(lines, "<>>>><<")
+
+
 def fmt(value: float | None, digits: int) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -278,10 +331,9 @@ def table(rows: list[dict]) -> str:
     return _aligned(lines)
 
 
-def _aligned(lines: list[tuple[str, ...]]) -> str:
-    """Figure, ours, baseline, ratio, target, verdict in columns, under a rule below the header."""
+def _aligned(lines: list[tuple[str, ...]], aligned: str = "<>>><<") -> str:
+    """Columns (by default figure, ours, baseline, ratio, target, verdict), under a rule below the header."""
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    aligned = ["<", ">", ">", ">", "<", "<"]
     text = [
         "  ".join(f"{cell:{align}{width}}" for cell, align, width in zip(line, aligned, widths, strict=True))
         for line in lines

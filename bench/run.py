@@ -46,6 +46,7 @@ CONVERGENCE_DEADLINE = 60.0  # "generous": a count still wrong after this is a f
 POLL_PAUSE = 0.01  # between convergence polls: the resolution of the convergence time
 BUSY_MACHINE_SHARE = 0.2  # above this share of CPU used by unrelated processes, warn that figures are noisy
 LOADGEN_GRACE = 60.0  # past its own duration, before a load generator counts as hung
+PAIR_SECONDS = 3.0  # one run of a side-by-side pair
 OVERLOAD_CONNECTIONS = 2000  # "each request on its own": the client never queues them itself
 
 
@@ -110,9 +111,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="rounds of the closed-loop phases (POST, lag, GETs), both systems each time, for the min-max "
         "of every judged figure; the later phases run in the first round only (default 3)",
     )
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=8,
+        help="side by side: pairs of short POST and GET runs alternated between the two systems, both up "
+        f"at once ({PAIR_SECONDS:g} s each; default 8; 0 skips)",
+    )
     args = parser.parse_args(argv)
-    if args.rounds < 1:
-        parser.error("--rounds must be at least 1")
+    if args.rounds < 1 or args.pairs < 0:
+        parser.error("--rounds must be at least 1 and --pairs not negative")
     if min(args.duration, args.concurrency, args.customers, args.workers, args.lag_rate, args.lag_duration) <= 0:
         parser.error("durations, counts and rates must be positive")
     if args.warmup < 0:
@@ -544,6 +552,53 @@ async def cluster_event_rates(args: argparse.Namespace) -> dict:
         return {"skipped": str(exc)}
 
 
+async def side_by_side(args: argparse.Namespace) -> dict:
+    """Both systems up at once; POST /orders and GET /customers/{id} in runs of PAIR_SECONDS, the two
+    systems in turn (baseline first in one pair, ours first in the next), `--pairs` times.
+
+    This machine's speed drifts by ±15 % within minutes (its host takes the CPU away), more than what
+    is measured: two systems measured a minute apart compare the two minutes as much as the code. A
+    pair's runs are seconds apart, so the ratio within each pair holds still; its median over the pairs
+    is the figure, with the range. The idle system takes no part in a run's CPU figures (its own
+    processes are not counted; PostgreSQL and RabbitMQ are shared and not judged)."""
+    print(f"side by side: both systems up, {args.pairs} pairs of {PAIR_SECONDS:g} s runs in turn", flush=True)
+    async with contextlib.AsyncExitStack() as stack:
+        targets: dict[str, tuple[Target, Path, list[int]]] = {}
+        for system in (Baseline(args.workers), Ours(args.workers)):
+            await system.reset()
+            http, db = await started(system, stack)
+            ids = await create_customers(http, system.customer_url, args.customers)
+            target = Target(system, http, db)
+            ids_file = write_ids(f"{system.name}-pairs.json", ids)
+            await target.post_orders(ids_file, duration=max(args.warmup, 1.0), concurrency=args.concurrency)
+            targets[system.name] = (target, ids_file, ids)
+        pairs, exact = [], True
+        for number in range(args.pairs):
+            turn = list(targets) if number % 2 == 0 else list(reversed(targets))
+            pair: dict[str, dict] = {}
+            for name in turn:
+                target, ids_file, ids = targets[name]
+                before = cpu_sample(target.system)
+                load = await target.post_orders(ids_file, duration=PAIR_SECONDS, concurrency=args.concurrency)
+                sync = await wait_exact(target.db, target.created, ids, load["ended_monotonic"])
+                after = cpu_sample(target.system)
+                exact = exact and sync["exact"]
+                cpu = cpu_ms_per_order(cpu_used(before, after), load["loadgen_cpu_s"], load["ok"])
+                pair[name] = {"post_rps": load["throughput_rps"], **{f"cpu_{part}": cpu.get(part) for part in PARTS}}
+            for name in turn:
+                target, ids_file, _ = targets[name]
+                url, options = target.system.customer_url, {"duration": PAIR_SECONDS, "concurrency": args.concurrency}
+                get = await run_loadgen(url, "get-customer", ids_file, **options)
+                pair[name]["get_customer_rps"] = get["throughput_rps"]
+            pairs.append(pair)
+        for target, _, ids in targets.values():
+            exact = exact and (await check_exact(target.http, target.system, target.created, ids))["exact"]
+    return {"pairs": pairs, "exact": exact, "seconds_per_run": PAIR_SECONDS}
+
+
+PARTS = ("customer", "order", "both")
+
+
 # --- the run -----------------------------------------------------------------------------------------
 
 
@@ -597,6 +652,7 @@ async def main(args: argparse.Namespace) -> int:
         results[name] = await bench_system(systems[name](args.workers), args)
     if "ours" in results and args.cluster_events:
         results["ours"]["cluster_event_rates"] = await cluster_event_rates(args)
+    paired = await side_by_side(args) if args.pairs and not args.only else None
 
     rows = report.compare(results)
     lines, exact = verdict_lines(results, rows)
@@ -624,6 +680,16 @@ async def main(args: argparse.Namespace) -> int:
     if len(rounds) > 1:
         print(f"\nover {len(rounds)} rounds (min to max; the later phases ran in round 1 only):")
         print(report.rounds_table(rounds))
+    paired_rows = report.pairs_rows(paired) if paired else []
+    if paired:
+        print(
+            f"\nside by side: both systems up, {len(paired['pairs'])} pairs of {PAIR_SECONDS:g} s runs in turn; "
+            "the median of the ratios within each pair (min to max):"
+        )
+        print(report.pairs_table(paired_rows))
+        if not paired["exact"]:
+            exact = False
+            print("side by side: MISMATCH: orders_count increases do not match the orders created")
 
     stamp = started.strftime("%Y%m%d-%H%M%S")
     document = {
@@ -634,6 +700,7 @@ async def main(args: argparse.Namespace) -> int:
         "exact": exact,
         "comparison": rows,
         "rounds": rounds,
+        "side_by_side": {**paired, "comparison": paired_rows} if paired else None,
         "results": results,
     }
     json_path, png_path = RESULTS_DIR / f"{stamp}.json", RESULTS_DIR / f"{stamp}.png"
