@@ -73,8 +73,9 @@ class JsonLineHandler(logging.StreamHandler):
 
     def write_held(self, line: str = "") -> None:
         """Write the lines held, then `line`."""
-        if self.held:
-            line, self.held = "".join(self.held) + line, []
+        held, self.held = self.held, []  # swapped first: a line held meanwhile joins this write
+        if held:
+            line = "".join(held) + line
         if not line:
             return
         with self.lock:  # type: ignore[union-attr]  # created with the handler
