@@ -5,6 +5,7 @@ customer, which the order service does for every order; applying a batch of even
 return the models' values, so callers never see which.
 """
 
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
@@ -27,14 +28,32 @@ async def list_customers(limit: int, offset: int) -> tuple[list[Customer], int]:
     return await Customer.all().order_by("-created_at", "-id").offset(offset).limit(limit), total
 
 
+@dataclass(frozen=True, slots=True)
+class CustomerRow:
+    """A customer as read for showing: a plain record, not a Customer model (Tortoise's field-by-field
+    set-up and timezone conversion cost as much as the rest of a GET)."""
+
+    id: int
+    name: str
+    address: str
+    email: str | None
+    orders_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
 SELECT_CUSTOMER = "SELECT id, name, address, email, orders_count, created_at, updated_at FROM customers WHERE id = $1"
 
 
-async def get_customer(customer_id: int) -> Customer | None:
-    """The one reader of a customer row: a plain query, since the order service reads one per order."""
+async def get_customer(customer_id: int) -> CustomerRow | None:
+    """The reader of a customer to show: a plain query, since the order service reads one per order."""
     _, rows = await get_connection(APP).execute_query(SELECT_CUSTOMER, [customer_id])
-    # _init_from_db is how Tortoise itself builds a model from a row it read: no validation, no copy.
-    return Customer._init_from_db(**rows[0]) if rows else None
+    return CustomerRow(**rows[0]) if rows else None
+
+
+async def load_customer(customer_id: int) -> Customer | None:
+    """The customer as a model, to change it."""
+    return await Customer.get_or_none(id=customer_id)
 
 
 class EmailInUse(Exception):

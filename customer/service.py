@@ -27,7 +27,7 @@ async def list_customers(limit: int, offset: int) -> tuple[list[Customer], int]:
     return await repository.list_customers(limit, offset)
 
 
-async def get_customer(customer_id: int) -> Customer:
+async def get_customer(customer_id: int) -> repository.CustomerRow:
     customer = await repository.get_customer(customer_id)
     if customer is None:
         raise CustomerNotFound(customer_id)
@@ -45,7 +45,9 @@ async def update_customer(customer_id: int, patch: CustomerPatch) -> Customer:
     changes = patch.model_dump(exclude_unset=True)
     if not changes:
         raise ValidationFailed("Nothing to update.", field_error("customer", "send at least one field"))
-    customer = await get_customer(customer_id)
+    customer = await repository.load_customer(customer_id)
+    if customer is None:
+        raise CustomerNotFound(customer_id)
     try:
         await repository.save_changes(customer, changes)
     except repository.EmailInUse:
