@@ -47,6 +47,7 @@ POLL_PAUSE = 0.01  # between convergence polls: the resolution of the convergenc
 BUSY_MACHINE_SHARE = 0.2  # above this share of CPU used by unrelated processes, warn that figures are noisy
 LOADGEN_GRACE = 60.0  # past its own duration, before a load generator counts as hung
 PAIR_SECONDS = 3.0  # one run of a side-by-side pair
+PARTS = ("customer", "order", "both")  # the CPU per order a side-by-side pair keeps
 OVERLOAD_CONNECTIONS = 2000  # "each request on its own": the client never queues them itself
 
 
@@ -594,9 +595,6 @@ async def side_by_side(args: argparse.Namespace) -> dict:
         for target, _, ids in targets.values():
             exact = exact and (await check_exact(target.http, target.system, target.created, ids))["exact"]
     return {"pairs": pairs, "exact": exact, "seconds_per_run": PAIR_SECONDS}
-
-
-PARTS = ("customer", "order", "both")
 
 
 # --- the run -----------------------------------------------------------------------------------------

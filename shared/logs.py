@@ -61,8 +61,10 @@ class JsonLineHandler(logging.StreamHandler):
     rendered (log_access) and may hold them for a moment, to write many in one system call; whatever
     it holds goes out before any record it emits, so the lines keep their order."""
 
-    def __init__(self, stream) -> None:
+    def __init__(self, stream, formatter: JsonFormatter) -> None:
         super().__init__(stream)
+        self.json = formatter  # its formatter, typed: log_access renders lines with it
+        self.setFormatter(formatter)
         self.held: list[str] = []
 
     def hold(self, line: str) -> None:
@@ -96,7 +98,6 @@ class JsonLineHandler(logging.StreamHandler):
 
 access_log = logging.getLogger("access")
 _json_handler: JsonLineHandler | None = None  # the one configure_logging installed
-_json_formatter: JsonFormatter | None = None  # and its formatter
 
 
 def log_access(message: str, fields: dict, write_now: bool = True) -> None:
@@ -109,11 +110,10 @@ def log_access(message: str, fields: dict, write_now: bool = True) -> None:
     Unless `write_now`, the handler holds the line (a busy worker: the lines of many requests go out
     in one write, at most HOLD_AT_MOST later).
     """
-    handler, formatter = _json_handler, _json_formatter
+    handler = _json_handler
     root_handlers = logging.root.handlers
     if (
         handler is None
-        or formatter is None
         or len(root_handlers) != 1
         or root_handlers[0] is not handler
         or not access_log.propagate
@@ -122,7 +122,7 @@ def log_access(message: str, fields: dict, write_now: bool = True) -> None:
     ):
         access_log.info(message, extra=fields)
         return
-    line = formatter.line(time.time(), "INFO", "access", message, request_id_var.get(), {**fields, **trace_ids()})
+    line = handler.json.line(time.time(), "INFO", "access", message, request_id_var.get(), {**fields, **trace_ids()})
     if write_now:
         handler.write_held(line + "\n")
     else:
@@ -130,10 +130,8 @@ def log_access(message: str, fields: dict, write_now: bool = True) -> None:
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
-    global _json_handler, _json_formatter
-    handler = JsonLineHandler(sys.stderr)
-    _json_formatter = JsonFormatter(service)
-    handler.setFormatter(_json_formatter)
+    global _json_handler
+    handler = JsonLineHandler(sys.stderr, JsonFormatter(service))
     handler.addFilter(RequestIdFilter())
     handler.addFilter(TraceContextFilter())  # trace_id and span_id inside a span
     root = logging.getLogger()
