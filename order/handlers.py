@@ -26,6 +26,7 @@ async def create_order(request: web.Request) -> web.Response:
         placed = await service.place_order(
             request.app[CUSTOMERS],
             request.app[ORDER_IDS],
+            request.app[RELAY],
             body.order,
             current_request_id(),
             claim=claim,
@@ -34,8 +35,6 @@ async def create_order(request: web.Request) -> web.Response:
     except service.ClientGone:
         ABANDONED.inc()
         return web.Response(status=499)  # nobody reads it
-    if not placed.replayed:
-        request.app[RELAY].wake()  # sooner than the NOTIFY the commit sent, which needs two more processes to run
     return created(request, "order", placed.order_id, placed.body, headers=REPLAYED if placed.replayed else None)
 
 
@@ -68,6 +67,5 @@ async def get_order(request: web.Request) -> web.Response:
 async def change_order_status(request: web.Request) -> web.Response:
     order_id = path_id(request)
     body = await parse_json(request, ChangeStatusBody)
-    order = await service.change_order_status(order_id, body.order.status, current_request_id())
-    request.app[RELAY].wake()
+    order = await service.change_order_status(request.app[RELAY], order_id, body.order.status, current_request_id())
     return json_response(render_order(order))

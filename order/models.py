@@ -38,6 +38,9 @@ class OutboxEvent(Model):
     # The trace of the request that wrote it (shared/tracing.py), so its publish continues that trace however
     # late it leaves; NULL while tracing is off.
     trace_context = fields.TextField(null=True)
+    # Set when the process that wrote the row publishes it itself, straight after its commit (order/outbox.py):
+    # no relay claims the row before this time. NULL: any relay may claim it.
+    leased_until = fields.DatetimeField(null=True)
 
     class Meta:
         table = "outbox"

@@ -1,32 +1,49 @@
 """The outbox relay: publishes committed events with publisher confirms, deletes them after the ack.
 
-Any number of relays (workers, containers) can run: each claims a batch with
-FOR UPDATE SKIP LOCKED. A row whose order has an earlier pending event waits for
-it, so one order's events reach the broker in the order they were written.
+Two ways out of the outbox:
 
-The outbox holds only pending events (a confirmed one is deleted), so a claim reads
-the head of the primary key: its cost is the batch's, whatever the backlog or the
-history. The housekeeper (order/housekeeping.py) vacuums the table itself, so the
-dead index entries that deletes leave behind never pile up, autovacuum or not.
+- **Handed over** (the hot path): a new order's `order.created` is written with a lease (`leased_until`,
+  OUTBOX_LEASE from now) while this process's broker link is up, and the handler hands the row to this
+  process's relay after the commit. The relay publishes it from memory at once and deletes it by its
+  event id after the broker's confirm: no claim, no transaction, one statement per batch. No other relay
+  claims a leased row, and no NOTIFY is sent for one. The lease is what makes this safe across processes:
+  if this process dies (or cannot publish and cannot give the row back), the lease runs out and any
+  relay's claim publishes the row; at worst a row is published twice, and the consumer dedupes by event
+  id. This is how Wolverine's and MassTransit's outboxes send right after the commit and recover the rest.
+- **Claimed**: every other row (a status change, a row written while the broker was away, a lease that
+  ran out, a row the broker refused). Any number of relays (workers, containers) claim batches with
+  FOR UPDATE SKIP LOCKED in a transaction, publish them and delete them before the commit.
 
-The relay wakes on every commit that wrote outbox rows, this process's or another's: a trigger
-NOTIFYs at commit and `listen_for_commits` hears it; this process's handlers also wake it directly, a
-millisecond or more sooner on a busy machine (the notification needs two more processes to run). A
-sweep every OUTBOX_SWEEP_INTERVAL finds what a lost notification (or a pooler that cannot LISTEN)
-would leave behind.
+A row whose order has an earlier pending event (leased or not) is not claimed before it, so one
+order's events reach the broker in the order they were written. (`order.created` is an order's first
+event, so handing it over never overtakes another.)
+
+The outbox holds only pending events (a confirmed one is deleted), so a claim reads the head of the
+primary key: its cost is the batch's, whatever the backlog or the history. The housekeeper
+(order/housekeeping.py) vacuums the table itself, so the dead index entries that deletes leave behind
+never pile up, autovacuum or not.
+
+A claim starts when a commit wrote rows to claim, this process's or another's: a trigger NOTIFYs at commit
+and `listen_for_commits` hears it; this process's handlers also wake the relay directly. A sweep every
+OUTBOX_SWEEP_INTERVAL (also while handed-over rows keep the relay busy) finds what a lost notification, a
+pooler that cannot LISTEN, or a lease that ran out leaves behind.
 """
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 
 import asyncpg
 from aiormq.abc import AbstractChannel
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.connection import get_connection
 
 from order import repository
 from order.db_config import APP
+from order.events import OutboxRow
 from order.metrics import EVENTS_PUBLISHED, RELAY_WAITING
 from order.publisher import EventPublisher
 from order.settings import OrderSettings
@@ -35,8 +52,8 @@ from shared.db import asyncpg_dsn, is_transient_database_error, transaction
 
 log = logging.getLogger(__name__)
 
-NOTIFY_CHANNEL = "outbox"  # the trigger's (migration 1)
-MAX_BATCHES_IN_FLIGHT = 4  # each holds a pooled connection while it waits for the broker
+NOTIFY_CHANNEL = "outbox"  # the trigger's (migrations 1 and 4)
+MAX_BATCHES_IN_FLIGHT = 4  # of each kind; a claimed batch holds a pooled connection while it waits for the broker
 SHUTDOWN_GRACE = 5.0
 
 
@@ -46,57 +63,149 @@ class OutboxRelay:
         self.link = link
         self.publisher = EventPublisher(link, settings.events_exchange, settings.outbox_confirm_timeout)
         self._wakeup = asyncio.Event()
+        self._claim_wanted = False
+        self._last_claim = float("-inf")
+        self._handed: list[OutboxRow] = []  # committed with a lease by this process, not yet sent
+        self._claims_started = 0
+        self._claims_before_handed = 0  # how many had started when the first row in _handed came
+        self._claiming: set[asyncio.Task] = set()
+        self._sending: set[asyncio.Task] = set()  # handed-over rows in flight
+        self._giving_back: set[asyncio.Task] = set()
         self._failures = 0
-        self._backlog = False  # the last batch came back full: more rows are waiting than one batch takes
+        self._backlog = False  # the last claim came back full: more rows are waiting than one batch takes
+
+    def lease(self) -> float | None:
+        """Seconds a row written now is leased to this relay, to be handed over after its commit; None while
+        the broker is away or blocked: the row is then left for whichever relay claims it first."""
+        return None if not self.link.is_up or self.link.is_blocked else self.settings.outbox_lease
+
+    def hand_over(self, row: OutboxRow) -> None:
+        """A row this process committed with a lease: publish it now, without a claim."""
+        if not self._handed:
+            self._claims_before_handed = self._claims_started
+        self._handed.append(row)
+        self._wakeup.set()
+
+    def give_back(self, row: OutboxRow) -> None:
+        """A row written with a lease whose commit failed, or may have succeeded with its answer lost: if it
+        is there, let any relay claim it (once the database answers again)."""
+        self._start(self._giving_back, self._give_back([row]))
 
     def wake(self) -> None:
-        """Look for pending events now (a commit wrote some, or a full batch left some behind)."""
+        """Claim pending events now (a commit wrote some, or a full batch left some behind)."""
+        self._claim_wanted = True
         self._wakeup.set()
 
     async def run(self) -> None:
-        """Start a batch on a wake-up; with a backlog, up to MAX_BATCHES_IN_FLIGHT awaiting their confirms at once.
+        """Start batches as rows are handed over and claims are wanted; each batch is a task.
 
-        Under a steady stream every commit wakes the relay. While a batch is in flight and no backlog
-        is known, the next one waits for it and then takes all that committed meanwhile: batches grow
-        with the load (at 500 orders/s here, 118 events per batch instead of 54: half the transactions).
-        With a backlog (a batch came back full), a broker confirm takes milliseconds (a quorum queue
-        commits it to its log), and one batch at a time would cap the relay at a batch per confirm
-        round trip: up to MAX_BATCHES_IN_FLIGHT run.
-        Batches in flight hold their rows locked, so each claims different rows. While the broker is
-        away or blocked, no batch starts: nothing is claimed, so no transaction or row lock waits on it.
+        Handed-over rows go out at once, up to MAX_BATCHES_IN_FLIGHT batches awaiting their confirms.
+        A claim waits for the claim in flight and then takes all that committed meanwhile, so claimed
+        batches grow with the load; with a backlog (a claim came back full) up to MAX_BATCHES_IN_FLIGHT
+        claims run, each on different rows (they hold them locked), since one at a time would cap the
+        relay at a batch per confirm round trip. While the broker is away or blocked, nothing is claimed
+        (so no transaction or row lock waits on it) and handed-over rows are given back to the claim.
         """
-        batches: set[asyncio.Task] = set()
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.settings.outbox_sweep_interval):
+                    async with asyncio.timeout_at(self._last_claim + self.settings.outbox_sweep_interval):
                         await self._wakeup.wait()
                 self._wakeup.clear()
-                if batches and (not self._backlog or len(batches) >= MAX_BATCHES_IN_FLIGHT):
-                    await asyncio.wait(batches, return_when=asyncio.FIRST_COMPLETED)
+                if loop.time() >= self._last_claim + self.settings.outbox_sweep_interval:
+                    self._claim_wanted = True  # the sweep
                 waiting = "broker" if not self.link.is_up else "blocked" if self.link.is_blocked else ""
                 RELAY_WAITING.labels("broker").set(waiting == "broker")
                 RELAY_WAITING.labels("blocked").set(waiting == "blocked")
                 if waiting:
-                    continue  # the sweep looks again; BrokerLink reconnects by itself
+                    self._last_claim = loop.time()  # the next look is a sweep away; BrokerLink reconnects by itself
+                    if self._handed:
+                        self._start(self._giving_back, self._give_back(self._take_handed()[0]))
+                    continue
                 assert self.link.channel is not None  # is_up
-                batch = asyncio.create_task(self._batch(self.link.channel), name="outbox batch")
-                batches.add(batch)
-                batch.add_done_callback(batches.discard)
+                if self._handed and len(self._sending) < MAX_BATCHES_IN_FLIGHT:
+                    rows, claims_before = self._take_handed(self.settings.outbox_batch_size)
+                    self._start(self._sending, self._send_handed(self.link.channel, rows, claims_before))
+                if self._claim_wanted and (
+                    not self._claiming or (self._backlog and len(self._claiming) < MAX_BATCHES_IN_FLIGHT)
+                ):
+                    self._claim_wanted = False
+                    self._last_claim = loop.time()
+                    self._claims_started += 1
+                    self._start(self._claiming, self._claim_batch(self.link.channel))
         finally:
+            if self._handed:  # never sent: any relay may claim them now
+                self._start(self._giving_back, self._give_back(self._take_handed()[0]))
+            batches = self._claiming | self._sending | self._giving_back
             if batches:  # on shutdown, let the batches in flight get their confirms and commit
                 await asyncio.wait(batches, timeout=SHUTDOWN_GRACE)
             for task in batches:
                 task.cancel()
             await asyncio.gather(*batches, return_exceptions=True)
 
-    async def _batch(self, channel: AbstractChannel) -> None:
+    def _take_handed(self, limit: int | None = None) -> tuple[list[OutboxRow], int]:
+        """The rows handed over (up to `limit`), and how many claims had started before the first came."""
+        rows, self._handed = self._handed[:limit], self._handed[limit:] if limit else []
+        return rows, self._claims_before_handed
+
+    def _start(self, tasks: set[asyncio.Task], batch: Coroutine[None, None, None]) -> None:
+        task = asyncio.create_task(batch, name="outbox batch")
+        tasks.add(task)
+
+        def done(task: asyncio.Task) -> None:
+            tasks.discard(task)
+            self._wakeup.set()  # room for the next batch
+
+        task.add_done_callback(done)
+
+    async def _send_handed(self, channel: AbstractChannel, rows: list[OutboxRow], claims_before: int) -> None:
+        try:
+            confirmed = await self.publisher.publish(channel, rows)
+        except Exception as exc:
+            log.warning("outbox relay: %d event(s) not published (%s: %s); back to the claim", len(rows), *_named(exc))
+            await self._give_back(rows)
+            return
+        # Published: if the rows stayed, they would go out again when their lease runs out.
+        await self._until_done(
+            f"deleting {len(rows)} published event(s)", lambda: self._settle(get_connection(APP), rows, confirmed)
+        )
+        if self._claims_started != claims_before:
+            self.wake()  # a claim since they were handed over may have left a later event of their orders
+
+    async def _give_back(self, rows: list[OutboxRow]) -> None:
+        await self._until_done(
+            f"clearing {len(rows)} lease(s)", lambda: repository.release_leases([row.event_id for row in rows])
+        )
+        self.wake()
+
+    async def _until_done(self, what: str, statement: Callable[[], Awaitable[None]]) -> None:
+        """Run one statement, retried with backoff while the database is away, for at most OUTBOX_LEASE
+        (after that the leases have run out and a claim takes the rows anyway)."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.settings.outbox_lease
+        for attempt in itertools.count():
+            try:
+                await statement()
+            except Exception as exc:
+                RELAY_WAITING.labels("database").set(is_transient_database_error(exc))
+                delay = backoff_delay(attempt)
+                if loop.time() + delay > give_up:
+                    log.warning("outbox relay: gave up %s (%s: %s); their leases run out", what, *_named(exc))
+                    return
+                log.warning("outbox relay: %s failed, will retry (%s: %s)", what, *_named(exc))
+                await asyncio.sleep(delay)
+            else:
+                RELAY_WAITING.labels("database").set(0)
+                return
+
+    async def _claim_batch(self, channel: AbstractChannel) -> None:
         try:
             claimed = await self.relay_batch(channel)
         except Exception as exc:
             # The transaction rolled back: the rows are pending again, for this relay or another.
             RELAY_WAITING.labels("database").set(is_transient_database_error(exc))
-            log.warning("outbox relay: batch rolled back, will retry (%s: %s)", type(exc).__name__, exc)
+            log.warning("outbox relay: batch rolled back, will retry (%s: %s)", *_named(exc))
             await asyncio.sleep(backoff_delay(self._failures))
             self._failures += 1
             self.wake()
@@ -113,18 +222,25 @@ class OutboxRelay:
         """Claim, publish and settle one batch in one transaction; returns how many rows it claimed."""
         async with transaction(APP) as conn:
             rows = await repository.claim_events(conn, self.settings.outbox_batch_size)
-            if not rows:
-                return 0
-            confirmed = await self.publisher.publish(channel, rows)
-            published = [row for row, ok in zip(rows, confirmed, strict=True) if ok]
-            refused = [row["id"] for row, ok in zip(rows, confirmed, strict=True) if not ok]
-            await repository.delete_events(conn, [row["id"] for row in published])
-            if refused:
-                log.warning("outbox relay: broker refused %d event(s); they stay pending", len(refused))
-                await repository.count_refusal(conn, refused)
-        for event_type, count in Counter(row["event_type"] for row in published).items():
-            EVENTS_PUBLISHED.labels(event_type).inc(count)  # once per type and batch, not per event
+            if rows:
+                await self._settle(conn, rows, await self.publisher.publish(channel, rows))
         return len(rows)
+
+    @staticmethod
+    async def _settle(conn: BaseDBAsyncClient, rows: list[OutboxRow], confirmed: list[bool]) -> None:
+        """Delete what the broker confirmed; what it refused stays pending, for any relay's claim."""
+        published = [row for row, ok in zip(rows, confirmed, strict=True) if ok]
+        refused = [row.event_id for row, ok in zip(rows, confirmed, strict=True) if not ok]
+        await repository.delete_events(conn, [row.event_id for row in published])
+        if refused:
+            log.warning("outbox relay: broker refused %d event(s); they stay pending", len(refused))
+            await repository.count_refusal(conn, refused)
+        for event_type, count in Counter(row.event_type for row in published).items():
+            EVENTS_PUBLISHED.labels(event_type).inc(count)  # once per type and batch, not per event
+
+
+def _named(exc: BaseException) -> tuple[str, BaseException]:
+    return type(exc).__name__, exc
 
 
 async def listen_for_commits(settings: OrderSettings, on_commit: Callable[[], None]) -> None:

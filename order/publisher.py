@@ -2,11 +2,13 @@
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from aiormq.abc import AbstractChannel
 from aiormq.exceptions import PublishError
 from pamqp.commands import Basic
 
+from order.events import OutboxRow
 from shared.amqp import PERSISTENT, BrokerLink
 from shared.events import ORDER_CREATED
 from shared.request_id import REQUEST_ID_AMQP_HEADER, request_id_var
@@ -31,11 +33,11 @@ class EventPublisher:
         self.exchange = exchange
         self.confirm_timeout = confirm_timeout
 
-    async def publish(self, channel: AbstractChannel, rows) -> list[bool]:
+    async def publish(self, channel: AbstractChannel, rows: Sequence[OutboxRow]) -> list[bool]:
         """Publish every row; for each, True once the broker confirmed it, False if it refused it.
 
-        Pipelined: every publish is on the wire before the first confirm is awaited. Gives up (the
-        caller rolls back, releasing the rows) when the broker blocks the connection or the confirms
+        Pipelined: every publish is on the wire before the first confirm is awaited. Gives up (raises: the
+        caller gives the rows back to the outbox) when the broker blocks the connection or the confirms
         take longer than `confirm_timeout`.
         """
         publishes = [asyncio.ensure_future(self._publish(channel, row)) for row in rows]
@@ -60,32 +62,32 @@ class EventPublisher:
             await self.link.reset("publish failed")
             raise
 
-    async def _publish(self, channel: AbstractChannel, row) -> bool:
-        request_id_var.set(row["request_id"])
+    async def _publish(self, channel: AbstractChannel, row: OutboxRow) -> bool:
+        request_id_var.set(row.request_id)
         # A producer span in the trace of the request that wrote the row, however long ago.
-        with producer_span(self.exchange, row["event_type"], str(row["event_id"]), row["trace_context"]):
+        with producer_span(self.exchange, row.event_type, str(row.event_id), row.trace_context):
             try:
                 confirmation = await self._send(channel, row)
             except PublishError:  # mandatory and no queue bound yet: keep it until the consumer's queue exists
-                log.warning("outbox relay: no queue takes %s yet; it stays pending", row["event_type"])
+                log.warning("outbox relay: no queue takes %s yet; it stays pending", row.event_type)
                 return False
         return isinstance(confirmation, Basic.Ack)
 
-    def _send(self, channel: AbstractChannel, row):
+    def _send(self, channel: AbstractChannel, row: OutboxRow):
         # wait=False: don't hold the channel's lock until the frames are written (one loop turn per
         # message, serialising the batch); the broker's confirm is what makes it safe.
         return channel.basic_publish(
-            row["payload"].encode(),
+            row.payload.encode(),
             exchange=self.exchange,
-            routing_key=row["event_type"],
+            routing_key=row.event_type,
             # order.created must reach the customer service's queue; other events are for whoever listens.
-            mandatory=row["event_type"] == ORDER_CREATED,
+            mandatory=row.event_type == ORDER_CREATED,
             properties=Basic.Properties(
                 content_type="application/json",
                 delivery_mode=PERSISTENT,
-                message_id=str(row["event_id"]),
-                message_type=row["event_type"],
-                headers=inject_headers({REQUEST_ID_AMQP_HEADER: row["request_id"]}),
+                message_id=str(row.event_id),
+                message_type=row.event_type,
+                headers=inject_headers({REQUEST_ID_AMQP_HEADER: row.request_id}),
             ),
             wait=False,  # type: ignore[call-arg]  # aiormq's Channel takes it; its abstract base does not say so
         )

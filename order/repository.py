@@ -6,10 +6,10 @@ reading a page, the relay's claim). Both take and return the models' values, so 
 
 import asyncio
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from uuid import UUID
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
@@ -81,15 +81,17 @@ WITH new_order AS (
     INSERT INTO orders (id, customer_id, product_name, quantity, price, status, created_at, updated_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
 ), new_event AS (
-    INSERT INTO outbox (event_id, event_type, order_id, payload, request_id, created_at, attempts, trace_context)
-    VALUES ($8, $9, $1, $10, $11, $7, 0, $12)
+    INSERT INTO outbox (event_id, event_type, order_id, payload, request_id, created_at, attempts, trace_context,
+                        leased_until)
+    VALUES ($8, $9, $1, $10, $11, $7, 0, $12, now() + $16::float8 * interval '1 second')
 )
 UPDATE idempotency_keys SET status_code = $13, response = $15 WHERE key = $14
 """
 
 
-async def add_order(order: NewOrder, event: OutboxRow, completion: KeyCompletion | None) -> None:
-    """Store a new order with its event (and its key's response) atomically."""
+async def add_order(order: NewOrder, event: OutboxRow, completion: KeyCompletion | None, lease: float | None) -> None:
+    """Store a new order with its event (and its key's response) atomically; the event leased for `lease`
+    seconds to this process's relay (None: for any relay to claim)."""
     await get_connection(APP).execute_query(
         INSERT_ORDER_AND_EVENT,
         [
@@ -106,6 +108,7 @@ async def add_order(order: NewOrder, event: OutboxRow, completion: KeyCompletion
             event.request_id,
             event.trace_context,
             *((completion.status, completion.key, completion.response) if completion else (None, None, None)),
+            lease,
         ],
     )
 
@@ -163,34 +166,46 @@ async def count_orders(customer_ids: list[int]) -> dict[int, int]:
 
 # --- the outbox ---------------------------------------------------------------------------------------------
 
-# The claim, in two steps the planner cannot reorder: the first `$1` rows nobody else holds (an index
-# scan of the primary key from its head: the only plan for ORDER BY id LIMIT on a table of pending
-# rows), then, per claimed row, one probe of (order_id, id) for an earlier pending event of its order.
-# A scalar subquery is always run per row (a NOT EXISTS could become an anti join over the backlog).
+# The claim, in two steps the planner cannot reorder: the first `$1` rows nobody else holds or leases (an
+# index scan of the primary key from its head: the only plan for ORDER BY id LIMIT on a table of pending
+# rows), then, per claimed row, one probe of (order_id, id) for an earlier pending event of its order,
+# leased or not. A scalar subquery is always run per row (a NOT EXISTS could become an anti join over the
+# backlog).
 CLAIM_BATCH = """
 WITH claimed AS MATERIALIZED (
     SELECT id, order_id, event_id, event_type, payload, request_id, trace_context FROM outbox
+    WHERE leased_until IS NULL OR leased_until < now()
     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
 )
-SELECT id, event_id, event_type, payload, request_id, trace_context FROM claimed c
+SELECT event_id, event_type, order_id, payload, request_id, trace_context FROM claimed c
 WHERE c.id = (SELECT min(p.id) FROM outbox p WHERE p.order_id = c.order_id)
 ORDER BY id
 """
 
 
-async def claim_events(conn: BaseDBAsyncClient, limit: int) -> Sequence[dict]:
-    """Up to `limit` pending events nobody else holds, locked until `conn`'s transaction ends; an event
-    whose order has an earlier one pending is left for later, so each order's events go out in order."""
+async def claim_events(conn: BaseDBAsyncClient, limit: int) -> list[OutboxRow]:
+    """Up to `limit` pending events nobody else holds or leases, locked until `conn`'s transaction ends; an
+    event whose order has an earlier one pending is left for later, so each order's events go out in order."""
     _, rows = await conn.execute_query(CLAIM_BATCH, [limit])
-    return rows
+    return [OutboxRow(**row) for row in rows]
 
 
-async def delete_events(conn: BaseDBAsyncClient, ids: list[int]) -> None:
-    await conn.execute_query("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [ids])
+async def delete_events(conn: BaseDBAsyncClient, event_ids: list[UUID]) -> None:
+    await conn.execute_query("DELETE FROM outbox WHERE event_id = ANY($1::uuid[])", [event_ids])
 
 
-async def count_refusal(conn: BaseDBAsyncClient, ids: list[int]) -> None:
-    await conn.execute_query("UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1::bigint[])", [ids])
+async def count_refusal(conn: BaseDBAsyncClient, event_ids: list[UUID]) -> None:
+    """The broker refused these: they stay pending, for any relay's claim."""
+    await conn.execute_query(
+        "UPDATE outbox SET attempts = attempts + 1, leased_until = NULL WHERE event_id = ANY($1::uuid[])", [event_ids]
+    )
+
+
+async def release_leases(event_ids: list[UUID]) -> None:
+    """The leasing process could not publish these: any relay may claim them now."""
+    await get_connection(APP).execute_query(
+        "UPDATE outbox SET leased_until = NULL WHERE event_id = ANY($1::uuid[])", [event_ids]
+    )
 
 
 INSERT_EVENT = """

@@ -1,4 +1,4 @@
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shared.settings import SharedSettings
 
@@ -21,7 +21,17 @@ class OrderSettings(SharedSettings):
     outbox_batch_size: int = Field(500, ge=1, le=5000, validation_alias="OUTBOX_BATCH_SIZE")
     # A batch whose publisher confirms take longer is rolled back (its rows stay pending) and retried.
     outbox_confirm_timeout: float = Field(10.0, gt=0, validation_alias="OUTBOX_CONFIRM_TIMEOUT")
+    # How long a new order's event is reserved for the relay of the process that wrote it (published straight
+    # after the commit); if that process dies, any relay publishes the event once this has passed.
+    outbox_lease: float = Field(30.0, gt=0, validation_alias="OUTBOX_LEASE")
     # How often the service vacuums its outbox (deleted rows leave dead index entries until a vacuum).
     outbox_vacuum_interval: float = Field(30.0, gt=0, validation_alias="OUTBOX_VACUUM_INTERVAL")
     # Idempotency keys are purged after these many hours.
     idempotency_retention_hours: float = Field(24.0, ge=24, validation_alias="IDEMPOTENCY_RETENTION_HOURS")
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_publish(self) -> "OrderSettings":
+        # A lease that ran out while its publish still waited for the broker would let a claim send it too.
+        if self.outbox_lease <= self.outbox_confirm_timeout:
+            raise ValueError("OUTBOX_LEASE must be longer than OUTBOX_CONFIRM_TIMEOUT")
+        return self
