@@ -99,12 +99,13 @@ class OutboxRelay:
     async def run(self) -> None:
         """Start batches as rows are handed over and claims are wanted; each batch is a task.
 
-        Handed-over rows go out at once, up to MAX_BATCHES_IN_FLIGHT batches awaiting their confirms.
-        A claim waits for the claim in flight and then takes all that committed meanwhile, so claimed
-        batches grow with the load; with a backlog (a claim came back full) up to MAX_BATCHES_IN_FLIGHT
-        claims run, each on different rows (they hold them locked), since one at a time would cap the
-        relay at a batch per confirm round trip. While the broker is away or blocked, nothing is claimed
-        (so no transaction or row lock waits on it) and handed-over rows are given back to the claim.
+        Each kind of batch waits for the one in flight of its kind and then takes all that came
+        meanwhile, so batches grow with the load (fewer statements and tasks per event; a handed-over
+        row goes out at once when none is in flight). With a backlog (a full batch's worth waits) up to
+        MAX_BATCHES_IN_FLIGHT of a kind run, since one at a time would cap the relay at a batch per
+        confirm round trip; claims take different rows (they hold them locked). While the broker is away
+        or blocked, nothing is claimed (so no transaction or row lock waits on it) and handed-over rows
+        are given back to the claim.
         """
         loop = asyncio.get_running_loop()
         try:
@@ -124,7 +125,7 @@ class OutboxRelay:
                         self._start(self._giving_back, self._give_back(self._take_handed()[0]))
                     continue
                 assert self.link.channel is not None  # is_up
-                if self._handed and len(self._sending) < MAX_BATCHES_IN_FLIGHT:
+                if self._handed and (not self._sending or self._handed_backlog()):
                     rows, claims_before = self._take_handed(self.settings.outbox_batch_size)
                     self._start(self._sending, self._send_handed(self.link.channel, rows, claims_before))
                 if self._claim_wanted and (
@@ -143,6 +144,10 @@ class OutboxRelay:
             for task in batches:
                 task.cancel()
             await asyncio.gather(*batches, return_exceptions=True)
+
+    def _handed_backlog(self) -> bool:
+        """Enough handed-over rows wait to fill a batch: another batch may start beside those in flight."""
+        return len(self._handed) >= self.settings.outbox_batch_size and len(self._sending) < MAX_BATCHES_IN_FLIGHT
 
     def _take_handed(self, limit: int | None = None) -> tuple[list[OutboxRow], int]:
         """The rows handed over (up to `limit`), and how many claims had started before the first came."""
