@@ -70,6 +70,7 @@ class OutboxRelay:
         self._claims_before_handed = 0  # how many had started when the first row in _handed came
         self._claiming: set[asyncio.Task] = set()
         self._sending: set[asyncio.Task] = set()  # handed-over rows in flight
+        self._to_give_back: list[OutboxRow] = []  # leased rows this process will not publish
         self._giving_back: set[asyncio.Task] = set()
         self._failures = 0
         self._backlog = False  # the last claim came back full: more rows are waiting than one batch takes
@@ -89,7 +90,8 @@ class OutboxRelay:
     def give_back(self, row: OutboxRow) -> None:
         """A row written with a lease whose commit failed, or may have succeeded with its answer lost: if it
         is there, let any relay claim it (once the database answers again)."""
-        self._start(self._giving_back, self._give_back([row]))
+        self._to_give_back.append(row)
+        self._wakeup.set()
 
     def wake(self) -> None:
         """Claim pending events now (a commit wrote some, or a full batch left some behind)."""
@@ -108,21 +110,27 @@ class OutboxRelay:
         are given back to the claim.
         """
         loop = asyncio.get_running_loop()
+        sweep_interval = self.settings.outbox_sweep_interval
         try:
             while True:
+                # The sweep's timer, unless a claim is already wanted and waits for the one in flight to end.
+                sweep = None if self._claim_wanted and self._claiming else self._last_claim + sweep_interval
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout_at(self._last_claim + self.settings.outbox_sweep_interval):
+                    async with asyncio.timeout_at(sweep):
                         await self._wakeup.wait()
                 self._wakeup.clear()
-                if loop.time() >= self._last_claim + self.settings.outbox_sweep_interval:
+                if loop.time() >= self._last_claim + sweep_interval:
                     self._claim_wanted = True  # the sweep
                 waiting = "broker" if not self.link.is_up else "blocked" if self.link.is_blocked else ""
                 RELAY_WAITING.labels("broker").set(waiting == "broker")
                 RELAY_WAITING.labels("blocked").set(waiting == "blocked")
                 if waiting:
+                    self._to_give_back += self._take_handed()[0]
+                if self._to_give_back and not self._giving_back:
+                    rows, self._to_give_back = self._to_give_back, []
+                    self._start(self._giving_back, self._give_back(rows))
+                if waiting:
                     self._last_claim = loop.time()  # the next look is a sweep away; BrokerLink reconnects by itself
-                    if self._handed:
-                        self._start(self._giving_back, self._give_back(self._take_handed()[0]))
                     continue
                 assert self.link.channel is not None  # is_up
                 if self._handed and (not self._sending or self._handed_backlog()):
@@ -136,8 +144,9 @@ class OutboxRelay:
                     self._claims_started += 1
                     self._start(self._claiming, self._claim_batch(self.link.channel))
         finally:
-            if self._handed:  # never sent: any relay may claim them now
-                self._start(self._giving_back, self._give_back(self._take_handed()[0]))
+            unsent = self._to_give_back + self._take_handed()[0]
+            if unsent:  # any relay may claim them now
+                self._start(self._giving_back, self._give_back(unsent))
             batches = self._claiming | self._sending | self._giving_back
             if batches:  # on shutdown, let the batches in flight get their confirms and commit
                 await asyncio.wait(batches, timeout=SHUTDOWN_GRACE)
