@@ -10,7 +10,7 @@ from order.db_config import order_orm_config
 from order.housekeeping import run_housekeeping
 from order.keys import CUSTOMERS, ORDER_IDS, RELAY, SETTINGS
 from order.openapi import openapi_spec
-from order.outbox import OutboxRelay, listen_for_commits
+from order.outbox import OutboxRelay, hold_relay_session
 from order.repository import OrderIds
 from order.routes import routes
 from order.settings import OrderSettings
@@ -34,7 +34,7 @@ async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks = [
         start_orm_task(app, link.run(), name="outbox relay broker link"),
         start_orm_task(app, relay.run(), name="outbox relay"),
-        start_orm_task(app, listen_for_commits(settings, relay.wake), name="outbox commit listener"),
+        start_orm_task(app, hold_relay_session(settings, relay), name="outbox relay session"),
         start_orm_task(app, run_housekeeping(settings), name="order housekeeping"),
     ]
     yield

@@ -41,6 +41,9 @@ class OutboxEvent(Model):
     # Set when the process that wrote the row publishes it itself, straight after its commit (order/outbox.py):
     # no relay claims the row before this time. NULL: any relay may claim it.
     leased_until = fields.DatetimeField(null=True)
+    # The leasing worker's liveness lock (order/outbox.py): once that worker's session is gone, the lease is
+    # void at once, whatever leased_until says.
+    leased_by = fields.IntField(null=True)
 
     class Meta:
         table = "outbox"

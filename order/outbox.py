@@ -7,9 +7,12 @@ Two ways out of the outbox:
   process's relay after the commit. The relay publishes it from memory at once and deletes it by its
   event id after the broker's confirm: no claim, no transaction, one statement per batch. No other relay
   claims a leased row, and no NOTIFY is sent for one. The lease is what makes this safe across processes:
-  if this process dies (or cannot publish and cannot give the row back), the lease runs out and any
-  relay's claim publishes the row; at worst a row is published twice, and the consumer dedupes by event
-  id. This is how Wolverine's and MassTransit's outboxes send right after the commit and recover the rest.
+  it holds only while the worker holds its liveness lock (a session advisory lock on the relay's own
+  session, `hold_relay_session`), so when a worker dies its session ends and any relay's next claim (a
+  sweep away at most) publishes its rows; a live worker that cannot publish them gives them back, and
+  a lease also runs out after OUTBOX_LEASE whatever happens. At worst a row is published twice, and the
+  consumer dedupes by event id. Wolverine's and MassTransit's outboxes send right after the commit and
+  recover a dead node's messages the same way.
 - **Claimed**: every other row (a status change, a row written while the broker was away, a lease that
   ran out, a row the broker refused). Any number of relays (workers, containers) claim batches with
   FOR UPDATE SKIP LOCKED in a transaction, publish them and delete them before the commit.
@@ -24,15 +27,16 @@ primary key: its cost is the batch's, whatever the backlog or the history. The h
 never pile up, autovacuum or not.
 
 A claim starts when a commit wrote rows to claim, this process's or another's: a trigger NOTIFYs at commit
-and `listen_for_commits` hears it; this process's handlers also wake the relay directly. A sweep every
+and `hold_relay_session` hears it; this process's handlers also wake the relay directly. A sweep every
 OUTBOX_SWEEP_INTERVAL (also while handed-over rows keep the relay busy) finds what a lost notification, a
-pooler that cannot LISTEN, or a lease that ran out leaves behind.
+pooler that cannot LISTEN, or a dead worker's lease leaves behind.
 """
 
 import asyncio
 import contextlib
 import itertools
 import logging
+import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 
@@ -46,6 +50,7 @@ from order.db_config import APP
 from order.events import OutboxRow
 from order.metrics import EVENTS_PUBLISHED, RELAY_WAITING
 from order.publisher import EventPublisher
+from order.repository import LIVENESS_LOCK_CLASS, Lease
 from order.settings import OrderSettings
 from shared.amqp import BrokerLink, backoff_delay
 from shared.db import asyncpg_dsn, is_transient_database_error, transaction
@@ -63,6 +68,7 @@ class OutboxRelay:
         self.link = link
         self.publisher = EventPublisher(link, settings.events_exchange, settings.outbox_confirm_timeout)
         self._wakeup = asyncio.Event()
+        self._owner: int | None = None  # this worker's liveness lock, while hold_relay_session holds it
         self._claim_wanted = False
         self._last_claim = float("-inf")
         self._handed: list[OutboxRow] = []  # committed with a lease by this process, not yet sent
@@ -75,10 +81,16 @@ class OutboxRelay:
         self._failures = 0
         self._backlog = False  # the last claim came back full: more rows are waiting than one batch takes
 
-    def lease(self) -> float | None:
-        """Seconds a row written now is leased to this relay, to be handed over after its commit; None while
-        the broker is away or blocked: the row is then left for whichever relay claims it first."""
-        return None if not self.link.is_up or self.link.is_blocked else self.settings.outbox_lease
+    def alive(self, owner: int | None) -> None:
+        """This worker holds its liveness lock `owner` (None: it does not, so nothing may be leased)."""
+        self._owner = owner
+
+    def lease(self) -> Lease | None:
+        """The lease of a row written now, to be handed over to this relay after its commit; None while the
+        broker is away or blocked, or the liveness lock is not held: the row is then left to the claim."""
+        if self._owner is None or not self.link.is_up or self.link.is_blocked:
+            return None
+        return Lease(self.settings.outbox_lease, self._owner)
 
     def hand_over(self, row: OutboxRow) -> None:
         """A row this process committed with a lease: publish it now, without a claim."""
@@ -257,25 +269,32 @@ def _named(exc: BaseException) -> tuple[str, BaseException]:
     return type(exc).__name__, exc
 
 
-async def listen_for_commits(settings: OrderSettings, on_commit: Callable[[], None]) -> None:
-    """LISTEN for commits that wrote outbox rows (a trigger NOTIFYs), reconnecting when dropped.
+async def hold_relay_session(settings: OrderSettings, relay: OutboxRelay) -> None:
+    """The relay's own PostgreSQL session, reconnected when dropped: it LISTENs for commits that wrote
+    outbox rows (a trigger NOTIFYs) and holds this worker's liveness lock, which its leases depend on.
 
-    LISTEN needs a session of its own: through a transaction pooler (PgBouncer) point
-    ORDER_LISTEN_DATABASE_URL at PostgreSQL itself; without it, the sweep still finds every row.
+    It needs a session of its own: through a transaction pooler (PgBouncer) point ORDER_LISTEN_DATABASE_URL
+    at PostgreSQL itself. Without it, the sweep still finds every row, and nothing is leased (a new order's
+    event is claimed like any other).
     """
     attempt = 0
+    owner = random.randrange(1, 2**31)
     while True:
         conn = None
         try:
             conn = await asyncpg.connect(asyncpg_dsn(settings.listen_database_url), timeout=5)
             lost = asyncio.Event()
             conn.add_termination_listener(lambda _, lost=lost: lost.set())
-            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: on_commit())
+            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: relay.wake())
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", LIVENESS_LOCK_CLASS, owner):
+                owner = random.randrange(1, 2**31)  # another worker's (or this one's, on a session not yet ended)
+            relay.alive(owner)
             attempt = 0
             await lost.wait()
         except Exception as exc:  # any failure (a refused or lost session, a bad URL): the sweep covers it
-            log.warning("outbox listener: %s: %s; reconnecting", type(exc).__name__, exc)
+            log.warning("outbox relay session: %s: %s; reconnecting", type(exc).__name__, exc)
         finally:
+            relay.alive(None)
             if conn is not None and not conn.is_closed():
                 await conn.close()
         await asyncio.sleep(backoff_delay(attempt))

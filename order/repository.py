@@ -9,6 +9,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 from uuid import UUID
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -82,16 +83,29 @@ WITH new_order AS (
     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
 ), new_event AS (
     INSERT INTO outbox (event_id, event_type, order_id, payload, request_id, created_at, attempts, trace_context,
-                        leased_until)
-    VALUES ($8, $9, $1, $10, $11, $7, 0, $12, now() + $16::float8 * interval '1 second')
+                        leased_until, leased_by)
+    VALUES ($8, $9, $1, $10, $11, $7, 0, $12, now() + $16::float8 * interval '1 second', $17)
 )
 UPDATE idempotency_keys SET status_code = $13, response = $15 WHERE key = $14
 """
 
 
-async def add_order(order: NewOrder, event: OutboxRow, completion: KeyCompletion | None, lease: float | None) -> None:
-    """Store a new order with its event (and its key's response) atomically; the event leased for `lease`
-    seconds to this process's relay (None: for any relay to claim)."""
+class Lease(NamedTuple):
+    """An outbox row reserved for one worker's relay: for `seconds`, and only while the worker holds its
+    liveness lock `owner` (order/outbox.py)."""
+
+    seconds: float
+    owner: int
+
+
+# The liveness locks are session advisory locks (LIVENESS_LOCK_CLASS, owner): pg_locks shows each as
+# classid = the class, objid = the owner, objsubid = 2.
+LIVENESS_LOCK_CLASS = 0x6F726472  # "ordr"
+
+
+async def add_order(order: NewOrder, event: OutboxRow, completion: KeyCompletion | None, lease: Lease | None) -> None:
+    """Store a new order with its event (and its key's response) atomically; the event leased to this
+    process's relay (None: for any relay to claim)."""
     await get_connection(APP).execute_query(
         INSERT_ORDER_AND_EVENT,
         [
@@ -108,7 +122,7 @@ async def add_order(order: NewOrder, event: OutboxRow, completion: KeyCompletion
             event.request_id,
             event.trace_context,
             *((completion.status, completion.key, completion.response) if completion else (None, None, None)),
-            lease,
+            *(lease if lease else (None, None)),
         ],
     )
 
@@ -170,11 +184,16 @@ async def count_orders(customer_ids: list[int]) -> dict[int, int]:
 # index scan of the primary key from its head: the only plan for ORDER BY id LIMIT on a table of pending
 # rows), then, per claimed row, one probe of (order_id, id) for an earlier pending event of its order,
 # leased or not. A scalar subquery is always run per row (a NOT EXISTS could become an anti join over the
-# backlog).
-CLAIM_BATCH = """
-WITH claimed AS MATERIALIZED (
+# backlog). A lease holds while it has not run out and its worker's liveness lock is held (the set of
+# live owners is read once per claim).
+CLAIM_BATCH = f"""
+WITH live AS MATERIALIZED (
+    SELECT objid::bigint AS owner FROM pg_locks
+    WHERE locktype = 'advisory' AND classid = {LIVENESS_LOCK_CLASS} AND objsubid = 2 AND granted
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+), claimed AS MATERIALIZED (
     SELECT id, order_id, event_id, event_type, payload, request_id, trace_context FROM outbox
-    WHERE leased_until IS NULL OR leased_until < now()
+    WHERE leased_until IS NULL OR leased_until < now() OR leased_by NOT IN (SELECT owner FROM live)
     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
 )
 SELECT event_id, event_type, order_id, payload, request_id, trace_context FROM claimed c

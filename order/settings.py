@@ -21,8 +21,8 @@ class OrderSettings(SharedSettings):
     outbox_batch_size: int = Field(500, ge=1, le=5000, validation_alias="OUTBOX_BATCH_SIZE")
     # A batch whose publisher confirms take longer is rolled back (its rows stay pending) and retried.
     outbox_confirm_timeout: float = Field(10.0, gt=0, validation_alias="OUTBOX_CONFIRM_TIMEOUT")
-    # How long a new order's event is reserved for the relay of the process that wrote it (published straight
-    # after the commit); if that process dies, any relay publishes the event once this has passed.
+    # The longest a new order's event is reserved for the relay of the worker that wrote it (published straight
+    # after the commit). A dead worker's reservations end with its database session, sooner than this.
     outbox_lease: float = Field(30.0, gt=0, validation_alias="OUTBOX_LEASE")
     # How often the service vacuums its outbox (deleted rows leave dead index entries until a vacuum).
     outbox_vacuum_interval: float = Field(30.0, gt=0, validation_alias="OUTBOX_VACUUM_INTERVAL")

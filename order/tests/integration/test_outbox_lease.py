@@ -11,10 +11,10 @@ import asyncpg
 from conftest import broker_connected, make_settings
 from order import events, repository
 from order.app import create_app as create_order_app
-from order.keys import ORDER_IDS
+from order.keys import ORDER_IDS, RELAY
 from order.models import OutboxEvent
 from order.outbox import NOTIFY_CHANNEL
-from order.repository import NewOrder
+from order.repository import Lease, NewOrder
 from order.settings import OrderSettings
 from shared.db import ORM, asyncpg_dsn
 from shared.testing.api import create_customer, get_json
@@ -42,9 +42,9 @@ async def order_app(aiohttp_client, test_run, customer_server, **overrides):
     return client
 
 
-async def write_leased_order(client, customer_id: int, lease: float | None) -> NewOrder:
-    """What a handler stores for a new order, without handing the event to the relay: the state a process
-    that died right after its commit leaves behind."""
+async def write_leased_order(client, customer_id: int, lease: Lease | None) -> NewOrder:
+    """What a handler stores for a new order, without handing the event to the relay: the state a worker
+    that died (or hung) right after its commit leaves behind."""
     with client.app[ORM]:
         order = NewOrder(
             id=await client.app[ORDER_IDS].next(),
@@ -59,13 +59,23 @@ async def write_leased_order(client, customer_id: int, lease: float | None) -> N
     return order
 
 
-async def test_an_event_leased_to_a_process_that_died_goes_out_once_its_lease_runs_out(
+async def live_owner(client) -> int:
+    """The app's relay's liveness lock, once its session holds it."""
+
+    async def held():
+        assert client.app[RELAY].lease() is not None
+
+    await eventually(held)
+    return client.app[RELAY].lease().owner
+
+
+async def test_an_event_leased_to_a_live_worker_that_never_sends_it_goes_out_once_its_lease_runs_out(
     aiohttp_client, test_run, customer_server, customer_api, event_tap
 ):
     # This process's relay sweeps ten times a second: it must still leave the leased row alone until it expires.
     client = await order_app(aiohttp_client, test_run, customer_server, outbox_sweep_interval=0.1)
     customer = await create_customer(customer_api)
-    order = await write_leased_order(client, customer["id"], lease=2.0)
+    order = await write_leased_order(client, customer["id"], Lease(2.0, await live_owner(client)))
     with client.app[ORM]:
         leased_until = (await OutboxEvent.get(order_id=order.id)).leased_until
     assert leased_until is not None
@@ -123,10 +133,24 @@ async def test_only_events_left_to_the_claim_notify_the_relays(aiohttp_client, t
     notified = asyncio.Queue()
     try:
         await listener.add_listener(NOTIFY_CHANNEL, lambda *_: notified.put_nowait(time.monotonic()))
-        await write_leased_order(client, customer["id"], lease=600.0)
-        await write_leased_order(client, customer["id"], lease=None)
+        await write_leased_order(client, customer["id"], Lease(600.0, await live_owner(client)))
+        await write_leased_order(client, customer["id"], None)
         async with asyncio.timeout(10):
             await notified.get()  # the second commit's; the first, had it notified, would have come before it
         assert notified.empty()
     finally:
         await listener.close()
+
+
+async def test_the_events_of_a_worker_that_died_go_out_at_the_next_sweep_not_when_their_lease_ends(
+    aiohttp_client, test_run, customer_server, customer_api, event_tap
+):
+    """A lease holds only while its worker's liveness lock does: a killed worker's session ends with it."""
+    client = await order_app(aiohttp_client, test_run, customer_server, outbox_sweep_interval=0.2)
+    customer = await create_customer(customer_api)
+    dead_owner = await live_owner(client) + 1  # a key no session holds
+    order = await write_leased_order(client, customer["id"], Lease(600.0, dead_owner))
+
+    await eventually(lambda: count_is(customer_api, customer["id"], 1), timeout=10)  # not ten minutes
+    published = [body for body in event_tap.bodies("order.created") if body["data"]["order_id"] == order.id]
+    assert len(published) == 1
