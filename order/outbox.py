@@ -137,7 +137,7 @@ class OutboxRelay:
                 RELAY_WAITING.labels("broker").set(waiting == "broker")
                 RELAY_WAITING.labels("blocked").set(waiting == "blocked")
                 if waiting:
-                    self._to_give_back += self._take_handed()[0]
+                    self._to_give_back += self._take_handed()
                 if self._to_give_back and not self._giving_back:
                     rows, self._to_give_back = self._to_give_back, []
                     self._start(self._giving_back, self._give_back(rows))
@@ -146,7 +146,8 @@ class OutboxRelay:
                     continue
                 assert self.link.channel is not None  # is_up
                 if self._handed and (not self._sending or self._handed_backlog()):
-                    rows, claims_before = self._take_handed(self.settings.outbox_batch_size)
+                    claims_before = self._claims_before_handed
+                    rows = self._take_handed(self.settings.outbox_batch_size)
                     self._start(self._sending, self._send_handed(self.link.channel, rows, claims_before))
                 if self._claim_wanted and (
                     not self._claiming or (self._backlog and len(self._claiming) < MAX_BATCHES_IN_FLIGHT)
@@ -156,7 +157,7 @@ class OutboxRelay:
                     self._claims_started += 1
                     self._start(self._claiming, self._claim_batch(self.link.channel))
         finally:
-            unsent = self._to_give_back + self._take_handed()[0]
+            unsent = self._to_give_back + self._take_handed()
             if unsent:  # any relay may claim them now
                 self._start(self._giving_back, self._give_back(unsent))
             batches = self._claiming | self._sending | self._giving_back
@@ -170,10 +171,10 @@ class OutboxRelay:
         """Enough handed-over rows wait to fill a batch: another batch may start beside those in flight."""
         return len(self._handed) >= self.settings.outbox_batch_size and len(self._sending) < MAX_BATCHES_IN_FLIGHT
 
-    def _take_handed(self, limit: int | None = None) -> tuple[list[OutboxRow], int]:
-        """The rows handed over (up to `limit`), and how many claims had started before the first came."""
+    def _take_handed(self, limit: int | None = None) -> list[OutboxRow]:
+        """The rows handed over (up to `limit`)."""
         rows, self._handed = self._handed[:limit], self._handed[limit:] if limit else []
-        return rows, self._claims_before_handed
+        return rows
 
     def _start(self, tasks: set[asyncio.Task], batch: Coroutine[None, None, None]) -> None:
         task = asyncio.create_task(batch, name="outbox batch")
@@ -190,7 +191,7 @@ class OutboxRelay:
             confirmed = await self.publisher.publish(channel, rows)
         except Exception as exc:
             log.warning("outbox relay: %d event(s) not published (%s: %s); back to the claim", len(rows), *_named(exc))
-            await self._give_back(rows)
+            self._to_give_back += rows  # cleared by the loop's one give-back task (this task's end wakes it)
             return
         # Published: if the rows stayed, they would go out again when their lease runs out.
         await self._until_done(

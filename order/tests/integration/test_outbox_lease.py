@@ -2,7 +2,6 @@
 what that process cannot publish goes back to any relay's claim, at once or when the lease runs out."""
 
 import asyncio
-import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -130,14 +129,24 @@ async def test_only_events_left_to_the_claim_notify_the_relays(aiohttp_client, t
     client = await order_app(aiohttp_client, test_run, customer_server)
     customer = await create_customer(customer_api)
     listener = await asyncpg.connect(asyncpg_dsn(test_run.order_db))
-    notified = asyncio.Queue()
+    payloads: list[str] = []
+    fenced = asyncio.Event()
+
+    def heard(_conn, _pid, _channel, payload: str) -> None:
+        if payload == "fence":
+            fenced.set()
+        else:
+            payloads.append(payload)
+
     try:
-        await listener.add_listener(NOTIFY_CHANNEL, lambda *_: notified.put_nowait(time.monotonic()))
+        await listener.add_listener(NOTIFY_CHANNEL, heard)
         await write_leased_order(client, customer["id"], Lease(600.0, await live_owner(client)))
         await write_leased_order(client, customer["id"], None)
+        # Notifications arrive in commit order: once this later one is heard, both writes' would have been.
+        await listener.execute(f"NOTIFY {NOTIFY_CHANNEL}, 'fence'")
         async with asyncio.timeout(10):
-            await notified.get()  # the second commit's; the first, had it notified, would have come before it
-        assert notified.empty()
+            await fenced.wait()
+        assert len(payloads) == 1  # the unleased write's only
     finally:
         await listener.close()
 
