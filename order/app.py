@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from order.customer_client import CustomerClient
+from order.customer_client import CircuitBreaker, CustomerClient
 from order.db_config import order_orm_config
 from order.housekeeping import run_housekeeping
 from order.keys import CUSTOMERS, ORDER_IDS, RELAY, SETTINGS
@@ -22,7 +22,10 @@ from shared.web import service_app
 async def customer_client_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=30)) as session:
-        app[CUSTOMERS] = CustomerClient(session, settings.customer_service_url, settings.customer_service_timeout)
+        breaker = CircuitBreaker(settings.customer_breaker_failures, settings.customer_breaker_cooldown)
+        app[CUSTOMERS] = CustomerClient(
+            session, settings.customer_service_url, settings.customer_service_timeout, breaker
+        )
         yield
 
 

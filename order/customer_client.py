@@ -1,14 +1,20 @@
-"""The customer service as the order service sees it: one pooled HTTP session, errors translated here."""
+"""The customer service as the order service sees it: one pooled HTTP session, errors translated here,
+and a circuit breaker, so a customer service that does not answer costs a POST nothing but its 503."""
 
+import asyncio
+import logging
+import math
 import time
 
 import aiohttp
 
-from order.metrics import CUSTOMER_CALL_SECONDS
+from order.metrics import CUSTOMER_BREAKER_OPEN, CUSTOMER_CALL_SECONDS
 from order.schemas import EmbeddedCustomer
 from shared.metrics import BufferedHistogram
 from shared.problems import ServiceUnavailable, ValidationFailed, field_error
 from shared.request_id import HEADER
+
+log = logging.getLogger(__name__)
 
 _call_seconds = BufferedHistogram(CUSTOMER_CALL_SECONDS)
 
@@ -32,21 +38,78 @@ def retry_after(response: aiohttp.ClientResponse) -> int:
     return min(int(value), 60) if value.isdigit() and int(value) > 0 else 1
 
 
+class CircuitBreaker:
+    """After `threshold` calls in a row found no customer service (timed out, or could not connect), calls
+    are refused at once for `cooldown` seconds; then one call probes it, and its answer closes the breaker
+    (its failure opens it again). Without it, a frozen customer service would hold each POST for the whole
+    timeout, and with them the admission slots that every other request (GETs too) needs.
+
+    Any answer counts as the service being there, a 5xx or a refusal too: those come back fast.
+    """
+
+    def __init__(self, threshold: int, cooldown: float) -> None:
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self.failures = 0  # in a row
+        self.open_until: float | None = None  # event-loop time; None while closed
+        self.probing = False
+
+    def before_call(self) -> bool:
+        """Raises CustomerServiceUnavailable while open; True when this call is the probe."""
+        if self.open_until is None:
+            return False
+        wait = self.open_until - asyncio.get_running_loop().time()
+        if wait > 0 or self.probing:
+            raise CustomerServiceUnavailable("it did not answer lately", retry_after=max(1, math.ceil(wait)))
+        self.probing = True
+        return True
+
+    def answered(self) -> None:
+        if self.open_until is not None:
+            log.warning("customer service breaker closed: the customer service answers again")
+            CUSTOMER_BREAKER_OPEN.set(0)
+        self.failures, self.open_until, self.probing = 0, None, False
+
+    def not_answered(self, probe: bool) -> None:
+        if self.open_until is not None and not probe:
+            return  # a call that started before the breaker opened: the probe decides
+        self.failures += 1
+        if probe or self.failures >= self.threshold:
+            if self.open_until is None:
+                log.warning(
+                    "customer service breaker open: %d call(s) in a row got no answer; POST /orders is "
+                    "refused for %gs at a time, then one call probes",
+                    self.failures,
+                    self.cooldown,
+                )
+                CUSTOMER_BREAKER_OPEN.set(1)
+            self.open_until = asyncio.get_running_loop().time() + self.cooldown
+            self.probing = False
+
+    def call_ended(self, probe: bool) -> None:
+        """A probe that ended without telling (cancelled with its request): the next call probes."""
+        if probe:
+            self.probing = False
+
+
 class CustomerClient:
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, timeout: float) -> None:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, timeout: float, breaker: CircuitBreaker) -> None:
         self.session = session
         self.base_url = base_url.rstrip("/")
         self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.breaker = breaker
 
     async def get_customer(self, customer_id: int, request_id: str) -> dict:
         """The customer's embeddable fields, validated (EmbeddedCustomer); UnknownCustomer on 404,
-        CustomerServiceUnavailable otherwise."""
+        CustomerServiceUnavailable otherwise (at once while the breaker is open)."""
+        probe = self.breaker.before_call()
         started = time.perf_counter()
         outcome = "error"
         try:
             async with self.session.get(
                 f"{self.base_url}/customers/{customer_id}", headers={HEADER: request_id}, timeout=self.timeout
             ) as response:
+                self.breaker.answered()
                 if response.status == 404:
                     outcome = "not_found"
                     raise UnknownCustomer(customer_id)
@@ -58,8 +121,12 @@ class CustomerClient:
             return customer.model_dump()
         except TimeoutError:
             outcome = "timeout"
+            self.breaker.not_answered(probe)
             raise CustomerServiceUnavailable(f"no answer within {self.timeout.total:g}s") from None
         except (aiohttp.ClientError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+            if isinstance(exc, aiohttp.ClientConnectionError):
+                self.breaker.not_answered(probe)
             raise CustomerServiceUnavailable(type(exc).__name__) from None
         finally:
+            self.breaker.call_ended(probe)
             _call_seconds.observe(time.perf_counter() - started, outcome)

@@ -25,8 +25,14 @@ CUSTOMER_CALL_SECONDS = Histogram(
     ["outcome"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
 )
+CUSTOMER_BREAKER_OPEN = Gauge(
+    "customer_service_breaker_open",
+    "1 while a worker refuses POST /orders at once because the customer service did not answer",
+    multiprocess_mode="max",
+)
 
 for _event_type in (ORDER_CREATED, ORDER_STATUS_CHANGED):
     EVENTS_PUBLISHED.labels(_event_type)
 for _dependency in ("broker", "blocked", "database"):
     RELAY_WAITING.labels(_dependency).set(0)
+CUSTOMER_BREAKER_OPEN.set(0)

@@ -15,6 +15,10 @@ class OrderSettings(SharedSettings):
     customer_service_url: str = Field("http://127.0.0.1:3000", validation_alias="CUSTOMER_SERVICE_URL")
     # Total time allowed for one call to the customer service, connect included.
     customer_service_timeout: float = Field(2.0, gt=0, validation_alias="CUSTOMER_SERVICE_TIMEOUT")
+    # After this many calls in a row without an answer (timed out, or no connection), POST /orders is refused
+    # at once for CUSTOMER_BREAKER_COOLDOWN seconds; then one call probes the customer service.
+    customer_breaker_failures: int = Field(5, ge=1, validation_alias="CUSTOMER_BREAKER_FAILURES")
+    customer_breaker_cooldown: float = Field(1.0, gt=0, validation_alias="CUSTOMER_BREAKER_COOLDOWN")
     # The relay also sweeps on this timer, in case a wake-up signal was missed.
     outbox_sweep_interval: float = Field(1.0, gt=0, validation_alias="OUTBOX_SWEEP_INTERVAL")
     # Events claimed, published and deleted per batch (a transaction each, up to four in flight).

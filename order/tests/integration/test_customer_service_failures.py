@@ -9,6 +9,7 @@ from tortoise.connection import get_connection
 from conftest import make_settings
 from order.app import create_app as create_order_app
 from order.db_config import APP
+from order.keys import CUSTOMERS
 from order.models import Order
 from order.settings import OrderSettings
 from shared.db import ORM
@@ -26,13 +27,14 @@ async def counts(client) -> tuple[int, int]:
         return await Order.all().count(), rows[0]["last_value"]
 
 
-async def order_client_for(aiohttp_client, test_run, customer_url: str, timeout: float = 2.0):
+async def order_client_for(aiohttp_client, test_run, customer_url: str, timeout: float = 2.0, **more):
     settings = make_settings(
         OrderSettings,
         test_run,
         database_url=test_run.order_db,
         customer_service_url=customer_url,
         customer_service_timeout=timeout,
+        **more,
     )
     return await aiohttp_client(await create_order_app(settings))
 
@@ -108,3 +110,96 @@ async def test_frozen_then_restored_customer_service_recovers(
     await proxy.restore()
     response = await client.post("/orders", json=body)
     assert response.status == 201, await response.text()
+
+
+async def hanging_customer_service(aiohttp_server) -> tuple[list[int], asyncio.Event, object]:
+    """A customer service that takes requests and does not answer them until released: the calls it saw."""
+    calls: list[int] = []
+    release = asyncio.Event()
+
+    async def hanging(request):
+        calls.append(int(request.match_info["id"]))
+        await release.wait()
+        return web.json_response({"id": 1, "name": "A", "address": "B", "orders_count": 0})
+
+    return calls, release, await fake_customer_service(aiohttp_server, hanging)
+
+
+async def test_a_customer_service_that_does_not_answer_is_not_called_while_the_breaker_is_open(
+    aiohttp_client, aiohttp_server, test_run
+):
+    calls, release, server = await hanging_customer_service(aiohttp_server)
+    client = await order_client_for(
+        aiohttp_client,
+        test_run,
+        str(server.make_url("")),
+        timeout=0.3,
+        customer_breaker_failures=2,
+        customer_breaker_cooldown=600,
+    )
+    before = await counts(client)
+    for _ in range(2):  # each waits for the timeout: the breaker is closed
+        await assert_problem(await client.post("/orders", json=BODY), 503)
+    assert len(calls) == 2
+    for _ in range(5):  # the breaker is open: refused without a call
+        response = await client.post("/orders", json=BODY)
+        problem = await assert_problem(response, 503)
+        assert "customer service" in problem["detail"].lower()
+        assert 590 <= int(response.headers["Retry-After"]) <= 600  # the rest of the cool-down
+    assert len(calls) == 2
+    assert await counts(client) == before
+    assert "customer_service_breaker_open 1.0" in await (await client.get("/metrics")).text()
+    release.set()
+
+
+async def test_after_the_cooldown_one_call_probes_and_the_rest_are_refused(aiohttp_client, aiohttp_server, test_run):
+    calls, release, server = await hanging_customer_service(aiohttp_server)
+    client = await order_client_for(
+        aiohttp_client,
+        test_run,
+        str(server.make_url("")),
+        timeout=1.0,
+        customer_breaker_failures=1,
+        customer_breaker_cooldown=0.2,
+    )
+    await assert_problem(await client.post("/orders", json=BODY), 503)  # opens the breaker
+    breaker = client.app[CUSTOMERS].breaker
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while breaker.open_until is not None and breaker.open_until > loop.time():  # the cool-down ends
+        assert loop.time() < deadline
+        await asyncio.sleep(0.02)
+    responses = await asyncio.gather(*(client.post("/orders", json=BODY) for _ in range(4)))
+    assert [response.status for response in responses] == [503] * 4
+    assert len(calls) == 2  # the first call, then one probe; the three beside it were refused at once
+    release.set()
+
+
+async def test_a_frozen_customer_service_opens_the_breaker_and_its_return_closes_it(
+    aiohttp_client, test_run, tcp_proxy, customer_server, customer_api
+):
+    customer = await create_customer(customer_api)
+    proxy = await tcp_proxy("127.0.0.1", customer_server.port)
+    client = await order_client_for(
+        aiohttp_client,
+        test_run,
+        proxy.url("http://127.0.0.1:{port}"),
+        timeout=0.3,
+        customer_breaker_failures=2,
+        customer_breaker_cooldown=0.5,
+    )
+    body = {"order": {**BODY["order"], "customer_id": customer["id"]}}
+    before = await counts(client)
+    proxy.freeze()
+    for _ in range(3):
+        await assert_problem(await client.post("/orders", json=body), 503)
+    assert "customer_service_breaker_open 1.0" in await (await client.get("/metrics")).text()
+    await proxy.restore()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while (response := await client.post("/orders", json=body)).status != 201:  # healed by itself
+        assert response.status == 503 and loop.time() < deadline, await response.text()
+        await asyncio.sleep(0.05)
+    orders, _ = await counts(client)
+    assert orders == before[0] + 1  # the refused POSTs stored nothing
+    assert "customer_service_breaker_open 0.0" in await (await client.get("/metrics")).text()
