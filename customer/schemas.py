@@ -5,7 +5,6 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from shared.http import timestamp
 from shared.schemas import INPUT, Email, Text200
 
 
@@ -70,6 +69,6 @@ def render_customer(customer) -> dict:
         "address": customer.address,
         "email": customer.email,
         "orders_count": customer.orders_count,
-        "created_at": timestamp(customer.created_at),
-        "updated_at": timestamp(customer.updated_at),
+        "created_at": customer.created_at,
+        "updated_at": customer.updated_at,
     }

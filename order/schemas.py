@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from order.domain import INITIAL_STATUS, STATUSES
-from shared.http import timestamp
 from shared.pagination import PageParams
 from shared.schemas import INPUT, Id, Text200
 
@@ -144,8 +143,8 @@ def render_order(order) -> dict:
         "price": _money(order.price),
         "total": _money(order.price * order.quantity),
         "status": order.status,
-        "created_at": timestamp(order.created_at),
-        "updated_at": timestamp(order.updated_at),
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
     }
 
 

@@ -22,6 +22,7 @@ from order.outbox import OutboxRelay
 from order.repository import NewOrder, OrderIds
 from order.schemas import OrderIn, render_created_order
 from shared.db import transaction
+from shared.http import to_json
 from shared.problems import Conflict, NotFound
 from shared.tracing import start_span
 
@@ -87,7 +88,7 @@ async def place_order(
             status=data.status,
             created_at=now(),
         )
-        body = orjson.dumps(render_created_order(order, customer))
+        body = to_json(render_created_order(order, customer))
         completion = claim.completion(body) if claim is not None else None
         event = events.order_created(order, request_id)
         lease = relay.lease()

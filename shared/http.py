@@ -4,7 +4,6 @@ import asyncio
 import contextlib
 import functools
 import re
-from datetime import datetime
 from typing import Any, TypeVar, get_origin
 
 import orjson
@@ -20,15 +19,15 @@ MAX_INT_ID = 2**31 - 1  # ids are PostgreSQL `integer`s
 BODY_READ_TIMEOUT = 10.0
 
 
-def timestamp(value: datetime) -> str:
-    """A datetime as pydantic writes it in JSON: ISO 8601, UTC as `Z` (for outputs rendered without a model)."""
-    text = value.isoformat()
-    return f"{text[:-6]}Z" if text.endswith("+00:00") else text
+def to_json(data: Any) -> bytes:
+    """`data` as JSON, datetimes as pydantic writes them (ISO 8601, UTC as `Z`): the renderers that skip
+    the models leave datetimes to orjson, which writes them four times faster than isoformat()."""
+    return orjson.dumps(data, option=orjson.OPT_UTC_Z)
 
 
 def json_response(data: Any, status: int = 200, headers: dict | None = None) -> web.Response:
     """`data` as JSON; bytes are taken as JSON already rendered."""
-    body = data if isinstance(data, bytes) else orjson.dumps(data)
+    body = data if isinstance(data, bytes) else to_json(data)
     return web.Response(body=body, status=status, headers=headers, content_type="application/json")
 
 
