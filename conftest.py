@@ -67,7 +67,7 @@ async def customer_api(aiohttp_client, customer_server):
     return await aiohttp_client(customer_server)
 
 
-async def order_client_via(aiohttp_client, test_run, customer_server, broker_proxy):
+async def order_client_via(aiohttp_client, test_run, customer_server, broker_proxy, **more):
     """An order service whose broker connection goes through `broker_proxy`, up and connected."""
     settings = make_settings(
         OrderSettings,
@@ -75,6 +75,7 @@ async def order_client_via(aiohttp_client, test_run, customer_server, broker_pro
         database_url=test_run.order_db,
         customer_service_url=str(customer_server.make_url("")),
         amqp_url=broker_proxy.url("amqp://guest:guest@127.0.0.1:{port}/"),
+        **more,
     )
     client = await aiohttp_client(await create_order_app(settings))
     await broker_connected(client.app)

@@ -78,6 +78,7 @@ class OutboxRelay:
         self._sending: set[asyncio.Task] = set()  # handed-over rows in flight
         self._to_give_back: list[OutboxRow] = []  # leased rows this process will not publish
         self._giving_back: set[asyncio.Task] = set()
+        self._watching_link: set[asyncio.Task] = set()  # at most one: wakes the relay when the broker is back
         self._failures = 0
         self._backlog = False  # the last claim came back full: more rows are waiting than one batch takes
 
@@ -143,6 +144,8 @@ class OutboxRelay:
                     self._start(self._giving_back, self._give_back(rows))
                 if waiting:
                     self._last_claim = loop.time()  # the next look is a sweep away; BrokerLink reconnects by itself
+                    if waiting == "broker" and not self._watching_link:  # or sooner: when it is back
+                        self._start(self._watching_link, self._wake_when_up())
                     continue
                 assert self.link.channel is not None  # is_up
                 if self._handed and (not self._sending or self._handed_backlog()):
@@ -160,6 +163,8 @@ class OutboxRelay:
             unsent = self._to_give_back + self._take_handed()
             if unsent:  # any relay may claim them now
                 self._start(self._giving_back, self._give_back(unsent))
+            for task in self._watching_link:
+                task.cancel()
             batches = self._claiming | self._sending | self._giving_back
             if batches:  # on shutdown, let the batches in flight get their confirms and commit
                 await asyncio.wait(batches, timeout=SHUTDOWN_GRACE)
@@ -199,6 +204,11 @@ class OutboxRelay:
         )
         if self._claims_started != claims_before:
             self.wake()  # a claim since they were handed over may have left a later event of their orders
+
+    async def _wake_when_up(self) -> None:
+        """The rows written while the broker was away go out as soon as it is back, not at the next sweep."""
+        await self.link.wait_up()
+        self.wake()
 
     async def _give_back(self, rows: list[OutboxRow]) -> None:
         await self._until_done(

@@ -14,6 +14,7 @@ from order.housekeeping import purge_expired_keys
 from order.keys import RELAY
 from order.models import IdempotencyKey, Order, OutboxEvent
 from order.settings import OrderSettings
+from shared.amqp import BROKER
 from shared.db import ORM
 from shared.testing.api import create_customer, get_json
 from shared.testing.plugin import aiormq_channel, eventually, unique
@@ -116,6 +117,26 @@ async def test_orders_placed_while_the_broker_is_cut_are_counted_once_after(
 
     await proxy.restore()
     await eventually(lambda: assert_count(customer_api, customer["id"], 6), timeout=20)
+
+
+async def test_events_written_while_the_broker_was_away_go_out_when_it_is_back_not_at_the_sweep(
+    aiohttp_client, test_run, customer_server, customer_api, tcp_proxy
+):
+    """A sweep a minute away and no new order after the broker's return: only the relay's own watch of the
+    broker link can send the waiting events within the seconds this waits."""
+    proxy = await tcp_proxy("127.0.0.1", 5672)
+    client = await order_client_via(aiohttp_client, test_run, customer_server, proxy, outbox_sweep_interval=60.0)
+    customer = await create_customer(customer_api)
+    await proxy.cut()
+    await eventually(lambda: _link_down(client.app))
+    for _ in range(3):
+        await place(client, customer["id"])  # 201: in the outbox
+    await proxy.restore()
+    await eventually(lambda: assert_count(customer_api, customer["id"], 3), timeout=15)
+
+
+async def _link_down(app) -> None:
+    assert not app[BROKER].is_up
 
 
 async def test_a_relay_that_died_before_marking_sent_republishes_and_the_consumer_dedupes(
