@@ -80,6 +80,7 @@ class OutboxRelay:
         self._giving_back: set[asyncio.Task] = set()
         self._watching_link: set[asyncio.Task] = set()  # at most one: wakes the relay when the broker is back
         self._failures = 0
+        self._waiting_shown: str | None = None  # what RELAY_WAITING says for the broker: "", "broker" or "blocked"
         self._backlog = False  # the last claim came back full: more rows are waiting than one batch takes
 
     def alive(self, owner: int | None) -> None:
@@ -135,8 +136,10 @@ class OutboxRelay:
                 if loop.time() >= self._last_claim + sweep_interval:
                     self._claim_wanted = True  # the sweep
                 waiting = "broker" if not self.link.is_up else "blocked" if self.link.is_blocked else ""
-                RELAY_WAITING.labels("broker").set(waiting == "broker")
-                RELAY_WAITING.labels("blocked").set(waiting == "blocked")
+                if waiting != self._waiting_shown:  # a multiprocess gauge write is not free: not on every wake
+                    RELAY_WAITING.labels("broker").set(waiting == "broker")
+                    RELAY_WAITING.labels("blocked").set(waiting == "blocked")
+                    self._waiting_shown = waiting
                 if waiting:
                     self._to_give_back += self._take_handed()
                 if self._to_give_back and not self._giving_back:
