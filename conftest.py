@@ -9,6 +9,7 @@ from customer.settings import CustomerSettings
 from order.app import create_app as create_order_app
 from order.settings import OrderSettings
 from shared.amqp import BROKER
+from shared.testing.plugin import eventually
 
 # One event loop holds the test and both services in process: its lag is no one service's, and a test's
 # burst of hundreds of requests is not a traffic spike to shed. Admission tests set their own limits.
@@ -32,6 +33,15 @@ async def broker_connected(app):
     async with asyncio.timeout(10):
         await app[BROKER].wait_up()
     return app
+
+
+async def broker_lost(app) -> None:
+    """Wait (bounded) until the app has seen its broker link go (after a proxy cut, say)."""
+
+    async def link_down():
+        assert not app[BROKER].is_up
+
+    await eventually(link_down, timeout=10)
 
 
 @pytest.fixture

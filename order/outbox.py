@@ -148,7 +148,7 @@ class OutboxRelay:
                 if waiting:
                     self._last_claim = loop.time()  # the next look is a sweep away; BrokerLink reconnects by itself
                     if waiting == "broker" and not self._watching_link:  # or sooner: when it is back
-                        self._start(self._watching_link, self._wake_when_up())
+                        self._start(self._watching_link, self._wake_when_up(), "outbox relay: waiting for the broker")
                     continue
                 assert self.link.channel is not None  # is_up
                 if self._handed and (not self._sending or self._handed_backlog()):
@@ -184,8 +184,8 @@ class OutboxRelay:
         rows, self._handed = self._handed[:limit], self._handed[limit:] if limit else []
         return rows
 
-    def _start(self, tasks: set[asyncio.Task], batch: Coroutine[None, None, None]) -> None:
-        task = asyncio.create_task(batch, name="outbox batch")
+    def _start(self, tasks: set[asyncio.Task], work: Coroutine[None, None, None], name: str = "outbox batch") -> None:
+        task = asyncio.create_task(work, name=name)
         tasks.add(task)
 
         def done(task: asyncio.Task) -> None:

@@ -8,10 +8,9 @@ import pytest
 from aiormq.exceptions import PublishError
 from pamqp.commands import Basic
 
-from conftest import broker_connected
+from conftest import broker_connected, broker_lost
 from customer.app import create_app as create_customer_app
 from customer.metrics import EVENTS_CONSUMED, EVENTS_DUPLICATE
-from shared.amqp import BROKER
 from shared.testing.api import create_customer, get_json, order_created_event
 from shared.testing.plugin import eventually
 
@@ -120,10 +119,7 @@ async def test_the_consumer_resumes_after_a_broker_cut(aiohttp_client, customer_
 
     await proxy.cut()
 
-    async def link_down():
-        assert not client.app[BROKER].is_up
-
-    await eventually(link_down)
+    await broker_lost(client.app)
     for _ in range(3):
         await publish(broker, test_run, order_created_event(customer["id"]))
     assert await orders_count(client, customer["id"]) == 0

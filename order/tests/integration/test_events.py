@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from conftest import broker_connected, make_settings, order_client_via
+from conftest import broker_connected, broker_lost, make_settings, order_client_via
 from customer.app import create_app as create_customer_app
 from order import events, repository
 from order.app import create_app as create_order_app
@@ -14,7 +14,6 @@ from order.housekeeping import purge_expired_keys
 from order.keys import RELAY
 from order.models import IdempotencyKey, Order, OutboxEvent
 from order.settings import OrderSettings
-from shared.amqp import BROKER
 from shared.db import ORM
 from shared.testing.api import create_customer, get_json
 from shared.testing.plugin import aiormq_channel, eventually, unique
@@ -128,15 +127,11 @@ async def test_events_written_while_the_broker_was_away_go_out_when_it_is_back_n
     client = await order_client_via(aiohttp_client, test_run, customer_server, proxy, outbox_sweep_interval=60.0)
     customer = await create_customer(customer_api)
     await proxy.cut()
-    await eventually(lambda: _link_down(client.app))
+    await broker_lost(client.app)
     for _ in range(3):
         await place(client, customer["id"])  # 201: in the outbox
     await proxy.restore()
     await eventually(lambda: assert_count(customer_api, customer["id"], 3), timeout=15)
-
-
-async def _link_down(app) -> None:
-    assert not app[BROKER].is_up
 
 
 async def test_a_relay_that_died_before_marking_sent_republishes_and_the_consumer_dedupes(
