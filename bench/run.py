@@ -24,7 +24,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
@@ -33,9 +32,7 @@ import history
 import report
 from aiohttp import web
 from loadgen import latency_summary
-from systems import AMQP_URL, RUN_DIR, Baseline, BenchError, Ours, System, cpu_sample, cpu_used
-
-from shared.testing.proxy import TcpProxy
+from systems import RUN_DIR, Baseline, BenchError, Ours, System, cpu_sample, cpu_used
 
 ROOT = Path(__file__).resolve().parent.parent
 LOADGEN = Path(__file__).resolve().parent / "loadgen.py"
@@ -286,7 +283,6 @@ class Target:
     system: System
     http: aiohttp.ClientSession
     db: asyncpg.Connection  # its customer database, for convergence polling
-    proxy: TcpProxy | None = None  # between the order service and the broker (ours, for the backlog phase)
     created: Counter = field(default_factory=Counter)
 
     def say(self, message: str) -> None:
@@ -344,12 +340,15 @@ async def measure(target: Target, args: argparse.Namespace) -> dict:
         {"exact": result.get("overload", {"exact": True})["exact"]},
     ]
     checked = load_ids + lag_ids
-    if target.proxy is not None and args.history:
+    if isinstance(system, Ours) and args.history:
         aged_lag_ids = await create_customers(target.http, system.customer_url, lag_count)
         checked += aged_lag_ids
         target.say(f"backlog: {args.history:,} orders written while the relay cannot reach the broker, then drained")
-        result["backlog"] = await history.backlog_drain(target, target.proxy, load_ids, args.history, wait_exact)
+        result["backlog"] = await history.backlog_drain(target, load_ids, args.history, wait_exact)
         syncs.append({"exact": result["backlog"]["exact"]})
+        if args.warmup:  # restarted after the backlog, like the fresh system before its POST load
+            warm = await target.post_orders(load_file, duration=args.warmup, **closed_loop)
+            syncs.append(await wait_exact(target.db, target.created, load_ids, warm["ended_monotonic"]))
         target.say(f"after that history: POST /orders again, {args.concurrency} clients for {args.duration:g} s")
         result["aged_post_orders"] = await target.post_orders(load_file, duration=args.duration, **closed_loop)
         aged_sync = await wait_exact(target.db, target.created, load_ids, result["aged_post_orders"]["ended_monotonic"])
@@ -458,15 +457,8 @@ async def bench_system(system: System, args: argparse.Namespace) -> dict:
     print(f"[{system.name}] resetting its databases and queues, starting it", flush=True)
     await system.reset()
     async with contextlib.AsyncExitStack() as stack:
-        proxy = None
-        if isinstance(system, Ours) and args.history:
-            broker = urlsplit(AMQP_URL)
-            proxy = await TcpProxy(broker.hostname, broker.port or 5672).start()
-            stack.push_async_callback(proxy.close)
-            netloc = f"{broker.netloc.rsplit(':', 1)[0]}:{proxy.port}"
-            system.order_amqp_url = urlunsplit(broker._replace(netloc=netloc))
         http, db = await started(system, stack)
-        result = await measure(Target(system, http, db, proxy), args)
+        result = await measure(Target(system, http, db), args)
         if isinstance(system, Ours) and args.event_rates:
             print("[ours] the relay and the consumer alone", flush=True)
             result["event_rates"] = await events.rates(system, http, args.event_rates)
@@ -660,7 +652,10 @@ async def main(args: argparse.Namespace) -> int:
     )
     for number in range(2, args.rounds + 1):
         print(f"round {number} of {args.rounds}: the closed-loop phases again", flush=True)
-        again = {name: await bench_system(systems[name](args.workers), quick) for name in names}
+        # Each round after the first starts with the other system, so neither always runs second (after
+        # the other's writes, say, while PostgreSQL and RabbitMQ still work them off).
+        turn = names if number % 2 else list(reversed(names))
+        again = {name: await bench_system(systems[name](args.workers), quick) for name in turn}
         rounds.append(report.compare(again))
         round_lines, round_exact = verdict_lines(again, [])
         if not round_exact:

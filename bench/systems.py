@@ -271,7 +271,7 @@ class Ours(System):
         f"{queue}.retry.300s",
     )
     probe_paths = ("/health", "/ready")
-    order_amqp_url = AMQP_URL  # the backlog phase puts a TCP proxy here (bench/history.py)
+    order_amqp_url = AMQP_URL  # the backlog phase restarts it behind a TCP proxy (bench/history.py)
 
     def env(self) -> dict:
         return {
