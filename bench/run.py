@@ -2,10 +2,13 @@
 
     python bench/run.py [--duration D] [--concurrency C] [--customers K] [--workers W] [--only baseline|ours]
 
-For each system (baseline, then ours): start it, create customers, warm up, drive POST /orders from a
-closed-loop load generator, wait until every orders_count is exact, measure event lag at a light fixed
-rate, drive the two GETs, check exactness once more, stop it. Then print each figure with its ratio to
-the baseline, and write bench/results/<timestamp>.json and .png (and latest.png).
+Both systems (baseline and ours) are reset and started and stay up together for a round; each
+closed-loop phase (warm-up and POST /orders, event lag at a light fixed rate, the two GETs) runs on
+one system and then on the other, seconds apart, waiting each time until every orders_count is exact.
+Round 1 adds the later phases (overload, ours' backlog, aging, event rates and tracing), then a
+side-by-side phase of short alternated pairs; rounds 2.. repeat the closed-loop phases, the other
+system first every other round. Then print each figure with its ratio to the baseline, the min-max
+over the rounds, and write bench/results/<timestamp>.json and .png (and latest.png).
 Exit status: 0 done, 1 exactness failed (a count or a stored order is off), 2 the bench itself failed.
 """
 
@@ -273,17 +276,22 @@ def write_ids(name: str, ids: list[int]) -> Path:
     return path
 
 
-# --- one system, start to stop -----------------------------------------------------------------------
+# --- a round: both systems up, each phase on one and then the other ----------------------------------
 
 
 @dataclass
 class Target:
-    """One system being measured: how to reach it, and the orders created (201s) per customer so far."""
+    """One system being measured: how to reach it, its customers, the orders created (201s) per customer
+    so far, and every convergence wait (all must be exact)."""
 
     system: System
     http: aiohttp.ClientSession
     db: asyncpg.Connection  # its customer database, for convergence polling
     created: Counter = field(default_factory=Counter)
+    load_ids: list[int] = field(default_factory=list)
+    lag_ids: list[int] = field(default_factory=list)
+    checked: list[int] = field(default_factory=list)  # customers whose counts the final check compares
+    syncs: list[dict] = field(default_factory=list)
 
     def say(self, message: str) -> None:
         print(f"[{self.system.name}] {message}", flush=True)
@@ -293,81 +301,108 @@ class Target:
         self.created.update({int(cid): n for cid, n in result.pop("created").items()})
         return result
 
+    async def converged(self, ids: list[int], since: float, **options) -> dict:
+        sync = await wait_exact(self.db, self.created, ids, since, **options)
+        self.syncs.append(sync)
+        return sync
 
-async def measure(target: Target, args: argparse.Namespace) -> dict:
-    system, result = target.system, {"system": target.system.name, "workers": args.workers}
+    @property
+    def load_file(self) -> Path:
+        return RUN_DIR / f"{self.system.name}-load.json"
+
+    @property
+    def lag_file(self) -> Path:
+        return RUN_DIR / f"{self.system.name}-lag.json"
+
+
+async def prepare(target: Target, args: argparse.Namespace) -> dict:
     lag_count = max(1, round(args.lag_rate * args.lag_duration))
     target.say(f"ready; creating {args.customers} + {lag_count} customers")
-    load_ids = await create_customers(target.http, system.customer_url, args.customers)
-    lag_ids = await create_customers(target.http, system.customer_url, lag_count)
-    load_file = write_ids(f"{system.name}-load.json", load_ids)
-    lag_file = write_ids(f"{system.name}-lag.json", lag_ids)
-    closed_loop = {"concurrency": args.concurrency}
+    target.load_ids = await create_customers(target.http, target.system.customer_url, args.customers)
+    target.lag_ids = await create_customers(target.http, target.system.customer_url, lag_count)
+    target.checked = target.load_ids + target.lag_ids
+    write_ids(target.load_file.name, target.load_ids)
+    write_ids(target.lag_file.name, target.lag_ids)
+    return {"system": target.system.name, "workers": args.workers}
 
+
+async def post_load(target: Target, args: argparse.Namespace) -> dict:
+    """The warm-up, then the measured closed loop; CPU and RSS sampled before it and after convergence."""
+    closed_loop, result = {"concurrency": args.concurrency}, {}
     if args.warmup:
         target.say(f"warm-up: {args.warmup:g} s of POST /orders")
-        warm = await target.post_orders(load_file, duration=args.warmup, **closed_loop)
-        result["warmup_convergence"] = await wait_exact(target.db, target.created, load_ids, warm["ended_monotonic"])
-
+        warm = await target.post_orders(target.load_file, duration=args.warmup, **closed_loop)
+        result["warmup_convergence"] = await target.converged(target.load_ids, warm["ended_monotonic"])
     target.say(f"POST /orders: {args.concurrency} clients for {args.duration:g} s")
-    before = cpu_sample(system)
-    load = await target.post_orders(load_file, duration=args.duration, **closed_loop)
+    before = cpu_sample(target.system)
+    load = await target.post_orders(target.load_file, duration=args.duration, **closed_loop)
     result["post_orders"] = load
     # The CPU window closes after convergence, so it holds the consumer's share of the work too.
-    result["convergence"] = await wait_exact(target.db, target.created, load_ids, load["ended_monotonic"])
-    after = cpu_sample(system)
+    result["convergence"] = await target.converged(target.load_ids, load["ended_monotonic"])
+    after = cpu_sample(target.system)
     result["processes"] = {"before": before["services"], "after": after["services"]}
     result["cpu_ms_per_order"] = cpu_ms_per_order(cpu_used(before, after), load["loadgen_cpu_s"], load["ok"])
-
-    result.update(await light_load(target, args, lag_ids, lag_file))
-
-    if args.overload_duration:
-        result["overload"] = await overload(target, args, load["throughput_rps"], load_file, load_ids)
-
-    target.say(f"GET /customers/{{id}} and GET /orders?customer_id=: {args.get_duration:g} s each")
-    result["get_customer"] = await run_loadgen(
-        system.customer_url, "get-customer", load_file, duration=args.get_duration, **closed_loop
-    )
-    # Customers with exactly one order each, so both systems serve identical pages.
-    result["get_orders"] = await run_loadgen(
-        system.order_url, "get-orders", lag_file, duration=args.get_duration, **closed_loop
-    )
-
-    syncs = [
-        result.get("warmup_convergence", {"exact": True}),
-        result["convergence"],
-        result["lag_convergence"],
-        {"exact": result.get("overload", {"exact": True})["exact"]},
-    ]
-    checked = load_ids + lag_ids
-    if isinstance(system, Ours) and args.history:
-        aged_lag_ids = await create_customers(target.http, system.customer_url, lag_count)
-        checked += aged_lag_ids
-        target.say(f"backlog: {args.history:,} orders written while the relay cannot reach the broker, then drained")
-        result["backlog"] = await history.backlog_drain(target, load_ids, args.history, wait_exact)
-        syncs.append({"exact": result["backlog"]["exact"]})
-        if args.warmup:  # restarted after the backlog, like the fresh system before its POST load
-            warm = await target.post_orders(load_file, duration=args.warmup, **closed_loop)
-            syncs.append(await wait_exact(target.db, target.created, load_ids, warm["ended_monotonic"]))
-        target.say(f"after that history: POST /orders again, {args.concurrency} clients for {args.duration:g} s")
-        result["aged_post_orders"] = await target.post_orders(load_file, duration=args.duration, **closed_loop)
-        aged_sync = await wait_exact(target.db, target.created, load_ids, result["aged_post_orders"]["ended_monotonic"])
-        aged_light = await light_load(
-            target, args, aged_lag_ids, write_ids(f"{system.name}-aged-lag.json", aged_lag_ids)
-        )
-        result["aged"] = {"convergence": aged_sync, "lag": aged_light["lag"]}
-        syncs += [aged_sync, aged_light["lag_convergence"]]
-
-    exactness = await check_exact(target.http, system, target.created, checked)
-    exactness["exact"] = exactness["exact"] and all(sync["exact"] for sync in syncs)
-    result["exactness"] = exactness
     return result
 
 
-async def overload(
-    target: Target, args: argparse.Namespace, capacity: float, load_file: Path, load_ids: list[int]
-) -> dict:
-    """Open loop at `--overload-factor` times the closed-loop throughput just measured, each request on
+async def light_load(target: Target, args: argparse.Namespace, aged_lag_ids: list[int] | None = None) -> dict:
+    """An open loop at the lag rate, one order per fresh customer (the aged ones after the history); the
+    lag of each order's count."""
+    lag_ids = aged_lag_ids or target.lag_ids
+    lag_file = write_ids(f"{target.system.name}-aged-lag.json", lag_ids) if aged_lag_ids else target.lag_file
+    target.say(f"light load: {args.lag_rate:g} orders/s for {args.lag_duration:g} s, one order per customer")
+    light = await target.post_orders(lag_file, rate=args.lag_rate, count=len(lag_ids))
+    lag_sync = await target.converged(lag_ids, light["ended_monotonic"])
+    lags = await event_lags(target.http, target.system.customer_url, light.pop("orders")) if lag_sync["exact"] else []
+    return {
+        "light_load": light,
+        "lag_convergence": lag_sync,
+        "lag_ms": lags,
+        "lag": {**latency_summary([lag / 1000 for lag in lags]), "n": len(lags)},
+    }
+
+
+async def get_loads(target: Target, args: argparse.Namespace) -> dict:
+    target.say(f"GET /customers/{{id}} and GET /orders?customer_id=: {args.get_duration:g} s each")
+    options = {"duration": args.get_duration, "concurrency": args.concurrency}
+    return {
+        "get_customer": await run_loadgen(target.system.customer_url, "get-customer", target.load_file, **options),
+        # Customers with exactly one order each, so both systems serve identical pages.
+        "get_orders": await run_loadgen(target.system.order_url, "get-orders", target.lag_file, **options),
+    }
+
+
+async def later_phases(target: Target, args: argparse.Namespace, capacity: float) -> dict:
+    """Round 1 only: the overload (both systems), then ours' backlog, aging and event rates."""
+    result = {}
+    if args.overload_duration:
+        result["overload"] = await overload(target, args, capacity)
+        target.syncs.append({"exact": result["overload"]["exact"]})
+    if not isinstance(target.system, Ours):
+        return result
+    if args.history:
+        aged_lag_ids = await create_customers(target.http, target.system.customer_url, len(target.lag_ids))
+        target.checked += aged_lag_ids
+        target.say(f"backlog: {args.history:,} orders written while the relay cannot reach the broker, then drained")
+        result["backlog"] = await history.backlog_drain(target, target.load_ids, args.history, wait_exact)
+        target.syncs.append({"exact": result["backlog"]["exact"]})
+        if args.warmup:  # restarted after the backlog, like the fresh system before its POST load
+            warm = await target.post_orders(target.load_file, duration=args.warmup, concurrency=args.concurrency)
+            await target.converged(target.load_ids, warm["ended_monotonic"])
+        target.say(f"after that history: POST /orders again, {args.concurrency} clients for {args.duration:g} s")
+        aged_post = await target.post_orders(target.load_file, duration=args.duration, concurrency=args.concurrency)
+        result["aged_post_orders"] = aged_post
+        aged_sync = await target.converged(target.load_ids, aged_post["ended_monotonic"])
+        aged_light = await light_load(target, args, aged_lag_ids)
+        result["aged"] = {"convergence": aged_sync, "lag": aged_light["lag"]}
+    if args.event_rates:
+        target.say("the relay and the consumer alone")
+        result["event_rates"] = await events.rates(target.system, target.http, args.event_rates)
+    return result
+
+
+async def overload(target: Target, args: argparse.Namespace, capacity: float) -> dict:
+    """Open loop at `--overload-factor` times the closed-loop throughput measured before, each request on
     its own (10 s client timeout), on customers of its own. Exact means: every order stored is counted
     once, and every 201 is among them (a timed-out request may still have stored its order).
 
@@ -406,8 +441,8 @@ async def overload(
             break
         stored = settled
     target.say(f"overload: capacity again, {args.concurrency} clients for {args.duration:g} s")
-    after = await target.post_orders(load_file, duration=args.duration, concurrency=args.concurrency)
-    after_sync = await wait_exact(target.db, target.created, load_ids, after["ended_monotonic"])
+    after = await target.post_orders(target.load_file, duration=args.duration, concurrency=args.concurrency)
+    after_sync = await target.converged(target.load_ids, after["ended_monotonic"])
     kinds = run["error_kinds"]
     return {
         "capacity_rps": (capacity + after["throughput_rps"]) / 2,
@@ -426,20 +461,6 @@ async def overload(
     }
 
 
-async def light_load(target: Target, args: argparse.Namespace, lag_ids: list[int], lag_file: Path) -> dict:
-    """An open loop at the lag rate, one order per fresh customer; the lag of each order's count."""
-    target.say(f"light load: {args.lag_rate:g} orders/s for {args.lag_duration:g} s, one order per customer")
-    light = await target.post_orders(lag_file, rate=args.lag_rate, count=len(lag_ids))
-    lag_sync = await wait_exact(target.db, target.created, lag_ids, light["ended_monotonic"])
-    lags = await event_lags(target.http, target.system.customer_url, light.pop("orders")) if lag_sync["exact"] else []
-    return {
-        "light_load": light,
-        "lag_convergence": lag_sync,
-        "lag_ms": lags,
-        "lag": {**latency_summary([lag / 1000 for lag in lags]), "n": len(lags)},
-    }
-
-
 async def started(system: System, stack: contextlib.AsyncExitStack) -> tuple[aiohttp.ClientSession, asyncpg.Connection]:
     """Start the system (stopped when `stack` closes) and wait until it is ready; an HTTP session for it and
     a connection to its customer database, for convergence polling."""
@@ -452,20 +473,40 @@ async def started(system: System, stack: contextlib.AsyncExitStack) -> tuple[aio
     return http, db
 
 
-async def bench_system(system: System, args: argparse.Namespace) -> dict:
-    """Reset, start, measure and stop one system; it is stopped whatever happens once started."""
-    print(f"[{system.name}] resetting its databases and queues, starting it", flush=True)
-    await system.reset()
+SYSTEMS: dict[str, type[System]] = {"baseline": Baseline, "ours": Ours}
+
+
+async def bench_round(turn: list[str], args: argparse.Namespace) -> dict[str, dict]:
+    """Reset and start the systems in `turn`, all up at once, and run each closed-loop phase (warm-up and
+    POST load, light load, GETs) on one after the other, in `turn`'s order; then the later phases
+    (`later_phases`, where `args` asks for them), the exactness check, and stop them all.
+
+    Why together: this machine's speed drifts by ±15 % within minutes (its host takes the CPU away), so
+    two systems measured a minute apart compare the two minutes as much as the code; here their POST
+    loads are seconds apart. The idle system meanwhile takes little CPU (ours about 1.3 % of a core per
+    worker, admission's tick; the baseline's under 0.1 %), and none of it is counted in the other's figures."""
+    results: dict[str, dict] = {}
     async with contextlib.AsyncExitStack() as stack:
-        http, db = await started(system, stack)
-        result = await measure(Target(system, http, db), args)
-        if isinstance(system, Ours) and args.event_rates:
-            print("[ours] the relay and the consumer alone", flush=True)
-            result["event_rates"] = await events.rates(system, http, args.event_rates)
-    if isinstance(system, Ours) and args.tracing_duration:
-        result["traced"] = await traced_post_orders(args)
-        result["exactness"]["exact"] = result["exactness"]["exact"] and result["traced"]["exact"]
-    return result
+        targets: dict[str, Target] = {}
+        for name in turn:
+            system = SYSTEMS[name](args.workers)
+            print(f"[{name}] resetting its databases and queues, starting it", flush=True)
+            await system.reset()
+            targets[name] = Target(system, *await started(system, stack))
+        for name, target in targets.items():
+            results[name] = await prepare(target, args)
+        for phase in (post_load, light_load, get_loads):
+            for name, target in targets.items():
+                results[name].update(await phase(target, args))
+        for name, target in targets.items():
+            results[name].update(await later_phases(target, args, results[name]["post_orders"]["throughput_rps"]))
+            exactness = await check_exact(target.http, target.system, target.created, target.checked)
+            exactness["exact"] = exactness["exact"] and all(sync["exact"] for sync in target.syncs)
+            results[name]["exactness"] = exactness
+    if "ours" in results and args.tracing_duration:
+        results["ours"]["traced"] = traced = await traced_post_orders(args)
+        results["ours"]["exactness"]["exact"] = results["ours"]["exactness"]["exact"] and traced["exact"]
+    return {name: results[name] for name in sorted(results)}  # baseline, ours: the order the report uses
 
 
 class OtlpSink:
@@ -636,10 +677,7 @@ async def main(args: argparse.Namespace) -> int:
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)
     names = [args.only] if args.only else ["baseline", "ours"]
-    systems = {"baseline": Baseline, "ours": Ours}
-    results = {}
-    for name in names:
-        results[name] = await bench_system(systems[name](args.workers), args)
+    results = await bench_round(names, args)
     if "ours" in results and args.cluster_events:
         results["ours"]["cluster_event_rates"] = await cluster_event_rates(args)
     paired = await side_by_side(args) if args.pairs and not args.only else None
@@ -654,8 +692,7 @@ async def main(args: argparse.Namespace) -> int:
         print(f"round {number} of {args.rounds}: the closed-loop phases again", flush=True)
         # Each round after the first starts with the other system, so neither always runs second (after
         # the other's writes, say, while PostgreSQL and RabbitMQ still work them off).
-        turn = names if number % 2 else list(reversed(names))
-        again = {name: await bench_system(systems[name](args.workers), quick) for name in turn}
+        again = await bench_round(names if number % 2 else list(reversed(names)), quick)
         rounds.append(report.compare(again))
         round_lines, round_exact = verdict_lines(again, [])
         if not round_exact:
