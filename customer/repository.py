@@ -10,11 +10,11 @@ from datetime import datetime
 from uuid import UUID
 
 import asyncpg
-from tortoise.connection import get_connection
 from tortoise.exceptions import IntegrityError
 
 from customer.db_config import APP
 from customer.models import Customer
+from shared.db import db
 from shared.housekeeping import purge_in_batches
 
 # --- customers ----------------------------------------------------------------------------------------------
@@ -47,7 +47,7 @@ SELECT_CUSTOMER = "SELECT id, name, address, email, orders_count, created_at, up
 
 async def get_customer(customer_id: int) -> CustomerRow | None:
     """The reader of a customer to show: a plain query, since the order service reads one per order."""
-    _, rows = await get_connection(APP).execute_query(SELECT_CUSTOMER, [customer_id])
+    _, rows = await db(APP).execute_query(SELECT_CUSTOMER, [customer_id])
     return CustomerRow(**rows[0]) if rows else None
 
 
@@ -106,7 +106,7 @@ async def record_orders_created(event_type: str, orders: list[tuple[UUID, int]])
 
     Returns, per event id: (applied now, customer exists). The event ids must be distinct.
     """
-    _, rows = await get_connection(APP).execute_query(
+    _, rows = await db(APP).execute_query(
         APPLY_ORDERS_CREATED,
         [
             [event_id for event_id, _ in orders],
@@ -129,7 +129,7 @@ async def purge_processed_events(processed_before: datetime, batch: int) -> int:
 
 async def probe() -> None:
     """One round trip: raises while the database is away."""
-    await get_connection(APP).execute_query("SELECT 1")
+    await db(APP).execute_query("SELECT 1")
 
 
 # --- operator tools (on a connection of their own, without the ORM) ----------------------------------------

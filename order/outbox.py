@@ -43,7 +43,6 @@ from collections.abc import Awaitable, Callable, Coroutine
 import asyncpg
 from aiormq.abc import AbstractChannel
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.connection import get_connection
 
 from order import repository
 from order.db_config import APP
@@ -53,7 +52,7 @@ from order.publisher import EventPublisher
 from order.repository import LIVENESS_LOCK_CLASS, Lease
 from order.settings import OrderSettings
 from shared.amqp import BrokerLink, backoff_delay
-from shared.db import asyncpg_dsn, is_transient_database_error, transaction
+from shared.db import asyncpg_dsn, db, is_transient_database_error, transaction
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +202,7 @@ class OutboxRelay:
             return
         # Published: if the rows stayed, they would go out again when their lease runs out.
         await self._until_done(
-            f"deleting {len(rows)} published event(s)", lambda: self._settle(get_connection(APP), rows, confirmed)
+            f"deleting {len(rows)} published event(s)", lambda: self._settle(db(APP), rows, confirmed)
         )
         if self._claims_started != claims_before:
             self.wake()  # a claim since they were handed over may have left a later event of their orders

@@ -13,13 +13,13 @@ from typing import NamedTuple
 from uuid import UUID
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.connection import get_connection
 from tortoise.exceptions import IntegrityError
 from tortoise.timezone import now
 
 from order.db_config import APP
 from order.events import OutboxRow
 from order.models import IdempotencyKey, Order, OutboxEvent
+from shared.db import db
 from shared.housekeeping import purge_in_batches
 
 # --- orders -------------------------------------------------------------------------------------------------
@@ -40,7 +40,7 @@ class OrderIds:
         while not self._ids:
             async with self._refill:
                 if not self._ids:
-                    _, rows = await get_connection(APP).execute_query(
+                    _, rows = await db(APP).execute_query(
                         "SELECT nextval(pg_get_serial_sequence('orders', 'id')) FROM generate_series(1, $1)",
                         [self.BLOCK],
                     )
@@ -106,7 +106,7 @@ LIVENESS_LOCK_CLASS = 0x6F726472  # "ordr"
 async def add_order(order: NewOrder, event: OutboxRow, completion: KeyCompletion | None, lease: Lease | None) -> None:
     """Store a new order with its event (and its key's response) atomically; the event leased to this
     process's relay (None: for any relay to claim)."""
-    await get_connection(APP).execute_query(
+    await db(APP).execute_query(
         INSERT_ORDER_AND_EVENT,
         [
             order.id,
@@ -153,7 +153,7 @@ async def list_orders(customer_id: int | None, status: str | None, limit: int, o
     where = " AND ".join(f"{column} = ${n}" for n, (column, _) in enumerate(filters, 1)) or "TRUE"
     values = [value for _, value in filters]
     n = len(values)
-    connection = get_connection(APP)
+    connection = db(APP)
     _, rows = await connection.execute_query(
         f"SELECT {ORDER_COLUMNS}, count(*) OVER () AS matching FROM orders WHERE {where} "
         f"ORDER BY created_at DESC, id DESC LIMIT ${n + 1} OFFSET ${n + 2}",
@@ -171,7 +171,7 @@ async def list_orders(customer_id: int | None, status: str | None, limit: int, o
 
 async def count_orders(customer_ids: list[int]) -> dict[int, int]:
     """Orders held per customer, for the customers asked (0 for those with none); one index scan each."""
-    _, rows = await get_connection(APP).execute_query(
+    _, rows = await db(APP).execute_query(
         "SELECT customer_id, count(*) AS held FROM orders WHERE customer_id = ANY($1::int[]) GROUP BY customer_id",
         [customer_ids],
     )
@@ -222,9 +222,7 @@ async def count_refusal(conn: BaseDBAsyncClient, event_ids: list[UUID]) -> None:
 
 async def release_leases(event_ids: list[UUID]) -> None:
     """The leasing process could not publish these: any relay may claim them now."""
-    await get_connection(APP).execute_query(
-        "UPDATE outbox SET leased_until = NULL WHERE event_id = ANY($1::uuid[])", [event_ids]
-    )
+    await db(APP).execute_query("UPDATE outbox SET leased_until = NULL WHERE event_id = ANY($1::uuid[])", [event_ids])
 
 
 INSERT_EVENT = """
@@ -234,7 +232,7 @@ VALUES ($1, $2, $3, $4, $5, $6, 0, $7)
 
 
 async def add_event(event: OutboxRow, conn: BaseDBAsyncClient | None = None) -> None:
-    await (conn or get_connection(APP)).execute_query(
+    await (conn or db(APP)).execute_query(
         INSERT_EVENT,
         [
             event.event_id,
@@ -262,7 +260,7 @@ SELECT (SELECT count(*) FROM outbox) AS pending,
 
 async def dead_events() -> int:
     """Deleted outbox rows not yet vacuumed away, as PostgreSQL's statistics count them."""
-    _, rows = await get_connection(APP).execute_query(
+    _, rows = await db(APP).execute_query(
         "SELECT coalesce((SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'outbox'::regclass), 0) AS dead"
     )
     return rows[0]["dead"]
@@ -270,7 +268,7 @@ async def dead_events() -> int:
 
 async def backlog() -> tuple[int, float]:
     """Pending events and the age of the oldest, in seconds."""
-    _, rows = await get_connection(APP).execute_query(BACKLOG)
+    _, rows = await db(APP).execute_query(BACKLOG)
     return rows[0]["pending"], float(rows[0]["oldest_seconds"] or 0)
 
 

@@ -11,7 +11,7 @@ import asyncpg
 from aiohttp import web
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.backends.base.config_generator import expand_db_url
-from tortoise.context import TortoiseContext, _current_context
+from tortoise.context import TortoiseContext, _current_context, require_context
 from tortoise.transactions import in_transaction
 
 from shared.problems import exception_chain, is_connection_failure
@@ -61,6 +61,13 @@ def tortoise_ctx(config: dict) -> Callable[[web.Application], AsyncIterator[None
             await orm.close_connections()
 
     return ctx
+
+
+def db(name: str) -> BaseDBAsyncClient:
+    """The current ORM's connection `name`, as tortoise.connection.get_connection(name) returns it.
+    That function imports tortoise.context on every call: 12,600 instructions against these 4,500,
+    1.5 % of a GET (callgrind)."""
+    return require_context().connections.get(name)
 
 
 def use_app_orm(app: web.Application) -> contextvars.Token:

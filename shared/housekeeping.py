@@ -9,9 +9,7 @@ with `pg_try_advisory_xact_lock`: while one instance purges a table, the others 
 import logging
 import zlib
 
-from tortoise.connection import get_connection
-
-from shared.db import transaction
+from shared.db import db, transaction
 
 log = logging.getLogger(__name__)
 
@@ -51,4 +49,4 @@ async def vacuum(connection: str, table: str) -> None:
     scan from the head of the index walks them. SKIP_LOCKED: if another instance is vacuuming it now,
     this one does nothing. A role that does not own the table gets a warning from PostgreSQL, no error.
     """
-    await get_connection(connection).execute_script(f'VACUUM (SKIP_LOCKED) "{table}"')
+    await db(connection).execute_script(f'VACUUM (SKIP_LOCKED) "{table}"')

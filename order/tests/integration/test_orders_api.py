@@ -4,9 +4,11 @@ from decimal import Decimal
 
 import orjson
 import pytest
+from tortoise.connection import get_connection
 
+from order.db_config import APP
 from order.models import OutboxEvent
-from shared.db import ORM
+from shared.db import ORM, db, transaction
 from shared.testing.api import assert_problem, create_customer, get_json
 from shared.testing.plugin import eventually
 
@@ -283,3 +285,15 @@ async def test_a_status_change_event_occurs_when_the_change_is_stored(order_clie
         assert occurred == datetime.fromisoformat(changed["updated_at"])  # not the creation time
 
     await eventually(published)
+
+
+async def test_db_gives_the_connection_get_connection_gives(order_client):
+    """shared.db.db is Tortoise's get_connection without its import per call: the pooled client outside a
+    transaction, the transaction's own inside one (the hot statements must join a transaction they are in)."""
+    with order_client.app[ORM]:
+        pooled = get_connection(APP)
+        assert db(APP) is pooled
+        async with transaction(APP) as conn:
+            assert conn is not pooled
+            assert db(APP) is get_connection(APP) is conn
+        assert db(APP) is pooled
