@@ -2,9 +2,9 @@
 
 import asyncio
 import logging
+import math
 import sys
 import time
-from datetime import UTC, datetime
 
 import orjson
 
@@ -20,15 +20,38 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+_MILLISECONDS = [f".{ms:03d}+00:00" for ms in range(1000)]
+
+
+class UtcTimestamps:
+    """`datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")`, with the date and time
+    formatted once per second: isoformat's C formatting takes some 18,000 instructions per call (3 % of
+    a GET, whose access line carries one), this some 5,000 (callgrind)."""
+
+    def __init__(self) -> None:
+        self._cached = (-1, "")  # (second, its text): one tuple, so a thread never pairs one's with another's
+
+    def __call__(self, created: float) -> str:
+        fraction, whole = math.modf(created)  # split and rounded to the microsecond as datetime does
+        micro = round(fraction * 1_000_000)
+        second = int(whole) + (micro == 1_000_000)
+        cached_second, text = self._cached
+        if second != cached_second:
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._cached = (second, text)
+        return text + _MILLISECONDS[micro // 1000 % 1000]
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
         self.service = service
+        self.timestamp = UtcTimestamps()
 
     def line(self, created: float, level: str, logger: str, message: str, request_id: str, fields: dict) -> str:
         """The one shape of a log line; `fields` are the structured extras (the access log's, say)."""
         entry = {
-            "timestamp": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+            "timestamp": self.timestamp(created),
             "level": level,
             "logger": logger,
             "message": message,
@@ -122,7 +145,10 @@ def log_access(message: str, fields: dict, write_now: bool = True) -> None:
     ):
         access_log.info(message, extra=fields)
         return
-    line = handler.json.line(time.time(), "INFO", "access", message, request_id_var.get(), {**fields, **trace_ids()})
+    trace = trace_ids()
+    if trace:
+        fields = {**fields, **trace}
+    line = handler.json.line(time.time(), "INFO", "access", message, request_id_var.get(), fields)
     if write_now:
         handler.write_held(line + "\n")
     else:

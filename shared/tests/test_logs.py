@@ -3,11 +3,12 @@
 import io
 import logging
 import sys
+from datetime import UTC, datetime
 
 import orjson
 import pytest
 
-from shared.logs import JsonLineHandler, access_log, configure_logging, log_access
+from shared.logs import JsonLineHandler, UtcTimestamps, access_log, configure_logging, log_access
 from shared.request_id import request_id_var
 from shared.testing.plugin import eventually
 from shared.tracing import install_memory_exporter, start_span
@@ -96,3 +97,22 @@ async def test_held_access_lines_go_out_in_order_before_the_next_record_or_after
 
 async def _written(stream: io.StringIO, message: str) -> None:
     assert message in [line["message"] for line in lines(stream)]
+
+
+def test_timestamps_are_those_datetime_writes_across_seconds_and_their_rounding():
+    timestamps = UtcTimestamps()
+    second = 1_764_806_399  # 2025-12-03T23:59:59Z: the next second is another day
+    for created in [
+        second + 0.0,
+        second + 0.0004,
+        second + 0.0005,
+        second + 0.123456,
+        second + 0.9994999,
+        second + 0.9999994,  # rounds to ...59.999999: still this second
+        second + 0.9999996,  # rounds to the next second, as datetime rounds it
+        second + 1.0,
+        second + 1.5839994,
+        second - 86_400.25,  # a second formatted before: the cached one must not leak
+        second + 0.001,
+    ]:
+        assert timestamps(created) == datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"), created
