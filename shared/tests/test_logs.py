@@ -112,7 +112,7 @@ def test_timestamps_are_those_datetime_writes_across_seconds_and_their_rounding(
         second + 0.9999996,  # rounds to the next second, as datetime rounds it
         second + 1.0,
         second + 1.5839994,
-        second - 86_400.25,  # a second formatted before: the cached one must not leak
+        second - 86_400.25,  # another second than the one cached: its text must not be reused
         second + 0.001,
     ]:
         assert timestamps(created) == datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"), created
