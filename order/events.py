@@ -7,6 +7,7 @@ an order reaches each status at most once, so re-publishing an order's events la
 
 import uuid
 from dataclasses import dataclass
+from hashlib import sha1
 
 import orjson
 
@@ -14,6 +15,7 @@ from shared.events import ORDER_CREATED, ORDER_STATUS_CHANGED, SCHEMA_VERSION, E
 from shared.tracing import inject_text
 
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c2a52-8d0e-4f55-9a43-2b7f0c1d9e11")
+_NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +31,12 @@ class OutboxRow:
 
 
 def event_id(order, event_type: EventType) -> uuid.UUID:
+    """uuid.uuid5(EVENT_ID_NAMESPACE, "<type>:<order id>:<status>:<created_at in ISO 8601>"), computed as
+    uuid5 does but without the import it runs on every call, and with the time written by orjson, whose
+    text is isoformat()'s at a third of the cost (a test holds both to uuid5 with isoformat)."""
     # created_at keeps ids apart when an order database is recreated and its ids start again at 1.
-    name = f"{event_type}:{order.id}:{order.status}:{order.created_at.isoformat()}"
-    return uuid.uuid5(EVENT_ID_NAMESPACE, name)
+    name = f"{event_type}:{order.id}:{order.status}:".encode() + orjson.dumps(order.created_at)[1:-1]
+    return uuid.UUID(bytes=sha1(_NAMESPACE_BYTES + name).digest()[:16], version=5)
 
 
 def payload(order, event_type: EventType, event_id: uuid.UUID, previous_status: str | None = None) -> str:
