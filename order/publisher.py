@@ -40,13 +40,16 @@ class EventPublisher:
         caller gives the rows back to the outbox) when the broker blocks the connection or the confirms
         take longer than `confirm_timeout`.
         """
-        publishes = [asyncio.ensure_future(self._publish(channel, row)) for row in rows]
+        loop = asyncio.get_running_loop()
+        publishes = [loop.create_task(self._publish(channel, row)) for row in rows]
+        # One future for the lot, done when every publish is: asyncio.wait on the publishes themselves
+        # goes over each of them (and type-checks each) on every call.
+        everything = asyncio.gather(*publishes, return_exceptions=True)
         try:
             async with asyncio.timeout(self.confirm_timeout):
-                pending = set(publishes)
-                while pending:
-                    _, pending = await asyncio.wait(pending, timeout=BLOCKED_POLL)
-                    if pending and self.link.is_blocked:
+                while not everything.done():
+                    await asyncio.wait((everything,), timeout=BLOCKED_POLL)
+                    if not everything.done() and self.link.is_blocked:
                         raise BrokerBlocked("the broker blocked the connection (memory or disk alarm)")
         except BaseException as exc:
             for publish in publishes:
