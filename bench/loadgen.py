@@ -339,6 +339,7 @@ async def run(args: argparse.Namespace, ids: list[int]) -> dict:
         "ended_monotonic": ended,  # CLOCK_MONOTONIC is system-wide: the orchestrator compares it with its own
         "created": {str(key): value for key, value in tally.created.items()},
         "orders": tally.orders,
+        **({"latencies_s": tally.latencies} if args.keep_latencies else {}),
     }
 
 
@@ -362,6 +363,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="send a request refused with 503 and Retry-After again after that wait, within "
         "its 10 s budget (what a well-behaved client does); latency counts from the first try",
+    )
+    parser.add_argument(
+        "--keep-latencies",
+        action="store_true",
+        help="add every latency (seconds, of the expected answers) to the result, for pooling several runs",
     )
     parser.add_argument("--max-requests", type=int, default=2_000_000, help="hard cap on requests")
     parser.add_argument("--out", help="write the result to this file instead of stdout")

@@ -4,7 +4,8 @@
 
 Both systems (baseline and ours) are reset and started and stay up together for a round; each
 closed-loop phase (warm-up and POST /orders, event lag at a light fixed rate, the two GETs) runs on
-one system and then on the other, seconds apart, waiting each time until every orders_count is exact.
+one system and then on the other, seconds apart, waiting each time until every orders_count is exact;
+the POST and GET loads in `--slices` short slices per system, the two systems alternated slice by slice.
 Round 1 adds the later phases (overload, ours' backlog, aging, event rates and tracing), then a
 side-by-side phase of short alternated pairs; rounds 2.. repeat the closed-loop phases, the other
 system first every other round. Then print each figure with its ratio to the baseline, the min-max
@@ -113,6 +114,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "of every judged figure; the later phases run in the first round only (default 3)",
     )
     parser.add_argument(
+        "--slices",
+        type=int,
+        default=5,
+        help="each round's POST and GET loads run in this many slices per system, the systems alternated "
+        "slice by slice, so a slow minute of the machine falls on both (default 5)",
+    )
+    parser.add_argument(
         "--pairs",
         type=int,
         default=8,
@@ -120,8 +128,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f"at once ({PAIR_SECONDS:g} s each; default 8; 0 skips)",
     )
     args = parser.parse_args(argv)
-    if args.rounds < 1 or args.pairs < 0:
-        parser.error("--rounds must be at least 1 and --pairs not negative")
+    if args.rounds < 1 or args.slices < 1 or args.pairs < 0:
+        parser.error("--rounds and --slices must be at least 1 and --pairs not negative")
     if min(args.duration, args.concurrency, args.customers, args.workers, args.lag_rate, args.lag_duration) <= 0:
         parser.error("durations, counts and rates must be positive")
     if args.warmup < 0:
@@ -181,7 +189,8 @@ async def run_loadgen(base: str, target: str, ids_file: Path, **options) -> dict
     out = RUN_DIR / f"loadgen-{target}-{time.monotonic_ns()}.json"
     args = [sys.executable, str(LOADGEN), "--url", base, "--target", target, "--ids", str(ids_file), "--out", str(out)]
     for name, value in options.items():
-        args += [f"--{name.replace('_', '-')}", str(value)]
+        flag = f"--{name.replace('_', '-')}"
+        args += [flag] if value is True else [flag, str(value)]
     expected = options.get("duration") or options.get("count", 0) / options.get("rate", 1)
     process = await asyncio.create_subprocess_exec(*args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -326,23 +335,76 @@ async def prepare(target: Target, args: argparse.Namespace) -> dict:
     return {"system": target.system.name, "workers": args.workers}
 
 
-async def post_load(target: Target, args: argparse.Namespace) -> dict:
-    """The warm-up, then the measured closed loop; CPU and RSS sampled before it and after convergence."""
-    closed_loop, result = {"concurrency": args.concurrency}, {}
+def alternated(names: list[str], number: int) -> list[str]:
+    """The systems' turn in slice `number`: `names`' order, then the reverse, and so on."""
+    return names if number % 2 == 0 else names[::-1]
+
+
+def merged_load(loads: list[dict]) -> dict:
+    """One closed-loop result from a step's slices: counts summed, throughput over their time, the
+    latency percentiles of all their requests pooled."""
+    elapsed, ok = sum(load["elapsed_s"] for load in loads), sum(load["ok"] for load in loads)
+    loadgen_cpu = sum(load["loadgen_cpu_s"] for load in loads)
+    return {
+        "target": loads[0]["target"],
+        "mode": "closed",
+        "concurrency": loads[0]["concurrency"],
+        "slices": len(loads),
+        "requests": sum(load["requests"] for load in loads),
+        "ok": ok,
+        "errors": sum(load["errors"] for load in loads),
+        "retries": sum(load["retries"] for load in loads),
+        "error_kinds": dict(sum((Counter(load["error_kinds"]) for load in loads), Counter())),
+        "elapsed_s": elapsed,
+        "throughput_rps": ok / elapsed if elapsed > 0 else 0.0,
+        "latency_ms": latency_summary([latency for load in loads for latency in load["latencies_s"]]),
+        "loadgen_cpu_s": loadgen_cpu,
+        "loadgen_cpu_share": loadgen_cpu / elapsed if elapsed > 0 else 0.0,
+        "ended_monotonic": loads[-1]["ended_monotonic"],
+    }
+
+
+async def post_loads(targets: dict[str, Target], args: argparse.Namespace) -> dict[str, dict]:
+    """Each system's warm-up, then the measured closed loop in `--slices` slices per system, the systems
+    alternated slice by slice. CPU is sampled before each slice and after its convergence (so the
+    consumer's share of the work is in it) and summed over the slices."""
+    results: dict[str, dict] = {name: {} for name in targets}
+    closed_loop = {"concurrency": args.concurrency}
     if args.warmup:
-        target.say(f"warm-up: {args.warmup:g} s of POST /orders")
-        warm = await target.post_orders(target.load_file, duration=args.warmup, **closed_loop)
-        result["warmup_convergence"] = await target.converged(target.load_ids, warm["ended_monotonic"])
-    target.say(f"POST /orders: {args.concurrency} clients for {args.duration:g} s")
-    before = cpu_sample(target.system)
-    load = await target.post_orders(target.load_file, duration=args.duration, **closed_loop)
-    result["post_orders"] = load
-    # The CPU window closes after convergence, so it holds the consumer's share of the work too.
-    result["convergence"] = await target.converged(target.load_ids, load["ended_monotonic"])
-    after = cpu_sample(target.system)
-    result["processes"] = {"before": before["services"], "after": after["services"]}
-    result["cpu_ms_per_order"] = cpu_ms_per_order(cpu_used(before, after), load["loadgen_cpu_s"], load["ok"])
-    return result
+        for name, target in targets.items():
+            target.say(f"warm-up: {args.warmup:g} s of POST /orders")
+            warm = await target.post_orders(target.load_file, duration=args.warmup, **closed_loop)
+            results[name]["warmup_convergence"] = await target.converged(target.load_ids, warm["ended_monotonic"])
+    seconds = args.duration / args.slices
+    loads: dict[str, list[dict]] = {name: [] for name in targets}
+    syncs: dict[str, list[dict]] = {name: [] for name in targets}
+    used: dict[str, Counter] = {name: Counter() for name in targets}
+    first: dict[str, dict] = {}
+    last: dict[str, dict] = {}
+    for number in range(args.slices):
+        for name in alternated(list(targets), number):
+            target = targets[name]
+            target.say(f"POST /orders: {args.concurrency} clients, slice {number + 1} of {args.slices} ({seconds:g} s)")
+            before = cpu_sample(target.system)
+            load = await target.post_orders(target.load_file, duration=seconds, keep_latencies=True, **closed_loop)
+            syncs[name].append(await target.converged(target.load_ids, load["ended_monotonic"]))
+            after = cpu_sample(target.system)
+            used[name].update(cpu_used(before, after))
+            first.setdefault(name, before)
+            last[name] = after
+            loads[name].append(load)
+    for name in targets:
+        load = merged_load(loads[name])
+        slowest = max(syncs[name], key=lambda sync: float("inf") if sync["seconds"] is None else sync["seconds"])
+        results[name].update(
+            {
+                "post_orders": load,
+                "convergence": slowest,  # the slowest slice's (a failed one's, if any)
+                "processes": {"before": first[name]["services"], "after": last[name]["services"]},
+                "cpu_ms_per_order": cpu_ms_per_order(dict(used[name]), load["loadgen_cpu_s"], load["ok"]),
+            }
+        )
+    return results
 
 
 async def light_load(target: Target, args: argparse.Namespace, aged_lag_ids: list[int] | None = None) -> dict:
@@ -362,14 +424,21 @@ async def light_load(target: Target, args: argparse.Namespace, aged_lag_ids: lis
     }
 
 
-async def get_loads(target: Target, args: argparse.Namespace) -> dict:
-    target.say(f"GET /customers/{{id}} and GET /orders?customer_id=: {args.get_duration:g} s each")
-    options = {"duration": args.get_duration, "concurrency": args.concurrency}
-    return {
-        "get_customer": await run_loadgen(target.system.customer_url, "get-customer", target.load_file, **options),
-        # Customers with exactly one order each, so both systems serve identical pages.
-        "get_orders": await run_loadgen(target.system.order_url, "get-orders", target.lag_file, **options),
-    }
+async def get_loads(targets: dict[str, Target], args: argparse.Namespace) -> dict[str, dict]:
+    """GET /customers/{id} and GET /orders?customer_id= in `--slices` slices per system, alternated as
+    the POST load's are."""
+    seconds = args.get_duration / args.slices
+    options = {"duration": seconds, "concurrency": args.concurrency, "keep_latencies": True}
+    loads: dict[str, dict[str, list[dict]]] = {name: {"get_customer": [], "get_orders": []} for name in targets}
+    for number in range(args.slices):
+        for name in alternated(list(targets), number):
+            target = targets[name]
+            target.say(f"GET /customers/{{id}} and GET /orders?customer_id=: slice {number + 1} of {args.slices}")
+            customer, order = target.system.customer_url, target.system.order_url
+            loads[name]["get_customer"].append(await run_loadgen(customer, "get-customer", target.load_file, **options))
+            # Customers with exactly one order each, so both systems serve identical pages.
+            loads[name]["get_orders"].append(await run_loadgen(order, "get-orders", target.lag_file, **options))
+    return {name: {step: merged_load(runs) for step, runs in steps.items()} for name, steps in loads.items()}
 
 
 async def later_phases(target: Target, args: argparse.Namespace, capacity: float) -> dict:
@@ -483,8 +552,11 @@ async def bench_round(turn: list[str], args: argparse.Namespace) -> dict[str, di
 
     Why together: this machine's speed drifts by ±15 % within minutes (its host takes the CPU away), so
     two systems measured a minute apart compare the two minutes as much as the code; here their POST
-    loads are seconds apart. The idle system meanwhile takes little CPU (ours about 1.3 % of a core per
-    worker, admission's tick; the baseline's under 0.1 %), and none of it is counted in the other's figures."""
+    and GET loads are cut into slices of a few seconds, alternated, so a slow stretch falls on both
+    (when each system ran its 10 s in one piece, a slow stretch on one of them decided a round: the
+    order service's CPU per order read 0.83x to 1.55x over the three rounds of one run). The idle system
+    meanwhile takes little CPU (ours about 1.3 % of a core per worker, admission's tick; the baseline's
+    under 0.1 %), and none of it is counted in the other's figures."""
     results: dict[str, dict] = {}
     async with contextlib.AsyncExitStack() as stack:
         targets: dict[str, Target] = {}
@@ -495,9 +567,12 @@ async def bench_round(turn: list[str], args: argparse.Namespace) -> dict[str, di
             targets[name] = Target(system, *await started(system, stack))
         for name, target in targets.items():
             results[name] = await prepare(target, args)
-        for phase in (post_load, light_load, get_loads):
-            for name, target in targets.items():
-                results[name].update(await phase(target, args))
+        for name, measured in (await post_loads(targets, args)).items():
+            results[name].update(measured)
+        for name, target in targets.items():
+            results[name].update(await light_load(target, args))
+        for name, measured in (await get_loads(targets, args)).items():
+            results[name].update(measured)
         for name, target in targets.items():
             results[name].update(await later_phases(target, args, results[name]["post_orders"]["throughput_rps"]))
             exactness = await check_exact(target.http, target.system, target.created, target.checked)
