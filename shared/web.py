@@ -61,11 +61,20 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
             admission.release()
 
 
-async def freeze_startup_heap(app: web.Application) -> None:
+# Python collects its youngest generation each time 700 more container objects were made than freed;
+# a request makes a few hundred, so that was a collection every few requests, each walking the young
+# objects still alive. At 10,000 the order worker runs 1.8 % fewer instructions per order (callgrind,
+# bench/README.md); garbage in reference cycles waits a little longer to be freed.
+YOUNG_GENERATION_THRESHOLD = 10_000
+
+
+async def tune_garbage_collection(app: web.Application) -> None:
     """Keep what start-up built (modules, models, schemas, the docs) out of every later garbage collection:
-    a full collection otherwise walks all of it, a pause of tens of milliseconds at the p99 of requests."""
+    a full collection otherwise walks all of it, a pause of tens of milliseconds at the p99 of requests.
+    And collect the young generation less often."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def service_app(
@@ -90,7 +99,7 @@ def service_app(
     )
     app.cleanup_ctx.append(admission_ctx)
     app.cleanup_ctx.append(tortoise_ctx(orm_config))  # first: what starts later may use the ORM
-    app.on_startup.append(freeze_startup_heap)  # after every cleanup_ctx's start-up, the services' too
+    app.on_startup.append(tune_garbage_collection)  # after every cleanup_ctx's start-up, the services' too
     app.add_routes(routes)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)

@@ -1,9 +1,12 @@
 import asyncio
+import gc
 
 import pytest
 
+from customer.app import create_app
 from shared.testing.api import assert_problem, create_customer, get_json
 from shared.testing.plugin import unique
+from shared.web import YOUNG_GENERATION_THRESHOLD
 
 
 async def test_create_returns_201_location_and_the_stored_customer(customer_client):
@@ -137,6 +140,15 @@ async def test_request_id_is_echoed_or_made_up(customer_client):
     assert response.headers["X-Request-ID"] == "my-id-123"
     response = await customer_client.get("/nope")
     assert len(response.headers["X-Request-ID"]) >= 16
+
+
+async def test_a_started_service_collects_young_objects_less_often(aiohttp_client, customer_settings):
+    """shared/web.py tunes the garbage collector once the app has started (bench/README.md, eleventh pass)."""
+    python_default = 700
+    gc.set_threshold(python_default, *gc.get_threshold()[1:])
+    await aiohttp_client(await create_app(customer_settings))
+    assert gc.get_threshold()[0] == YOUNG_GENERATION_THRESHOLD > python_default
+    assert gc.get_freeze_count() > 0  # and what start-up built is out of every collection
 
 
 async def test_concurrent_creates_with_one_email_store_one_customer(customer_client):
