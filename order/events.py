@@ -33,7 +33,7 @@ class OutboxRow:
 def event_id(order, event_type: EventType) -> uuid.UUID:
     """uuid.uuid5(EVENT_ID_NAMESPACE, "<type>:<order id>:<status>:<created_at in ISO 8601>"), computed as
     uuid5 does but without the import it runs on every call, and with the time written by orjson, whose
-    text is isoformat()'s at a third of the cost (a test holds both to uuid5 with isoformat)."""
+    text is isoformat()'s and cheaper to make (a test holds both to uuid5 with isoformat)."""
     # created_at keeps ids apart when an order database is recreated and its ids start again at 1.
     name = f"{event_type}:{order.id}:{order.status}:".encode() + orjson.dumps(order.created_at)[1:-1]
     return uuid.UUID(bytes=sha1(_NAMESPACE_BYTES + name).digest()[:16], version=5)
