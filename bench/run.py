@@ -336,7 +336,8 @@ async def prepare(target: Target, args: argparse.Namespace) -> dict:
 
 
 def alternated(names: list[str], number: int) -> list[str]:
-    """The systems' turn in slice `number`: `names`' order, then the reverse, and so on."""
+    """The systems' order in turn `number` (a slice, a pair, a round): `names`' order, then the reverse,
+    and so on."""
     return names if number % 2 == 0 else names[::-1]
 
 
@@ -683,7 +684,7 @@ async def side_by_side(args: argparse.Namespace) -> dict:
             targets[system.name] = (target, ids_file, ids)
         pairs, exact = [], True
         for number in range(args.pairs):
-            turn = list(targets) if number % 2 == 0 else list(reversed(targets))
+            turn = alternated(list(targets), number)
             pair: dict[str, dict] = {}
             for name in turn:
                 target, ids_file, ids = targets[name]
@@ -767,7 +768,7 @@ async def main(args: argparse.Namespace) -> int:
         print(f"round {number} of {args.rounds}: the closed-loop phases again", flush=True)
         # Each round after the first starts with the other system, so neither always runs second (after
         # the other's writes, say, while PostgreSQL and RabbitMQ still work them off).
-        again = await bench_round(names if number % 2 else list(reversed(names)), quick)
+        again = await bench_round(alternated(names, number - 1), quick)  # round 1 is turn 0
         rounds.append(report.compare(again))
         round_lines, round_exact = verdict_lines(again, [])
         if not round_exact:
