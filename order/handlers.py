@@ -7,8 +7,8 @@ from order.schemas import (
     CreateOrderBody,
     CustomerOrdersQuery,
     OrderCountsQuery,
+    OrderOut,
     OrderQuery,
-    render_order,
 )
 from shared.admission import ABANDONED, client_gone
 from shared.http import created, json_response, parse_json, parse_query, path_id
@@ -50,7 +50,7 @@ async def list_customer_orders(request: web.Request) -> web.Response:
 
 async def _page(query: OrderQuery) -> web.Response:
     orders, total = await service.list_orders(query.customer_id, query.status, query.limit, query.offset)
-    return json_response(page_of([render_order(order) for order in orders], total, query))
+    return json_response(page_of(OrderOut, orders, total, query))
 
 
 async def count_orders(request: web.Request) -> web.Response:
@@ -61,11 +61,11 @@ async def count_orders(request: web.Request) -> web.Response:
 
 
 async def get_order(request: web.Request) -> web.Response:
-    return json_response(render_order(await service.get_order(path_id(request))))
+    return json_response(OrderOut.model_validate(await service.get_order(path_id(request))))
 
 
 async def change_order_status(request: web.Request) -> web.Response:
     order_id = path_id(request)
     body = await parse_json(request, ChangeStatusBody)
     order = await service.change_order_status(request.app[RELAY], order_id, body.order.status, current_request_id())
-    return json_response(render_order(order))
+    return json_response(OrderOut.model_validate(order))

@@ -20,13 +20,15 @@ BODY_READ_TIMEOUT = 10.0
 
 
 def to_json(data: Any) -> bytes:
-    """`data` as JSON, datetimes as pydantic writes them (ISO 8601, UTC as `Z`): the renderers that skip
-    the models leave datetimes to orjson, which writes them four times faster than isoformat()."""
+    """`data` as JSON: a contract model as pydantic dumps it; anything else (problems, health, counts)
+    by orjson, datetimes written as pydantic writes them (ISO 8601, UTC as `Z`)."""
+    if isinstance(data, BaseModel):
+        return data.model_dump_json().encode()
     return orjson.dumps(data, option=orjson.OPT_UTC_Z)
 
 
 def json_response(data: Any, status: int = 200, headers: dict | None = None) -> web.Response:
-    """`data` as JSON; bytes are taken as JSON already rendered."""
+    """`data` (a model, or plain data) as JSON; bytes are taken as JSON already rendered."""
     body = data if isinstance(data, bytes) else to_json(data)
     return web.Response(body=body, status=status, headers=headers, content_type="application/json")
 

@@ -10,15 +10,14 @@ import contextlib
 import sys
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from conftest import broker_connected, make_settings
 from customer.app import create_app as create_customer_app
-from customer.seeds import seed_customers
+from customer.manage import SERVICE_DB
 from order.app import create_app as create_order_app
 from order.settings import OrderSettings
-from shared.db import asyncpg_dsn
+from shared.manage import seed
 from shared.testing.api import assert_problem, create_customer, get_json
 from shared.testing.docs import schema_validator
 
@@ -116,11 +115,7 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "409", "422"]
 async def test_schemathesis_finds_nothing_wrong_with_the_order_service(order_server, test_run, tmp_path):
     # The contract's seed customers 1-3: schemathesis's boundary cases use ids 1 and 2, and the
     # override below pins every other generated order to customer 1, so valid orders are accepted.
-    conn = await asyncpg.connect(asyncpg_dsn(test_run.customer_db))
-    try:
-        await seed_customers(conn)
-    finally:
-        await conn.close()
+    await seed(SERVICE_DB, test_run.customer_db)
     code, output = await run_schemathesis(order_server, tmp_path, ORDER_CONFIG)
     assert code == 0, output
 
