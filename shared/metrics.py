@@ -49,11 +49,11 @@ if values.ValueClass is not values.MutexValue:
 
 # --- per-request metrics, buffered ----------------------------------------------------------------------------
 #
-# An update of a multiprocess metric (a lock, a value packed into a memory-mapped file) cost about 30 µs of
-# CPU per request in place, measured under load, though a few µs in a loop of its own: a sixth of a GET.
-# The metrics every request updates are therefore tallied in plain Python and written in one go when
-# the worker has no request left in progress, or at least every FLUSH_INTERVAL (the admission's tick
-# looks too). An idle worker's metrics are exact; a busy one's are at most that far behind.
+# An update of a multiprocess metric takes a lock and packs a value into a memory-mapped file, a large
+# part of a small request's cost. The metrics every request updates are therefore tallied in plain
+# Python and written in one go when the worker has no request left in progress, or at least every
+# FLUSH_INTERVAL (the admission's tick looks too). An idle worker's metrics are exact; a busy one's
+# are at most that far behind.
 
 FLUSH_INTERVAL = 1.0  # seconds
 

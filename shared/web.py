@@ -63,8 +63,7 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
 
 # Python collects its youngest generation each time 700 more container objects were made than freed;
 # a request makes a few hundred, so that was a collection every few requests, each walking the young
-# objects still alive. At 10,000 the order worker runs 1.8 % fewer instructions per order (callgrind,
-# bench/README.md); garbage in reference cycles waits a little longer to be freed.
+# objects still alive. Garbage in reference cycles waits a little longer to be freed.
 YOUNG_GENERATION_THRESHOLD = 10_000
 
 
