@@ -15,6 +15,7 @@ from shared.problems import BadRequest, NotFound, RequestTimeout, UnsupportedMed
 Model = TypeVar("Model", bound=BaseModel)
 
 MAX_INT_ID = 2**31 - 1  # ids are PostgreSQL `integer`s
+MAX_ID_DIGITS = len(str(MAX_INT_ID))
 # A client that sends its headers and then stalls on the body holds a handler until this runs out.
 BODY_READ_TIMEOUT = 10.0
 
@@ -110,8 +111,12 @@ def parse_query(request: web.Request, model: type[Model]) -> Model:
 
 
 def path_id(request: web.Request, name: str = "id") -> int:
-    """The route matched `\\d+`; an id beyond the column's range cannot exist."""
-    value = int(request.match_info[name])
-    if value < 1 or value > MAX_INT_ID:
-        raise NotFound(f"No resource with id {request.match_info[name]}.")
+    """The route matched `\\d+`; an id beyond the column's range cannot exist. A longer string of digits
+    is not parsed at all: Python refuses to parse one of thousands of digits."""
+    text = request.match_info[name]
+    if len(text) > MAX_ID_DIGITS:
+        raise NotFound(f"No resource has an id of {len(text)} digits.")
+    value = int(text)
+    if not 1 <= value <= MAX_INT_ID:
+        raise NotFound(f"No resource with id {text}.")
     return value
