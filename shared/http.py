@@ -71,19 +71,25 @@ def _is_json(content_type: str) -> bool:
     return content_type == "application/json" or content_type.endswith("+json")
 
 
-async def parse_json(request: web.Request, model: type[Model]) -> Model:
-    """Validate the body against `model`: 415 if not JSON, 400 if malformed, 422 naming each bad field."""
-    if not _is_json(request.content_type):
-        raise UnsupportedMediaType("Send the body as application/json.")
+async def read_body(request: web.Request) -> bytes:
+    """The whole body, within BODY_READ_TIMEOUT (408) and client_max_size (413); aiohttp keeps it, so a
+    second call returns it at once."""
     if request.content_length is not None and request.content_length > request.client_max_size:
         raise web.HTTPRequestEntityTooLarge(request.client_max_size, request.content_length)  # before reading it
     # No timer for a body that came whole with the headers (a small one mostly does).
     arrival = contextlib.nullcontext() if request.content.is_eof() else asyncio.timeout(BODY_READ_TIMEOUT)
     try:
         async with arrival:
-            body = await request.read()  # aiohttp answers 413 past client_max_size (1 MiB)
+            return await request.read()  # aiohttp answers 413 past client_max_size (1 MiB)
     except TimeoutError:
         raise RequestTimeout(f"The request body did not arrive within {BODY_READ_TIMEOUT:g} s.") from None
+
+
+async def parse_json(request: web.Request, model: type[Model]) -> Model:
+    """Validate the body against `model`: 415 if not JSON, 400 if malformed, 422 naming each bad field."""
+    if not _is_json(request.content_type):
+        raise UnsupportedMediaType("Send the body as application/json.")
+    body = await read_body(request)
     if not body.strip():
         raise BadRequest("The request body is empty; a JSON object is expected.")
     try:

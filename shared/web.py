@@ -9,6 +9,7 @@ from aiohttp import web
 from shared.admission import ABANDONED, ADMISSION, Admission, admission_ctx, admission_for, client_gone, refused
 from shared.db import release_app_orm, tortoise_ctx, use_app_orm
 from shared.health import health, ready
+from shared.http import read_body
 from shared.metrics import metrics_handler, request_started
 from shared.observe import observe
 from shared.openapi import add_docs_routes
@@ -22,10 +23,13 @@ from shared.tracing import configure_tracing, instrument_libraries
 @web.middleware
 async def request_middleware(request: web.Request, handler) -> web.StreamResponse:
     """Everything a request goes through, in one layer (each layer costs a coroutine and a wrapper per
-    request): admission first, so a refusal costs next to nothing (shared/admission.py); then the
-    request's id, from the client or made up, in the logs and the response; the app's ORM; any error as
-    a problem+json; then its metrics and access log line, with the final status."""
-    admission = admission_for(request)
+    request): its body, read before it asks for a slot, so a client that sends one slowly holds a
+    socket, not one of the few slots; then admission, so a refusal costs next to nothing
+    (shared/admission.py); then the request's id, from the client or made up, in the logs and the
+    response; the app's ORM; any error (a body that did not arrive too) as a problem+json; then its
+    metrics and access log line, with the final status."""
+    body_failed = await _body_failed(request)
+    admission = admission_for(request) if body_failed is None else None
     if admission is not None:
         reason = await admission.admit()
         if reason is not None:
@@ -42,6 +46,8 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
     request_started()
     try:
         try:
+            if body_failed is not None:
+                raise body_failed
             response = await handler(request)
         except web.HTTPException as exc:
             if exc.status < 400:  # a redirect is aiohttp's to send
@@ -59,6 +65,17 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
         request_id_var.reset(id_token)
         if admission is not None:
             admission.release()
+
+
+async def _body_failed(request: web.Request) -> Exception | None:
+    """Read the request's body; what went wrong (408, 413, a dropped connection), or None."""
+    if not request.can_read_body:
+        return None
+    try:
+        await read_body(request)
+    except Exception as exc:
+        return exc
+    return None
 
 
 # Python collects its youngest generation each time 700 more container objects were made than freed;

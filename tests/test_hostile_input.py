@@ -10,6 +10,7 @@ import contextlib
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from conftest import broker_connected, make_settings
@@ -363,3 +364,26 @@ async def test_a_body_that_stalls_is_answered_408_after_the_read_timeout(order_s
         writer.close()
     assert answer.startswith("HTTP/1.1 408 ")
     assert "application/problem+json" in answer
+
+
+async def test_slow_bodies_hold_sockets_not_admission_slots(aiohttp_server, order_settings):
+    """Three times as many stalled bodies as there are slots, and other requests are still served at once."""
+    settings = order_settings.model_copy(update={"admission_max_in_flight": 2, "admission_queue_timeout": 0.5})
+    server = await aiohttp_server(await create_order_app(settings))
+    head = (
+        b'POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"order": '
+    )
+    stalled = []
+    try:
+        for _ in range(3 * settings.admission_max_in_flight):
+            _, writer = await asyncio.open_connection(server.host, server.port)
+            writer.write(head)
+            await writer.drain()
+            stalled.append(writer)
+        async with aiohttp.ClientSession() as client:
+            for _ in range(3):  # each would wait out the queue timeout and be refused if a slot were held
+                async with client.get(server.make_url("/orders/2147483000")) as answer:
+                    assert answer.status == 404, await answer.text()
+    finally:
+        for writer in stalled:
+            writer.close()
