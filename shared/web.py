@@ -8,12 +8,13 @@ from aiohttp import web
 
 from shared.admission import ABANDONED, ADMISSION, Admission, admission_ctx, admission_for, client_gone, refused
 from shared.db import release_app_orm, tortoise_ctx, use_app_orm
-from shared.health import health, ready
+from shared.health import READINESS, health, readiness, ready
 from shared.http import read_body
-from shared.metrics import metrics_handler, request_started
+from shared.metrics import EXPOSITION, exposition, metrics_handler, request_started
 from shared.observe import observe
 from shared.openapi import add_docs_routes
 from shared.problems import problem_for
+from shared.recent import Recent
 from shared.request_id import HEADER as REQUEST_ID_HEADER
 from shared.request_id import accept_request_id, request_id_var
 from shared.settings import SharedSettings
@@ -117,6 +118,8 @@ def service_app(
     app.cleanup_ctx.append(tortoise_ctx(orm_config))  # first: what starts later may use the ORM
     app.on_startup.append(tune_garbage_collection)  # after every cleanup_ctx's start-up, the services' too
     app.add_routes(routes)
+    app[READINESS] = Recent(lambda: readiness(app))
+    app[EXPOSITION] = Recent(exposition)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics_handler)
