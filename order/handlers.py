@@ -1,7 +1,7 @@
 from aiohttp import web
 
 from order import idempotency, service
-from order.keys import CUSTOMERS, ORDER_IDS, RELAY
+from order.keys import CUSTOMERS, ORDER_IDS, RELAY, SETTINGS
 from order.schemas import (
     ChangeStatusBody,
     CreateOrderBody,
@@ -12,7 +12,7 @@ from order.schemas import (
 )
 from shared.admission import ABANDONED, client_gone
 from shared.http import created, json_response, parse_json, parse_query, path_id
-from shared.pagination import page_of
+from shared.pagination import check_offset, page_response, resume
 from shared.request_id import current_request_id
 
 REPLAYED = {idempotency.REPLAYED_HEADER: "true"}
@@ -39,18 +39,22 @@ async def create_order(request: web.Request) -> web.Response:
 
 
 async def list_orders(request: web.Request) -> web.Response:
-    return await _page(parse_query(request, OrderQuery))
+    return await _page(request, parse_query(request, OrderQuery))
 
 
 async def list_customer_orders(request: web.Request) -> web.Response:
     """The original system's route: the same as GET /orders?customer_id={id}."""
     page = parse_query(request, CustomerOrdersQuery)
-    return await _page(OrderQuery(customer_id=path_id(request), **page.model_dump()))
+    return await _page(request, OrderQuery(customer_id=path_id(request), **page.model_dump(exclude_unset=True)))
 
 
-async def _page(query: OrderQuery) -> web.Response:
-    orders, total = await service.list_orders(query.customer_id, query.status, query.limit, query.offset)
-    return json_response(page_of(OrderOut, orders, total, query))
+async def _page(request: web.Request, query: OrderQuery) -> web.Response:
+    check_offset(query, request.app[SETTINGS].page_max_offset)
+    query, after = resume(query)
+    # One row more than the page: whether another page follows.
+    orders = await service.list_orders(query.customer_id, query.status, query.limit + 1, query.offset, after)
+    total = await service.count_matching_orders(query.customer_id, query.status) if query.count else None
+    return page_response(request, OrderOut, orders, query, total)
 
 
 async def count_orders(request: web.Request) -> web.Response:
