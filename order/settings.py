@@ -1,10 +1,18 @@
 from pydantic import Field, model_validator
 
+from shared.database_roles import with_role
 from shared.settings import SharedSettings
 
 
 class OrderSettings(SharedSettings):
     database_url: str = Field("postgres://order_service@127.0.0.1:5432/orders", validation_alias="ORDER_DATABASE_URL")
+    migration_url: str | None = Field(None, validation_alias="ORDER_MIGRATION_DATABASE_URL")
+
+    @property
+    def migration_database_url(self) -> str:
+        """Migrations run as the database's owner: by default the service's URL as `order_owner`."""
+        return self.migration_url or with_role(self.database_url, "order_owner")
+
     # The relay's LISTEN connection (one session, held open): PostgreSQL itself, not a transaction pooler.
     listen_url: str | None = Field(None, validation_alias="ORDER_LISTEN_DATABASE_URL")
 
@@ -38,4 +46,7 @@ class OrderSettings(SharedSettings):
         # A lease that ran out while its publish still waited for the broker would let a claim send it too.
         if self.outbox_lease <= self.outbox_confirm_timeout:
             raise ValueError("OUTBOX_LEASE must be longer than OUTBOX_CONFIRM_TIMEOUT")
+        # The relay holds a claim's transaction open while the broker confirms its batch.
+        if self.database_idle_in_transaction_timeout <= self.outbox_confirm_timeout:
+            raise ValueError("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT must be longer than OUTBOX_CONFIRM_TIMEOUT")
         return self

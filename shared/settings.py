@@ -23,8 +23,16 @@ class SharedSettings(BaseSettings):
     admission_overload_queue_timeout: float = Field(0.1, gt=0, validation_alias="ADMISSION_OVERLOAD_QUEUE_TIMEOUT")
     admission_burst: float = Field(0.2, ge=0, validation_alias="ADMISSION_BURST")
     admission_max_loop_lag: float = Field(0.05, gt=0, validation_alias="ADMISSION_MAX_LOOP_LAG")
-    # A statement of a service's that runs longer is ended, and its request answered 503.
+    # The database's session limits, in seconds, which `manage migrate` sets (shared/database_roles.py):
+    # a statement that runs longer is ended (its request answered 503); a lock waited for longer is given
+    # up; a transaction left idle longer is ended (above OUTBOX_CONFIRM_TIMEOUT, the longest the relay
+    # holds one open while the broker confirms). On the database rather than each connection: PgBouncer
+    # refuses startup parameters it does not know.
     database_statement_timeout: float = Field(10.0, gt=0, validation_alias="DATABASE_STATEMENT_TIMEOUT")
+    database_lock_timeout: float = Field(5.0, gt=0, validation_alias="DATABASE_LOCK_TIMEOUT")
+    database_idle_in_transaction_timeout: float = Field(
+        60.0, gt=0, validation_alias="DATABASE_IDLE_IN_TRANSACTION_TIMEOUT"
+    )
     # Lists page by offset up to here; deeper, by the `next` cursor (whose cost does not grow with depth).
     page_max_offset: int = Field(10_000, ge=0, validation_alias="PAGE_MAX_OFFSET")
     # Used only by `manage migrate/prepare` to create a service's role and database when they are

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from aiohttp import web
 
 from shared.admission import ABANDONED, ADMISSION, Admission, admission_ctx, admission_for, client_gone, refused
-from shared.db import release_app_orm, tortoise_ctx, use_app_orm, with_statement_timeout
+from shared.db import release_app_orm, tortoise_ctx, use_app_orm
 from shared.health import READINESS, health, readiness, ready
 from shared.http import read_body
 from shared.metrics import EXPOSITION, exposition, metrics_handler, request_started
@@ -116,7 +116,7 @@ def service_app(
     )
     app.cleanup_ctx.append(admission_ctx)
     # First: what starts later may use the ORM.
-    app.cleanup_ctx.append(tortoise_ctx(with_statement_timeout(orm_config, settings.database_statement_timeout)))
+    app.cleanup_ctx.append(tortoise_ctx(orm_config))
     app.on_startup.append(tune_garbage_collection)  # after every cleanup_ctx's start-up, the services' too
     app.add_routes(routes)
     app[READINESS] = Recent(lambda: readiness(app))
