@@ -10,6 +10,7 @@ class CustomerSettings(SharedSettings):
     database_url: str = Field(
         "postgres://customer_service@127.0.0.1:5432/customers", validation_alias="CUSTOMER_DATABASE_URL"
     )
+    auth_audience: str = Field("customer-service", validation_alias="CUSTOMER_AUTH_AUDIENCE")
     # Unacked messages the consumer holds at once: a batch being applied and the next one arriving.
     prefetch: int = Field(1000, ge=1, le=10000, validation_alias="CONSUMER_PREFETCH")
     # Deliveries applied in one transaction at most (fewer when fewer have arrived).

@@ -12,7 +12,7 @@ from order.keys import CUSTOMERS, ORDER_IDS, RELAY, SETTINGS
 from order.openapi import openapi_spec
 from order.outbox import OutboxRelay, hold_relay_session
 from order.repository import OrderIds
-from order.routes import routes
+from order.routes import access, routes
 from order.settings import OrderSettings
 from shared.amqp import BROKER, BrokerLink, declare_events_exchange
 from shared.db import start_orm_task, stop_tasks
@@ -44,9 +44,13 @@ async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
     await stop_tasks(tasks)
 
 
+# What gunicorn's master reads the configuration with before it starts a worker (shared/gunicorn_conf.py).
+SETTINGS_CLASS = OrderSettings
+
+
 async def create_app(settings: OrderSettings | None = None) -> web.Application:
     settings = settings or OrderSettings()
-    app = service_app("order", order_orm_config(settings.database_url), routes, openapi_spec, settings)
+    app = service_app("order", order_orm_config(settings.database_url), routes, openapi_spec, settings, access)
     app[SETTINGS] = settings
     app[ORDER_IDS] = OrderIds()
     app.cleanup_ctx.extend([customer_client_ctx, relay_ctx])

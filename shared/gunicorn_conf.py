@@ -6,11 +6,14 @@
 `--name` (proc_name) names the service in every log line. WORKERS sets the worker count.
 """
 
+import importlib
 import os
 import shutil
+import sys
 
 from prometheus_client import multiprocess
 
+from shared.auth import not_configured
 from shared.logs import configure_logging
 from shared.settings import SharedSettings
 
@@ -25,7 +28,18 @@ keepalive = 5
 accesslog = None  # our JSON access log comes from shared.observe
 
 
+def refuse_unconfigured_start(app_uri: str) -> None:
+    """Fail closed before any worker starts: one line naming the missing variable, exit 1 (a worker
+    that failed in create_app would only be started again, and again)."""
+    module = importlib.import_module(app_uri.partition(":")[0])
+    missing = module.SETTINGS_CLASS().missing_auth_setting()
+    if missing is not None:
+        print(not_configured(missing), file=sys.stderr)
+        sys.exit(1)
+
+
 def on_starting(server) -> None:
+    refuse_unconfigured_start(server.app.app_uri)
     # Metrics from several workers are merged through files in this directory; stale files would add up.
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:

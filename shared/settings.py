@@ -1,5 +1,7 @@
 """Settings both services read from the environment (names fixed by the contract)."""
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -29,6 +31,29 @@ class SharedSettings(BaseSettings):
     # The exchange the order service publishes to and the customer service binds to; tests give each
     # run its own names so they never touch the running system's topology.
     events_exchange: str = Field("orders", validation_alias="EVENTS_EXCHANGE")
+
+    # Bearer tokens on every API request (shared/auth.py, docs/auth.md). `jwt` is the default, so a start
+    # with no configuration refuses to run rather than serve everyone; `off` must be said, and is logged.
+    auth_mode: Literal["jwt", "off"] = Field("jwt", validation_alias="AUTH_MODE")
+    # The issuer tokens must name (`iss`) and where its signing keys are published (a JWKS document).
+    auth_issuer: str | None = Field(None, validation_alias="AUTH_ISSUER")
+    auth_jwks_url: str | None = Field(None, validation_alias="AUTH_JWKS_URL")
+    # A token naming a key we do not have fetches the key set again, at most this often (seconds): a
+    # flood of made-up key ids cannot hammer the issuer. The set is also fetched every REFRESH seconds.
+    auth_jwks_min_refresh: float = Field(30.0, gt=0, validation_alias="AUTH_JWKS_MIN_REFRESH")
+    auth_jwks_refresh: float = Field(300.0, gt=0, validation_alias="AUTH_JWKS_REFRESH")
+    # The `aud` a token must carry for this service (each service names its own variable).
+    auth_audience: str = Field("", validation_alias="AUTH_AUDIENCE")
+
+    def auth_required(self) -> dict[str, str | None]:
+        """What AUTH_MODE=jwt cannot start without, by variable name."""
+        return {"AUTH_ISSUER": self.auth_issuer, "AUTH_JWKS_URL": self.auth_jwks_url}
+
+    def missing_auth_setting(self) -> str | None:
+        """The first variable AUTH_MODE=jwt needs that is unset, or None."""
+        if self.auth_mode == "off":
+            return None
+        return next((name for name, value in self.auth_required().items() if not value), None)
 
     @field_validator("amqp_url")
     @classmethod

@@ -2,11 +2,12 @@
 
 import gc
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from aiohttp import web
 
 from shared.admission import ABANDONED, ADMISSION, Admission, admission_ctx, admission_for, client_gone, refused
+from shared.auth import AUTH, Access, identity_var, install_auth
 from shared.db import release_app_orm, tortoise_ctx, use_app_orm
 from shared.health import health, ready
 from shared.metrics import metrics_handler, request_started
@@ -23,8 +24,9 @@ from shared.tracing import configure_tracing, instrument_libraries
 async def request_middleware(request: web.Request, handler) -> web.StreamResponse:
     """Everything a request goes through, in one layer (each layer costs a coroutine and a wrapper per
     request): admission first, so a refusal costs next to nothing (shared/admission.py); then the
-    request's id, from the client or made up, in the logs and the response; the app's ORM; any error as
-    a problem+json; then its metrics and access log line, with the final status."""
+    request's id, from the client or made up, in the logs and the response; the app's ORM; the caller's
+    token (shared/auth.py); any error as a problem+json; then its metrics and access log line, with the
+    final status."""
     admission = admission_for(request)
     if admission is not None:
         reason = await admission.admit()
@@ -40,8 +42,11 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
     orm_token = use_app_orm(request.app)
     status = 500
     request_started()
+    auth = request.app.get(AUTH)
     try:
         try:
+            if auth is not None:
+                await auth.check(request)
             response = await handler(request)
         except web.HTTPException as exc:
             if exc.status < 400:  # a redirect is aiohttp's to send
@@ -56,6 +61,7 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
     finally:
         release_app_orm(orm_token)
         observe(request, status, started)
+        identity_var.set(None)
         request_id_var.reset(id_token)
         if admission is not None:
             admission.release()
@@ -83,6 +89,7 @@ def service_app(
     routes: Iterable[web.RouteDef],
     openapi_spec: Callable[[], dict],
     settings: SharedSettings,
+    access: Mapping[Callable, Access],
 ) -> web.Application:
     """The app both services start from; each adds its settings and its own background work after the ORM."""
     # Before the Application and any ClientSession exist: the instrumentations patch their classes.
@@ -105,4 +112,5 @@ def service_app(
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics_handler)
     add_docs_routes(app, openapi_spec)
+    install_auth(app, name, settings, access)
     return app

@@ -152,7 +152,7 @@ def bind_port(service: dict) -> int:
 def app_routes(name: str) -> frozenset[tuple[str, str]]:
     """(method, route) pairs of the service's app, built as gunicorn builds it (no I/O happens before startup)."""
     module = importlib.import_module(f"{name}.app")
-    app: web.Application = asyncio.run(module.create_app(SETTINGS[name]()))
+    app: web.Application = asyncio.run(module.create_app(SETTINGS[name](auth_mode="off")))
     return frozenset((route.method, route.resource.canonical) for route in app.router.routes() if route.resource)
 
 

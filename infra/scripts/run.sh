@@ -7,6 +7,9 @@ PY=${PY:-.venv/bin}
 HOST=${HOST:-127.0.0.1}
 RUN_DIR=${RUN_DIR:-.run}
 mkdir -p "$RUN_DIR"
+# A local run keeps the README's curl working without a token: authentication is off unless asked for
+# (AUTH_MODE=jwt; docs/auth.md). The services log the choice, and /ready shows it.
+export AUTH_MODE=${AUTH_MODE:-off}
 
 pids=()
 stop() {

@@ -218,6 +218,7 @@ async def start_services(test_run, tmp_path):
                 "ORDER_DATABASE_URL": test_run.order_db,
                 "EVENTS_EXCHANGE": test_run.exchange,
                 "CUSTOMER_ORDERS_QUEUE": test_run.queue,
+                "AUTH_MODE": "off",  # as `make run`; a test that wants tokens passes AUTH_MODE=jwt and the issuer
                 **env,
             },
             log_path=tmp_path / f"services-{len(started)}.log",
