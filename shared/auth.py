@@ -13,7 +13,6 @@ otherwise, so a new route cannot be left open by forgetting it.
 """
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import time
@@ -27,6 +26,7 @@ import aiohttp
 import jwt
 from aiohttp import web
 
+from shared.db import stop_tasks
 from shared.metrics import BufferedCounter, Counter
 from shared.problems import AppError, ServiceUnavailable
 from shared.settings import SharedSettings
@@ -147,7 +147,8 @@ class KeySet:
         self.refresh = refresh
         self.keys: dict[str, jwt.PyJWK] = {}
         self.fetched = False  # once any key set was fetched
-        self._last_attempt = -float("inf")  # event-loop time
+        self._last_attempt = -float("inf")  # event-loop time, of any fetch
+        self._last_refetch = -float("inf")  # of the last one an unknown key id caused
         self._fetch: asyncio.Future[bool] | None = None
         self.on_change: Callable[[], None] = lambda: None
 
@@ -156,6 +157,7 @@ class KeySet:
         KeysUnavailable while no key set was ever fetched."""
         found = self._lookup(kid)
         if found is None and self._refetch_allowed():
+            self._last_refetch = asyncio.get_running_loop().time()
             await self.fetch()
             found = self._lookup(kid)
         if found is None and not self.fetched:
@@ -169,7 +171,9 @@ class KeySet:
         return self.keys.get(kid)
 
     def _refetch_allowed(self) -> bool:
-        return self._fetch is not None or asyncio.get_running_loop().time() - self._last_attempt >= self.min_refresh
+        """A fetch in flight is joined; a new one waits min_refresh after the last an unknown key id
+        caused (routine fetches do not count: a key rotated in just after one is fetched at once)."""
+        return self._fetch is not None or asyncio.get_running_loop().time() - self._last_refetch >= self.min_refresh
 
     async def fetch(self) -> bool:
         """Fetch the set once; callers that come meanwhile share that fetch. False when it failed."""
@@ -219,16 +223,14 @@ class KeySet:
 
 
 def scopes_of(claims: Mapping) -> frozenset[str]:
-    """`scope` (RFC 8693: space-separated) or `scp` (a list, as Azure AD and Okta send it)."""
-    scope = claims.get("scope")
-    if isinstance(scope, str):
-        return frozenset(scope.split())
-    scp = claims.get("scp")
-    if isinstance(scp, list):
-        return frozenset(item for item in scp if isinstance(item, str))
+    """`scope` (RFC 8693: space-separated) and `scp` (a list, as Azure AD and Okta send it)."""
+    scope, scp = claims.get("scope"), claims.get("scp")
+    found = scope.split() if isinstance(scope, str) else []
     if isinstance(scp, str):
-        return frozenset(scp.split())
-    return frozenset()
+        found += scp.split()
+    elif isinstance(scp, list):
+        found += [item for item in scp if isinstance(item, str)]
+    return frozenset(found)
 
 
 def customer_of(claims: Mapping) -> int | None:
@@ -382,6 +384,66 @@ def require_staff(request: web.Request) -> None:
         raise Forbidden(request.app[AUTH].realm)
 
 
+# --- a service's own token -------------------------------------------------------------------------------
+
+
+class ServiceToken:
+    """The service's own access token, by OAuth2 client credentials (RFC 6749 §4.4, HTTP Basic client
+    authentication), renewed in the background when three quarters of its life have passed, so an
+    issuer outage shorter than the rest of its life changes nothing. Never the caller's token."""
+
+    RENEW_AT = 0.75
+    RETRY_AT_MOST = 30.0  # seconds between attempts while the issuer fails
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, client_id: str, secret: str, scope: str) -> None:
+        self.session = session
+        self.url = url
+        self.scope = scope
+        self.authorization = aiohttp.encode_basic_auth(client_id, secret)
+        self.token: str | None = None
+        self.expires = 0.0  # event-loop time
+        self.problem = "no token was fetched yet"  # why current() is None, for the 503 it causes
+
+    def current(self) -> str | None:
+        if self.token is not None and asyncio.get_running_loop().time() < self.expires:
+            return self.token
+        return None
+
+    async def renew(self) -> float:
+        """Fetch a token; the seconds until the next renewal. Raises on failure."""
+        form = {"grant_type": "client_credentials", "scope": self.scope}
+        headers = {"Authorization": self.authorization}
+        started = asyncio.get_running_loop().time()
+        async with self.session.post(self.url, data=form, headers=headers, timeout=FETCH_TIMEOUT) as response:
+            body = await response.json(content_type=None)
+            if response.status != 200 or not isinstance(body, dict) or not body.get("access_token"):
+                error = body.get("error") if isinstance(body, dict) else None
+                raise ValueError(f"the issuer answered {response.status} {error or ''}".rstrip())
+        lifetime = float(body.get("expires_in") or 300)
+        self.token, self.expires = str(body["access_token"]), started + lifetime
+        return lifetime * self.RENEW_AT
+
+    async def run(self) -> None:
+        retry = 1.0
+        while True:
+            try:
+                wait = await self.renew()
+                retry = 1.0
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                TOKEN_RENEWAL_FAILURES.inc()
+                remaining = self.expires - asyncio.get_running_loop().time()
+                self.problem = f"its token issuer could not be reached ({type(exc).__name__}: {exc})"
+                log.warning(
+                    "could not renew the service's token at %s: %s; %s",
+                    self.url,
+                    exc,
+                    f"the current one is valid {remaining:.0f} s more" if remaining > 0 else "it has none",
+                )
+                wait = min(retry, self.RETRY_AT_MOST, max(remaining / 2, 1.0))
+                retry *= 2
+            await asyncio.sleep(wait)
+
+
 # --- start-up ----------------------------------------------------------------------------------------------
 
 
@@ -432,9 +494,7 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
         auth.verifier = Verifier(auth.keys, settings.auth_issuer, settings.auth_audience)
         task = asyncio.create_task(auth.keys.run(), name=f"{auth.realm} token keys")
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_tasks([task])
 
 
 def install_auth(app: web.Application, realm: str, settings: SharedSettings, access: Mapping[Callable, Access]) -> None:

@@ -1,0 +1,220 @@
+"""Both services behind the development issuer (a real process): the order routes' scopes, the order of
+401/422/403/404/409, customer-bound tokens, key rotation, and the order service as a client of its own."""
+
+import pytest
+
+from conftest import broker_connected, make_settings
+from customer.app import create_app as create_customer_app
+from customer.settings import CustomerSettings
+from order.app import create_app as create_order_app
+from order.keys import CUSTOMERS
+from order.settings import OrderSettings
+from shared.testing.plugin import eventually, unique
+
+ORDER_CLIENT = {"client_id": "order-service", "client_secret": "order-service-secret"}
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def auth_settings(issuer) -> dict:
+    return {"auth_mode": "jwt", "auth_issuer": issuer.url, "auth_jwks_url": issuer.jwks_url}
+
+
+class System:
+    def __init__(self, issuer, customers, orders) -> None:
+        self.issuer, self.customers, self.orders = issuer, customers, orders
+
+    async def new_customer(self) -> int:
+        token = await self.issuer.token("customers:write")
+        body = {"customer": {"name": unique("Ada"), "address": "1 Loop Road"}}
+        response = await self.customers.post("/customers", json=body, headers=bearer(token))
+        assert response.status == 201, await response.text()
+        return (await response.json())["id"]
+
+    async def place(self, customer_id: int, token: str | None = None):
+        token = token or await self.issuer.token("orders:write")
+        order = {"customer_id": customer_id, "product_name": "Laptop", "quantity": 1, "price": "1200.00"}
+        return await self.orders.post("/orders", json={"order": order}, headers=bearer(token))
+
+    async def new_order(self, customer_id: int) -> int:
+        response = await self.place(customer_id)
+        assert response.status == 201, await response.text()
+        return (await response.json())["id"]
+
+    async def orders_of(self, customer_id: int) -> int:
+        token = await self.issuer.token("orders:read")
+        response = await self.orders.get(f"/customers/{customer_id}/orders", headers=bearer(token))
+        return (await response.json())["total"]
+
+
+async def start_system(aiohttp_client, aiohttp_server, test_run, issuer, **order_more) -> System:
+    customer_settings = make_settings(
+        CustomerSettings, test_run, database_url=test_run.customer_db, **auth_settings(issuer)
+    )
+    customer_server = await aiohttp_server(await create_customer_app(customer_settings))
+    await broker_connected(customer_server.app)
+    order_settings = make_settings(
+        OrderSettings,
+        test_run,
+        database_url=test_run.order_db,
+        customer_service_url=str(customer_server.make_url("")),
+        customer_service_timeout=10,
+        auth_token_url=issuer.token_url,
+        **{**auth_settings(issuer), **ORDER_CLIENT, **order_more},
+    )
+    orders = await aiohttp_client(await create_order_app(order_settings))
+    await broker_connected(orders.app)
+    return System(issuer, await aiohttp_client(customer_server), orders)
+
+
+@pytest.fixture
+async def system(aiohttp_client, aiohttp_server, test_run, dev_issuer) -> System:
+    return await start_system(aiohttp_client, aiohttp_server, test_run, await dev_issuer())
+
+
+async def has_token(system: System) -> None:
+    assert system.orders.app[CUSTOMERS].token.current() is not None
+
+
+SCOPES = ["orders:read", "orders:write", "orders:fulfil", "customers:read", "customers:write", "ops:dead-letters"]
+
+
+async def test_each_order_route_takes_its_scope_and_refuses_every_other(system):
+    await eventually(lambda: has_token(system), timeout=10)
+    customer_id = await system.new_customer()
+    order_id = await system.new_order(customer_id)
+    body = {"customer_id": customer_id, "product_name": "Mouse", "quantity": 1, "price": "5.00"}
+    cases = [
+        ("GET", "/orders", None, "orders:read", 200),
+        ("GET", f"/orders/{order_id}", None, "orders:read", 200),
+        ("GET", f"/customers/{customer_id}/orders", None, "orders:read", 200),
+        ("GET", f"/orders/counts?customer_id={customer_id}", None, "orders:read", 200),
+        ("POST", "/orders", {"order": body}, "orders:write", 201),
+        ("PATCH", f"/orders/{order_id}", {"order": {"status": "paid"}}, "orders:fulfil", 200),
+        ("PATCH", f"/orders/{order_id}", {"order": {"status": "shipped"}}, "orders:fulfil", 200),
+        ("PATCH", f"/orders/{order_id}", {"order": {"status": "delivered"}}, "orders:fulfil", 200),
+        (
+            "PATCH",
+            f"/orders/{await system.new_order(customer_id)}",
+            {"order": {"status": "cancelled"}},
+            "orders:write",
+            200,
+        ),
+    ]
+    for method, path, json, scope, status in cases:
+        others = await system.issuer.token(" ".join(s for s in SCOPES if s != scope))
+        refused = await system.orders.request(method, path, json=json, headers=bearer(others))
+        assert refused.status == 403, (method, path, json)
+        assert refused.headers["WWW-Authenticate"] == (
+            f'Bearer realm="order", error="insufficient_scope", scope="{scope}"'
+        )
+        allowed = await system.orders.request(method, path, json=json, headers=bearer(await system.issuer.token(scope)))
+        assert allowed.status == status, (method, path, await allowed.text())
+
+
+async def test_a_status_change_checks_401_then_422_then_403_then_404_then_409(system):
+    customer_id = await system.new_customer()
+    await eventually(lambda: has_token(system), timeout=10)
+    order_id = await system.new_order(customer_id)
+    read = await system.issuer.token("orders:read")
+    write = await system.issuer.token("orders:write")
+    fulfil = await system.issuer.token("orders:fulfil")
+    path, missing = f"/orders/{order_id}", "/orders/2147483000"
+
+    async def status(path, new_status, token=None):
+        headers = bearer(token) if token else {}
+        response = await system.orders.patch(path, json={"order": {"status": new_status}}, headers=headers)
+        return response.status
+
+    assert await status(missing, "lost") == 401
+    assert await status(missing, "lost", read) == 422
+    assert await status(missing, "cancelled", read) == 403
+    assert await status(missing, "cancelled", fulfil) == 403  # fulfilling does not allow cancelling
+    assert await status(missing, "paid", write) == 403  # nor the other way round
+    assert await status(missing, "cancelled", write) == 404
+    assert await status(path, "shipped", fulfil) == 409
+    assert await status(path, "cancelled", write) == 200
+
+
+async def test_a_customers_own_token_reaches_that_customers_orders_only(system):
+    await eventually(lambda: has_token(system), timeout=10)
+    mine, theirs = await system.new_customer(), await system.new_customer()
+    my_order, their_order = await system.new_order(mine), await system.new_order(theirs)
+    token = await system.issuer.token("orders:read orders:write orders:fulfil", customer_id=mine)
+    assert (await system.orders.get(f"/orders/{my_order}", headers=bearer(token))).status == 200
+    page = await (await system.orders.get("/orders", headers=bearer(token))).json()
+    assert {order["customer_id"] for order in page["items"]} == {mine}
+    held = await system.orders_of(theirs)
+    assert (await system.place(theirs, token)).status == 403
+    assert await system.orders_of(theirs) == held  # nothing stored
+    for method, path, json in (
+        ("GET", f"/orders/{their_order}", None),
+        ("GET", f"/orders?customer_id={theirs}", None),
+        ("GET", f"/customers/{theirs}/orders", None),
+        ("GET", f"/orders/counts?customer_id={mine}", None),
+        ("PATCH", f"/orders/{their_order}", {"order": {"status": "cancelled"}}),
+        ("PATCH", f"/orders/{my_order}", {"order": {"status": "paid"}}),
+    ):
+        response = await system.orders.request(method, path, json=json, headers=bearer(token))
+        assert response.status == 403, (method, path)
+    assert (await system.place(mine, token)).status == 201
+    cancel = {"order": {"status": "cancelled"}}
+    assert (await system.orders.patch(f"/orders/{my_order}", json=cancel, headers=bearer(token))).status == 200
+
+
+async def test_a_key_rotation_at_the_issuer_causes_no_401(system):
+    await eventually(lambda: has_token(system), timeout=10)
+    customer_id = await system.new_customer()
+    await system.issuer.rotate()
+    token = await system.issuer.token("customers:read")
+    assert (await system.customers.get(f"/customers/{customer_id}", headers=bearer(token))).status == 200
+    await system.issuer.rotate()
+    assert (await system.place(customer_id)).status == 201  # the order service's older token still works
+
+
+async def test_the_order_service_keeps_working_on_its_token_while_the_issuer_is_gone(system):
+    await eventually(lambda: has_token(system), timeout=10)
+    customer_id = await system.new_customer()
+    token = await system.issuer.token("orders:write orders:read")
+    system.issuer.stop()
+    response = await system.place(customer_id, token)
+    assert response.status == 201, await response.text()
+
+
+async def test_without_a_token_of_its_own_post_orders_is_a_503_naming_the_cause(
+    aiohttp_client, aiohttp_server, test_run, dev_issuer
+):
+    issuer = await dev_issuer()
+    system = await start_system(aiohttp_client, aiohttp_server, test_run, issuer, client_secret="wrong")
+    customer_id = await system.new_customer()
+    response = await system.place(customer_id)
+    assert response.status == 503
+    body = await response.json()
+    assert "no valid token for the customer service" in body["detail"]
+    assert "Retry-After" in response.headers
+    assert await system.orders_of(customer_id) == 0
+
+
+async def test_the_order_services_token_is_renewed_before_it_expires_and_lapses_without_its_issuer(
+    aiohttp_client, aiohttp_server, test_run, dev_issuer
+):
+    issuer = await dev_issuer(lifetime=3)
+    system = await start_system(aiohttp_client, aiohttp_server, test_run, issuer)
+    await eventually(lambda: has_token(system), timeout=10)
+    token_source = system.orders.app[CUSTOMERS].token
+    first = token_source.current()
+
+    async def renewed():
+        assert token_source.current() not in (None, first)
+
+    await eventually(renewed, timeout=10)
+    issuer.stop()
+
+    async def lapsed():
+        assert token_source.current() is None
+
+    await eventually(lapsed, timeout=10)
+    metrics = await (await system.orders.get("/metrics")).text()
+    assert "auth_token_renewal_failures_total 0.0" not in metrics
