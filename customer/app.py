@@ -32,10 +32,6 @@ async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
     await stop_tasks(tasks)
 
 
-# What gunicorn's master reads the configuration with before it starts a worker (shared/gunicorn_conf.py).
-SETTINGS_CLASS = CustomerSettings
-
-
 async def create_app(settings: CustomerSettings | None = None) -> web.Application:
     settings = settings or CustomerSettings()
     app = service_app("customer", customer_orm_config(settings.database_url), routes, openapi_spec, settings, access)

@@ -63,10 +63,6 @@ async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
     await stop_tasks(tasks)
 
 
-# What gunicorn's master reads the configuration with before it starts a worker (shared/gunicorn_conf.py).
-SETTINGS_CLASS = OrderSettings
-
-
 async def create_app(settings: OrderSettings | None = None) -> web.Application:
     settings = settings or OrderSettings()
     app = service_app("order", order_orm_config(settings.database_url), routes, openapi_spec, settings, access)

@@ -29,7 +29,7 @@ from aiohttp import web
 from shared.db import stop_tasks
 from shared.metrics import BufferedCounter, Counter
 from shared.problems import AppError, ServiceUnavailable
-from shared.settings import SharedSettings
+from shared.settings import SharedSettings, not_configured
 
 log = logging.getLogger(__name__)
 
@@ -456,10 +456,6 @@ def refuse_unconfigured(settings: SharedSettings) -> None:
     missing = settings.missing_auth_setting()
     if missing is not None:
         raise AuthNotConfigured(not_configured(missing))
-
-
-def not_configured(variable: str) -> str:
-    return f"{variable} is not set: required with AUTH_MODE=jwt (the default); see docs/auth.md"
 
 
 def warn_about_plain_http(name: str, url: str | None) -> None:

@@ -60,3 +60,8 @@ class SharedSettings(BaseSettings):
     def _broker_list(cls, value: str) -> str:
         broker_urls(value)
         return value
+
+
+def not_configured(variable: str) -> str:
+    """The one line a start that lacks `variable` ends with."""
+    return f"{variable} is not set: required with AUTH_MODE=jwt (the default); see docs/auth.md"

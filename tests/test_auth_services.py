@@ -1,6 +1,7 @@
 """Both services behind the development issuer (a real process): the order routes' scopes, the order of
 401/422/403/404/409, customer-bound tokens, key rotation, and the order service as a client of its own."""
 
+import aiohttp
 import pytest
 
 from conftest import broker_connected, make_settings
@@ -9,6 +10,7 @@ from customer.settings import CustomerSettings
 from order.app import create_app as create_order_app
 from order.keys import CUSTOMERS
 from order.settings import OrderSettings
+from shared.testing.issuers import DevIssuer
 from shared.testing.plugin import eventually, unique
 
 ORDER_CLIENT = {"client_id": "order-service", "client_secret": "order-service-secret"}
@@ -218,3 +220,27 @@ async def test_the_order_services_token_is_renewed_before_it_expires_and_lapses_
     await eventually(lapsed, timeout=10)
     metrics = await (await system.orders.get("/metrics")).text()
     assert "auth_token_renewal_failures_total 0.0" not in metrics
+
+
+@pytest.mark.slow
+async def test_auth_mode_jwt_make_run_starts_the_development_issuer_and_checks_tokens(start_services, tmp_path):
+    issuer = DevIssuer()  # only its port and client: run.sh starts the process
+    services = await start_services(AUTH_MODE="jwt", DEV_ISSUER_PORT=str(issuer.port))
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{services.customer_url}/customers") as response:
+            assert response.status == 401
+        write = bearer(await issuer.token("customers:write"))
+        body = {"customer": {"name": unique("Run"), "address": "4 Loop Road"}}
+        async with session.post(f"{services.customer_url}/customers", json=body, headers=write) as response:
+            assert response.status == 201
+            customer_id = (await response.json())["id"]
+        order = {"customer_id": customer_id, "product_name": "Book", "quantity": 1, "price": "9.99"}
+
+        async def placed():  # the order service gets its own token from the issuer first
+            headers = bearer(await issuer.token("orders:write"))
+            async with session.post(f"{services.order_url}/orders", json={"order": order}, headers=headers) as r:
+                assert r.status == 201, await r.text()
+
+        await eventually(placed, timeout=20)
+        async with session.get(f"{services.order_url}/ready") as response:
+            assert "auth" not in await response.json()
