@@ -2,7 +2,7 @@ from aiohttp import web
 
 from order import handlers
 from shared.auth import Access
-from shared.scopes import ORDERS_READ, ORDERS_WRITE
+from shared.scopes import ORDERS_FULFIL, ORDERS_READ, ORDERS_WRITE
 
 routes = [
     web.post("/orders", handlers.create_order, name="orders"),
@@ -20,6 +20,6 @@ access = {
     handlers.list_orders: Access(ORDERS_READ, customer="handler"),
     handlers.count_orders: Access(ORDERS_READ),
     handlers.get_order: Access(ORDERS_READ, customer="handler"),
-    handlers.change_order_status: Access(None, customer="handler"),
+    handlers.change_order_status: Access(None, customer="handler", among=(ORDERS_WRITE, ORDERS_FULFIL)),
     handlers.list_customer_orders: Access(ORDERS_READ, customer="path"),
 }

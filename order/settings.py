@@ -21,8 +21,7 @@ class OrderSettings(SharedSettings):
     customer_breaker_cooldown: float = Field(1.0, gt=0, validation_alias="CUSTOMER_BREAKER_COOLDOWN")
     auth_audience: str = Field("order-service", validation_alias="ORDER_AUTH_AUDIENCE")
     # The order service's own credentials for the customer service (OAuth2 client credentials, sent with
-    # HTTP Basic to the issuer's token endpoint), used when AUTH_MODE=jwt.
-    auth_token_url: str | None = Field(None, validation_alias="AUTH_TOKEN_URL")
+    # HTTP Basic to AUTH_TOKEN_URL), used when AUTH_MODE=jwt.
     client_id: str | None = Field(None, validation_alias="ORDER_CLIENT_ID")
     client_secret: SecretStr | None = Field(None, validation_alias="ORDER_CLIENT_SECRET")
     # The relay also sweeps on this timer, in case a wake-up signal was missed.

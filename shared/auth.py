@@ -67,6 +67,11 @@ class Access:
 
     scope: str | None
     customer: Literal["refused", "path", "handler"] = "refused"
+    among: tuple[str, ...] = ()  # with scope None: the scopes the handler chooses from (for the API docs)
+
+    @property
+    def documented_scopes(self) -> list[str]:
+        return [self.scope] if self.scope is not None else list(self.among)
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,8 +42,15 @@ class SharedSettings(BaseSettings):
     # flood of made-up key ids cannot hammer the issuer. The set is also fetched every REFRESH seconds.
     auth_jwks_min_refresh: float = Field(30.0, gt=0, validation_alias="AUTH_JWKS_MIN_REFRESH")
     auth_jwks_refresh: float = Field(300.0, gt=0, validation_alias="AUTH_JWKS_REFRESH")
+    # The issuer's token endpoint: where the order service gets its own token, and where /docs's Authorize
+    # button sends client credentials (default: AUTH_ISSUER + /token, as the development issuer has it).
+    auth_token_url: str | None = Field(None, validation_alias="AUTH_TOKEN_URL")
     # The `aud` a token must carry for this service (each service names its own variable).
     auth_audience: str = Field("", validation_alias="AUTH_AUDIENCE")
+
+    @property
+    def token_endpoint(self) -> str:
+        return self.auth_token_url or f"{(self.auth_issuer or 'http://127.0.0.1:3010').rstrip('/')}/token"
 
     def auth_required(self) -> dict[str, str | None]:
         """What AUTH_MODE=jwt cannot start without, by variable name."""

@@ -87,7 +87,7 @@ def service_app(
     name: str,
     orm_config: dict,
     routes: Iterable[web.RouteDef],
-    openapi_spec: Callable[[], dict],
+    openapi_spec: Callable[[str], dict],  # given the token endpoint, for the Authorize button
     settings: SharedSettings,
     access: Mapping[Callable, Access],
 ) -> web.Application:
@@ -111,6 +111,6 @@ def service_app(
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics_handler)
-    add_docs_routes(app, openapi_spec)
+    add_docs_routes(app, lambda: openapi_spec(settings.token_endpoint))
     install_auth(app, name, settings, access)
     return app

@@ -244,3 +244,20 @@ async def test_auth_mode_jwt_make_run_starts_the_development_issuer_and_checks_t
         await eventually(placed, timeout=20)
         async with session.get(f"{services.order_url}/ready") as response:
             assert "auth" not in await response.json()
+
+
+def test_the_api_documents_declare_the_schemes_and_each_operations_scopes():
+    from customer.openapi import openapi_spec as customer_spec
+    from order.openapi import openapi_spec as order_spec
+
+    spec = order_spec("https://idp.example/token")
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["bearer"] == {**schemes["bearer"], "type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    flow = schemes["oauth2"]["flows"]["clientCredentials"]
+    assert flow["tokenUrl"] == "https://idp.example/token" and set(SCOPES) <= set(flow["scopes"])
+    patch = spec["paths"]["/orders/{id}"]["patch"]
+    assert {tuple(s["bearer"]) for s in patch["security"] if "bearer" in s} == {("orders:write",), ("orders:fulfil",)}
+    assert {"401", "403"} <= set(patch["responses"])
+    assert spec["paths"]["/orders/{id}"]["get"]["security"][0] == {"bearer": ["orders:read"]}
+    assert "security" not in spec["paths"]["/health"]["get"]
+    assert customer_spec()["paths"]["/customers"]["post"]["security"][0] == {"bearer": ["customers:write"]}
