@@ -261,3 +261,15 @@ def test_the_api_documents_declare_the_schemes_and_each_operations_scopes():
     assert spec["paths"]["/orders/{id}"]["get"]["security"][0] == {"bearer": ["orders:read"]}
     assert "security" not in spec["paths"]["/health"]["get"]
     assert customer_spec()["paths"]["/customers"]["post"]["security"][0] == {"bearer": ["customers:write"]}
+
+
+async def test_reconcile_takes_a_token_for_the_order_service(system, customer_settings, capsys):
+    from customer import ops as customer_ops
+
+    await eventually(lambda: has_token(system), timeout=10)
+    customer_id = await system.new_customer()
+    url = str(system.orders.make_url("")).rstrip("/")
+    assert await customer_ops.reconcile(customer_settings, url, [customer_id]) == 2
+    assert "refused the token (401)" in capsys.readouterr().err
+    token = await system.issuer.token("orders:read")
+    assert await customer_ops.reconcile(customer_settings, url, [customer_id], token) == 0
