@@ -1,7 +1,7 @@
 from aiohttp import web
 
 from customer import service
-from customer.schemas import CreateCustomerBody, UpdateCustomerBody, render_customer
+from customer.schemas import CreateCustomerBody, CustomerOut, UpdateCustomerBody
 from shared.http import created, json_response, parse_json, parse_query, path_id
 from shared.pagination import PageParams, page_of
 
@@ -9,23 +9,23 @@ from shared.pagination import PageParams, page_of
 async def list_customers(request: web.Request) -> web.Response:
     page = parse_query(request, PageParams)
     items, total = await service.list_customers(page.limit, page.offset)
-    return json_response(page_of([render_customer(c) for c in items], total, page))
+    return json_response(page_of(CustomerOut, items, total, page))
 
 
 async def create_customer(request: web.Request) -> web.Response:
     body = await parse_json(request, CreateCustomerBody)
     customer = await service.create_customer(body.customer)
-    return created(request, "customer", customer.id, render_customer(customer))
+    return created(request, "customer", customer.id, customer)
 
 
 async def get_customer(request: web.Request) -> web.Response:
-    return json_response(render_customer(await service.get_customer(path_id(request))))
+    return json_response(await service.get_customer(path_id(request)))
 
 
 async def update_customer(request: web.Request) -> web.Response:
     customer_id = path_id(request)
     body = await parse_json(request, UpdateCustomerBody)
-    return json_response(render_customer(await service.update_customer(customer_id, body.customer)))
+    return json_response(await service.update_customer(customer_id, body.customer))
 
 
 async def delete_customer(request: web.Request) -> web.Response:

@@ -16,10 +16,10 @@ import sys
 from urllib.parse import urlsplit
 
 import aiohttp
-import asyncpg
 from pamqp.commands import Basic
 
 from customer.consumer import ATTEMPT_HEADER, REASON_HEADER
+from customer.db_config import customer_orm_config
 from customer.repository import count_customers, orders_counts_page
 from customer.settings import CustomerSettings
 from shared.amqp import PERSISTENT, connect_first
@@ -36,7 +36,7 @@ from shared.cli import (
     redact,
     run_command,
 )
-from shared.db import asyncpg_dsn
+from shared.db import orm_session
 from shared.events import ORDER_CREATED
 
 DEFAULT_ORDER_SERVICE_URL = "http://127.0.0.1:3001"
@@ -132,15 +132,14 @@ async def reconcile(
     """orders_count of every customer (or of those given) against the orders the order service holds for them,
     a page of customers at a time: one read of the page here, one GET /orders/counts there (with `token`, a
     bearer token with orders:read, when the order service checks tokens)."""
-    conn = await asyncpg.connect(asyncpg_dsn(settings.database_url))
     drift = checked = 0
-    try:
-        progress = Progress("reconcile", await count_customers(conn, customer_ids))
+    async with orm_session(customer_orm_config(settings.database_url)):
+        progress = Progress("reconcile", await count_customers(customer_ids))
         timeout = aiohttp.ClientTimeout(total=30)
         headers = {"Authorization": f"Bearer {token}"} if token else None
         async with aiohttp.ClientSession(base_url=order_service_url, timeout=timeout, headers=headers) as session:
             after = 0
-            while page := await orders_counts_page(conn, after, RECONCILE_PAGE, customer_ids):
+            while page := await orders_counts_page(after, RECONCILE_PAGE, customer_ids):
                 try:
                     async with session.get("/orders/counts", params=[("customer_id", cid) for cid, _ in page]) as r:
                         if r.status in (401, 403):
@@ -170,8 +169,6 @@ async def reconcile(
                 checked += len(page)
                 after = page[-1][0]
                 progress.advance(len(page))
-    finally:
-        await conn.close()
     print(f"{checked} customer(s) checked, {drift} with drift")
     return 1 if drift else 0
 

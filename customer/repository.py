@@ -1,83 +1,80 @@
 """Every statement the customer service sends to its database, behind names that say what they do.
 
-The ORM where a path is not hot; plain SQL where the benchmark showed it matters (reading one
-customer, which the order service does for every order; applying a batch of events). Both take and
-return the models' values, so callers never see which.
+All of it is SQL on Tortoise's connection: the customer is read for every order placed, and one
+statement per change (RETURNING the row) keeps each write a single round trip. A customer is read
+into one shape, the contract's CustomerOut; the Tortoise models define the tables and migrations.
 """
 
-from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-import asyncpg
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
 from customer.db_config import APP
-from customer.models import Customer
+from customer.schemas import CustomerOut
 from shared.db import db
 from shared.housekeeping import purge_in_batches
 
 # --- customers ----------------------------------------------------------------------------------------------
 
-
-async def list_customers(limit: int, offset: int) -> tuple[list[Customer], int]:
-    """A page, newest first, and the total."""
-    total = await Customer.all().count()
-    if offset >= total:
-        return [], total
-    return await Customer.all().order_by("-created_at", "-id").offset(offset).limit(limit), total
-
-
-@dataclass(frozen=True, slots=True)
-class CustomerRow:
-    """A customer as read for showing: a plain record, not a Customer model (Tortoise's field-by-field
-    set-up and timezone conversion cost as much as the rest of a GET)."""
-
-    id: int
-    name: str
-    address: str
-    email: str | None
-    orders_count: int
-    created_at: datetime
-    updated_at: datetime
-
-
-SELECT_CUSTOMER = "SELECT id, name, address, email, orders_count, created_at, updated_at FROM customers WHERE id = $1"
-
-
-async def get_customer(customer_id: int) -> CustomerRow | None:
-    """The reader of a customer to show: a plain query, since the order service reads one per order."""
-    _, rows = await db(APP).execute_query(SELECT_CUSTOMER, [customer_id])
-    return CustomerRow(**rows[0]) if rows else None
-
-
-async def load_customer(customer_id: int) -> Customer | None:
-    """The customer as a model, to change it."""
-    return await Customer.get_or_none(id=customer_id)
+COLUMNS = "id, name, address, email, orders_count, created_at, updated_at"
+# Only these may change through the API; they are the only names a SET list is built from.
+CHANGEABLE = ("name", "address", "email")
 
 
 class EmailInUse(Exception):
     """Another customer has this email (the unique index decided)."""
 
 
-async def add_customer(fields: dict) -> Customer:
+async def _one(sql: str, values: list) -> CustomerOut | None:
     try:
-        return await Customer.create(**fields)
+        rows = await db(APP).execute_query_dict(sql, values)
     except IntegrityError:
         raise EmailInUse() from None
+    return CustomerOut.model_validate(rows[0]) if rows else None
 
 
-async def save_changes(customer: Customer, changes: dict) -> None:
-    """Write only the changed fields: a full save would overwrite a concurrent orders_count increment."""
-    customer.update_from_dict(changes)
-    try:
-        await customer.save(update_fields=[*changes, "updated_at"])
-    except IntegrityError:
-        raise EmailInUse() from None
+async def list_customers(limit: int, offset: int) -> tuple[list[CustomerOut], int]:
+    """A page, newest first, and the total."""
+    connection = db(APP)
+    _, counted = await connection.execute_query("SELECT count(*) FROM customers")
+    total = counted[0][0]
+    if offset >= total:
+        return [], total
+    rows = await connection.execute_query_dict(
+        f"SELECT {COLUMNS} FROM customers ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2", [limit, offset]
+    )
+    return [CustomerOut.model_validate(row) for row in rows], total
+
+
+async def get_customer(customer_id: int) -> CustomerOut | None:
+    return await _one(f"SELECT {COLUMNS} FROM customers WHERE id = $1", [customer_id])
+
+
+async def add_customer(name: str, address: str, email: str | None) -> CustomerOut:
+    added = await _one(
+        f"INSERT INTO customers (name, address, email, orders_count, created_at, updated_at) "
+        f"VALUES ($1, $2, $3, 0, now(), now()) RETURNING {COLUMNS}",
+        [name, address, email],
+    )
+    assert added is not None  # an INSERT without a conflict clause returns its row or raises
+    return added
+
+
+async def change_customer(customer_id: int, changes: dict) -> CustomerOut | None:
+    """Write only the changed fields (never orders_count, which the consumer moves concurrently)."""
+    names = [name for name in CHANGEABLE if name in changes]
+    assignments = ", ".join(f"{name} = ${n}" for n, name in enumerate(names, 2))
+    return await _one(
+        f"UPDATE customers SET {assignments}, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}",
+        [customer_id, *(changes[name] for name in names)],
+    )
 
 
 async def delete_customer(customer_id: int) -> bool:
-    return bool(await Customer.filter(id=customer_id).delete())
+    deleted, _ = await db(APP).execute_query("DELETE FROM customers WHERE id = $1", [customer_id])
+    return bool(deleted)
 
 
 # --- applied events -----------------------------------------------------------------------------------------
@@ -132,40 +129,38 @@ async def probe() -> None:
     await db(APP).execute_query("SELECT 1")
 
 
-# --- operator tools (on a connection of their own, without the ORM) ----------------------------------------
+# --- operator tools and seeds -------------------------------------------------------------------------------
 
 
-async def count_customers(conn: asyncpg.Connection, only: list[int] | None = None) -> int:
-    return await conn.fetchval("SELECT count(*) FROM customers WHERE $1::int[] IS NULL OR id = ANY($1)", only)
+async def count_customers(only: list[int] | None = None) -> int:
+    _, rows = await db(APP).execute_query(
+        "SELECT count(*) FROM customers WHERE $1::int[] IS NULL OR id = ANY($1)", [only]
+    )
+    return rows[0][0]
 
 
-async def orders_counts_page(
-    conn: asyncpg.Connection, after_id: int, limit: int, only: list[int] | None = None
-) -> list[tuple[int, int]]:
+async def orders_counts_page(after_id: int, limit: int, only: list[int] | None = None) -> list[tuple[int, int]]:
     """(id, orders_count) of the next `limit` customers after `after_id`, in id order (keyset paging)."""
-    rows = await conn.fetch(
+    _, rows = await db(APP).execute_query(
         "SELECT id, orders_count FROM customers WHERE id > $1 AND ($2::int[] IS NULL OR "
         "id = ANY($2)) ORDER BY id LIMIT $3",
-        after_id,
-        only,
-        limit,
+        [after_id, only, limit],
     )
     return [(row["id"], row["orders_count"]) for row in rows]
 
 
-# --- seeds (run by `manage seed` on the migration's connection, before any ORM) -----------------------------
-
-
-async def insert_seed_customers(conn: asyncpg.Connection, rows: list[tuple[int, str, str, str]]) -> int:
+async def insert_seed_customers(conn: BaseDBAsyncClient, rows: list[tuple[int, str, str, str]]) -> int:
     """Insert (id, name, address, email) rows whose id is free; returns how many were new."""
-    added = 0
-    for row in rows:
-        status = await conn.execute(
-            """INSERT INTO customers (id, name, address, email, orders_count, created_at, updated_at)
-               VALUES ($1, $2, $3, $4, 0, now(), now()) ON CONFLICT DO NOTHING""",
-            *row,
-        )
-        added += int(status.rsplit(" ", 1)[1])
+    ids, names, addresses, emails = (list(column) for column in zip(*rows, strict=True))
+    added = await conn.execute_query_dict(
+        "INSERT INTO customers (id, name, address, email, orders_count, created_at, updated_at) "
+        "SELECT id, name, address, email, 0, now(), now() "
+        "FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS t(id, name, address, email) "
+        "ON CONFLICT DO NOTHING RETURNING id",
+        [ids, names, addresses, emails],
+    )
     # Rows inserted with explicit ids leave the sequence behind; move it past them.
-    await conn.execute("SELECT setval(pg_get_serial_sequence('customers', 'id'), (SELECT max(id) FROM customers))")
-    return added
+    await conn.execute_query(
+        "SELECT setval(pg_get_serial_sequence('customers', 'id'), (SELECT max(id) FROM customers))"
+    )
+    return len(added)

@@ -58,17 +58,3 @@ class CustomerOut(BaseModel):
     orders_count: int
     created_at: datetime
     updated_at: datetime
-
-
-def render_customer(customer) -> dict:
-    """CustomerOut as pydantic dumps it (a test holds the two equal), written directly: the order service
-    reads a customer for every order placed, and building and dumping the model cost more than the rest."""
-    return {
-        "id": customer.id,
-        "name": customer.name,
-        "address": customer.address,
-        "email": customer.email,
-        "orders_count": customer.orders_count,
-        "created_at": customer.created_at,
-        "updated_at": customer.updated_at,
-    }

@@ -1,6 +1,6 @@
 """Seed customers with fixed ids, so the README's example (customer 1) works on a fresh system."""
 
-import asyncpg
+from tortoise.backends.base.client import BaseDBAsyncClient
 
 from customer.repository import insert_seed_customers
 
@@ -11,5 +11,5 @@ SEED_CUSTOMERS = [
 ]
 
 
-async def seed_customers(conn: asyncpg.Connection) -> int:
+async def seed_customers(conn: BaseDBAsyncClient) -> int:
     return await insert_seed_customers(conn, SEED_CUSTOMERS)

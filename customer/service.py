@@ -5,8 +5,7 @@ import logging
 from uuid import UUID
 
 from customer import repository
-from customer.models import Customer
-from customer.schemas import CustomerIn, CustomerPatch
+from customer.schemas import CustomerIn, CustomerOut, CustomerPatch
 from shared.events import ORDER_CREATED, OrderEvent
 from shared.problems import Conflict, NotFound, ValidationFailed, field_error
 
@@ -23,35 +22,34 @@ class EmailTaken(Conflict):
         super().__init__(f"The email {email} belongs to another customer.", field_error("email", "is taken"))
 
 
-async def list_customers(limit: int, offset: int) -> tuple[list[Customer], int]:
+async def list_customers(limit: int, offset: int) -> tuple[list[CustomerOut], int]:
     return await repository.list_customers(limit, offset)
 
 
-async def get_customer(customer_id: int) -> repository.CustomerRow:
+async def get_customer(customer_id: int) -> CustomerOut:
     customer = await repository.get_customer(customer_id)
     if customer is None:
         raise CustomerNotFound(customer_id)
     return customer
 
 
-async def create_customer(data: CustomerIn) -> Customer:
+async def create_customer(data: CustomerIn) -> CustomerOut:
     try:
-        return await repository.add_customer(data.model_dump())
+        return await repository.add_customer(data.name, data.address, data.email)
     except repository.EmailInUse:
         raise EmailTaken(str(data.email)) from None
 
 
-async def update_customer(customer_id: int, patch: CustomerPatch) -> Customer:
+async def update_customer(customer_id: int, patch: CustomerPatch) -> CustomerOut:
     changes = patch.model_dump(exclude_unset=True)
     if not changes:
         raise ValidationFailed("Nothing to update.", field_error("customer", "send at least one field"))
-    customer = await repository.load_customer(customer_id)
-    if customer is None:
-        raise CustomerNotFound(customer_id)
     try:
-        await repository.save_changes(customer, changes)
+        customer = await repository.change_customer(customer_id, changes)
     except repository.EmailInUse:
         raise EmailTaken(changes["email"]) from None
+    if customer is None:
+        raise CustomerNotFound(customer_id)
     return customer
 
 

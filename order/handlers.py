@@ -8,8 +8,8 @@ from order.schemas import (
     CreateOrderBody,
     CustomerOrdersQuery,
     OrderCountsQuery,
+    OrderOut,
     OrderQuery,
-    render_order,
 )
 from shared.admission import ABANDONED, client_gone
 from shared.auth import bound_customer, require_customer, require_scope, require_staff
@@ -59,7 +59,7 @@ async def list_customer_orders(request: web.Request) -> web.Response:
 
 async def _page(query: OrderQuery) -> web.Response:
     orders, total = await service.list_orders(query.customer_id, query.status, query.limit, query.offset)
-    return json_response(page_of([render_order(order) for order in orders], total, query))
+    return json_response(page_of(OrderOut, orders, total, query))
 
 
 async def count_orders(request: web.Request) -> web.Response:
@@ -72,7 +72,7 @@ async def count_orders(request: web.Request) -> web.Response:
 async def get_order(request: web.Request) -> web.Response:
     order = await service.get_order(path_id(request))
     require_customer(request, order.customer_id)
-    return json_response(render_order(order))
+    return json_response(OrderOut.model_validate(order))
 
 
 async def change_order_status(request: web.Request) -> web.Response:
@@ -86,4 +86,4 @@ async def change_order_status(request: web.Request) -> web.Response:
             require_staff(request)  # a customer's own token may cancel, never pay, ship or deliver
         require_customer(request, (await service.get_order(order_id)).customer_id)
     order = await service.change_order_status(request.app[RELAY], order_id, body.order.status, current_request_id())
-    return json_response(render_order(order))
+    return json_response(OrderOut.model_validate(order))

@@ -1,7 +1,8 @@
 """Every statement the order service sends to its database, behind names that say what they do.
 
-The ORM where a path is not hot; plain SQL where the benchmark showed it matters (placing an order,
-reading a page, the relay's claim). Both take and return the models' values, so callers never see which.
+All of it through Tortoise: the ORM where it serves, SQL on Tortoise's connection where one statement
+must do what the ORM would do in several (placing an order with its event, the relay's claim). Both
+take and return the models' values, so callers never see which.
 """
 
 import asyncio
@@ -48,10 +49,9 @@ class OrderIds:
         return self._ids.popleft()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class NewOrder:
-    """A new order as add_order inserts it: a plain record, not an Order model (building one costs
-    Tortoise some 30 µs of field setup that an insert by SQL never uses)."""
+    """A new order as add_order inserts it: a plain record, since an insert by SQL needs no Order model."""
 
     id: int
     customer_id: int
@@ -60,10 +60,7 @@ class NewOrder:
     price: Decimal
     status: str
     created_at: datetime
-
-    @property
-    def updated_at(self) -> datetime:
-        return self.created_at
+    updated_at: datetime
 
 
 @dataclass(frozen=True)
@@ -141,32 +138,17 @@ async def save_status(conn: BaseDBAsyncClient, order: Order) -> None:
     await order.save(using_db=conn, update_fields=["status", "updated_at"])
 
 
-ORDER_COLUMNS = "id, customer_id, product_name, quantity, price, status, created_at, updated_at"
-
-
 async def list_orders(customer_id: int | None, status: str | None, limit: int, offset: int) -> tuple[list[Order], int]:
-    """A page, newest first, and the total, in one plain query (a list per customer is read often); only
-    the filters given appear in the SQL, so each combination gets a plan that uses its index."""
-    filters = [
-        (column, value) for column, value in (("customer_id", customer_id), ("status", status)) if value is not None
-    ]
-    where = " AND ".join(f"{column} = ${n}" for n, (column, _) in enumerate(filters, 1)) or "TRUE"
-    values = [value for _, value in filters]
-    n = len(values)
-    connection = db(APP)
-    _, rows = await connection.execute_query(
-        f"SELECT {ORDER_COLUMNS}, count(*) OVER () AS matching FROM orders WHERE {where} "
-        f"ORDER BY created_at DESC, id DESC LIMIT ${n + 1} OFFSET ${n + 2}",
-        [*values, limit, offset],
-    )
-    if rows:
-        # _init_from_db is how Tortoise itself builds a model from a row it read: no validation, no copy.
-        orders = [Order._init_from_db(**{k: v for k, v in row.items() if k != "matching"}) for row in rows]
-        return orders, rows[0]["matching"]
-    if offset == 0:
-        return [], 0
-    _, counted = await connection.execute_query(f"SELECT count(*) FROM orders WHERE {where}", values)
-    return [], counted[0][0]  # past the end: the page is empty, the total still true
+    """A page, newest first, and the total; past the end the page is empty and the total still true."""
+    orders = Order.all()
+    if customer_id is not None:
+        orders = orders.filter(customer_id=customer_id)
+    if status is not None:
+        orders = orders.filter(status=status)
+    total = await orders.count()
+    if offset >= total:
+        return [], total
+    return await orders.order_by("-created_at", "-id").offset(offset).limit(limit), total
 
 
 async def count_orders(customer_ids: list[int]) -> dict[int, int]:

@@ -20,7 +20,7 @@ from order.idempotency import Claim
 from order.models import Order
 from order.outbox import OutboxRelay
 from order.repository import NewOrder, OrderIds
-from order.schemas import OrderIn, render_created_order
+from order.schemas import OrderCreatedOut, OrderIn
 from shared.db import transaction
 from shared.http import to_json
 from shared.problems import Conflict, NotFound
@@ -79,6 +79,7 @@ async def place_order(
         customer = await customers.get_customer(data.customer_id, request_id)
         if not still_wanted():
             raise ClientGone()
+        placed_at = now()
         order = NewOrder(
             id=await order_ids.next(),
             customer_id=data.customer_id,
@@ -86,9 +87,10 @@ async def place_order(
             quantity=data.quantity,
             price=data.price,
             status=data.status,
-            created_at=now(),
+            created_at=placed_at,
+            updated_at=placed_at,
         )
-        body = to_json(render_created_order(order, customer))
+        body = to_json(OrderCreatedOut.model_validate({**vars(order), "customer": customer}))
         completion = claim.completion(body) if claim is not None else None
         event = events.order_created(order, request_id)
         lease = relay.lease()

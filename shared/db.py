@@ -63,10 +63,20 @@ def tortoise_ctx(config: dict) -> Callable[[web.Application], AsyncIterator[None
     return ctx
 
 
+@contextlib.asynccontextmanager
+async def orm_session(config: dict) -> AsyncIterator[None]:
+    """The ORM for a command line tool's run (a service's app has tortoise_ctx instead)."""
+    orm = TortoiseContext()
+    with orm:
+        await orm.init(config=config)
+        try:
+            yield
+        finally:
+            await orm.close_connections()
+
+
 def db(name: str) -> BaseDBAsyncClient:
-    """The current ORM's connection `name`, as tortoise.connection.get_connection(name) returns it.
-    That function imports tortoise.context on every call: 12,600 instructions against these 4,500,
-    1.5 % of a GET (callgrind)."""
+    """The current ORM's connection `name`."""
     return require_context().connections.get(name)
 
 

@@ -1,4 +1,6 @@
-"""`/health` (the process answers) and `/ready` (its database and broker are reachable)."""
+"""`/health` (the process answers) and `/ready` (its database and broker are reachable).
+
+`/ready` checks at most once a second (shared/recent.py): a flood of probes costs one query a second."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
@@ -10,8 +12,10 @@ from shared.auth import AUTH
 from shared.db import ORM
 from shared.http import json_response
 from shared.problems import problem
+from shared.recent import Recent
 
 ReadinessCheck = Callable[[web.Application], Awaitable[str]]
+READINESS = web.AppKey("readiness", Recent[dict[str, str]])
 CHECK_TIMEOUT = 1.0
 UP = "up"
 
@@ -40,9 +44,14 @@ async def _state(check: ReadinessCheck, app: web.Application) -> str:
         return "unavailable"
 
 
-async def ready(request: web.Request) -> web.Response:
+async def readiness(app: web.Application) -> dict[str, str]:
+    """The state of each dependency, by name."""
     checks = {"database": database_state, "broker": broker_state}  # every service has both
-    states = dict(zip(checks, await asyncio.gather(*(_state(c, request.app) for c in checks.values())), strict=True))
+    return dict(zip(checks, await asyncio.gather(*(_state(c, app) for c in checks.values())), strict=True))
+
+
+async def ready(request: web.Request) -> web.Response:
+    states = await request.app[READINESS].get()
     down = {name: state for name, state in states.items() if state != UP}
     if down:
         errors = [{"field": name, "message": state} for name, state in down.items()]

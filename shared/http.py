@@ -15,18 +15,21 @@ from shared.problems import BadRequest, NotFound, RequestTimeout, UnsupportedMed
 Model = TypeVar("Model", bound=BaseModel)
 
 MAX_INT_ID = 2**31 - 1  # ids are PostgreSQL `integer`s
+MAX_ID_DIGITS = len(str(MAX_INT_ID))
 # A client that sends its headers and then stalls on the body holds a handler until this runs out.
 BODY_READ_TIMEOUT = 10.0
 
 
 def to_json(data: Any) -> bytes:
-    """`data` as JSON, datetimes as pydantic writes them (ISO 8601, UTC as `Z`): the renderers that skip
-    the models leave datetimes to orjson, which writes them four times faster than isoformat()."""
+    """`data` as JSON: a contract model as pydantic dumps it; anything else (problems, health, counts)
+    by orjson, datetimes written as pydantic writes them (ISO 8601, UTC as `Z`)."""
+    if isinstance(data, BaseModel):
+        return data.model_dump_json().encode()
     return orjson.dumps(data, option=orjson.OPT_UTC_Z)
 
 
 def json_response(data: Any, status: int = 200, headers: dict | None = None) -> web.Response:
-    """`data` as JSON; bytes are taken as JSON already rendered."""
+    """`data` (a model, or plain data) as JSON; bytes are taken as JSON already rendered."""
     body = data if isinstance(data, bytes) else to_json(data)
     return web.Response(body=body, status=status, headers=headers, content_type="application/json")
 
@@ -68,19 +71,25 @@ def _is_json(content_type: str) -> bool:
     return content_type == "application/json" or content_type.endswith("+json")
 
 
-async def parse_json(request: web.Request, model: type[Model]) -> Model:
-    """Validate the body against `model`: 415 if not JSON, 400 if malformed, 422 naming each bad field."""
-    if not _is_json(request.content_type):
-        raise UnsupportedMediaType("Send the body as application/json.")
+async def read_body(request: web.Request) -> bytes:
+    """The whole body, within BODY_READ_TIMEOUT (408) and client_max_size (413); aiohttp keeps it, so a
+    second call returns it at once."""
     if request.content_length is not None and request.content_length > request.client_max_size:
         raise web.HTTPRequestEntityTooLarge(request.client_max_size, request.content_length)  # before reading it
     # No timer for a body that came whole with the headers (a small one mostly does).
     arrival = contextlib.nullcontext() if request.content.is_eof() else asyncio.timeout(BODY_READ_TIMEOUT)
     try:
         async with arrival:
-            body = await request.read()  # aiohttp answers 413 past client_max_size (1 MiB)
+            return await request.read()  # aiohttp answers 413 past client_max_size (1 MiB)
     except TimeoutError:
         raise RequestTimeout(f"The request body did not arrive within {BODY_READ_TIMEOUT:g} s.") from None
+
+
+async def parse_json(request: web.Request, model: type[Model]) -> Model:
+    """Validate the body against `model`: 415 if not JSON, 400 if malformed, 422 naming each bad field."""
+    if not _is_json(request.content_type):
+        raise UnsupportedMediaType("Send the body as application/json.")
+    body = await read_body(request)
     if not body.strip():
         raise BadRequest("The request body is empty; a JSON object is expected.")
     try:
@@ -108,8 +117,12 @@ def parse_query(request: web.Request, model: type[Model]) -> Model:
 
 
 def path_id(request: web.Request, name: str = "id") -> int:
-    """The route matched `\\d+`; an id beyond the column's range cannot exist."""
-    value = int(request.match_info[name])
-    if value < 1 or value > MAX_INT_ID:
-        raise NotFound(f"No resource with id {request.match_info[name]}.")
+    """The route matched `\\d+`; an id beyond the column's range cannot exist. A longer string of digits
+    is not parsed at all: Python refuses to parse one of thousands of digits."""
+    text = request.match_info[name]
+    if len(text) > MAX_ID_DIGITS:
+        raise NotFound(f"No resource has an id of {len(text)} digits.")
+    value = int(text)
+    if not 1 <= value <= MAX_INT_ID:
+        raise NotFound(f"No resource with id {text}.")
     return value

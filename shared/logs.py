@@ -25,8 +25,8 @@ _MILLISECONDS = [f".{ms:03d}+00:00" for ms in range(1000)]
 
 class UtcTimestamps:
     """`datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")`, with the date and time
-    formatted once per second: isoformat's C formatting takes some 18,000 instructions per call (3 % of
-    a GET, whose access line carries one), this some 5,000 (callgrind)."""
+    formatted once per second: every access line carries a timestamp, and isoformat is costly beside the
+    rest of a small request."""
 
     def __init__(self) -> None:
         self._cached = (-1, "")  # (second, its text): one tuple, so a thread never pairs one's with another's
@@ -126,10 +126,10 @@ _json_handler: JsonLineHandler | None = None  # the one configure_logging instal
 def log_access(message: str, fields: dict, write_now: bool = True) -> None:
     """Write a request's access line (the caller checked that INFO is on).
 
-    Through `logging` a line costs about 30 µs of CPU here (a LogRecord of some 25 attributes, two
-    filters, the formatter, the handler's lock), a sixth of a GET. While the JSON handler that
-    configure_logging installed is the only one listening, the same line goes straight to it for a
-    tenth of that; anything else (a test's capture, a handler an operator added) gets the record.
+    Through `logging` a line builds a LogRecord of some 25 attributes and passes two filters, the
+    formatter and the handler's lock, a large part of a small request. While the JSON handler that
+    configure_logging installed is the only one listening, the same line goes straight to it;
+    anything else (a test's capture, a handler an operator added) gets the record.
     Unless `write_now`, the handler holds the line (a busy worker: the lines of many requests go out
     in one write, at most HOLD_AT_MOST later).
     """

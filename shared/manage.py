@@ -27,6 +27,7 @@ import asyncpg
 from aerich import Command
 from aerich.exceptions import DowngradeError
 from tortoise import Tortoise
+from tortoise.backends.base.client import BaseDBAsyncClient
 
 from shared.cli import (
     POSTGRES,
@@ -38,7 +39,7 @@ from shared.cli import (
     reaching,
     run_command,
 )
-from shared.db import admin_url_for, asyncpg_dsn, ensure_database
+from shared.db import admin_url_for, asyncpg_dsn, ensure_database, orm_session, transaction
 from shared.logs import configure_logging
 from shared.settings import SharedSettings
 
@@ -52,7 +53,7 @@ class ServiceDb:
     db_variable: str  # the variable that holds db_url, for messages
     db_url: Callable[[], str]
     orm_config: Callable[[str], dict]
-    seed: Callable[[asyncpg.Connection], Awaitable[int]] | None = None
+    seed: Callable[[BaseDBAsyncClient], Awaitable[int]] | None = None
 
     def target(self, db_url: str) -> Target:
         return Target(POSTGRES, self.db_variable, db_url, setup=f"python -m {self.app}.manage migrate")
@@ -124,12 +125,8 @@ async def seed(service: ServiceDb, db_url: str) -> int:
     if service.seed is None:
         return 0
     with reaching(service.target(db_url)):
-        conn = await asyncpg.connect(asyncpg_dsn(db_url), timeout=5)
-        try:
-            async with conn.transaction():
-                return await service.seed(conn)
-        finally:
-            await conn.close()
+        async with orm_session(service.orm_config(db_url)), transaction(service.app) as conn:
+            return await service.seed(conn)
 
 
 async def make_migration(service: ServiceDb, name: str, location: Path | None = None) -> str:

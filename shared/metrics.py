@@ -23,6 +23,8 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from shared.recent import Recent
+
 __all__ = ["Counter", "Gauge", "Histogram"]  # every metric of ours is made from these, after the lines below
 
 # With several workers, prometheus_client checks on every update whether the process forked, with
@@ -49,11 +51,11 @@ if values.ValueClass is not values.MutexValue:
 
 # --- per-request metrics, buffered ----------------------------------------------------------------------------
 #
-# An update of a multiprocess metric (a lock, a value packed into a memory-mapped file) cost about 30 µs of
-# CPU per request in place, measured under load, though a few µs in a loop of its own: a sixth of a GET.
-# The metrics every request updates are therefore tallied in plain Python and written in one go when
-# the worker has no request left in progress, or at least every FLUSH_INTERVAL (the admission's tick
-# looks too). An idle worker's metrics are exact; a busy one's are at most that far behind.
+# An update of a multiprocess metric takes a lock and packs a value into a memory-mapped file, a large
+# part of a small request's cost. The metrics every request updates are therefore tallied in plain
+# Python and written in one go when the worker has no request left in progress, or at least every
+# FLUSH_INTERVAL (the admission's tick looks too). An idle worker's metrics are exact; a busy one's
+# are at most that far behind.
 
 FLUSH_INTERVAL = 1.0  # seconds
 
@@ -158,11 +160,21 @@ def observe_request(request: web.Request, status: int, started: float) -> float:
     return elapsed
 
 
-async def metrics_handler(request: web.Request) -> web.Response:
+async def exposition() -> bytes:
+    """Every metric in Prometheus' text format; with several workers, all of theirs merged from their files."""
     flush_buffered()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
     else:
         registry = REGISTRY
-    return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return generate_latest(registry)
+
+
+# Merging every worker's files costs more than a small request: made at most once a second (shared/recent.py).
+EXPOSITION = web.AppKey("exposition", Recent[bytes])
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    body = await request.app[EXPOSITION].get()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -30,12 +30,15 @@ class PageParams(BaseModel):
 
 
 class Page(BaseModel, Generic[Item]):
+    model_config = ConfigDict(from_attributes=True)
+
     items: list[Item]
     total: int
     limit: int
     offset: int
 
 
-def page_of(items: list, total: int, params: PageParams) -> dict:
-    """The page envelope every list endpoint answers (the shape of `Page`)."""
-    return {"items": items, "total": total, "limit": params.limit, "offset": params.offset}
+def page_of(item: type[BaseModel], items: list, total: int, params: PageParams) -> Page:
+    """The page every list endpoint answers, each item read into `item` (the route's output model)."""
+    page = {"items": items, "total": total, "limit": params.limit, "offset": params.offset}
+    return Page[item].model_validate(page, from_attributes=True)  # type: ignore[valid-type]

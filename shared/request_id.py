@@ -13,7 +13,7 @@ _ACCEPTABLE = re.compile(r"^[\x21-\x7e]{1,128}$")  # outbox.request_id holds 128
 
 
 def new_request_id() -> str:
-    return os.urandom(16).hex()  # uuid4().hex's 32 random hex digits, without building a UUID (1.8 -> 0.4 µs)
+    return os.urandom(16).hex()  # uuid4().hex's 32 random hex digits, without building a UUID
 
 
 def accept_request_id(value: str | None) -> str:

@@ -1,28 +1,13 @@
 """OpenTelemetry traces, configured from the standard OTEL_* variables; off (and next to free) without them.
 
-Where each piece is used:
-
-1. Before the app exists, once per process (gunicorn forks first, so a worker's span-export thread is its
-   own): in `shared.web.service_app`, before `web.Application(...)`,
-   `if configure_tracing(service_name): instrument_libraries()`. That gives a SERVER span per request in both
-   services (continuing a caller's `traceparent`), a CLIENT span per call from the order service to the
-   customer service (its `traceparent` header is sent, so the customer's server span is its child; the
-   client session must be created after this call: order/app.py does it in a cleanup_ctx, so it is), and a
-   span per asyncpg statement (parameters are not recorded).
-2. Logs: `handler.addFilter(TraceContextFilter())` in `shared.logs.configure_logging`; the JSON formatter
-   already prints every extra record field, so lines written inside a span get `trace_id` and `span_id`.
-3. Outbox write (order/service.py): `start_span("outbox write")` around the statement that stores the event;
-   order/events.py stores `inject_text()` in `outbox.trace_context` (migration 3; NULL with tracing off).
-4. Relay (order/publisher.py): per row, a PRODUCER span `"<exchange> publish"` with
-   `context=extract_text(row["trace_context"])` and `inject_headers` inside it, so the message carries the
-   producer span's `traceparent` next to `x-request-id`: a child of the POST's trace however long the row
-   waited (a broker outage in between).
-5. Consumer (customer/consumer.py): `consumer_span(...)` around a batch's apply: a child of the publish span
-   for a batch of one, linked to each message's publish span otherwise.
-6. Tests: `install_memory_exporter()` then `instrument_libraries()` before `create_app` (with no OTEL_* set,
-   service_app leaves both off), `uninstrument_libraries()` in teardown; the exporter then holds the spans of
-   both services, which share the process in tests (tell them apart by span name and kind).
-   shared/tests/test_tracing.py does exactly this for a bare app.
+Configured once per process before the app exists (gunicorn forks first, so each worker exports on a
+thread of its own). A request gets a SERVER span (continuing a caller's `traceparent`), the order
+service's call to the customer service a CLIENT span, each asyncpg statement a span (no parameters).
+An outbox row stores the trace context of the request that wrote it, so the relay's PRODUCER span
+continues that trace however late the row leaves, and the message carries its `traceparent`; the
+consumer's span is a child of the publish span (a link per message for a batch). Log lines written
+inside a span get `trace_id` and `span_id`. Tests install an in-memory exporter instead
+(`install_memory_exporter`).
 """
 
 import json
@@ -60,7 +45,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-_on = False  # a provider of ours is installed; checking the global provider costs ~3 µs a call
+_on = False  # a provider of ours is installed: cheaper to ask than the global provider
 
 TRACER_NAME = "shop-services"
 # What decides and shapes tracing here (the SDK reads them from the environment itself).
@@ -194,7 +179,7 @@ _tracer = trace.get_tracer(TRACER_NAME)  # a proxy: it follows the provider inst
 def start_span(name: str, **kwargs: Any) -> AbstractContextManager[trace.Span]:
     """`with start_span("outbox write"):` a span of this project's tracer (kwargs as start_as_current_span).
 
-    With tracing off, not even a no-op span: that one costs ~15 µs here, this well under one.
+    With tracing off, not even a no-op span: an untraced request should cost nothing for tracing.
     """
     if not _on:
         return nullcontext(trace.INVALID_SPAN)

@@ -9,11 +9,13 @@ from aiohttp import web
 from shared.admission import ABANDONED, ADMISSION, Admission, admission_ctx, admission_for, client_gone, refused
 from shared.auth import AUTH, Access, identity_var, install_auth
 from shared.db import release_app_orm, tortoise_ctx, use_app_orm
-from shared.health import health, ready
-from shared.metrics import metrics_handler, request_started
+from shared.health import READINESS, health, readiness, ready
+from shared.http import read_body
+from shared.metrics import EXPOSITION, exposition, metrics_handler, request_started
 from shared.observe import observe
 from shared.openapi import add_docs_routes
 from shared.problems import problem_for
+from shared.recent import Recent
 from shared.request_id import HEADER as REQUEST_ID_HEADER
 from shared.request_id import accept_request_id, request_id_var
 from shared.settings import SharedSettings
@@ -23,11 +25,13 @@ from shared.tracing import configure_tracing, instrument_libraries
 @web.middleware
 async def request_middleware(request: web.Request, handler) -> web.StreamResponse:
     """Everything a request goes through, in one layer (each layer costs a coroutine and a wrapper per
-    request): admission first, so a refusal costs next to nothing (shared/admission.py); then the
-    request's id, from the client or made up, in the logs and the response; the app's ORM; the caller's
-    token (shared/auth.py); any error as a problem+json; then its metrics and access log line, with the
-    final status."""
-    admission = admission_for(request)
+    request): its body, read before it asks for a slot, so a client that sends one slowly holds a
+    socket, not one of the few slots; then admission, so a refusal costs next to nothing
+    (shared/admission.py); then the request's id, from the client or made up, in the logs and the
+    response; the app's ORM; the caller's token (shared/auth.py); any error (a body that did not arrive
+    too) as a problem+json; then its metrics and access log line, with the final status."""
+    body_failed = await _body_failed(request)
+    admission = admission_for(request) if body_failed is None else None
     if admission is not None:
         reason = await admission.admit()
         if reason is not None:
@@ -45,8 +49,10 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
     auth = request.app.get(AUTH)
     try:
         try:
-            if auth is not None:
+            if auth is not None:  # no or a bad token is a 401 before anything about the body
                 await auth.check(request)
+            if body_failed is not None:
+                raise body_failed
             response = await handler(request)
         except web.HTTPException as exc:
             if exc.status < 400:  # a redirect is aiohttp's to send
@@ -67,10 +73,20 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
             admission.release()
 
 
+async def _body_failed(request: web.Request) -> Exception | None:
+    """Read the request's body; what went wrong (408, 413, a dropped connection), or None."""
+    if not request.can_read_body:
+        return None
+    try:
+        await read_body(request)
+    except Exception as exc:
+        return exc
+    return None
+
+
 # Python collects its youngest generation each time 700 more container objects were made than freed;
 # a request makes a few hundred, so that was a collection every few requests, each walking the young
-# objects still alive. At 10,000 the order worker runs 1.8 % fewer instructions per order (callgrind,
-# bench/README.md); garbage in reference cycles waits a little longer to be freed.
+# objects still alive. Garbage in reference cycles waits a little longer to be freed.
 YOUNG_GENERATION_THRESHOLD = 10_000
 
 
@@ -108,6 +124,8 @@ def service_app(
     app.cleanup_ctx.append(tortoise_ctx(orm_config))  # first: what starts later may use the ORM
     app.on_startup.append(tune_garbage_collection)  # after every cleanup_ctx's start-up, the services' too
     app.add_routes(routes)
+    app[READINESS] = Recent(lambda: readiness(app))
+    app[EXPOSITION] = Recent(exposition)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics_handler)

@@ -8,19 +8,24 @@ connection, so those answers are not problem+json and carry no X-Request-ID.
 import asyncio
 import contextlib
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
+import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 
 from conftest import broker_connected, make_settings
 from customer.app import create_app as create_customer_app
-from customer.seeds import seed_customers
+from customer.manage import SERVICE_DB
+from customer.settings import CustomerSettings
 from order.app import create_app as create_order_app
 from order.settings import OrderSettings
-from shared.db import asyncpg_dsn
+from shared.manage import seed
+from shared.scopes import SCOPES
 from shared.testing.api import assert_problem, create_customer, get_json
 from shared.testing.docs import schema_validator
+from shared.testing.issuers import CUSTOMER_AUDIENCE, ORDER_AUDIENCE
 
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 SEED = 20261126
@@ -57,8 +62,9 @@ async def order_server(aiohttp_server, order_settings):
 # --- schemathesis ---
 
 
-async def run_schemathesis(server, workdir: Path, config: str = "") -> tuple[int, str]:
-    """The schemathesis CLI against the server's /openapi.json: every phase and check, bounded, seeded.
+async def run_schemathesis(server, workdir: Path, config: str = "", token: str = "") -> tuple[int, str]:
+    """The schemathesis CLI against the server's /openapi.json: every phase and check, bounded, seeded;
+    with `token`, sent as the bearer token (its checks also try each operation without one).
 
     A subprocess, so this event loop keeps serving the app under test; it runs in `workdir` (a tmp_path),
     where it writes its `.hypothesis/` and `.schemathesis/` directories.
@@ -80,6 +86,7 @@ async def run_schemathesis(server, workdir: Path, config: str = "") -> tuple[int
         "--generation-database",
         "none",
         "--no-color",
+        *(["--header", f"Authorization: Bearer {token}"] if token else []),
         cwd=workdir,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -96,8 +103,39 @@ async def run_schemathesis(server, workdir: Path, config: str = "") -> tuple[int
     return process.returncode, output.decode()
 
 
-async def test_schemathesis_finds_nothing_wrong_with_the_customer_service(customer_server, tmp_path):
-    code, output = await run_schemathesis(customer_server, tmp_path)
+@dataclass
+class Secured:
+    customers: TestServer
+    orders: TestServer
+    token: str  # every scope, both audiences
+
+
+@pytest.fixture
+async def secured(aiohttp_server, test_run, own_issuer) -> Secured:
+    """Both services checking tokens from `own_issuer`, as they run by default (AUTH_MODE=jwt)."""
+    auth = {"auth_mode": "jwt", "auth_issuer": own_issuer.url, "auth_jwks_url": own_issuer.jwks_url}
+    customer_settings = make_settings(CustomerSettings, test_run, database_url=test_run.customer_db, **auth)
+    customers = await aiohttp_server(await create_customer_app(customer_settings))
+    await broker_connected(customers.app)
+    order_settings = make_settings(
+        OrderSettings,
+        test_run,
+        database_url=test_run.order_db,
+        customer_service_url=str(customers.make_url("")),
+        customer_service_timeout=10,
+        auth_token_url=own_issuer.token_url,
+        client_id="order-service",
+        client_secret="any",
+        **auth,
+    )
+    orders = await aiohttp_server(await create_order_app(order_settings))
+    await broker_connected(orders.app)
+    token = own_issuer.token(" ".join(SCOPES), audience=[CUSTOMER_AUDIENCE, ORDER_AUDIENCE])
+    return Secured(customers, orders, token)
+
+
+async def test_schemathesis_finds_nothing_wrong_with_the_customer_service(secured, tmp_path):
+    code, output = await run_schemathesis(secured.customers, tmp_path, token=secured.token)
     assert code == 0, output
 
 
@@ -113,15 +151,11 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "409", "422"]
 """
 
 
-async def test_schemathesis_finds_nothing_wrong_with_the_order_service(order_server, test_run, tmp_path):
+async def test_schemathesis_finds_nothing_wrong_with_the_order_service(secured, test_run, tmp_path):
     # The contract's seed customers 1-3: schemathesis's boundary cases use ids 1 and 2, and the
     # override below pins every other generated order to customer 1, so valid orders are accepted.
-    conn = await asyncpg.connect(asyncpg_dsn(test_run.customer_db))
-    try:
-        await seed_customers(conn)
-    finally:
-        await conn.close()
-    code, output = await run_schemathesis(order_server, tmp_path, ORDER_CONFIG)
+    await seed(SERVICE_DB, test_run.customer_db)
+    code, output = await run_schemathesis(secured.orders, tmp_path, ORDER_CONFIG, token=secured.token)
     assert code == 0, output
 
 
@@ -368,3 +402,26 @@ async def test_a_body_that_stalls_is_answered_408_after_the_read_timeout(order_s
         writer.close()
     assert answer.startswith("HTTP/1.1 408 ")
     assert "application/problem+json" in answer
+
+
+async def test_slow_bodies_hold_sockets_not_admission_slots(aiohttp_server, order_settings):
+    """Three times as many stalled bodies as there are slots, and other requests are still served at once."""
+    settings = order_settings.model_copy(update={"admission_max_in_flight": 2, "admission_queue_timeout": 0.5})
+    server = await aiohttp_server(await create_order_app(settings))
+    head = (
+        b'POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"order": '
+    )
+    stalled = []
+    try:
+        for _ in range(3 * settings.admission_max_in_flight):
+            _, writer = await asyncio.open_connection(server.host, server.port)
+            writer.write(head)
+            await writer.drain()
+            stalled.append(writer)
+        async with aiohttp.ClientSession() as client:
+            for _ in range(3):  # each would wait out the queue timeout and be refused if a slot were held
+                async with client.get(server.make_url("/orders/2147483000")) as answer:
+                    assert answer.status == 404, await answer.text()
+    finally:
+        for writer in stalled:
+            writer.close()

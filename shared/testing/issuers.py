@@ -117,7 +117,16 @@ class OwnIssuer:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/jwks", self._jwks)
+        app.router.add_post("/token", self._token)
         return app
+
+    async def _token(self, request: web.Request) -> web.Response:
+        """Client credentials for any client: a token for both services with the scopes asked for."""
+        if self.down:
+            return web.Response(status=503)
+        form = await request.post()
+        token = self.token(str(form.get("scope", "")), audience=[CUSTOMER_AUDIENCE, ORDER_AUDIENCE])
+        return web.json_response({"access_token": token, "token_type": "Bearer", "expires_in": 300})
 
     async def _jwks(self, request: web.Request) -> web.Response:
         self.jwks_requests += 1
@@ -133,6 +142,10 @@ class OwnIssuer:
     @property
     def jwks_url(self) -> str:
         return f"{self.url}/jwks"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.url}/token"
 
     def claims(self, scope: str = "", audience: str | list[str] = CUSTOMER_AUDIENCE, **more) -> dict:
         now = int(time.time())

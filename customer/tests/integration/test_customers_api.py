@@ -48,7 +48,16 @@ async def test_missing_customer_is_a_404_problem(customer_client):
 
 @pytest.mark.parametrize(
     "path",
-    ["/customers/99999999999999999999", "/customers/0", "/customers/-1", "/customers/abc", "/customers/1.5", "/nope"],
+    [
+        "/customers/99999999999999999999",
+        "/customers/" + "9" * 5000,  # more digits than Python agrees to parse
+        "/customers/00000000001",  # 11 digits: not parsed, whatever they add up to
+        "/customers/0",
+        "/customers/-1",
+        "/customers/abc",
+        "/customers/1.5",
+        "/nope",
+    ],
 )
 async def test_impossible_ids_and_unknown_paths_are_404_problems(customer_client, path):
     await assert_problem(await customer_client.get(path), 404)

@@ -118,6 +118,7 @@ async def test_bad_list_filters_are_422(order_client, query, field):
 async def test_get_missing_order_is_404(order_client):
     await assert_problem(await order_client.get("/orders/2147483000"), 404)
     await assert_problem(await order_client.get("/orders/99999999999999"), 404)
+    await assert_problem(await order_client.get("/orders/" + "7" * 5000), 404)
 
 
 @pytest.mark.parametrize("path", [("paid",), ("cancelled",), ("paid", "shipped", "delivered"), ("paid", "cancelled")])

@@ -44,6 +44,7 @@ async def order_app(aiohttp_client, test_run, customer_server, **overrides):
 async def write_leased_order(client, customer_id: int, lease: Lease | None) -> NewOrder:
     """What a handler stores for a new order, without handing the event to the relay: the state a worker
     that died (or hung) right after its commit leaves behind."""
+    placed_at = datetime.now(UTC)
     with client.app[ORM]:
         order = NewOrder(
             id=await client.app[ORDER_IDS].next(),
@@ -52,7 +53,8 @@ async def write_leased_order(client, customer_id: int, lease: Lease | None) -> N
             quantity=1,
             price=Decimal("10.00"),
             status="created",
-            created_at=datetime.now(UTC),
+            created_at=placed_at,
+            updated_at=placed_at,
         )
         await repository.add_order(order, events.order_created(order, "test"), None, lease)
     return order
