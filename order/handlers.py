@@ -12,7 +12,7 @@ from order.schemas import (
     OrderQuery,
 )
 from shared.admission import ABANDONED, client_gone
-from shared.auth import bound_customer, require_customer, require_scope, require_staff
+from shared.auth import bound_customer, current_actor, require_customer, require_scope, require_staff
 from shared.http import created, json_response, parse_json, parse_query, path_id
 from shared.pagination import page_of
 from shared.request_id import current_request_id
@@ -25,7 +25,8 @@ async def create_order(request: web.Request) -> web.Response:
     key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
     body = await parse_json(request, CreateOrderBody)
     require_customer(request, body.order.customer_id)
-    claim = idempotency.Claim(key, body.order.model_dump_json()) if key is not None else None
+    scoped_key = idempotency.scoped(key, current_actor()) if key is not None else None
+    claim = idempotency.Claim(scoped_key, body.order.model_dump_json()) if scoped_key is not None else None
     try:
         placed = await service.place_order(
             request.app[CUSTOMERS],

@@ -38,6 +38,7 @@ LEEWAY = 30  # seconds of clock difference allowed on exp, nbf and iat
 REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub"]
 FETCH_TIMEOUT = aiohttp.ClientTimeout(total=5)
 MAX_CACHED_TOKENS = 10_000
+MAX_SUBJECT = 255  # a `sub` is stored as the actor of what it did (order/models.py)
 # Paths anyone may call: probes and scrapers (keep them off the public network), and the API documents.
 OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/openapi.json", "/asyncapi.json", "/docs"})
 
@@ -85,6 +86,9 @@ class Identity:
 # The caller of the request in progress (aiohttp runs each request in a task of its own); None with
 # AUTH_MODE=off, on an open route, and outside requests.
 identity_var: ContextVar[Identity | None] = ContextVar("identity", default=None)
+
+
+ACTOR_AMQP_HEADER = "x-actor"  # on each event: the `sub` of whoever caused it
 
 
 def current_actor() -> str | None:
@@ -286,7 +290,7 @@ class Verifier:
             raise TokenInvalid("expired") from None
         except jwt.PyJWTError:
             raise TokenInvalid("invalid") from None
-        if not isinstance(claims["sub"], str) or not claims["sub"]:
+        if not isinstance(claims["sub"], str) or not 1 <= len(claims["sub"]) <= MAX_SUBJECT:
             raise TokenInvalid("invalid")
         identity = Identity(claims["sub"], scopes_of(claims), customer_of(claims), float(claims["exp"]) + LEEWAY)
         self._remember(token, identity)

@@ -2,6 +2,7 @@
 401/422/403/404/409, customer-bound tokens, key rotation, and the order service as a client of its own."""
 
 import aiohttp
+import orjson
 import pytest
 
 from conftest import broker_connected, make_settings
@@ -273,3 +274,73 @@ async def test_reconcile_takes_a_token_for_the_order_service(system, customer_se
     assert "refused the token (401)" in capsys.readouterr().err
     token = await system.issuer.token("orders:read")
     assert await customer_ops.reconcile(customer_settings, url, [customer_id], token) == 0
+
+
+async def test_the_callers_sub_is_the_events_x_actor_and_keys_are_per_caller(
+    aiohttp_client, aiohttp_server, test_run, dev_issuer, event_tap
+):
+    issuer = await dev_issuer(
+        clients=("order-service:order-service-secret:customers:read", "dev:dev-secret:*", "clerk:pw:*")
+    )
+    system = await start_system(aiohttp_client, aiohttp_server, test_run, issuer)
+    await eventually(lambda: has_token(system), timeout=10)
+    customer_id = await system.new_customer()
+    order = {"customer_id": customer_id, "product_name": "Lamp", "quantity": 1, "price": "30.00"}
+    key = {"Idempotency-Key": unique("key")}
+    placed = {}
+    for client in ("dev:dev-secret", "clerk:pw", "clerk:pw"):
+        token = await issuer.token("orders:write", client=client)
+        response = await system.orders.post("/orders", json={"order": order}, headers={**bearer(token), **key})
+        assert response.status == 201, await response.text()
+        placed.setdefault(client, set()).add((await response.json())["id"])
+    assert len(placed["clerk:pw"]) == 1  # the same caller's retry is replayed
+    assert placed["dev:dev-secret"] != placed["clerk:pw"]  # another caller's same key is another key
+
+    async def published():
+        actors = {
+            message.header.properties.headers.get("x-actor")
+            for message in event_tap.messages
+            if orjson.loads(message.body)["data"]["order_id"] in placed["dev:dev-secret"] | placed["clerk:pw"]
+        }
+        assert actors == {"dev", "clerk"}
+
+    await eventually(published, timeout=10)
+
+
+async def test_with_auth_off_an_event_has_no_actor(order_client, customer_api, event_tap):
+    body = {"customer": {"name": unique("Off"), "address": "5 Loop Road"}}
+    customer_id = (await (await customer_api.post("/customers", json=body)).json())["id"]
+    order = {"customer_id": customer_id, "product_name": "Pen", "quantity": 1, "price": "1.00"}
+    order_id = (await (await order_client.post("/orders", json={"order": order})).json())["id"]
+
+    async def published():
+        messages = [m for m in event_tap.messages if orjson.loads(m.body)["data"]["order_id"] == order_id]
+        assert len(messages) == 1
+        message = messages[0]
+        assert "x-request-id" in message.header.properties.headers
+        assert "x-actor" not in message.header.properties.headers
+
+    await eventually(published, timeout=10)
+
+
+async def test_the_consumer_logs_the_actor_of_an_event_it_dead_letters(customer_client, broker, test_run, request_logs):
+    from pamqp.commands import Basic
+
+    from shared.testing.api import order_created_event
+
+    await broker.basic_publish(
+        order_created_event(2147483000),  # no such customer: dead-lettered at once
+        exchange=test_run.exchange,
+        routing_key="order.created",
+        properties=Basic.Properties(delivery_mode=2, content_type="application/json", headers={"x-actor": "clerk-9"}),
+    )
+
+    async def logged():
+        actors = [
+            getattr(record, "actor", None)
+            for record in request_logs.records
+            if record.getMessage().startswith("dead-lettering")
+        ]
+        assert "clerk-9" in actors
+
+    await eventually(logged, timeout=10)
