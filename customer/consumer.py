@@ -404,6 +404,7 @@ class OrderCreatedConsumer:
             attempt + 1,
             len(delays),
             delays[attempt],
+            extra={"actor": _actor(message)},
         )
         await self._copy_to(
             message, self.settings.retry_queue(delays[attempt]), {ATTEMPT_HEADER: attempt + 1, "x-last-error": error}
