@@ -1,15 +1,20 @@
 from aiohttp import web
 
 from customer import service
+from customer.keys import SETTINGS
 from customer.schemas import CreateCustomerBody, CustomerOut, UpdateCustomerBody
 from shared.http import created, json_response, parse_json, parse_query, path_id
-from shared.pagination import PageParams, page_of
+from shared.pagination import PageParams, check_offset, page_response, resume
 
 
 async def list_customers(request: web.Request) -> web.Response:
     page = parse_query(request, PageParams)
-    items, total = await service.list_customers(page.limit, page.offset)
-    return json_response(page_of(CustomerOut, items, total, page))
+    check_offset(page, request.app[SETTINGS].page_max_offset)
+    page, after = resume(page)
+    # One row more than the page: whether another page follows.
+    customers = await service.list_customers(page.limit + 1, page.offset, after)
+    total = await service.count_customers() if page.count else None
+    return page_response(request, CustomerOut, customers, page, total)
 
 
 async def create_customer(request: web.Request) -> web.Response:

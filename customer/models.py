@@ -1,4 +1,5 @@
 from tortoise import fields
+from tortoise.indexes import Index
 from tortoise.models import Model
 
 
@@ -13,6 +14,7 @@ class Customer(Model):
 
     class Meta:
         table = "customers"
+        indexes = [Index(fields=("created_at", "id"))]  # the list's order: a page reads only its own rows
 
 
 class ProcessedEvent(Model):

@@ -15,6 +15,7 @@ from customer.db_config import APP
 from customer.schemas import CustomerOut
 from shared.db import db
 from shared.housekeeping import purge_in_batches
+from shared.pagination import Position
 
 # --- customers ----------------------------------------------------------------------------------------------
 
@@ -35,17 +36,16 @@ async def _one(sql: str, values: list) -> CustomerOut | None:
     return CustomerOut.model_validate(rows[0]) if rows else None
 
 
-async def list_customers(limit: int, offset: int) -> tuple[list[CustomerOut], int]:
-    """A page, newest first, and the total."""
-    connection = db(APP)
-    _, counted = await connection.execute_query("SELECT count(*) FROM customers")
-    total = counted[0][0]
-    if offset >= total:
-        return [], total
-    rows = await connection.execute_query_dict(
-        f"SELECT {COLUMNS} FROM customers ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2", [limit, offset]
-    )
-    return [CustomerOut.model_validate(row) for row in rows], total
+def customers_page(after: bool) -> str:
+    """Newest first, from an offset ($2), or after a position ($3, $4): an index scan that starts right
+    at that position, so a deep page reads only its own rows."""
+    position = "(created_at, id) < ($3, $4)" if after else "TRUE"
+    return f"SELECT {COLUMNS} FROM customers WHERE {position} ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2"
+
+
+async def list_customers(limit: int, offset: int, after: Position | None) -> list[CustomerOut]:
+    rows = await db(APP).execute_query_dict(customers_page(after is not None), [limit, offset, *(after or ())])
+    return [CustomerOut.model_validate(row) for row in rows]
 
 
 async def get_customer(customer_id: int) -> CustomerOut | None:

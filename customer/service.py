@@ -7,6 +7,7 @@ from uuid import UUID
 from customer import repository
 from customer.schemas import CustomerIn, CustomerOut, CustomerPatch
 from shared.events import ORDER_CREATED, OrderEvent
+from shared.pagination import Position
 from shared.problems import Conflict, NotFound, ValidationFailed, field_error
 
 log = logging.getLogger(__name__)
@@ -22,8 +23,12 @@ class EmailTaken(Conflict):
         super().__init__(f"The email {email} belongs to another customer.", field_error("email", "is taken"))
 
 
-async def list_customers(limit: int, offset: int) -> tuple[list[CustomerOut], int]:
-    return await repository.list_customers(limit, offset)
+async def list_customers(limit: int, offset: int, after: Position | None) -> list[CustomerOut]:
+    return await repository.list_customers(limit, offset, after)
+
+
+async def count_customers() -> int:
+    return await repository.count_customers()
 
 
 async def get_customer(customer_id: int) -> CustomerOut:

@@ -2,7 +2,7 @@ from aiohttp import web
 
 from order import idempotency, service
 from order.domain import CANCELLED
-from order.keys import CUSTOMERS, ORDER_IDS, RELAY
+from order.keys import CUSTOMERS, ORDER_IDS, RELAY, SETTINGS
 from order.schemas import (
     ChangeStatusBody,
     CreateOrderBody,
@@ -14,7 +14,7 @@ from order.schemas import (
 from shared.admission import ABANDONED, client_gone
 from shared.auth import bound_customer, current_actor, require_customer, require_scope, require_staff
 from shared.http import created, json_response, parse_json, parse_query, path_id
-from shared.pagination import page_of
+from shared.pagination import check_offset, page_response, resume
 from shared.request_id import current_request_id
 from shared.scopes import ORDERS_FULFIL, ORDERS_WRITE
 
@@ -49,18 +49,22 @@ async def list_orders(request: web.Request) -> web.Response:
     if bound is not None:  # a customer's own token lists that customer's orders
         require_customer(request, query.customer_id if query.customer_id is not None else bound)
         query = query.model_copy(update={"customer_id": bound})
-    return await _page(query)
+    return await _page(request, query)
 
 
 async def list_customer_orders(request: web.Request) -> web.Response:
     """The original system's route: the same as GET /orders?customer_id={id}."""
     page = parse_query(request, CustomerOrdersQuery)
-    return await _page(OrderQuery(customer_id=path_id(request), **page.model_dump()))
+    return await _page(request, OrderQuery(customer_id=path_id(request), **page.model_dump(exclude_unset=True)))
 
 
-async def _page(query: OrderQuery) -> web.Response:
-    orders, total = await service.list_orders(query.customer_id, query.status, query.limit, query.offset)
-    return json_response(page_of(OrderOut, orders, total, query))
+async def _page(request: web.Request, query: OrderQuery) -> web.Response:
+    check_offset(query, request.app[SETTINGS].page_max_offset)
+    query, after = resume(query)
+    # One row more than the page: whether another page follows.
+    orders = await service.list_orders(query.customer_id, query.status, query.limit + 1, query.offset, after)
+    total = await service.count_matching_orders(query.customer_id, query.status) if query.count else None
+    return page_response(request, OrderOut, orders, query, total)
 
 
 async def count_orders(request: web.Request) -> web.Response:

@@ -23,6 +23,7 @@ from order.repository import NewOrder, OrderIds
 from order.schemas import OrderCreatedOut, OrderIn
 from shared.db import transaction
 from shared.http import to_json
+from shared.pagination import Position
 from shared.problems import Conflict, NotFound
 from shared.tracing import start_span
 
@@ -120,8 +121,14 @@ async def get_order(order_id: int) -> Order:
     return order
 
 
-async def list_orders(customer_id: int | None, status: str | None, limit: int, offset: int) -> tuple[list[Order], int]:
-    return await repository.list_orders(customer_id, status, limit, offset)
+async def list_orders(
+    customer_id: int | None, status: str | None, limit: int, offset: int, after: Position | None
+) -> list[Order]:
+    return await repository.list_orders(customer_id, status, limit, offset, after)
+
+
+async def count_matching_orders(customer_id: int | None, status: str | None) -> int:
+    return await repository.count_matching(customer_id, status)
 
 
 async def count_orders(customer_ids: list[int]) -> dict[int, int]:

@@ -38,6 +38,15 @@ def connection_config(db_url: str) -> dict:
     return config
 
 
+def with_statement_timeout(config: dict, seconds: float) -> dict:
+    """`config` whose connections end any statement that runs longer than `seconds` (SQLSTATE 57014)."""
+    connections = {
+        name: {**conn, "credentials": {**conn["credentials"], "server_settings": {"statement_timeout": f"{seconds}s"}}}
+        for name, conn in config["connections"].items()
+    }
+    return {**config, "connections": connections}
+
+
 def orm_config(db_url: str, app: str, models: list[str]) -> dict:
     """One Tortoise app per service; its connection carries the same name as the app."""
     return {
@@ -204,13 +213,15 @@ async def drop_database(db_url: str) -> None:
 
 # SQLSTATE classes of failures that pass by themselves: 08 connection, 40 rollback (serialization
 # failure, deadlock), 53 insufficient resources (too many connections, out of memory or disk),
-# 57 operator intervention (statement timeout, shutdown, restart), 58 I/O; and 55P03 lock not available.
+# 57 operator intervention (shutdown, restart), 58 I/O; and 55P03 lock not available. Not 57014, a
+# statement that ran past its statement_timeout: that statement failed, the database did not.
 TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
+STATEMENT_TIMED_OUT = "57014"
 
 
 def _transient_sqlstate(cause: BaseException) -> bool:
     sqlstate = getattr(cause, "sqlstate", None) if isinstance(cause, asyncpg.PostgresError) else None
-    if not sqlstate:
+    if not sqlstate or sqlstate == STATEMENT_TIMED_OUT:
         return False
     return sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES or sqlstate == "55P03"
 

@@ -1,13 +1,31 @@
-"""Page parameters and the page shape of every list endpoint."""
+"""Page parameters, cursors and the page shape of every list endpoint.
 
-from typing import Annotated, Generic, TypeVar
+Every list is sorted newest first, by (created_at, id). A page's `next` is an opaque cursor: the
+position of its last row with the filters (and limit) of the list, so the following page reads
+from that position on, through the index that serves the list's order, whatever its depth.
+"""
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+import base64
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_serializer
+from pydantic.json_schema import SkipJsonSchema
+
+from shared.http import json_response
+from shared.problems import ValidationFailed, field_error
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
 Item = TypeVar("Item")
+Params = TypeVar("Params", bound="PageParams")
+Position = tuple[datetime, int]  # (created_at, id) of a page's last row
+CURSOR_MAX_LENGTH = 400  # a position, a limit and the filters, in URL-safe base64
+# What a cursor carries besides the list's own filters.
+PAGING_FIELDS = frozenset({"limit", "offset", "count", "cursor"})
 
 
 def _clamp(value: object) -> object:
@@ -26,19 +44,106 @@ class PageParams(BaseModel):
         Field(ge=1, description=f"Page size; above {MAX_LIMIT} is clamped to {MAX_LIMIT}."),
         BeforeValidator(_clamp),
     ] = DEFAULT_LIMIT
-    offset: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0  # PostgreSQL's OFFSET is a bigint
+    offset: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=2**63 - 1,  # PostgreSQL's OFFSET is a bigint; the service's PAGE_MAX_OFFSET is checked after
+            description="Rows to skip, up to PAGE_MAX_OFFSET (10,000 by default); page further with `cursor`.",
+        ),
+    ] = 0
+    count: bool = Field(
+        True, description="`false` leaves `total` out: an exact count costs in proportion to the rows it counts."
+    )
+    cursor: str | None = Field(
+        None,
+        max_length=CURSOR_MAX_LENGTH,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="A page's `next`: the following page, with the same filters (and limit, unless given).",
+    )
+
+
+def _without_default(schema: dict) -> None:
+    schema.pop("default", None)
 
 
 class Page(BaseModel, Generic[Item]):
     model_config = ConfigDict(from_attributes=True)
 
     items: list[Item]
-    total: int
+    total: int | SkipJsonSchema[None] = Field(
+        None,
+        description="Rows matching the filters; absent with `count=false` and on pages read by cursor.",
+        json_schema_extra=_without_default,
+    )
     limit: int
-    offset: int
+    offset: int | SkipJsonSchema[None] = Field(
+        None, description="Absent on pages read by cursor.", json_schema_extra=_without_default
+    )
+    next: str | None = Field(description="The cursor of the following page; null on the last page.")
+
+    @model_serializer(mode="wrap")
+    def _leave_out_what_was_not_asked(self, dump):
+        page = dump(self)
+        for absent in ("total", "offset"):
+            if page[absent] is None:
+                del page[absent]
+        return page
 
 
-def page_of(item: type[BaseModel], items: list, total: int, params: PageParams) -> Page:
-    """The page every list endpoint answers, each item read into `item` (the route's output model)."""
-    page = {"items": items, "total": total, "limit": params.limit, "offset": params.offset}
-    return Page[item].model_validate(page, from_attributes=True)  # type: ignore[valid-type]
+def _encode(data: Any) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(data)).decode().rstrip("=")
+
+
+def _decode(text: str) -> Any:
+    return orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+
+
+def check_offset(params: PageParams, max_offset: int) -> None:
+    if params.offset > max_offset:
+        raise ValidationFailed(
+            f"An offset above {max_offset} is not served: page further with the `next` cursor.",
+            field_error("offset", f"must be at most {max_offset}; use `cursor`"),
+        )
+
+
+def resume(params: Params) -> tuple[Params, Position | None]:
+    """The query a cursor continues (its filters and limit; a limit given now wins) and the position to
+    read on from; without a cursor, `params` itself and None."""
+    if params.cursor is None:
+        return params, None
+    try:
+        cursor = _decode(params.cursor)
+        created_at, row_id = cursor["after"]
+        after = (datetime.fromisoformat(created_at), int(row_id))
+        limit = params.limit if "limit" in params.model_fields_set else cursor["limit"]
+        resumed = type(params).model_validate(
+            {**cursor["filters"], "limit": limit, "count": False, "cursor": params.cursor}
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):  # undecodable, or not a cursor of this list
+        raise ValidationFailed(
+            "The cursor is not one this list gave.", field_error("cursor", "is not a `next` of this list")
+        ) from None
+    return resumed, after
+
+
+def page_response(request: web.Request, item: type[BaseModel], rows: list, params: PageParams, total: int | None):
+    """The page of `rows` (read with one more than the limit, which tells whether another page follows),
+    each read into `item`, with its `next` cursor and, when there is one, a Link header to it (RFC 8288)."""
+    more = len(rows) > params.limit
+    rows = rows[: params.limit]
+    cursor = None
+    if more:
+        filters = params.model_dump(mode="json", exclude=set(PAGING_FIELDS))
+        after = [rows[-1].created_at.isoformat(), rows[-1].id]
+        cursor = _encode({"after": after, "limit": params.limit, "filters": filters})
+    page = {
+        "items": rows,
+        "total": total,
+        "limit": params.limit,
+        "offset": params.offset if params.cursor is None else None,
+        "next": cursor,
+    }
+    body = Page[item].model_validate(page, from_attributes=True)  # type: ignore[valid-type]
+    link = {"Link": f'<{request.rel_url.with_query(cursor=cursor)}>; rel="next"'} if cursor else None
+    return json_response(body, headers=link)

@@ -90,6 +90,11 @@ def is_connection_failure(exc: BaseException) -> bool:
     return any(isinstance(cause, _CONNECTION_ERRORS) for cause in exception_chain(exc))
 
 
+def is_statement_timeout(exc: BaseException) -> bool:
+    """True if a statement ran past its deadline (statement_timeout) anywhere in the chain."""
+    return any(isinstance(cause, asyncpg.QueryCanceledError) for cause in exception_chain(exc))
+
+
 def field_error(field: str, message: str) -> list[dict]:
     return [{"field": field, "message": message}]
 
@@ -131,6 +136,13 @@ def problem_for(request: web.Request, exc: Exception) -> web.Response:
         return response
     if isinstance(exc, web.HTTPException):
         return _http_exception_problem(exc)
+    if is_statement_timeout(exc):
+        log.warning("statement timed out on %s %s: %r", request.method, request.path, exc)
+        response = problem(
+            503, "Service Unavailable", "The database did not answer in time; nothing was changed, try again later."
+        )
+        response.headers["Retry-After"] = "1"
+        return response
     if is_connection_failure(exc):
         log.warning("dependency unavailable on %s %s: %r", request.method, request.path, exc)
         response = problem(

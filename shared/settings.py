@@ -25,6 +25,10 @@ class SharedSettings(BaseSettings):
     admission_overload_queue_timeout: float = Field(0.1, gt=0, validation_alias="ADMISSION_OVERLOAD_QUEUE_TIMEOUT")
     admission_burst: float = Field(0.2, ge=0, validation_alias="ADMISSION_BURST")
     admission_max_loop_lag: float = Field(0.05, gt=0, validation_alias="ADMISSION_MAX_LOOP_LAG")
+    # A statement of a service's that runs longer is ended, and its request answered 503.
+    database_statement_timeout: float = Field(10.0, gt=0, validation_alias="DATABASE_STATEMENT_TIMEOUT")
+    # Lists page by offset up to here; deeper, by the `next` cursor (whose cost does not grow with depth).
+    page_max_offset: int = Field(10_000, ge=0, validation_alias="PAGE_MAX_OFFSET")
     # Used only by `manage migrate/prepare` to create a service's role and database when they are
     # missing; by default the service URL's server as `postgres`. Never needed by a running service.
     postgres_admin_url: str | None = Field(None, validation_alias="POSTGRES_ADMIN_URL")

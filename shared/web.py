@@ -8,7 +8,7 @@ from aiohttp import web
 
 from shared.admission import ABANDONED, ADMISSION, Admission, admission_ctx, admission_for, client_gone, refused
 from shared.auth import AUTH, Access, identity_var, install_auth
-from shared.db import release_app_orm, tortoise_ctx, use_app_orm
+from shared.db import release_app_orm, tortoise_ctx, use_app_orm, with_statement_timeout
 from shared.health import READINESS, health, readiness, ready
 from shared.http import read_body
 from shared.metrics import EXPOSITION, exposition, metrics_handler, request_started
@@ -121,7 +121,8 @@ def service_app(
         settings.admission_burst,
     )
     app.cleanup_ctx.append(admission_ctx)
-    app.cleanup_ctx.append(tortoise_ctx(orm_config))  # first: what starts later may use the ORM
+    # First: what starts later may use the ORM.
+    app.cleanup_ctx.append(tortoise_ctx(with_statement_timeout(orm_config, settings.database_statement_timeout)))
     app.on_startup.append(tune_garbage_collection)  # after every cleanup_ctx's start-up, the services' too
     app.add_routes(routes)
     app[READINESS] = Recent(lambda: readiness(app))

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from shared.testing.plugin import unique
+from shared.testing.plugin import eventually, unique
 
 
 def order_created_event(customer_id: int, event_id: str | None = None) -> bytes:
@@ -55,3 +55,12 @@ async def assert_problem(response, status: int, field: str | None = None) -> dic
     if field is not None:
         assert field in [error["field"] for error in problem["errors"]], problem
     return problem
+
+
+async def becomes_ready(client) -> None:
+    """/ready answers 200 (within the second an answer may be kept: shared/recent.py)."""
+
+    async def ready() -> None:
+        assert (await client.get("/ready")).status == 200
+
+    await eventually(ready)

@@ -17,7 +17,7 @@ from customer.metrics import CONSUMER_BREAKER_OPEN, CONSUMER_BREAKER_OPEN_SECOND
 from customer.settings import CustomerSettings
 from customer.tests.integration.test_consumer_at_size import DeadLetters, publish_all
 from shared.db import asyncpg_dsn
-from shared.testing.api import assert_problem, create_customer, get_json, order_created_event
+from shared.testing.api import assert_problem, becomes_ready, create_customer, get_json, order_created_event
 from shared.testing.plugin import eventually
 
 
@@ -74,7 +74,7 @@ async def test_a_60_second_database_outage_under_a_stream_of_events_dead_letters
 
     await eventually(all_counted, timeout=60, interval=0.2)
     assert CONSUMER_BREAKER_OPEN._value.get() == 0
-    assert (await client.get("/ready")).status == 200
+    await becomes_ready(client)
     dead = DeadLetters(broker, run)
     with pytest.raises(AssertionError):
         await dead.at_least(1)  # none

@@ -1,9 +1,11 @@
 import asyncio
 import gc
 
+import asyncpg
 import pytest
 
 from customer.app import create_app
+from shared.db import asyncpg_dsn
 from shared.testing.api import assert_problem, create_customer, get_json
 from shared.testing.plugin import unique
 from shared.web import YOUNG_GENERATION_THRESHOLD
@@ -125,8 +127,25 @@ async def test_list_defaults_and_clamps_the_limit(customer_client):
 async def test_offset_past_the_end_gives_no_items_and_the_true_total(customer_client):
     await create_customer(customer_client)
     total = (await get_json(customer_client, "/customers"))["total"]
-    page = await get_json(customer_client, "/customers?offset=100000000")
-    assert page["items"] == [] and page["total"] == total
+    page = await get_json(customer_client, "/customers?offset=10000")
+    assert page["items"] == [] and page["total"] == total and page["next"] is None
+
+
+async def test_an_offset_past_page_max_offset_is_a_422_that_points_to_the_cursor(customer_client):
+    problem = await assert_problem(await customer_client.get("/customers?offset=10001"), 422, field="offset")
+    assert "cursor" in problem["detail"]
+
+
+async def test_the_next_cursor_reads_on_from_the_last_customer_of_a_page(customer_client):
+    for _ in range(3):
+        await create_customer(customer_client)
+    first = await get_json(customer_client, "/customers?limit=2&count=false")
+    assert "total" not in first
+    response = await customer_client.get("/customers?limit=2")
+    assert response.headers["Link"] == f'</customers?cursor={first["next"]}>; rel="next"'
+    second = await get_json(customer_client, f"/customers?cursor={first['next']}")
+    by_offset = await get_json(customer_client, "/customers?limit=2&offset=2")
+    assert second["items"] == by_offset["items"] and second["limit"] == 2 and "total" not in second
 
 
 @pytest.mark.parametrize(
@@ -175,3 +194,19 @@ async def test_concurrent_creates_with_one_email_store_one_customer(customer_cli
 async def test_a_request_id_is_echoed_when_it_is_visible_ascii(customer_client, sent, echoed):
     response = await customer_client.get("/health", headers={"X-Request-ID": sent})
     assert (response.headers["X-Request-ID"] == sent) is echoed
+
+
+async def test_a_statement_past_its_deadline_is_a_503_and_the_service_goes_on(aiohttp_client, customer_settings):
+    settings = customer_settings.model_copy(update={"database_statement_timeout": 0.3})
+    client = await aiohttp_client(await create_app(settings))
+    customer = await create_customer(client)
+    locker = await asyncpg.connect(asyncpg_dsn(settings.database_url))
+    try:
+        async with locker.transaction():  # every read of the table waits behind this lock
+            await locker.execute("LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")
+            response = await client.get(f"/customers/{customer['id']}")
+            problem = await assert_problem(response, 503)
+            assert response.headers["Retry-After"] == "1" and "in time" in problem["detail"]
+    finally:
+        await locker.close()
+    await get_json(client, f"/customers/{customer['id']}")

@@ -4,7 +4,7 @@ from conftest import broker_connected, make_settings
 from customer.app import create_app
 from customer.metrics import EVENTS_RETRIED
 from customer.settings import CustomerSettings
-from shared.testing.api import assert_problem, create_customer, get_json, order_created_event
+from shared.testing.api import assert_problem, becomes_ready, create_customer, get_json, order_created_event
 from shared.testing.plugin import eventually
 
 
@@ -26,7 +26,7 @@ async def test_requests_fail_cleanly_while_the_database_is_cut_and_recover_after
 
     await proxy.restore()
     assert (await get_json(client, f"/customers/{customer['id']}"))["name"] == customer["name"]
-    assert (await client.get("/ready")).status == 200
+    await becomes_ready(client)
     names = [c["name"] for c in (await get_json(client, "/customers?limit=200"))["items"]]
     assert "Lost" not in names
 

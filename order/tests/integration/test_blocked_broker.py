@@ -5,7 +5,7 @@ import asyncpg
 from conftest import order_client_via
 from order.metrics import RELAY_WAITING
 from shared.db import asyncpg_dsn
-from shared.testing.api import assert_problem, create_customer, get_json
+from shared.testing.api import assert_problem, becomes_ready, create_customer, get_json
 from shared.testing.plugin import eventually
 from shared.testing.proxy import AmqpProxy
 
@@ -53,4 +53,4 @@ async def test_the_relay_under_a_blocked_broker_holds_no_transaction_and_loses_n
     await proxy.unblock()
     await eventually(lambda: count_is(21), timeout=20)
     assert RELAY_WAITING.labels("blocked")._value.get() == 0
-    assert (await client.get("/ready")).status == 200
+    await becomes_ready(client)

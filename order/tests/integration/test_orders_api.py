@@ -101,9 +101,55 @@ async def test_list_filters_by_customer_and_status_newest_first(order_client, cu
     assert [o["id"] for o in one["items"]] == [first["id"]] and one["total"] == 2 and one["limit"] == 1
 
 
+async def walk(client, path: str) -> list[dict]:
+    """Every page of a list from `path` on, by its `next` cursors and Link headers."""
+    pages = []
+    while path:
+        response = await client.get(path)
+        page = await response.json()
+        assert response.status == 200, page
+        pages.append(page)
+        link = response.headers.get("Link")
+        assert (link is not None) == (page["next"] is not None)
+        path = link.removeprefix("<").removesuffix('>; rel="next"') if link else None
+    return pages
+
+
+async def test_cursors_walk_a_filtered_list_without_skipping_or_repeating_ties(order_client, customer_api):
+    customer, other = await create_customer(customer_api), await create_customer(customer_api)
+    for _ in range(5):
+        await place(order_client, customer["id"])
+    await place(order_client, other["id"])
+    with order_client.app[ORM]:  # three share one created_at: the id breaks the tie
+        await db(APP).execute_query(
+            "UPDATE orders SET created_at = now() WHERE id IN "
+            "(SELECT id FROM orders WHERE customer_id = $1 ORDER BY id LIMIT 3)",
+            [customer["id"]],
+        )
+    everything = await get_json(order_client, f"/orders?customer_id={customer['id']}")
+
+    pages = await walk(order_client, f"/orders?customer_id={customer['id']}&limit=2")
+    assert [len(page["items"]) for page in pages] == [2, 2, 1]
+    assert [o["id"] for page in pages for o in page["items"]] == [o["id"] for o in everything["items"]]
+    assert pages[0]["total"] == 5 and pages[0]["offset"] == 0
+    assert all("total" not in page and "offset" not in page for page in pages[1:])
+    assert pages[-1]["next"] is None
+    # A cursor alone keeps the list's filters; a limit given with it wins.
+    rest = await get_json(order_client, f"/orders?cursor={pages[0]['next']}&limit=10")
+    assert [o["id"] for o in rest["items"]] == [o["id"] for o in everything["items"][2:]]
+
+
+async def test_count_false_leaves_the_total_out(order_client):
+    page = await get_json(order_client, "/orders?count=false&limit=1")
+    assert "total" not in page and page["offset"] == 0 and page["limit"] == 1
+
+
 @pytest.mark.parametrize(
     "query, field",
     [
+        ("cursor=not-a-cursor", "cursor"),
+        ("cursor=eyJ4IjoxfQ", "cursor"),  # JSON, but not a cursor
+        ("offset=10001", "offset"),
         ("customer_id=abc", "customer_id"),
         ("customer_id=0", "customer_id"),
         ("status=lost", "status"),
