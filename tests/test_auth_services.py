@@ -11,6 +11,7 @@ from customer.settings import CustomerSettings
 from order.app import create_app as create_order_app
 from order.keys import CUSTOMERS
 from order.settings import OrderSettings
+from shared.testing.browser import rendered_dom, requires_chromium
 from shared.testing.issuers import DevIssuer
 from shared.testing.plugin import eventually, unique
 
@@ -344,3 +345,19 @@ async def test_the_consumer_logs_the_actor_of_an_event_it_dead_letters(customer_
         assert "clerk-9" in actors
 
     await eventually(logged, timeout=10)
+
+
+@requires_chromium
+async def test_the_docs_page_has_an_authorize_button_and_locked_operations(aiohttp_server, test_run, own_issuer):
+    settings = make_settings(
+        CustomerSettings,
+        test_run,
+        database_url=test_run.customer_db,
+        auth_mode="jwt",
+        auth_issuer=own_issuer.url,
+        auth_jwks_url=own_issuer.jwks_url,
+    )
+    server = await aiohttp_server(await create_customer_app(settings))
+    dom = await rendered_dom(str(server.make_url("/docs")))
+    assert 'class="btn authorize unlocked"' in dom
+    assert dom.count("authorization__btn") >= 5  # a padlock on each secured operation
