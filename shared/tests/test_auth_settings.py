@@ -15,10 +15,10 @@ ISSUER = {"auth_issuer": "https://issuer.example", "auth_jwks_url": "https://iss
 NO_AUTH_ENV = {name: value for name, value in os.environ.items() if not name.startswith(("AUTH_", "ORDER_CLIENT"))}
 
 
-def start(service: str, **env: str) -> subprocess.CompletedProcess:
+def start(service: str, metrics_dir, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", service, "--bind", "127.0.0.1:0"],
-        env={**NO_AUTH_ENV, "PROMETHEUS_MULTIPROC_DIR": "", **env},
+        env={**NO_AUTH_ENV, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **env},
         capture_output=True,
         text=True,
         timeout=60,
@@ -43,8 +43,8 @@ def start(service: str, **env: str) -> subprocess.CompletedProcess:
         ),
     ],
 )
-def test_a_service_started_without_its_issuer_refuses_with_one_line_naming_it(service, env, missing):
-    result = start(service, **env)
+def test_a_service_started_without_its_issuer_refuses_with_one_line_naming_it(service, env, missing, tmp_path):
+    result = start(service, tmp_path, **env)
     assert result.returncode == 1
     # gunicorn's own "Starting gunicorn" line comes first; then ours, and no traceback.
     lines = result.stderr.strip().splitlines()
