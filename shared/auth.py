@@ -188,7 +188,7 @@ class KeySet:
         """Fetch the set once; callers that come meanwhile share that fetch. False when it failed."""
         if self._fetch is None:
             self._last_attempt = asyncio.get_running_loop().time()
-            self._fetch = asyncio.ensure_future(self._download())
+            self._fetch = asyncio.create_task(self._download(), name="token keys fetch")
             self._fetch.add_done_callback(self._fetched)
         return await asyncio.shield(self._fetch)
 
