@@ -41,6 +41,7 @@ from customer.metrics import (
 from customer.settings import CustomerSettings
 from customer.topology import declare_customer_queues
 from shared.amqp import PERSISTENT, backoff_delay
+from shared.auth import ACTOR_AMQP_HEADER
 from shared.db import is_transient_database_error
 from shared.events import ORDER_CREATED, OrderEvent
 from shared.metrics import BufferedHistogram
@@ -82,6 +83,12 @@ def parse_event(body: bytes, dedup_window: timedelta) -> OrderEvent:
             f"window of {dedup_window.total_seconds() / 3600:g} h",
         )
     return event
+
+
+def _actor(message: DeliveredMessage) -> str | None:
+    """Who caused the event (the `sub` of the order service's caller); None with auth off."""
+    actor = (message.header.properties.headers or {}).get(ACTOR_AMQP_HEADER)
+    return str(actor) if actor is not None else None
 
 
 def _request_id(message: DeliveredMessage) -> str:
@@ -368,7 +375,12 @@ class OrderCreatedConsumer:
 
     async def _dead_letter(self, message: DeliveredMessage, poison: Poison) -> None:
         request_id_var.set(_request_id(message))
-        log.warning("dead-lettering message %s: %s", message.header.properties.message_id, poison)
+        log.warning(
+            "dead-lettering message %s: %s",
+            message.header.properties.message_id,
+            poison,
+            extra={"actor": _actor(message)},
+        )
         await self._publish_copy(
             message,
             self.settings.dead_letter_exchange,
@@ -392,6 +404,7 @@ class OrderCreatedConsumer:
             attempt + 1,
             len(delays),
             delays[attempt],
+            extra={"actor": _actor(message)},
         )
         await self._copy_to(
             message, self.settings.retry_queue(delays[attempt]), {ATTEMPT_HEADER: attempt + 1, "x-last-error": error}

@@ -18,6 +18,7 @@ class CustomerSettings(SharedSettings):
         """Migrations run as the database's owner: by default the service's URL as `customer_owner`."""
         return self.migration_url or with_role(self.database_url, "customer_owner")
 
+    auth_audience: str = Field("customer-service", validation_alias="CUSTOMER_AUTH_AUDIENCE")
     # Unacked messages the consumer holds at once: a batch being applied and the next one arriving.
     prefetch: int = Field(1000, ge=1, le=10000, validation_alias="CONSUMER_PREFETCH")
     # Deliveries applied in one transaction at most (fewer when fewer have arrived).

@@ -1,5 +1,7 @@
 """Settings both services read from the environment (names fixed by the contract)."""
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -42,8 +44,43 @@ class SharedSettings(BaseSettings):
     # run its own names so they never touch the running system's topology.
     events_exchange: str = Field("orders", validation_alias="EVENTS_EXCHANGE")
 
+    # Bearer tokens on every API request (shared/auth.py, docs/auth.md). `jwt` is the default, so a start
+    # with no configuration refuses to run rather than serve everyone; `off` must be said, and is logged.
+    auth_mode: Literal["jwt", "off"] = Field("jwt", validation_alias="AUTH_MODE")
+    # The issuer tokens must name (`iss`) and where its signing keys are published (a JWKS document).
+    auth_issuer: str | None = Field(None, validation_alias="AUTH_ISSUER")
+    auth_jwks_url: str | None = Field(None, validation_alias="AUTH_JWKS_URL")
+    # A token naming a key we do not have fetches the key set again, at most this often (seconds): a
+    # flood of made-up key ids cannot hammer the issuer. The set is also fetched every REFRESH seconds.
+    auth_jwks_min_refresh: float = Field(30.0, gt=0, validation_alias="AUTH_JWKS_MIN_REFRESH")
+    auth_jwks_refresh: float = Field(300.0, gt=0, validation_alias="AUTH_JWKS_REFRESH")
+    # The issuer's token endpoint: where the order service gets its own token, and where /docs's Authorize
+    # button sends client credentials (default: AUTH_ISSUER + /token, as the development issuer has it).
+    auth_token_url: str | None = Field(None, validation_alias="AUTH_TOKEN_URL")
+    # The `aud` a token must carry for this service (each service names its own variable).
+    auth_audience: str = Field("", validation_alias="AUTH_AUDIENCE")
+
+    @property
+    def token_endpoint(self) -> str:
+        return self.auth_token_url or f"{(self.auth_issuer or 'http://127.0.0.1:3010').rstrip('/')}/token"
+
+    def auth_required(self) -> dict[str, str | None]:
+        """What AUTH_MODE=jwt cannot start without, by variable name."""
+        return {"AUTH_ISSUER": self.auth_issuer, "AUTH_JWKS_URL": self.auth_jwks_url}
+
+    def missing_auth_setting(self) -> str | None:
+        """The first variable AUTH_MODE=jwt needs that is unset, or None."""
+        if self.auth_mode == "off":
+            return None
+        return next((name for name, value in self.auth_required().items() if not value), None)
+
     @field_validator("amqp_url")
     @classmethod
     def _broker_list(cls, value: str) -> str:
         broker_urls(value)
         return value
+
+
+def not_configured(variable: str) -> str:
+    """The one line a start that lacks `variable` ends with."""
+    return f"{variable} is not set: required with AUTH_MODE=jwt (the default); see docs/auth.md"
