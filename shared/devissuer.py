@@ -25,6 +25,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import aiohttp
 import jwt
@@ -226,6 +227,8 @@ def serve(args: argparse.Namespace) -> None:
             f"refusing to listen on {args.host}: a development issuer signs any token; --allow-remote if you mean it"
         )
     clients = dict(Client.parse(text) for text in (args.client or DEFAULT_CLIENTS))
+    if args.port is None:  # behind a name of its own (compose), it listens on its issuer URL's port
+        args.port = (urlsplit(args.issuer).port if args.issuer else None) or DEFAULT_PORT
     url = (args.issuer or f"http://{'127.0.0.1' if args.host in LOOPBACK else args.host}:{args.port}").rstrip("/")
     issuer = Issuer(url, clients, args.lifetime, args.algorithm)
     app = issuer_app(issuer)
@@ -274,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("serve", help="run the issuer")
     run.add_argument("--host", default="127.0.0.1")
-    run.add_argument("--port", type=int, default=DEFAULT_PORT)
+    run.add_argument("--port", type=int, help=f"default: the --issuer URL's port, else {DEFAULT_PORT}")
     run.add_argument("--issuer", help="the issuer URL tokens name (default http://HOST:PORT)")
     run.add_argument("--allow-remote", action="store_true", help="listen on a non-loopback address")
     run.add_argument("--client", action="append", help="id:secret:scopes (space-separated, or *); repeatable")

@@ -123,9 +123,10 @@ def test_service_urls_point_at_the_services_it_waits_for(services, name):
             superuser = pg_env.get("POSTGRES_USER", "postgres")
             if url.path == "/postgres":  # POSTGRES_ADMIN_URL: creates the service's role and database
                 assert url.username == superuser
-            else:  # the service itself runs as its own role, as its settings' default does
-                default = urlsplit(SETTINGS[name.removesuffix("-migrate")].model_fields["database_url"].default)
-                assert url.username == default.username != superuser
+            else:  # the service runs as its own role, and migrates as its database's owner, as its settings say
+                settings = SETTINGS[name.removesuffix("-migrate")](_env_file=None)
+                defaults = {urlsplit(settings.database_url).username, urlsplit(settings.migration_database_url).username}
+                assert url.username in defaults and url.username != superuser
             if url.password is None:
                 assert pg_env.get("POSTGRES_HOST_AUTH_METHOD") == "trust", "no password in the URL, none trusted"
             else:
