@@ -11,7 +11,7 @@ RUNTIME_LOCK := requirements/runtime.txt
 UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --universal --python-version 3.11 \
 	--custom-compile-command "make lock"
 
-.PHONY: install lock preflight prepare run dev test lint bench soak clean
+.PHONY: install lock preflight prepare run dev token test lint bench soak clean
 
 $(INSTALLED): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=...)")'
@@ -42,6 +42,12 @@ run: prepare
 
 dev: prepare
 	@PY=$(BIN) infra/scripts/dev.sh
+
+# A token from the development issuer that `AUTH_MODE=jwt make run` starts (docs/auth.md):
+#   make token SCOPE="orders:write" [CUSTOMER_ID=7] [ISSUER_URL=http://127.0.0.1:3010]
+token: install
+	@$(BIN)/python -m shared.devissuer token --scope "$(or $(SCOPE),customers:read orders:read)" \
+		--url "$(or $(ISSUER_URL),http://127.0.0.1:3010)" $(if $(CUSTOMER_ID),--customer-id $(CUSTOMER_ID))
 
 lint: install
 	$(BIN)/ruff check .

@@ -14,13 +14,15 @@ from shared.testing.plugin import eventually
 # One event loop holds the test and both services in process: its lag is no one service's, and a test's
 # burst of hundreds of requests is not a traffic spike to shed. Admission tests set their own limits.
 IN_PROCESS_ADMISSION = {"admission_max_loop_lag": 5.0, "admission_burst": 5.0}
+# The suite's apps check no token unless a test says otherwise (shared/tests/test_auth*.py do).
+AUTH_OFF = {"auth_mode": "off"}
 
 
 def make_settings(cls, test_run, **overrides):
     topology = {"events_exchange": test_run.exchange}
     if cls is CustomerSettings:  # its queues are the customer service's settings
         topology |= {"orders_queue": test_run.queue, "retry_delays": test_run.retry_delays}
-    return cls(**topology, **{**IN_PROCESS_ADMISSION, **overrides})
+    return cls(**topology, **{**IN_PROCESS_ADMISSION, **AUTH_OFF, **overrides})
 
 
 @pytest.fixture

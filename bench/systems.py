@@ -288,6 +288,7 @@ class Ours(System):
             "CUSTOMER_ORDERS_QUEUE": self.queue,
             "WORKERS": str(self.workers),
             "RUN_DIR": str(RUN_DIR),
+            "AUTH_MODE": "off",
         }
 
     async def prepare(self) -> None:

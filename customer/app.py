@@ -9,7 +9,7 @@ from customer.db_config import customer_orm_config
 from customer.housekeeping import run_housekeeping
 from customer.keys import CONSUMER, SETTINGS
 from customer.openapi import openapi_spec
-from customer.routes import routes
+from customer.routes import access, routes
 from customer.settings import CustomerSettings
 from shared.amqp import BROKER, BrokerLink
 from shared.db import start_orm_task, stop_tasks
@@ -34,7 +34,7 @@ async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def create_app(settings: CustomerSettings | None = None) -> web.Application:
     settings = settings or CustomerSettings()
-    app = service_app("customer", customer_orm_config(settings.database_url), routes, openapi_spec, settings)
+    app = service_app("customer", customer_orm_config(settings.database_url), routes, openapi_spec, settings, access)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(consumer_ctx)
     return app

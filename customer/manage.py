@@ -14,7 +14,8 @@ SERVICE_DB = ServiceDb(
     app=APP,
     migrations=Path(__file__).parent / "migrations",
     db_variable="CUSTOMER_DATABASE_URL",
-    db_url=lambda: load_settings(CustomerSettings).database_url,
+    settings=lambda: load_settings(CustomerSettings),
+    queue_tables=("processed_events",),
     orm_config=customer_orm_config,
     seed=seed_customers,
 )

@@ -1,7 +1,17 @@
 """The customer service's OpenAPI document, from the models in `customer.schemas` that validate its requests."""
 
+from customer.routes import access, routes
 from customer.schemas import CreateCustomerBody, CustomerOut, UpdateCustomerBody
-from shared.openapi import COMMON_OPERATIONS, LOCATION, Operation, Problem, build_spec
+from shared.openapi import (
+    COMMON_OPERATIONS,
+    DEV_TOKEN_URL,
+    LOCATION,
+    Operation,
+    Problem,
+    build_spec,
+    route_scopes,
+    secure,
+)
 from shared.pagination import Page, PageParams
 
 EMAIL_TAKEN = (Problem, "The email belongs to another customer (field `email`).")
@@ -63,9 +73,10 @@ OPERATIONS = [
 ]
 
 
-def openapi_spec() -> dict:
-    return build_spec(
+def openapi_spec(token_url: str = DEV_TOKEN_URL) -> dict:
+    spec = build_spec(
         "Customer service",
         "Customers, and how many orders each has placed (counted from `order.created` events).",
         OPERATIONS + COMMON_OPERATIONS,
     )
+    return secure(spec, route_scopes(routes, access), token_url)

@@ -126,18 +126,29 @@ async def replay_dead_letters(settings: CustomerSettings, limit: int) -> int:
     return 0
 
 
-async def reconcile(settings: CustomerSettings, order_service_url: str, customer_ids: list[int] | None = None) -> int:
+async def reconcile(
+    settings: CustomerSettings, order_service_url: str, customer_ids: list[int] | None = None, token: str | None = None
+) -> int:
     """orders_count of every customer (or of those given) against the orders the order service holds for them,
-    a page of customers at a time: one read of the page here, one GET /orders/counts there."""
+    a page of customers at a time: one read of the page here, one GET /orders/counts there (with `token`, a
+    bearer token with orders:read, when the order service checks tokens)."""
     drift = checked = 0
     async with orm_session(customer_orm_config(settings.database_url)):
         progress = Progress("reconcile", await count_customers(customer_ids))
         timeout = aiohttp.ClientTimeout(total=30)
-        async with aiohttp.ClientSession(base_url=order_service_url, timeout=timeout) as session:
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        async with aiohttp.ClientSession(base_url=order_service_url, timeout=timeout, headers=headers) as session:
             after = 0
             while page := await orders_counts_page(after, RECONCILE_PAGE, customer_ids):
                 try:
                     async with session.get("/orders/counts", params=[("customer_id", cid) for cid, _ in page]) as r:
+                        if r.status in (401, 403):
+                            print(
+                                f"the order service refused the token ({r.status}): give one with orders:read "
+                                "(--token or ORDER_SERVICE_TOKEN; docs/auth.md)",
+                                file=sys.stderr,
+                            )
+                            return 2
                         r.raise_for_status()
                         held = (await r.json())["counts"]
                 except (aiohttp.ClientError, TimeoutError) as exc:
@@ -183,6 +194,11 @@ def main(argv: list[str] | None = None) -> int:
         help=f"default: ORDER_SERVICE_URL, else {DEFAULT_ORDER_SERVICE_URL}",
     )
     reconcile_parser.add_argument("--customer", type=int, action="append", help="only this customer (repeatable)")
+    reconcile_parser.add_argument(
+        "--token",
+        default=os.environ.get("ORDER_SERVICE_TOKEN"),
+        help="a bearer token with orders:read, when the order service checks tokens (default: ORDER_SERVICE_TOKEN)",
+    )
     add_verbose(reconcile_parser, sub=True)
     args = parser.parse_args(argv)
 
@@ -199,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                 POSTGRES, "CUSTOMER_DATABASE_URL", settings.database_url, setup="python -m customer.manage migrate"
             )
             with reaching(database):
-                return asyncio.run(reconcile(settings, args.order_service_url, args.customer))
+                return asyncio.run(reconcile(settings, args.order_service_url, args.customer, args.token))
         broker = Target(
             RABBITMQ,
             "AMQP_URL",

@@ -20,6 +20,7 @@ from pamqp.commands import Basic
 from customer.metrics import EVENTS_DEAD_LETTERED, EVENTS_RETRIED
 from customer.settings import CustomerSettings
 from shared.amqp import PERSISTENT
+from shared.auth import ACTOR_AMQP_HEADER
 from shared.request_id import REQUEST_ID_AMQP_HEADER, request_id_var
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,12 @@ class Redelivery:
     async def _dead_letter(self, message: DeliveredMessage, poison: Poison) -> None:
         """The one place that knows where dead letters go: the dead-letter queue, with their reason."""
         request_id_var.set(_request_id(message))
-        log.warning("dead-lettering message %s: %s", message.header.properties.message_id, poison)
+        log.warning(
+            "dead-lettering message %s: %s",
+            message.header.properties.message_id,
+            poison,
+            extra={"actor": _actor(message)},
+        )
         await self._publish_copy(
             message,
             self.settings.dead_letter_exchange,
@@ -88,6 +94,7 @@ class Redelivery:
             attempt + 1,
             len(delays),
             delays[attempt],
+            extra={"actor": _actor(message)},
         )
         await self._copy_to(
             message, self.settings.retry_queue(delays[attempt]), {ATTEMPT_HEADER: attempt + 1, LAST_ERROR_HEADER: error}
@@ -118,3 +125,9 @@ class Redelivery:
 def _request_id(message: DeliveredMessage) -> str:
     headers = message.header.properties.headers or {}
     return str(headers.get(REQUEST_ID_AMQP_HEADER) or message.header.properties.message_id or "-")
+
+
+def _actor(message: DeliveredMessage) -> str | None:
+    """Who caused the event (the `sub` of the order service's caller); None with auth off."""
+    actor = (message.header.properties.headers or {}).get(ACTOR_AMQP_HEADER)
+    return str(actor) if actor is not None else None

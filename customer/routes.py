@@ -1,6 +1,8 @@
 from aiohttp import web
 
 from customer import handlers
+from shared.auth import Access
+from shared.scopes import CUSTOMERS_READ, CUSTOMERS_WRITE
 
 routes = [
     web.get("/customers", handlers.list_customers, name="customers"),
@@ -9,3 +11,12 @@ routes = [
     web.patch(r"/customers/{id:\d+}", handlers.update_customer),
     web.delete(r"/customers/{id:\d+}", handlers.delete_customer),
 ]
+
+# The scope each route needs (shared/auth.py); a token bound to one customer may read that customer only.
+access = {
+    handlers.list_customers: Access(CUSTOMERS_READ),
+    handlers.create_customer: Access(CUSTOMERS_WRITE),
+    handlers.get_customer: Access(CUSTOMERS_READ, customer="path"),
+    handlers.update_customer: Access(CUSTOMERS_WRITE),
+    handlers.delete_customer: Access(CUSTOMERS_WRITE),
+}

@@ -3,6 +3,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
+from shared.database_roles import with_role
 from shared.settings import SharedSettings
 
 
@@ -10,6 +11,14 @@ class CustomerSettings(SharedSettings):
     database_url: str = Field(
         "postgres://customer_service@127.0.0.1:5432/customers", validation_alias="CUSTOMER_DATABASE_URL"
     )
+    migration_url: str | None = Field(None, validation_alias="CUSTOMER_MIGRATION_DATABASE_URL")
+
+    @property
+    def migration_database_url(self) -> str:
+        """Migrations run as the database's owner: by default the service's URL as `customer_owner`."""
+        return self.migration_url or with_role(self.database_url, "customer_owner")
+
+    auth_audience: str = Field("customer-service", validation_alias="CUSTOMER_AUTH_AUDIENCE")
     # Unacked messages the consumer holds at once: a batch being applied and the next one arriving.
     prefetch: int = Field(1000, ge=1, le=10000, validation_alias="CONSUMER_PREFETCH")
     # Deliveries applied in one transaction at most (fewer when fewer have arrived).

@@ -1,5 +1,6 @@
 """The order service: HTTP API and the outbox relay in one event loop."""
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -12,10 +13,12 @@ from order.keys import CUSTOMERS, ORDER_IDS, RELAY, SETTINGS
 from order.openapi import openapi_spec
 from order.outbox import OutboxRelay, hold_relay_session
 from order.repository import OrderIds
-from order.routes import routes
+from order.routes import access, routes
 from order.settings import OrderSettings
 from shared.amqp import BROKER, BrokerLink, declare_events_exchange
+from shared.auth import ServiceToken, warn_about_plain_http
 from shared.db import start_orm_task, stop_tasks
+from shared.scopes import CUSTOMERS_READ
 from shared.web import service_app
 
 
@@ -23,10 +26,26 @@ async def customer_client_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=30)) as session:
         breaker = CircuitBreaker(settings.customer_breaker_failures, settings.customer_breaker_cooldown)
+        token = service_token(session, settings)
         app[CUSTOMERS] = CustomerClient(
-            session, settings.customer_service_url, settings.customer_service_timeout, breaker
+            session, settings.customer_service_url, settings.customer_service_timeout, breaker, token
         )
+        if token is None:
+            yield
+            return
+        warn_about_plain_http("AUTH_TOKEN_URL", settings.auth_token_url)
+        renewal = asyncio.create_task(token.run(), name="order service token")
         yield
+        await stop_tasks([renewal])
+
+
+def service_token(session: aiohttp.ClientSession, settings: OrderSettings) -> ServiceToken | None:
+    """The order service's own token for the customer service (AUTH_MODE=jwt)."""
+    if settings.auth_mode == "off":
+        return None
+    assert settings.auth_token_url and settings.client_id and settings.client_secret  # refuse_unconfigured
+    secret = settings.client_secret.get_secret_value()
+    return ServiceToken(session, settings.auth_token_url, settings.client_id, secret, CUSTOMERS_READ)
 
 
 async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -46,7 +65,7 @@ async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def create_app(settings: OrderSettings | None = None) -> web.Application:
     settings = settings or OrderSettings()
-    app = service_app("order", order_orm_config(settings.database_url), routes, openapi_spec, settings)
+    app = service_app("order", order_orm_config(settings.database_url), routes, openapi_spec, settings, access)
     app[SETTINGS] = settings
     app[ORDER_IDS] = OrderIds()
     app.cleanup_ctx.extend([customer_client_ctx, relay_ctx])

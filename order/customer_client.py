@@ -11,6 +11,7 @@ from yarl import URL
 
 from order.metrics import CUSTOMER_BREAKER_OPEN, CUSTOMER_CALL_SECONDS
 from order.schemas import EmbeddedCustomer
+from shared.auth import ServiceToken
 from shared.metrics import BufferedHistogram
 from shared.problems import ServiceUnavailable, ValidationFailed, field_error
 from shared.request_id import HEADER
@@ -93,9 +94,25 @@ class CircuitBreaker:
             self.probing = False
 
 
+class NoServiceToken(ServiceUnavailable):
+    def __init__(self, why: str) -> None:
+        super().__init__(
+            f"The order service has no valid token for the customer service ({why}); nothing was stored, "
+            "try again later."
+        )
+
+
 class CustomerClient:
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, timeout: float, breaker: CircuitBreaker) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        timeout: float,
+        breaker: CircuitBreaker,
+        token: ServiceToken | None = None,
+    ) -> None:
         self.session = session
+        self.token = token  # the service's own (AUTH_MODE=jwt); the caller's token is never passed on
         self.customers_url = URL(base_url.rstrip("/")) / "customers"
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self.breaker = breaker
@@ -103,16 +120,25 @@ class CustomerClient:
     async def get_customer(self, customer_id: int, request_id: str) -> EmbeddedCustomer:
         """The customer's embeddable fields, validated (EmbeddedCustomer); UnknownCustomer on 404,
         CustomerServiceUnavailable otherwise (at once while the breaker is open)."""
+        headers = {HEADER: request_id}
+        if self.token is not None:
+            token = self.token.current()
+            if token is None:
+                raise NoServiceToken(self.token.problem)
+            headers["Authorization"] = f"Bearer {token}"
         probe = self.breaker.before_call()
         started = time.perf_counter()
         outcome = "error"
         try:
             url = self.customers_url / str(customer_id)
-            async with self.session.get(url, headers={HEADER: request_id}, timeout=self.timeout) as response:
+            async with self.session.get(url, headers=headers, timeout=self.timeout) as response:
                 self.breaker.answered()
                 if response.status == 404:
                     outcome = "not_found"
                     raise UnknownCustomer(customer_id)
+                if response.status in (401, 403):
+                    log.error("the customer service refused the order service's token (%d)", response.status)
+                    raise CustomerServiceUnavailable(f"it refused the order service's token ({response.status})")
                 if response.status != 200:
                     raise CustomerServiceUnavailable(f"it answered {response.status}", retry_after(response))
                 # Parsed and validated in one pass; the customer's other fields are left out.

@@ -8,6 +8,7 @@ an order reaches each status at most once, so re-publishing an order's events la
 import uuid
 from dataclasses import dataclass
 
+from shared.auth import current_actor
 from shared.events import ORDER_CREATED, ORDER_STATUS_CHANGED, EventType, OrderEvent, OrderEventData
 from shared.tracing import inject_text
 
@@ -24,6 +25,7 @@ class OutboxRow:
     payload: str  # the message body exactly as it is published
     request_id: str
     trace_context: str | None
+    actor: str | None = None  # the caller's `sub` (shared/auth.py); the message's x-actor header
 
 
 def event_id(order, event_type: EventType) -> uuid.UUID:
@@ -60,6 +62,7 @@ def outbox_event(order, event_type: EventType, request_id: str, previous_status:
         payload=payload(order, event_type, event, previous_status),
         request_id=request_id,
         trace_context=inject_text(),
+        actor=current_actor(),
     )
 
 

@@ -1,6 +1,7 @@
 from aiohttp import web
 
 from order import idempotency, service
+from order.domain import CANCELLED
 from order.keys import CUSTOMERS, ORDER_IDS, RELAY, SETTINGS
 from order.schemas import (
     ChangeStatusBody,
@@ -11,9 +12,11 @@ from order.schemas import (
     OrderQuery,
 )
 from shared.admission import ABANDONED, client_gone
+from shared.auth import bound_customer, current_actor, require_customer, require_scope, require_staff
 from shared.http import created, json_response, parse_json, parse_query, path_id
 from shared.pagination import check_offset, page_response, resume
 from shared.request_id import current_request_id
+from shared.scopes import ORDERS_FULFIL, ORDERS_WRITE
 
 REPLAYED = {idempotency.REPLAYED_HEADER: "true"}
 
@@ -21,7 +24,9 @@ REPLAYED = {idempotency.REPLAYED_HEADER: "true"}
 async def create_order(request: web.Request) -> web.Response:
     key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
     body = await parse_json(request, CreateOrderBody)
-    claim = idempotency.Claim(key, body.order.model_dump_json()) if key is not None else None
+    require_customer(request, body.order.customer_id)
+    scoped_key = idempotency.scoped(key, current_actor()) if key is not None else None
+    claim = idempotency.Claim(scoped_key, body.order.model_dump_json()) if scoped_key is not None else None
     try:
         placed = await service.place_order(
             request.app[CUSTOMERS],
@@ -39,7 +44,12 @@ async def create_order(request: web.Request) -> web.Response:
 
 
 async def list_orders(request: web.Request) -> web.Response:
-    return await _page(request, parse_query(request, OrderQuery))
+    query = parse_query(request, OrderQuery)
+    bound = bound_customer()
+    if bound is not None:  # a customer's own token lists that customer's orders
+        require_customer(request, query.customer_id if query.customer_id is not None else bound)
+        query = query.model_copy(update={"customer_id": bound})
+    return await _page(request, query)
 
 
 async def list_customer_orders(request: web.Request) -> web.Response:
@@ -65,11 +75,20 @@ async def count_orders(request: web.Request) -> web.Response:
 
 
 async def get_order(request: web.Request) -> web.Response:
-    return json_response(OrderOut.model_validate(await service.get_order(path_id(request))))
+    order = await service.get_order(path_id(request))
+    require_customer(request, order.customer_id)
+    return json_response(OrderOut.model_validate(order))
 
 
 async def change_order_status(request: web.Request) -> web.Response:
+    """Cancelling takes orders:write (a customer may cancel their own order); paying, shipping and
+    delivering take orders:fulfil. The body is validated first: the scope depends on it."""
     order_id = path_id(request)
     body = await parse_json(request, ChangeStatusBody)
+    require_scope(request, ORDERS_WRITE if body.order.status == CANCELLED else ORDERS_FULFIL)
+    if bound_customer() is not None:
+        if body.order.status != CANCELLED:
+            require_staff(request)  # a customer's own token may cancel, never pay, ship or deliver
+        require_customer(request, (await service.get_order(order_id)).customer_id)
     order = await service.change_order_status(request.app[RELAY], order_id, body.order.status, current_request_id())
     return json_response(OrderOut.model_validate(order))

@@ -52,6 +52,12 @@ def parse_key(value: str | None) -> str | None:
     return value
 
 
+def scoped(key: str, actor: str | None) -> str:
+    """The key as stored: the same key from two callers is two keys (with AUTH_MODE=off there is one caller).
+    The separator is no printable character, so no key and `sub` pair can pass for another."""
+    return key if actor is None else f"{actor}\x1f{key}"
+
+
 class Claim:
     """One request's hold on its key."""
 

@@ -13,7 +13,8 @@ SERVICE_DB = ServiceDb(
     app=APP,
     migrations=Path(__file__).parent / "migrations",
     db_variable="ORDER_DATABASE_URL",
-    db_url=lambda: load_settings(OrderSettings).database_url,
+    settings=lambda: load_settings(OrderSettings),
+    queue_tables=("outbox",),
     orm_config=order_orm_config,
 )
 

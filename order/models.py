@@ -40,6 +40,7 @@ class OutboxEvent(Model):
     order_id = fields.IntField()
     payload = fields.TextField()  # the message body exactly as it is published
     request_id = fields.CharField(max_length=128)
+    actor = fields.CharField(max_length=255, null=True)  # who caused it: the caller's `sub`; NULL with auth off
     created_at = fields.DatetimeField(auto_now_add=True)
     attempts = fields.IntField(default=0)  # publishes the broker refused (nack, or no queue bound yet)
     # The trace of the request that wrote it (shared/tracing.py), so its publish continues that trace however
@@ -58,7 +59,8 @@ class OutboxEvent(Model):
 
 
 class IdempotencyKey(Model):
-    key = fields.CharField(max_length=255, primary_key=True)
+    # The client's key, scoped to the caller (order/idempotency.py): `sub` (up to 255), a separator, the key.
+    key = fields.CharField(max_length=511, primary_key=True)
     fingerprint = fields.CharField(max_length=64)  # sha256 of the validated request body
     status_code = fields.IntField(null=True)  # null while the first request is in flight
     response = fields.TextField(null=True)

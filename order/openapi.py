@@ -2,6 +2,7 @@
 
 from order.idempotency import HEADER as IDEMPOTENCY_HEADER
 from order.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER
+from order.routes import access, routes
 from order.schemas import (
     MAX_COUNTED_CUSTOMERS,
     ChangeStatusBody,
@@ -13,7 +14,17 @@ from order.schemas import (
     OrderOut,
     OrderQuery,
 )
-from shared.openapi import COMMON_OPERATIONS, LOCATION, Header, Operation, Problem, build_spec
+from shared.openapi import (
+    COMMON_OPERATIONS,
+    DEV_TOKEN_URL,
+    LOCATION,
+    Header,
+    Operation,
+    Problem,
+    build_spec,
+    route_scopes,
+    secure,
+)
 from shared.pagination import Page
 
 NOT_FOUND = (Problem, "No order with this id.")
@@ -109,9 +120,10 @@ OPERATIONS = [
 ]
 
 
-def openapi_spec() -> dict:
-    return build_spec(
+def openapi_spec(token_url: str = DEV_TOKEN_URL) -> dict:
+    spec = build_spec(
         "Order service",
         "Orders and their lifecycle; every change is published to the `orders` exchange through an outbox.",
         OPERATIONS + COMMON_OPERATIONS,
     )
+    return secure(spec, route_scopes(routes, access), token_url)

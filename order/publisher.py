@@ -10,6 +10,7 @@ from pamqp.commands import Basic
 
 from order.events import OutboxRow
 from shared.amqp import PERSISTENT, BrokerLink
+from shared.auth import ACTOR_AMQP_HEADER
 from shared.events import ORDER_CREATED
 from shared.request_id import REQUEST_ID_AMQP_HEADER, request_id_var
 from shared.tracing import inject_headers, producer_span
@@ -90,7 +91,15 @@ class EventPublisher:
                 delivery_mode=PERSISTENT,
                 message_id=str(row.event_id),
                 message_type=row.event_type,
-                headers=inject_headers({REQUEST_ID_AMQP_HEADER: row.request_id}),
+                headers=inject_headers(event_headers(row)),
             ),
             wait=False,  # type: ignore[call-arg]  # aiormq's Channel takes it; its abstract base does not say so
         )
+
+
+def event_headers(row: OutboxRow) -> dict[str, str]:
+    """The request that caused the event, and who made it (no actor header with AUTH_MODE=off)."""
+    headers = {REQUEST_ID_AMQP_HEADER: row.request_id}
+    if row.actor is not None:
+        headers[ACTOR_AMQP_HEADER] = row.actor
+    return headers

@@ -83,8 +83,8 @@ WITH new_order AS (
     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
 ), new_event AS (
     INSERT INTO outbox (event_id, event_type, order_id, payload, request_id, created_at, attempts, trace_context,
-                        leased_until, leased_by)
-    VALUES ($8, $9, $1, $10, $11, $7, 0, $12, now() + $16::float8 * interval '1 second', $17)
+                        leased_until, leased_by, actor)
+    VALUES ($8, $9, $1, $10, $11, $7, 0, $12, now() + $16::float8 * interval '1 second', $17, $18)
 )
 UPDATE idempotency_keys SET status_code = $13, response = $15 WHERE key = $14
 """
@@ -123,6 +123,7 @@ async def add_order(order: NewOrder, event: OutboxRow, completion: KeyCompletion
             event.trace_context,
             *((completion.status, completion.key, completion.response) if completion else (None, None, None)),
             *(lease if lease else (None, None)),
+            event.actor,
         ],
     )
 
@@ -204,11 +205,11 @@ WITH live AS MATERIALIZED (
     WHERE locktype = 'advisory' AND classid = {LIVENESS_LOCK_CLASS} AND objsubid = 2 AND granted
       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 ), claimed AS MATERIALIZED (
-    SELECT id, order_id, event_id, event_type, payload, request_id, trace_context FROM outbox
+    SELECT id, order_id, event_id, event_type, payload, request_id, trace_context, actor FROM outbox
     WHERE leased_until IS NULL OR leased_until < now() OR leased_by NOT IN (SELECT owner FROM live)
     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
 )
-SELECT event_id, event_type, order_id, payload, request_id, trace_context FROM claimed c
+SELECT event_id, event_type, order_id, payload, request_id, trace_context, actor FROM claimed c
 WHERE c.id = (SELECT min(p.id) FROM outbox p WHERE p.order_id = c.order_id)
 ORDER BY id
 """
@@ -238,8 +239,8 @@ async def release_leases(event_ids: list[UUID]) -> None:
 
 
 INSERT_EVENT = """
-INSERT INTO outbox (event_id, event_type, order_id, payload, request_id, created_at, attempts, trace_context)
-VALUES ($1, $2, $3, $4, $5, $6, 0, $7)
+INSERT INTO outbox (event_id, event_type, order_id, payload, request_id, created_at, attempts, trace_context, actor)
+VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)
 """
 
 
@@ -254,6 +255,7 @@ async def add_event(event: OutboxRow, conn: BaseDBAsyncClient | None = None) -> 
             event.request_id,
             now(),
             event.trace_context,
+            event.actor,
         ],
     )
 

@@ -38,15 +38,6 @@ def connection_config(db_url: str) -> dict:
     return config
 
 
-def with_statement_timeout(config: dict, seconds: float) -> dict:
-    """`config` whose connections end any statement that runs longer than `seconds` (SQLSTATE 57014)."""
-    connections = {
-        name: {**conn, "credentials": {**conn["credentials"], "server_settings": {"statement_timeout": f"{seconds}s"}}}
-        for name, conn in config["connections"].items()
-    }
-    return {**config, "connections": connections}
-
-
 def orm_config(db_url: str, app: str, models: list[str]) -> dict:
     """One Tortoise app per service; its connection carries the same name as the app."""
     return {
@@ -162,45 +153,6 @@ def admin_url_for(db_url: str) -> str:
     """The default admin URL: the same server as the service's, as `postgres`, in the `postgres` database."""
     parts = urlsplit(db_url)
     return urlunsplit((parts.scheme, f"postgres@{parts.netloc.rsplit('@', 1)[-1]}", "/postgres", "", ""))
-
-
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-async def ensure_database(db_url: str, admin_url: str | None = None) -> list[str]:
-    """Make the URL's role and database exist, the role owning the database; returns what it created.
-
-    Each service owns only its database, as a role with no other rights (least privilege); only
-    creating them needs the admin (superuser) URL. When the service's URL already connects, nothing
-    is done, so an operator may create both by hand and never hand out an admin URL.
-    """
-    try:
-        await (await asyncpg.connect(asyncpg_dsn(db_url), timeout=5)).close()
-        return []
-    except (asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecificationError):
-        pass  # the database or the role is missing
-    parts = urlsplit(db_url)
-    role, password = parts.username or "postgres", parts.password
-    name = database_name(db_url)
-    created = []
-    admin = await asyncpg.connect(asyncpg_dsn(admin_url or admin_url_for(db_url)), timeout=5)
-    try:
-        if not await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
-            login = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"
-            if password:
-                secret = await admin.fetchval("SELECT quote_literal($1)", password)
-                login += f" PASSWORD {secret}"
-            await admin.execute(f"CREATE ROLE {_quote_ident(role)} {login}")
-            created.append(f"role {role}")
-        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            await admin.execute(f"CREATE DATABASE {_quote_ident(name)} OWNER {_quote_ident(role)}")
-            # Only its owner (and superusers) may connect: another service's role cannot.
-            await admin.execute(f"REVOKE ALL ON DATABASE {_quote_ident(name)} FROM PUBLIC")
-            created.append(f"database {name}")
-    finally:
-        await admin.close()
-    return created
 
 
 async def drop_database(db_url: str) -> None:

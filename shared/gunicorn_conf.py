@@ -6,13 +6,15 @@
 `--name` (proc_name) names the service in every log line. WORKERS sets the worker count.
 """
 
+import importlib
 import os
 import shutil
+import sys
 
 from prometheus_client import multiprocess
 
 from shared.logs import configure_logging
-from shared.settings import SharedSettings
+from shared.settings import SharedSettings, not_configured
 
 worker_class = "aiohttp.GunicornUVLoopWebWorker"
 workers = int(os.environ.get("WORKERS", "1"))
@@ -25,7 +27,24 @@ keepalive = 5
 accesslog = None  # our JSON access log comes from shared.observe
 
 
+def refuse_unconfigured_start(app_uri: str) -> None:
+    """Fail closed before any worker starts: one line naming the missing variable, exit 1 (a worker
+    that failed in create_app would only be started again, and again). The service's settings module
+    (`customer.app:create_app` -> `customer.settings`) only: the app's modules make metrics on import."""
+    module = importlib.import_module(app_uri.split(".", 1)[0] + ".settings")
+    (settings_class,) = {
+        value
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, SharedSettings) and value.__module__ == module.__name__
+    }
+    missing = settings_class().missing_auth_setting()
+    if missing is not None:
+        print(not_configured(missing), file=sys.stderr)
+        sys.exit(1)
+
+
 def on_starting(server) -> None:
+    refuse_unconfigured_start(server.app.app_uri)
     # Metrics from several workers are merged through files in this directory; stale files would add up.
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:

@@ -85,8 +85,22 @@ async def read_body(request: web.Request) -> bytes:
         raise RequestTimeout(f"The request body did not arrive within {BODY_READ_TIMEOUT:g} s.") from None
 
 
+# A refusal decided before the body was validated (shared/auth.py: a missing scope), raised right after:
+# the documented order of checks puts a bad body's 422 before a 403.
+DEFERRED_REFUSAL = web.RequestKey("deferred_refusal", Exception)
+
+
 async def parse_json(request: web.Request, model: type[Model]) -> Model:
-    """Validate the body against `model`: 415 if not JSON, 400 if malformed, 422 naming each bad field."""
+    """Validate the body against `model`: 415 if not JSON, 400 if malformed, 422 naming each bad field;
+    then raise the refusal the request was given before its body was looked at, if any."""
+    parsed = await _parse_json(request, model)
+    refusal = request.get(DEFERRED_REFUSAL)
+    if refusal is not None:
+        raise refusal
+    return parsed
+
+
+async def _parse_json(request: web.Request, model: type[Model]) -> Model:
     if not _is_json(request.content_type):
         raise UnsupportedMediaType("Send the body as application/json.")
     body = await read_body(request)

@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import asyncpg
 from aerich import Command
@@ -39,11 +40,32 @@ from shared.cli import (
     reaching,
     run_command,
 )
-from shared.db import admin_url_for, asyncpg_dsn, ensure_database, orm_session, transaction
+from shared.database_roles import (
+    DatabaseRoles,
+    for_runtime,
+    grant_runtime,
+    hand_queue_tables_to_runtime,
+    provision,
+    role_of,
+    session_limits,
+)
+from shared.db import admin_url_for, asyncpg_dsn, orm_session, transaction
 from shared.logs import configure_logging
 from shared.settings import SharedSettings
 
 log = logging.getLogger(__name__)
+
+
+class ServiceSettings(Protocol):
+    """What `manage` reads of a service's settings."""
+
+    database_url: str
+    database_statement_timeout: float
+    database_lock_timeout: float
+    database_idle_in_transaction_timeout: float
+
+    @property
+    def migration_database_url(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -51,9 +73,22 @@ class ServiceDb:
     app: str  # the Tortoise app label; also its migrations subfolder
     migrations: Path  # aerich's location; files live in migrations/<app>/
     db_variable: str  # the variable that holds db_url, for messages
-    db_url: Callable[[], str]
+    settings: Callable[[], ServiceSettings]
     orm_config: Callable[[str], dict]
+    queue_tables: tuple[str, ...] = ()  # vacuumed by the service itself (shared/database_roles.py)
     seed: Callable[[BaseDBAsyncClient], Awaitable[int]] | None = None
+
+    def roles(self, settings: ServiceSettings) -> DatabaseRoles:
+        return DatabaseRoles(
+            owner_url=settings.migration_database_url,
+            runtime_url=settings.database_url,
+            queue_tables=self.queue_tables,
+            session_limits=session_limits(
+                settings.database_statement_timeout,
+                settings.database_lock_timeout,
+                settings.database_idle_in_transaction_timeout,
+            ),
+        )
 
     def target(self, db_url: str) -> Target:
         return Target(POSTGRES, self.db_variable, db_url, setup=f"python -m {self.app}.manage migrate")
@@ -66,21 +101,14 @@ class ServiceDb:
         return int.from_bytes(f"migrate:{self.app}".encode()[:8].ljust(8, b"\0"), "big", signed=True)
 
 
-async def database_missing(db_url: str) -> bool:
-    try:
-        await (await asyncpg.connect(asyncpg_dsn(db_url), timeout=5)).close()
-    except (asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecificationError):
-        return True
-    return False
-
-
-async def migrate(service: ServiceDb, db_url: str, admin_url: str | None = None) -> list[str]:
-    with reaching(service.target(db_url)):
-        missing = await database_missing(db_url)
-    if missing:  # only then is the admin URL used: name it in what goes wrong
-        with reaching(Target(POSTGRES, "POSTGRES_ADMIN_URL", admin_url or admin_url_for(db_url))):
-            for created in await ensure_database(db_url, admin_url):
-                print(f"{service.app}: created {created}")
+async def migrate(service: ServiceDb, roles: DatabaseRoles, admin_url: str | None = None) -> list[str]:
+    """Provision the roles where they are not in place, apply the migrations as the owner, then grant the
+    runtime role what it may use."""
+    db_url = roles.owner_url
+    admin = Target(POSTGRES, "POSTGRES_ADMIN_URL", admin_url or admin_url_for(db_url))
+    with reaching(admin):  # used only where the roles are not in place: named in what goes wrong
+        for done in await provision(roles, admin_url):
+            print(f"{service.app}: {done}")
     with reaching(service.target(db_url)):
         # Several instances may start at once: concurrent aerich upgrades race, so take turns.
         lock_conn = await asyncpg.connect(asyncpg_dsn(db_url), timeout=5)
@@ -89,11 +117,16 @@ async def migrate(service: ServiceDb, db_url: str, admin_url: str | None = None)
             command = service.command(db_url)
             await command.init()
             try:
-                return await command.upgrade(run_in_transaction=True)
+                applied = await command.upgrade(run_in_transaction=True)
             finally:
                 await Tortoise.close_connections()
+            await grant_runtime(roles)
         finally:
             await lock_conn.close()
+    with reaching(admin):
+        for done in await hand_queue_tables_to_runtime(roles, admin_url):
+            print(f"{service.app}: {done}")
+    return applied
 
 
 async def history(service: ServiceDb, db_url: str) -> list[tuple[str, bool]]:
@@ -132,7 +165,7 @@ async def seed(service: ServiceDb, db_url: str) -> int:
 async def make_migration(service: ServiceDb, name: str, location: Path | None = None) -> str:
     """Write a migration for what the models changed; '' when nothing did."""
     location = location or service.migrations
-    command = service.command(service.db_url(), location)
+    command = service.command(service.settings().migration_database_url, location)
     try:
         if not any((location / service.app).glob("*.py")):
             await command.init_migrations(safe=True)
@@ -195,14 +228,20 @@ def main(service: ServiceDb, argv: list[str] | None = None) -> int:
     args = parser_for(service).parse_args(argv)
     prog = f"{service.app}.manage"
 
-    async def run(db_url: str, admin_url: str | None) -> int:
+    async def run(settings: ServiceSettings, admin_url: str | None) -> int:
+        with reaching(service.target(settings.database_url)):
+            roles = await for_runtime(requested := service.roles(settings))
+        db_url = roles.owner_url  # what changes the schema or the sequences runs as the owner
         if args.command in ("migrate", "prepare"):
-            applied = await migrate(service, db_url, admin_url)
+            applied = await migrate(service, roles, admin_url)
             print(f"{service.app}: applied {len(applied)} migration(s) {applied or ''}".rstrip())
+            if roles != requested:
+                runtime = role_of(roles.runtime_url)
+                print(f"{service.app}: {runtime} is a superuser, so the service runs with no least privilege")
         if args.command in ("seed", "prepare"):
             print(f"{service.app}: seeded {await seed(service, db_url)} new row(s)")
         if args.command in ("history", "heads"):
-            versions = await history(service, db_url)
+            versions = await history(service, roles.runtime_url)
             shown = [(v, done) for v, done in versions if args.command == "history" or not done]
             for version, done in shown:
                 print(f"{'applied' if done else 'pending'}\t{version}")
@@ -225,9 +264,9 @@ def main(service: ServiceDb, argv: list[str] | None = None) -> int:
     def command() -> int:
         shared = load_settings(SharedSettings)
         configure_logging(service.app, shared.log_level)
-        db_url = service.db_url()
-        check_url(service.target(db_url))  # a malformed URL is named before anything connects
-        return asyncio.run(run(db_url, shared.postgres_admin_url))
+        settings = service.settings()
+        check_url(service.target(settings.database_url))  # a malformed URL is named before anything connects
+        return asyncio.run(run(settings, shared.postgres_admin_url))
 
     return run_command(prog, command, args.verbose)
 

@@ -4,6 +4,7 @@ import logging
 
 from aiohttp import web
 
+from shared.auth import current_actor
 from shared.logs import access_log, log_access
 from shared.metrics import observe_request, requests_in_progress
 
@@ -23,6 +24,7 @@ def observe(request: web.Request, status: int, started: float) -> None:
             "status": status,
             "duration_ms": round(elapsed * 1000, 2),
             "remote": request.remote,
+            "actor": current_actor(),  # the token's `sub`; null with AUTH_MODE=off and on open routes
         },
         # The last request in progress writes its line (and any held) before its response goes out;
         # a busy worker's lines share writes.

@@ -5,7 +5,8 @@ test compares that list with the app's router, so a route without docs fails the
 """
 
 import html
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import Literal
@@ -13,11 +14,13 @@ from typing import Literal
 import orjson
 import swagger_ui_bundle
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from shared.auth import Access
 from shared.problems import PROBLEM_CONTENT_TYPE
 from shared.request_id import HEADER as REQUEST_ID_HEADER
+from shared.scopes import SCOPES
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 DOCS_STATIC = "/docs/static"
@@ -47,6 +50,7 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready"]
     checks: dict[str, Literal["up"]]
+    auth: Literal["off"] | None = Field(None, description="Present, as `off`, when the service checks no token.")
 
 
 @dataclass(frozen=True)
@@ -263,6 +267,67 @@ def _not_null(prop: dict) -> dict:
     return {**variants[0], **rest}
 
 
+# --- security (shared/auth.py) ---
+
+AUTH_PROBLEMS = {
+    401: "No bearer token, or one that is not valid (`WWW-Authenticate` says which).",
+    403: "The token lacks the scope (named in `WWW-Authenticate`), or may not act for this customer.",
+}
+
+
+def _auth_problem(description: str) -> dict:
+    return {
+        "description": description,
+        "headers": {
+            REQUEST_ID_HEADER: {"$ref": "#/components/headers/RequestId"},
+            "WWW-Authenticate": {"description": "The RFC 6750 Bearer challenge.", "schema": {"type": "string"}},
+        },
+        "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": REF_TEMPLATE.format(model="Problem")}}},
+    }
+
+
+# Where the development issuer (shared/devissuer.py) takes client credentials, when AUTH_TOKEN_URL says nothing.
+DEV_TOKEN_URL = "http://127.0.0.1:3010/token"
+
+
+def route_scopes(routes: Iterable[web.RouteDef], access: Mapping[Callable, Access]) -> dict[tuple[str, str], list[str]]:
+    """The scopes of each (method, canonical path), from a service's access table (shared/auth.py)."""
+    return {
+        (route.method, re.sub(r"\{(\w+):[^}]+\}", r"{\1}", route.path)): access[route.handler].documented_scopes
+        for route in routes
+        if route.handler in access
+    }
+
+
+def secure(spec: dict, scopes: dict[tuple[str, str], list[str]], token_url: str) -> dict:
+    """Declare the bearer scheme and OAuth2 client credentials, and on each operation of `scopes` (keyed by
+    method and path) the scopes it takes (a status change: the one its target status needs)."""
+    spec["components"]["securitySchemes"] = {
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "A JWT from the issuer (RS256/ES256), with this service's audience and the scope the "
+            "operation names. In development: `make token SCOPE=...` (docs/auth.md).",
+        },
+        "oauth2": {
+            "type": "oauth2",
+            "description": "OAuth2 client credentials at the issuer's token endpoint (HTTP Basic).",
+            "flows": {"clientCredentials": {"tokenUrl": token_url, "scopes": dict(SCOPES)}},
+        },
+    }
+    for (method, path), needed in scopes.items():
+        operation = spec["paths"].get(path, {}).get(method.lower())
+        if operation is None:
+            continue
+        operation["security"] = [{"bearer": [scope]} for scope in needed] + [{"oauth2": [scope]} for scope in needed]
+        responses = operation["responses"]
+        for status, description in AUTH_PROBLEMS.items():
+            responses.setdefault(str(status), _auth_problem(description))
+        operation["responses"] = dict(sorted(responses.items()))
+    return spec
+
+
 # --- /openapi.json and /docs ---
 
 OPENAPI_JSON = web.AppKey("openapi_json", bytes)
@@ -280,7 +345,9 @@ _DOCS_PAGE = """<!doctype html>
   <div id="swagger-ui"></div>
   <script src="docs/static/swagger-ui-bundle.js"></script>
   <script>
-    window.ui = SwaggerUIBundle({{url: "openapi.json", dom_id: "#swagger-ui", deepLinking: true}});
+    window.ui = SwaggerUIBundle({{
+      url: "openapi.json", dom_id: "#swagger-ui", deepLinking: true, persistAuthorization: true
+    }});
   </script>
 </body>
 </html>

@@ -2,7 +2,7 @@
 request middleware calls it)."""
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import asyncpg
 import orjson
@@ -19,6 +19,7 @@ class AppError(Exception):
 
     status = 400
     title = "Bad Request"
+    headers: Mapping[str, str] = {}  # sent with the problem (a 401's WWW-Authenticate, say)
 
     def __init__(self, detail: str, errors: list[dict] | None = None) -> None:
         super().__init__(detail)
@@ -129,6 +130,7 @@ def problem_for(request: web.Request, exc: Exception) -> web.Response:
     """The problem response for an error a handler raised."""
     if isinstance(exc, AppError):
         response = problem(exc.status, exc.title, exc.detail, exc.errors)
+        response.headers.update(exc.headers)
         if isinstance(exc, ServiceUnavailable):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response

@@ -1,5 +1,7 @@
 """Settings both services read from the environment (names fixed by the contract)."""
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -23,8 +25,16 @@ class SharedSettings(BaseSettings):
     admission_overload_queue_timeout: float = Field(0.1, gt=0, validation_alias="ADMISSION_OVERLOAD_QUEUE_TIMEOUT")
     admission_burst: float = Field(0.2, ge=0, validation_alias="ADMISSION_BURST")
     admission_max_loop_lag: float = Field(0.05, gt=0, validation_alias="ADMISSION_MAX_LOOP_LAG")
-    # A statement of a service's that runs longer is ended, and its request answered 503.
+    # The database's session limits, in seconds, which `manage migrate` sets (shared/database_roles.py):
+    # a statement that runs longer is ended (its request answered 503); a lock waited for longer is given
+    # up; a transaction left idle longer is ended (above OUTBOX_CONFIRM_TIMEOUT, the longest the relay
+    # holds one open while the broker confirms). On the database rather than each connection: PgBouncer
+    # refuses startup parameters it does not know.
     database_statement_timeout: float = Field(10.0, gt=0, validation_alias="DATABASE_STATEMENT_TIMEOUT")
+    database_lock_timeout: float = Field(5.0, gt=0, validation_alias="DATABASE_LOCK_TIMEOUT")
+    database_idle_in_transaction_timeout: float = Field(
+        60.0, gt=0, validation_alias="DATABASE_IDLE_IN_TRANSACTION_TIMEOUT"
+    )
     # Lists page by offset up to here; deeper, by the `next` cursor (whose cost does not grow with depth).
     page_max_offset: int = Field(10_000, ge=0, validation_alias="PAGE_MAX_OFFSET")
     # Used only by `manage migrate/prepare` to create a service's role and database when they are
@@ -34,8 +44,43 @@ class SharedSettings(BaseSettings):
     # run its own names so they never touch the running system's topology.
     events_exchange: str = Field("orders", validation_alias="EVENTS_EXCHANGE")
 
+    # Bearer tokens on every API request (shared/auth.py, docs/auth.md). `jwt` is the default, so a start
+    # with no configuration refuses to run rather than serve everyone; `off` must be said, and is logged.
+    auth_mode: Literal["jwt", "off"] = Field("jwt", validation_alias="AUTH_MODE")
+    # The issuer tokens must name (`iss`) and where its signing keys are published (a JWKS document).
+    auth_issuer: str | None = Field(None, validation_alias="AUTH_ISSUER")
+    auth_jwks_url: str | None = Field(None, validation_alias="AUTH_JWKS_URL")
+    # A token naming a key we do not have fetches the key set again, at most this often (seconds): a
+    # flood of made-up key ids cannot hammer the issuer. The set is also fetched every REFRESH seconds.
+    auth_jwks_min_refresh: float = Field(30.0, gt=0, validation_alias="AUTH_JWKS_MIN_REFRESH")
+    auth_jwks_refresh: float = Field(300.0, gt=0, validation_alias="AUTH_JWKS_REFRESH")
+    # The issuer's token endpoint: where the order service gets its own token, and where /docs's Authorize
+    # button sends client credentials (default: AUTH_ISSUER + /token, as the development issuer has it).
+    auth_token_url: str | None = Field(None, validation_alias="AUTH_TOKEN_URL")
+    # The `aud` a token must carry for this service (each service names its own variable).
+    auth_audience: str = Field("", validation_alias="AUTH_AUDIENCE")
+
+    @property
+    def token_endpoint(self) -> str:
+        return self.auth_token_url or f"{(self.auth_issuer or 'http://127.0.0.1:3010').rstrip('/')}/token"
+
+    def auth_required(self) -> dict[str, str | None]:
+        """What AUTH_MODE=jwt cannot start without, by variable name."""
+        return {"AUTH_ISSUER": self.auth_issuer, "AUTH_JWKS_URL": self.auth_jwks_url}
+
+    def missing_auth_setting(self) -> str | None:
+        """The first variable AUTH_MODE=jwt needs that is unset, or None."""
+        if self.auth_mode == "off":
+            return None
+        return next((name for name, value in self.auth_required().items() if not value), None)
+
     @field_validator("amqp_url")
     @classmethod
     def _broker_list(cls, value: str) -> str:
         broker_urls(value)
         return value
+
+
+def not_configured(variable: str) -> str:
+    """The one line a start that lacks `variable` ends with."""
+    return f"{variable} is not set: required with AUTH_MODE=jwt (the default); see docs/auth.md"

@@ -2,12 +2,13 @@
 
 import gc
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from aiohttp import web
 
 from shared.admission import ABANDONED, ADMISSION, Admission, admission_ctx, admission_for, client_gone, refused
-from shared.db import release_app_orm, tortoise_ctx, use_app_orm, with_statement_timeout
+from shared.auth import AUTH, Access, identity_var, install_auth
+from shared.db import release_app_orm, tortoise_ctx, use_app_orm
 from shared.health import READINESS, health, readiness, ready
 from shared.http import read_body
 from shared.metrics import EXPOSITION, exposition, metrics_handler, request_started
@@ -27,8 +28,8 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
     request): its body, read before it asks for a slot, so a client that sends one slowly holds a
     socket, not one of the few slots; then admission, so a refusal costs next to nothing
     (shared/admission.py); then the request's id, from the client or made up, in the logs and the
-    response; the app's ORM; any error (a body that did not arrive too) as a problem+json; then its
-    metrics and access log line, with the final status."""
+    response; the app's ORM; the caller's token (shared/auth.py); any error (a body that did not arrive
+    too) as a problem+json; then its metrics and access log line, with the final status."""
     body_failed = await _body_failed(request)
     admission = admission_for(request) if body_failed is None else None
     if admission is not None:
@@ -45,8 +46,11 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
     orm_token = use_app_orm(request.app)
     status = 500
     request_started()
+    auth = request.app.get(AUTH)
     try:
         try:
+            if auth is not None:  # no or a bad token is a 401 before anything about the body
+                await auth.check(request)
             if body_failed is not None:
                 raise body_failed
             response = await handler(request)
@@ -63,6 +67,7 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
     finally:
         release_app_orm(orm_token)
         observe(request, status, started)
+        identity_var.set(None)
         request_id_var.reset(id_token)
         if admission is not None:
             admission.release()
@@ -98,8 +103,9 @@ def service_app(
     name: str,
     orm_config: dict,
     routes: Iterable[web.RouteDef],
-    openapi_spec: Callable[[], dict],
+    openapi_spec: Callable[[str], dict],  # given the token endpoint, for the Authorize button
     settings: SharedSettings,
+    access: Mapping[Callable, Access],
 ) -> web.Application:
     """The app both services start from; each adds its settings and its own background work after the ORM."""
     # Before the Application and any ClientSession exist: the instrumentations patch their classes.
@@ -116,7 +122,7 @@ def service_app(
     )
     app.cleanup_ctx.append(admission_ctx)
     # First: what starts later may use the ORM.
-    app.cleanup_ctx.append(tortoise_ctx(with_statement_timeout(orm_config, settings.database_statement_timeout)))
+    app.cleanup_ctx.append(tortoise_ctx(orm_config))
     app.on_startup.append(tune_garbage_collection)  # after every cleanup_ctx's start-up, the services' too
     app.add_routes(routes)
     app[READINESS] = Recent(lambda: readiness(app))
@@ -124,5 +130,6 @@ def service_app(
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics_handler)
-    add_docs_routes(app, openapi_spec)
+    add_docs_routes(app, lambda: openapi_spec(settings.token_endpoint))
+    install_auth(app, name, settings, access)
     return app

@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings
 import customer.metrics
 import order.metrics
 import shared.admission
+import shared.auth
 import shared.metrics
 import shared.tracing
 from customer.settings import CustomerSettings
@@ -152,7 +153,7 @@ def bind_port(service: dict) -> int:
 def app_routes(name: str) -> frozenset[tuple[str, str]]:
     """(method, route) pairs of the service's app, built as gunicorn builds it (no I/O happens before startup)."""
     module = importlib.import_module(f"{name}.app")
-    app: web.Application = asyncio.run(module.create_app(SETTINGS[name]()))
+    app: web.Application = asyncio.run(module.create_app(SETTINGS[name](auth_mode="off")))
     return frozenset((route.method, route.resource.canonical) for route in app.router.routes() if route.resource)
 
 
@@ -192,7 +193,7 @@ def in_build_context(path: str) -> bool:
 def metric_series() -> dict[str, str]:
     """Every series name the services export, mapped to its metric family."""
     series = {}
-    modules = (shared.metrics, shared.admission, customer.metrics, order.metrics)
+    modules = (shared.metrics, shared.admission, shared.auth, customer.metrics, order.metrics)
     for metric in (value for module in modules for value in vars(module).values()):
         if isinstance(metric, MetricWrapperBase):
             (family,) = metric.describe()

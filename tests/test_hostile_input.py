@@ -8,19 +8,24 @@ connection, so those answers are not problem+json and carry no X-Request-ID.
 import asyncio
 import contextlib
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 
 from conftest import broker_connected, make_settings
 from customer.app import create_app as create_customer_app
 from customer.manage import SERVICE_DB
+from customer.settings import CustomerSettings
 from order.app import create_app as create_order_app
 from order.settings import OrderSettings
 from shared.manage import seed
+from shared.scopes import SCOPES
 from shared.testing.api import assert_problem, create_customer, get_json
 from shared.testing.docs import schema_validator
+from shared.testing.issuers import CUSTOMER_AUDIENCE, ORDER_AUDIENCE
 
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 SEED = 20261126
@@ -57,8 +62,9 @@ async def order_server(aiohttp_server, order_settings):
 # --- schemathesis ---
 
 
-async def run_schemathesis(server, workdir: Path, config: str = "") -> tuple[int, str]:
-    """The schemathesis CLI against the server's /openapi.json: every phase and check, bounded, seeded.
+async def run_schemathesis(server, workdir: Path, config: str = "", token: str = "") -> tuple[int, str]:
+    """The schemathesis CLI against the server's /openapi.json: every phase and check, bounded, seeded;
+    with `token`, sent as the bearer token (its checks also try each operation without one).
 
     A subprocess, so this event loop keeps serving the app under test; it runs in `workdir` (a tmp_path),
     where it writes its `.hypothesis/` and `.schemathesis/` directories.
@@ -80,6 +86,7 @@ async def run_schemathesis(server, workdir: Path, config: str = "") -> tuple[int
         "--generation-database",
         "none",
         "--no-color",
+        *(["--header", f"Authorization: Bearer {token}"] if token else []),
         cwd=workdir,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -96,8 +103,41 @@ async def run_schemathesis(server, workdir: Path, config: str = "") -> tuple[int
     return process.returncode, output.decode()
 
 
-async def test_schemathesis_finds_nothing_wrong_with_the_customer_service(customer_server, tmp_path):
-    code, output = await run_schemathesis(customer_server, tmp_path, LIST_CONFIG.format(operation="list_customers"))
+@dataclass
+class Secured:
+    customers: TestServer
+    orders: TestServer
+    token: str  # every scope, both audiences
+
+
+@pytest.fixture
+async def secured(aiohttp_server, test_run, own_issuer) -> Secured:
+    """Both services checking tokens from `own_issuer`, as they run by default (AUTH_MODE=jwt)."""
+    auth = {"auth_mode": "jwt", "auth_issuer": own_issuer.url, "auth_jwks_url": own_issuer.jwks_url}
+    customer_settings = make_settings(CustomerSettings, test_run, database_url=test_run.customer_db, **auth)
+    customers = await aiohttp_server(await create_customer_app(customer_settings))
+    await broker_connected(customers.app)
+    order_settings = make_settings(
+        OrderSettings,
+        test_run,
+        database_url=test_run.order_db,
+        customer_service_url=str(customers.make_url("")),
+        customer_service_timeout=10,
+        auth_token_url=own_issuer.token_url,
+        client_id="order-service",
+        client_secret="any",
+        **auth,
+    )
+    orders = await aiohttp_server(await create_order_app(order_settings))
+    await broker_connected(orders.app)
+    token = own_issuer.token(" ".join(SCOPES), audience=[CUSTOMER_AUDIENCE, ORDER_AUDIENCE])
+    return Secured(customers, orders, token)
+
+
+async def test_schemathesis_finds_nothing_wrong_with_the_customer_service(secured, tmp_path):
+    code, output = await run_schemathesis(
+        secured.customers, tmp_path, LIST_CONFIG.format(operation="list_customers"), token=secured.token
+    )
     assert code == 0, output
 
 
@@ -125,11 +165,11 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "409", "422"]
 )
 
 
-async def test_schemathesis_finds_nothing_wrong_with_the_order_service(order_server, test_run, tmp_path):
+async def test_schemathesis_finds_nothing_wrong_with_the_order_service(secured, test_run, tmp_path):
     # The contract's seed customers 1-3: schemathesis's boundary cases use ids 1 and 2, and the
     # override below pins every other generated order to customer 1, so valid orders are accepted.
     await seed(SERVICE_DB, test_run.customer_db)
-    code, output = await run_schemathesis(order_server, tmp_path, ORDER_CONFIG)
+    code, output = await run_schemathesis(secured.orders, tmp_path, ORDER_CONFIG, token=secured.token)
     assert code == 0, output
 
 

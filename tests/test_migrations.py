@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 
 from shared import manage
+from shared.database_roles import DatabaseRoles
 from shared.db import asyncpg_dsn, database_name, drop_database, with_database
 from shared.testing.plugin import ROOT, SERVER_URL, unique
 
@@ -39,52 +40,122 @@ async def test_the_apps_boot_on_databases_built_only_by_the_migrations(customer_
 
 
 @pytest.fixture
-def own_role_database(test_run):
-    """A role and database that `manage migrate` must create itself; both dropped afterwards."""
-    role, name = f"svc_{test_run.id}_{unique('r')[-6:]}", f"own_{test_run.id}_{unique('d')[-6:]}"
-    yield role, name, f"postgres://{role}@127.0.0.1:5432/{name}"
+def own_roles(test_run):
+    """An owner role, a runtime role and a database that `manage migrate` must make itself; all dropped after."""
+    suffix = unique("r")[-6:]
+    owner, runtime, name = f"own_{test_run.id}_{suffix}", f"svc_{test_run.id}_{suffix}", f"db_{test_run.id}_{suffix}"
+    yield owner, runtime, name
 
     async def drop():
         admin = await asyncpg.connect(asyncpg_dsn(SERVER_URL))
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+            await admin.execute(f'DROP ROLE IF EXISTS "{owner}"')
+            await admin.execute(f'DROP ROLE IF EXISTS "{runtime}"')
         finally:
             await admin.close()
 
     asyncio.run(drop())
 
 
-def test_migrate_creates_the_service_role_owning_only_its_database(own_role_database, test_run):
-    role, name, url = own_role_database
+def customer_migrate(runtime: str, owner: str, name: str, **env: str) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "customer.manage", "migrate"],
         cwd=ROOT,
         timeout=60,
         capture_output=True,
         text=True,
-        env={**os.environ, "CUSTOMER_DATABASE_URL": url},
+        env={
+            **os.environ,
+            "CUSTOMER_DATABASE_URL": f"postgres://{runtime}@127.0.0.1:5432/{name}",
+            "CUSTOMER_MIGRATION_DATABASE_URL": f"postgres://{owner}@127.0.0.1:5432/{name}",
+            **env,
+        },
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"created role {role}" in result.stdout and f"created database {name}" in result.stdout
+    return result.stdout
+
+
+CHANGES_OF_SCHEMA = [
+    "CREATE TABLE intruder (a int)",
+    "DROP TABLE customers",
+    "ALTER TABLE customers ADD COLUMN intruder int",
+    "TRUNCATE customers",
+]
+
+
+def test_migrate_makes_an_owner_and_a_runtime_role_that_may_change_rows_only(own_roles, test_run):
+    owner, runtime, name = own_roles
+    output = customer_migrate(runtime, owner, name, DATABASE_STATEMENT_TIMEOUT="0.5")
+    for made in (f"role {owner}", f"role {runtime}", f"database {name}"):
+        assert made in output, output
+    runtime_url = f"postgres://{runtime}@127.0.0.1:5432/{name}"
 
     async def check():
         admin = await asyncpg.connect(asyncpg_dsn(SERVER_URL))
         try:
-            owner = await admin.fetchval("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", name)
-            powers = await admin.fetchrow(
-                "SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = $1", role
+            database_owner = await admin.fetchval(
+                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", name
+            )
+            powers = await admin.fetch(
+                "SELECT rolsuper OR rolcreatedb OR rolcreaterole FROM pg_roles WHERE rolname = ANY($1)",
+                [owner, runtime],
             )
         finally:
             await admin.close()
-        assert owner == role and not any(powers)
-        service = await asyncpg.connect(asyncpg_dsn(url))  # the service's own role runs its own database
+        assert database_owner == owner and [row[0] for row in powers] == [False, False]
+        service = await asyncpg.connect(asyncpg_dsn(runtime_url))
         try:
-            assert await service.fetchval("SELECT count(*) FROM customers") == 0
+            await service.execute(
+                "INSERT INTO customers (name, address, orders_count, created_at, updated_at) "
+                "VALUES ('Ada', 'London', 0, now(), now())"
+            )
+            assert await service.fetchval("DELETE FROM customers RETURNING 1") == 1
+            for statement in CHANGES_OF_SCHEMA:
+                with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                    await service.execute(statement)
+            with pytest.raises(asyncpg.QueryCanceledError):  # the database's statement_timeout
+                await service.execute("SELECT pg_sleep(5)")
+            assert await service.fetchval("SHOW lock_timeout") == "5s"
+            # The queue table its housekeeping vacuums is its own, and nothing else is.
+            owned = await service.fetch("SELECT tablename FROM pg_tables WHERE tableowner = current_user")
+            assert [row["tablename"] for row in owned] == ["processed_events"]
         finally:
             await service.close()
-        with pytest.raises(asyncpg.InsufficientPrivilegeError):  # and cannot even connect to another's
-            await asyncpg.connect(asyncpg_dsn(with_database(url, database_name(test_run.order_db))))
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):  # and it cannot even connect to another's
+            await asyncpg.connect(asyncpg_dsn(with_database(runtime_url, database_name(test_run.order_db))))
+
+    asyncio.run(check())
+    assert customer_migrate(runtime, owner, name) == "customer: applied 0 migration(s)\n"  # in place: nothing to do
+
+
+def test_migrate_moves_an_installation_whose_service_role_owned_everything(own_roles):
+    owner, runtime, name = own_roles
+    customer_migrate(runtime, runtime, name)  # as before: the service's role owns the database and the tables
+    runtime_url = f"postgres://{runtime}@127.0.0.1:5432/{name}"
+
+    async def add_a_customer():
+        service = await asyncpg.connect(asyncpg_dsn(runtime_url))
+        try:
+            await service.execute(
+                "INSERT INTO customers (name, address, orders_count, created_at, updated_at) "
+                "VALUES ('Kept', 'Here', 0, now(), now())"
+            )
+        finally:
+            await service.close()
+
+    asyncio.run(add_a_customer())
+    output = customer_migrate(runtime, owner, name)
+    assert f"database {name} now owned by {owner}" in output and f"tables of {runtime} now owned by {owner}" in output
+
+    async def check():
+        service = await asyncpg.connect(asyncpg_dsn(runtime_url))
+        try:
+            assert await service.fetchval("SELECT name FROM customers") == "Kept"
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await service.execute("DROP TABLE customers")
+        finally:
+            await service.close()
 
     asyncio.run(check())
 
@@ -126,14 +197,15 @@ def walk_the_stairway(service: str, workdir: str, db_url: str) -> None:
     stepwise = dataclasses.replace(service_db, migrations=steps)  # holds the migrations up to the current one
     run = asyncio.run
     before: list[str] = []
+    roles = DatabaseRoles(owner_url=db_url, runtime_url=db_url, queue_tables=(), session_limits={})
     for file in files:
         shutil.copy(file, steps / service_db.app / file.name)
-        assert run(manage.migrate(stepwise, db_url)) == [file.name]
+        assert run(manage.migrate(stepwise, roles)) == [file.name]
         after = run(schema(db_url))
         assert after != before, f"{file.name} changed nothing"
         assert run(manage.downgrade(stepwise, db_url)) == [file.name]
         assert run(schema(db_url)) == before, f"{file.name}: the downgrade does not restore the schema"
-        assert run(manage.migrate(stepwise, db_url)) == [file.name]
+        assert run(manage.migrate(stepwise, roles)) == [file.name]
         assert run(schema(db_url)) == after, f"{file.name}: a second upgrade builds another schema"
         before = after
 

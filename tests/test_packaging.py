@@ -131,6 +131,7 @@ async def test_python_m_customer_serves_until_told_to_stop(test_run, tmp_path):
         "CUSTOMER_ORDERS_QUEUE": test_run.queue,
         "CUSTOMER_PORT": str(port),
         "RUN_DIR": str(tmp_path),
+        "AUTH_MODE": "off",
     }
     log = (tmp_path / "customer.log").open("wb")
     process = await asyncio.create_subprocess_exec(

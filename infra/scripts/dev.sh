@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin}
+export AUTH_MODE=${AUTH_MODE:-off}  # as `make run` (docs/auth.md)
 pids=()
 stop() {
   trap - INT TERM EXIT

@@ -21,6 +21,7 @@ import pytest
 
 from shared.db import drop_database, with_database
 from shared.logs import RequestIdFilter
+from shared.testing.issuers import DevIssuer, OwnIssuer
 from shared.testing.podman import Podman, PodmanUnavailable, build_project_image, prepared_podman
 from shared.testing.processes import Services
 from shared.testing.proxy import TcpProxy
@@ -218,6 +219,7 @@ async def start_services(test_run, tmp_path):
                 "ORDER_DATABASE_URL": test_run.order_db,
                 "EVENTS_EXCHANGE": test_run.exchange,
                 "CUSTOMER_ORDERS_QUEUE": test_run.queue,
+                "AUTH_MODE": "off",  # as `make run`; a test that wants tokens passes AUTH_MODE=jwt and the issuer
                 **env,
             },
             log_path=tmp_path / f"services-{len(started)}.log",
@@ -228,6 +230,31 @@ async def start_services(test_run, tmp_path):
     yield start
     for services in started:
         await services.stop()
+
+
+@pytest.fixture
+async def dev_issuer():
+    """Factory: `issuer = await dev_issuer(lifetime=...)`, the development issuer as a process of its own;
+    stopped after the test."""
+    started: list[DevIssuer] = []
+
+    async def start(**options) -> DevIssuer:
+        started.append(DevIssuer(**options))
+        return await started[-1].start()
+
+    yield start
+    for issuer in started:
+        issuer.stop()
+
+
+@pytest.fixture
+async def own_issuer(aiohttp_server) -> OwnIssuer:
+    """An issuer made of the test's own keys, serving its JWKS on a real port (`own_issuer.down = True`
+    makes it answer 503)."""
+    issuer = OwnIssuer()
+    server = await aiohttp_server(issuer.app())
+    issuer.url = str(server.make_url("")).rstrip("/")
+    return issuer
 
 
 @pytest.fixture(scope="session")
