@@ -10,9 +10,10 @@ multiple-ack covers the batch.
 - applied, or found applied before: acked;
 - it can never apply (not JSON, wrong schema, another event type, an unknown customer, older than the
   deduplication window): dead-lettered at once with its reason;
-- it fails while the database is fine (a bug, say): retried through the retry queues, then dead-lettered;
-- the database is away (connection refused or lost, a restart, a statement timeout, a deadlock...): the
-  breaker (customer/breaker.py) opens. Consumption pauses, the messages in hand go back to the queue,
+- it fails while the database is fine (a bug, a statement past its timeout): retried through the retry
+  queues, then dead-lettered;
+- the database is away (connection refused or lost, a restart, too many connections, a deadlock...):
+  the breaker (customer/breaker.py) opens. Consumption pauses, the messages in hand go back to the queue,
   the database is probed until it answers, and consumption resumes. Nothing is dead-lettered for an
   outage, however long.
 """

@@ -70,7 +70,7 @@ async def declare_dead_letter_queue(channel: AbstractChannel, settings: Customer
     except ChannelPreconditionFailed:
         log.warning(
             "%s is a classic queue (made by an earlier version): in a cluster it is lost with its node; "
-            "see the README's Scaling out section to move it",
+            "see docs/operations.md (RabbitMQ cluster) to move it",
             settings.dead_letter_queue,
         )
     finally:

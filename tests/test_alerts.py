@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 import yaml
 
+from shared.testing.docs import anchor
 from shared.testing.plugin import eventually, unique
 from shared.testing.processes import free_port
 
@@ -33,10 +34,14 @@ def alert_rules() -> list[dict]:
     return [rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]]
 
 
-def readme_alerts_section() -> str:
-    readme = (ROOT / "README.md").read_text()
-    operating = readme.split("\n## Operating it\n", 1)[1].split("\n## ", 1)[0]
-    return operating.split("\n### Alerts\n", 1)[1].split("\n### ", 1)[0]
+RUNBOOKS = ROOT / "docs" / "operations.md"
+
+
+def runbook_sections() -> dict[str, str]:
+    """Each section of docs/operations.md's Alerts part, by its anchor: what the alert means, what to do."""
+    alerts = RUNBOOKS.read_text().split("\n## Alerts\n", 1)[1].split("\n## ", 1)[0]
+    sections = alerts.split("\n### ")[1:]
+    return {anchor(section.split("\n", 1)[0]): section.split("\n", 1)[1] for section in sections}
 
 
 def promtool(*args: str | Path) -> subprocess.CompletedProcess:
@@ -60,15 +65,18 @@ def test_every_alert_passes_its_promtool_unit_tests():
     assert "SUCCESS" in result.stdout
 
 
-def test_every_alert_has_a_for_a_severity_and_a_runbook_line_the_readme_answers():
-    alerts = readme_alerts_section()
+def test_every_alert_has_a_for_a_severity_and_a_runbook_line_the_operations_page_answers():
+    sections = runbook_sections()
     for rule in alert_rules():
         name = rule["alert"]
         assert re.fullmatch(r"[1-9]\d*[smh]", str(rule.get("for", ""))), f"{name}: no `for:`, it fires on one blip"
         assert rule["labels"]["severity"] in SEVERITIES, name
         runbook = rule["annotations"]["runbook"]
-        assert "\n" not in runbook and runbook.startswith(f"README.md#alerts ({name}): "), name
-        assert f"**{name}**" in alerts, f"the README's Alerts section does not explain {name}"
+        link = f"{RUNBOOKS.relative_to(ROOT)}#{anchor(name)}"
+        assert "\n" not in runbook and runbook.startswith(f"{link}: "), name
+        assert anchor(name) in sections, f"docs/operations.md has no Alerts section for {name}"
+        severity, wait = rule["labels"]["severity"], rule["for"]
+        assert sections[anchor(name)].strip().startswith(f"*{severity}, for {wait}.*"), name
 
 
 def test_every_alert_has_unit_tests_that_see_it_fire_and_stay_quiet():

@@ -128,7 +128,7 @@ def test_traces_go_to_jaeger_only_when_asked(services):
     assert environment(jaeger).get("COLLECTOR_OTLP_ENABLED") == "true"
     assert 4318 in container_ports(jaeger)  # OTLP over HTTP, what shared/tracing.py sends
     assert (16686, 16686) in port_mappings(jaeger)  # the UI
-    compose_text, readme = COMPOSE_FILE.read_text(), (ROOT / "README.md").read_text()
+    compose_text, operations = COMPOSE_FILE.read_text(), (ROOT / "docs" / "operations.md").read_text()
     for name in APP_SERVICES:
         env = environment(services[name])
         assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "", "off by default: jaeger runs only with the profile"
@@ -141,7 +141,7 @@ def test_traces_go_to_jaeger_only_when_asked(services):
     defaults = re.findall(r"OTEL_EXPORTER_OTLP_ENDPOINT:\s*\$\{OTEL_EXPORTER_OTLP_ENDPOINT:-\}", compose_text)
     assert len(defaults) == len(APP_SERVICES), "an empty default, so that a plain `docker compose up` sends nothing"
     assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318" in compose_text
-    assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318" in readme
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318" in operations
     assert not shared.tracing.tracing_requested(environment(services["order"]))
 
 

@@ -44,3 +44,30 @@ def assert_spec_and_model_agree(spec: dict, component: str, model: type[BaseMode
     except ValueError:
         model_accepts = False
     assert model_accepts is valid
+
+
+# --- Markdown documents -----------------------------------------------------------------------------------------
+
+_HEADING = re.compile(r"^#{1,6} +(.+?) *#*$", re.MULTILINE)
+_FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def prose(markdown: str) -> str:
+    """The document without its fenced code blocks (a `#` in a shell example is no heading)."""
+    return _FENCE.sub("", markdown)
+
+
+def anchor(heading: str) -> str:
+    """The fragment GitHub gives a heading: lower case, punctuation dropped, spaces as hyphens."""
+    text = re.sub(r"[`*_]", "", heading).strip().lower()
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def anchors(markdown: str) -> set[str]:
+    return {anchor(heading) for heading in _HEADING.findall(prose(markdown))}
+
+
+def relative_links(markdown: str) -> list[str]:
+    """The targets of the document's links that point into the repository (no scheme, no mail)."""
+    return [target for target in _LINK.findall(prose(markdown)) if not re.match(r"^[a-z]+:", target)]

@@ -173,7 +173,7 @@ async def test_request_id_is_echoed_or_made_up(customer_client):
 
 
 async def test_a_started_service_collects_young_objects_less_often(aiohttp_client, customer_settings):
-    """shared/web.py tunes the garbage collector once the app has started (bench/README.md, eleventh pass)."""
+    """shared/web.py tunes the garbage collector once the app has started."""
     python_default = 700
     gc.set_threshold(python_default, *gc.get_threshold()[1:])
     gc.unfreeze()  # what an app started before in this process froze
