@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from pamqp.commands import Basic
 
-from customer.consumer import ATTEMPT_HEADER, REASON_HEADER
 from customer.db_config import customer_orm_config
+from customer.redelivery import ATTEMPT_HEADER, LAST_ERROR_HEADER, ORIGINAL_ROUTING_KEY_HEADER, REASON_HEADER
 from customer.repository import count_customers, orders_counts_page
 from customer.settings import CustomerSettings
 from shared.amqp import PERSISTENT, connect_first
@@ -47,7 +47,7 @@ NOT_REPLAYED_HEADERS = frozenset(
     {
         REASON_HEADER,
         ATTEMPT_HEADER,
-        "x-last-error",
+        LAST_ERROR_HEADER,
         "x-death",
         "x-first-death-reason",
         "x-first-death-queue",
@@ -61,7 +61,7 @@ NOT_REPLAYED_HEADERS = frozenset(
 
 def original_routing_key(message) -> str:
     headers = message.header.properties.headers or {}
-    return str(headers.get("x-original-routing-key") or ORDER_CREATED)
+    return str(headers.get(ORIGINAL_ROUTING_KEY_HEADER) or ORDER_CREATED)
 
 
 async def take_dead_letters(channel, settings: CustomerSettings, limit: int) -> list:

@@ -11,11 +11,11 @@ from pamqp.commands import Basic
 import shared.housekeeping
 from conftest import broker_connected, make_settings
 from customer.app import create_app as create_customer_app
-from customer.consumer import REASON_HEADER
 from customer.housekeeping import purge_processed_events
 from customer.keys import CONSUMER
 from customer.metrics import CONSUMER_BATCH_SIZE
 from customer.models import ProcessedEvent
+from customer.redelivery import REASON_HEADER
 from customer.settings import CustomerSettings
 from shared.db import ORM, asyncpg_dsn
 from shared.housekeeping import lock_key

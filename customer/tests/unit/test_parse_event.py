@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from customer.consumer import Poison, parse_event
+from customer.consumer import parse_event
 from customer.metrics import DEAD_LETTER_REASONS
+from customer.redelivery import Poison
 
 WINDOW = timedelta(days=7)
 
