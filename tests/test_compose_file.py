@@ -125,8 +125,8 @@ def test_service_urls_point_at_the_services_it_waits_for(services, name):
                 assert url.username == superuser
             else:  # the service runs as its own role, and migrates as its database's owner, as its settings say
                 settings = SETTINGS[name.removesuffix("-migrate")](_env_file=None)
-                defaults = {urlsplit(settings.database_url).username, urlsplit(settings.migration_database_url).username}
-                assert url.username in defaults and url.username != superuser
+                roles = {urlsplit(url).username for url in (settings.database_url, settings.migration_database_url)}
+                assert url.username in roles and url.username != superuser
             if url.password is None:
                 assert pg_env.get("POSTGRES_HOST_AUTH_METHOD") == "trust", "no password in the URL, none trusted"
             else:
