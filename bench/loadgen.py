@@ -32,22 +32,9 @@ OPEN_LOOP_CONNECTIONS = 100
 EXPECTED = {"post-order": 201, "get-customer": 200, "get-orders": 200}
 
 
-class _Headers(dict):
-    """Header names are case-insensitive: stored lower-case, looked up in any case."""
-
-    def get(self, name: str, default=None):
-        return super().get(name.lower(), default)
-
-    def __getitem__(self, name: str) -> str:
-        return super().__getitem__(name.lower())
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and super().__contains__(name.lower())
-
-
 class LeanResponse:
-    def __init__(self, status: int, headers: _Headers, body: bytes) -> None:
-        self.status, self.headers, self.body = status, headers, body
+    def __init__(self, status: int, body: bytes) -> None:
+        self.status, self.body = status, body
 
     async def read(self) -> bytes:
         return self.body
@@ -78,14 +65,14 @@ class _LeanConnection(asyncio.Protocol):
         if end < 0 or self.waiter is None or self.waiter.done():
             return
         head = bytes(self.buffer[:end]).decode("latin-1").split("\r\n")
-        headers = _Headers((k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in head[1:]))
+        headers = dict((k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in head[1:]))
         length = int(headers.get("content-length", "0"))
         if len(self.buffer) < end + 4 + length:
             return
         body = bytes(self.buffer[end + 4 : end + 4 + length])
         del self.buffer[: end + 4 + length]
         self.closed = self.closed or headers.get("connection", "").lower() == "close"
-        self.waiter.set_result(LeanResponse(int(head[0].split(" ", 2)[1]), headers, body))
+        self.waiter.set_result(LeanResponse(int(head[0].split(" ", 2)[1]), body))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -210,20 +197,11 @@ class Tally:
     created: Counter = field(default_factory=Counter)  # customer id -> orders created (201)
     orders: list[dict] = field(default_factory=list)  # open loop, post-order: what each 201 returned
     requests: int = 0
-    retries: int = 0  # with --honour-retry-after: refused tries sent again
 
 
 class Client:
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        base_url: str,
-        target: str,
-        keep_orders: bool,
-        honour_retry_after: bool = False,
-    ) -> None:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, target: str, keep_orders: bool) -> None:
         self.session = session
-        self.honour_retry_after = honour_retry_after
         self.base_url = base_url.rstrip("/")
         self.target = target
         self.keep_orders = keep_orders
@@ -251,21 +229,13 @@ class Client:
         """One request; latency counts from `started` (the scheduled time, in the open loop)."""
         tally = self.tally
         tally.requests += 1
-        while True:
-            try:
-                async with self.request(customer_id) as response:
-                    body = await response.read()
-                    status = response.status
-                    retry_after = response.headers.get("Retry-After")
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                tally.errors[type(exc).__name__] += 1
-                return
-            if not (self.honour_retry_after and status == 503 and retry_after and retry_after.isdigit()):
-                break
-            if time.monotonic() + int(retry_after) > started + REQUEST_TIMEOUT.total:
-                break  # past its budget: give up as refused
-            tally.retries += 1
-            await asyncio.sleep(int(retry_after))  # what the server asked for
+        try:
+            async with self.request(customer_id) as response:
+                body = await response.read()
+                status = response.status
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            tally.errors[type(exc).__name__] += 1
+            return
         if status != EXPECTED[self.target]:
             tally.errors[f"status {status}"] += 1
             return
@@ -277,12 +247,12 @@ class Client:
                 tally.orders.append({"id": order["id"], "customer_id": customer_id, "created_at": order["created_at"]})
 
 
-async def closed_loop(client: Client, ids: list[int], concurrency: int, duration: float, max_requests: int) -> None:
+async def closed_loop(client: Client, ids: list[int], concurrency: int, duration: float) -> None:
     next_id = itertools.cycle(ids).__next__  # shared by the workers: one event loop, so no lock needed
     deadline = time.monotonic() + duration
 
     async def worker() -> None:
-        while time.monotonic() < deadline and client.tally.requests < max_requests:
+        while time.monotonic() < deadline:
             await client.send(next_id(), time.monotonic())
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -304,18 +274,12 @@ async def run(args: argparse.Namespace, ids: list[int]) -> dict:
     connections = args.concurrency if args.rate is None else args.connections
     session = LeanSession(connections, REQUEST_TIMEOUT.total)
     try:
-        client = Client(
-            session,
-            args.url,
-            args.target,
-            keep_orders=args.rate is not None,
-            honour_retry_after=args.honour_retry_after,
-        )
+        client = Client(session, args.url, args.target, keep_orders=args.rate is not None)
         cpu_before, started = cpu_seconds(), time.monotonic()
         if args.rate is None:
-            await closed_loop(client, ids, args.concurrency, args.duration, args.max_requests)
+            await closed_loop(client, ids, args.concurrency, args.duration)
         else:
-            await open_loop(client, ids, args.rate, min(args.count, args.max_requests))
+            await open_loop(client, ids, args.rate, args.count)
         ended = time.monotonic()
         cpu = cpu_seconds() - cpu_before
     finally:
@@ -329,7 +293,6 @@ async def run(args: argparse.Namespace, ids: list[int]) -> dict:
         "requests": tally.requests,
         "ok": len(tally.latencies),
         "errors": sum(tally.errors.values()),
-        "retries": tally.retries,
         "error_kinds": dict(tally.errors),
         "elapsed_s": elapsed,
         "throughput_rps": len(tally.latencies) / elapsed if elapsed > 0 else 0.0,
@@ -359,17 +322,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"open loop: connections at most (default {OPEN_LOOP_CONNECTIONS})",
     )
     parser.add_argument(
-        "--honour-retry-after",
-        action="store_true",
-        help="send a request refused with 503 and Retry-After again after that wait, within "
-        "its 10 s budget (what a well-behaved client does); latency counts from the first try",
-    )
-    parser.add_argument(
         "--keep-latencies",
         action="store_true",
         help="add every latency (seconds, of the expected answers) to the result, for pooling several runs",
     )
-    parser.add_argument("--max-requests", type=int, default=2_000_000, help="hard cap on requests")
     parser.add_argument("--out", help="write the result to this file instead of stdout")
     args = parser.parse_args(argv)
     if args.concurrency < 1 or args.duration <= 0 or (args.rate is not None and args.rate <= 0):

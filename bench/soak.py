@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import report
-from run import RESULTS_DIR, git_commit
+from report import RESULTS_DIR, git_commit
 from soak_phases import RECOVERED_BACKLOG, SETTLE_SECONDS, Soak, soak
 from soak_verdict import (
     FD_SLACK,

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import aiohttp
 import asyncpg
 import report
-from run import check_exact, create_customers, wait_exact, write_ids
-from soak_load import LOADGEN_GRACE, PROGRESS_EVERY, SteadyLoad
+from cpu import machine_busy_seconds
+from soak_load import PROGRESS_EVERY, SteadyLoad
 from soak_system import (
     PROXY_PORT,
     BrokerProxy,
@@ -27,7 +27,8 @@ from soak_system import (
     ready_status,
     scrape,
 )
-from systems import AMQP_URL, HOST, BenchError, machine_busy_seconds, port_in_use
+from systems import AMQP_URL, HOST, BenchError, port_in_use
+from target import LOADGEN_GRACE, check_exact, create_customers, wait_exact, write_ids
 
 SETTLE_SECONDS = 10.0  # idle after convergence, past gunicorn's 5 s keep-alive, before the "settled" sample
 BROKER_SAMPLE_EVERY = 3  # rabbitmqctl costs ~1 CPU-second: every 3rd sample only, plus the named ones
