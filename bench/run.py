@@ -51,13 +51,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=int(os.environ.get("WORKERS", "1")),
         help="gunicorn workers per service, both systems (default $WORKERS or 1)",
     )
+    parser.add_argument("--only", choices=["baseline", "ours"], help="run one system only")
     for phase in PHASES:
         if hasattr(phase, "add_options"):
             phase.add_options(parser)
     args = parser.parse_args(argv)
     if min(args.rounds, args.slices, args.duration, args.concurrency, args.customers, args.workers) <= 0:
         parser.error("rounds, slices, durations and counts must be positive")
-    if min(args.warmup, args.lag_duration, args.overload_duration, args.history, args.tracing_duration) < 0:
+    if (
+        min(
+            args.warmup,
+            args.lag_duration,
+            args.overload_duration,
+            args.history,
+            args.tracing_duration,
+            args.event_rates,
+        )
+        < 0
+    ):
         parser.error("--warmup and the phases' options must not be negative")
     return args
 
@@ -79,7 +90,8 @@ async def bench_round(number: int, args: argparse.Namespace) -> dict[str, dict]:
     Why together: this machine's speed drifts by ±15 % within minutes (its host takes the CPU away), so
     two systems measured a minute apart compare the two minutes as much as the code. The idle system
     meanwhile takes little CPU, and none of it is counted in the other's figures."""
-    turn = alternated([Baseline(args.workers), Ours(args.workers)], number)
+    systems = [system(args.workers) for system in (Baseline, Ours) if args.only in (None, system.name)]
+    turn = alternated(systems, number)
     async with contextlib.AsyncExitStack() as stack:
         targets = {}
         for system in turn:
