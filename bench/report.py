@@ -77,7 +77,7 @@ def _span(values: list, render: Callable[[float], str]) -> str:
 
 def rounds_table(rounds: list[list[dict]]) -> str:
     """Every judged figure over the rounds: ours, the baseline and the ratio as min to max, and in how
-    many rounds ours met its target (one machine varies by 15 % and more from run to run)."""
+    many rounds ours met its target (one machine varies from run to run)."""
     lines = [("figure", "ours", "baseline", "ratio", "target", "met")]
     for i, row in enumerate(rounds[0]):
         same = [r[i] for r in rounds]

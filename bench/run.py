@@ -25,7 +25,7 @@ import chart
 import report
 from phases import EVERY_ROUND, FIRST_ROUND, PHASES
 from phases.light_load import lag_customers
-from systems import RUN_DIR, Baseline, BenchError, Ours
+from systems import RUN_DIR, Baseline, BenchError, Ours, add_workers_option
 from target import Round, Target, alternated, create_customers, started, write_ids
 
 BUSY_MACHINE_SHARE = 0.2  # above this share of CPU used by unrelated processes, warn that figures are noisy
@@ -45,12 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load first (default 2)")
     parser.add_argument("--concurrency", type=int, default=32, help="closed-loop clients (default 32)")
     parser.add_argument("--customers", type=int, default=200, help="customers the orders go to (default 200)")
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=int(os.environ.get("WORKERS", "1")),
-        help="gunicorn workers per service, both systems (default $WORKERS or 1)",
-    )
+    add_workers_option(parser)
     parser.add_argument("--only", choices=["baseline", "ours"], help="run one system only")
     for phase in PHASES:
         if hasattr(phase, "add_options"):
@@ -87,7 +82,7 @@ async def prepare(target: Target, args: argparse.Namespace) -> None:
 async def bench_round(number: int, args: argparse.Namespace) -> dict[str, dict]:
     """Both systems up at once, each phase on one and then the other; the exactness check; stop them.
 
-    Why together: this machine's speed drifts by ±15 % within minutes (its host takes the CPU away), so
+    Why together: this machine's speed drifts within minutes (its host takes the CPU away), so
     two systems measured a minute apart compare the two minutes as much as the code. The idle system
     meanwhile takes little CPU, and none of it is counted in the other's figures."""
     systems = [system(args.workers) for system in (Baseline, Ours) if args.only in (None, system.name)]

@@ -19,7 +19,6 @@ Exit status: 0 every check passed, 1 a check failed, 2 the soak itself could not
 import argparse
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 from datetime import UTC, datetime
@@ -29,7 +28,7 @@ from report import RESULTS_DIR, ROOT
 from soak_phases import Soak, soak
 from soak_report import cpu_line, document, log_summary, print_report, sample
 from soak_verdict import stray_processes, verdict
-from systems import RUN_DIR, BenchError
+from systems import RUN_DIR, BenchError, add_workers_option
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -75,12 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=5.0, help="minutes of load after the warm-up (default 5)")
     parser.add_argument("--rate", type=float, default=50.0, help="POST /orders per second, open loop (default 50)")
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=int(os.environ.get("WORKERS", "1")),
-        help="gunicorn workers per service (default $WORKERS or 1)",
-    )
+    add_workers_option(parser)
     parser.add_argument("--customers", type=int, default=200, help="customers the orders go to (default 200)")
     parser.add_argument(
         "--warmup", type=float, default=30.0, help="seconds of load before the baseline sample (default 30)"

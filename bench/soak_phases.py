@@ -30,7 +30,7 @@ from systems import AMQP_URL, HOST, BenchError, port_in_use
 from target import LOADGEN_GRACE, check_exact, create_customers, started, wait_exact, write_ids
 
 SETTLE_SECONDS = 10.0  # idle after convergence, past gunicorn's 5 s keep-alive, before the "settled" sample
-BROKER_SAMPLE_EVERY = 3  # rabbitmqctl costs ~1 CPU-second: every 3rd sample only, plus the named ones
+BROKER_SAMPLE_EVERY = 3  # rabbitmqctl is costly: every 3rd sample only, plus the named ones
 RECOVERY_DEADLINE = 60.0  # after the restore, for /ready and the outbox backlog to come back
 RECOVERED_BACKLOG = 5  # outbox rows still pending that count as "caught up" under steady load
 

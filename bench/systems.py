@@ -4,6 +4,7 @@ Both run under gunicorn with the aiohttp uvloop worker and the same worker count
 databases and broker names, so a bench run never touches the real system's data or queues.
 """
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -33,6 +34,15 @@ START_TIMEOUT = 60.0  # seconds for both services to answer after launch
 STOP_TIMEOUT = 45.0  # gunicorn's graceful_timeout is 20 s; after this we kill
 PREPARE_TIMEOUT = 180.0
 POLL_INTERVAL = 0.2
+
+
+def add_workers_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WORKERS", "1")),
+        help="gunicorn workers per service (default $WORKERS or 1)",
+    )
 
 
 class BenchError(Exception):
@@ -134,19 +144,7 @@ class System:
         """CPU seconds (user + system) and RSS of every gunicorn process, by service."""
         result = {}
         for service, master in self.masters().items():
-            rows = []
-            for role, process in [("master", master), *(("worker", w) for w in master.children())]:
-                with process.oneshot():
-                    cpu = process.cpu_times()
-                    rows.append(
-                        {
-                            "pid": process.pid,
-                            "role": role,
-                            "cpu_s": cpu.user + cpu.system,
-                            "rss_mb": process.memory_info().rss / 2**20,
-                        }
-                    )
-            result[service] = rows
+            result[service] = [process_row(role, process) for role, process in processes_of(master)]
         return result
 
     async def stop(self) -> None:
@@ -166,6 +164,17 @@ class System:
                 os.killpg(process.pid, signal.SIGKILL)
             await process.wait()
         self.processes = []
+
+
+def processes_of(master: psutil.Process) -> list[tuple[str, psutil.Process]]:
+    """A gunicorn master and its workers, each with its role."""
+    return [("master", master), *(("worker", worker) for worker in master.children())]
+
+
+def process_row(role: str, process: psutil.Process) -> dict:
+    with process.oneshot():
+        cpu, rss = process.cpu_times(), process.memory_info().rss
+    return {"pid": process.pid, "role": role, "cpu_s": cpu.user + cpu.system, "rss_mb": rss / 2**20}
 
 
 @contextlib.asynccontextmanager

@@ -1,7 +1,7 @@
 """POST /orders in a closed loop: throughput, latency, CPU per order by process, RSS, convergence.
 
 After each system's warm-up, the measured load runs in `--slices` slices per system, the systems
-alternated slice by slice (A B, B A, ...): this machine's speed drifts by ±15 % within minutes, so a
+alternated slice by slice (A B, B A, ...): this machine's speed drifts within minutes, so a
 slow stretch falls on both. CPU is sampled before each slice and after its convergence (so the
 consumer's share of the work is in it) and summed over the slices; the idle system's processes are
 not counted."""
