@@ -1,9 +1,13 @@
 """Turn each system's raw results into figures, compare ours with the baseline, print and save."""
 
+import argparse
 import json
 import math
+import os
+import platform
 import subprocess
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from figure import ratio
@@ -106,6 +110,16 @@ def git_commit() -> str:
         return out.stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return ""
+
+
+def document_head(started_at: datetime, args: argparse.Namespace) -> dict:
+    """What a saved run starts with: when, which commit, its settings, and the machine it ran on."""
+    return {
+        "started_at": started_at.isoformat(),
+        "git_commit": git_commit(),
+        "settings": vars(args),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+    }
 
 
 def save_json(path: Path, document: dict) -> None:

@@ -12,20 +12,17 @@ Exit status: 0 done, 1 exactness failed (a count or a stored order is off), 2 th
 """
 
 import argparse
-import asyncio
 import contextlib
-import os
-import platform
 import shutil
-import signal
 import sys
 from datetime import UTC, datetime
 
 import chart
+import cli
 import report
 from phases import EVERY_ROUND, FIRST_ROUND, PHASES
 from phases.light_load import lag_customers
-from systems import RUN_DIR, Baseline, BenchError, Ours, add_workers_option
+from systems import Baseline, Ours
 from target import Round, Target, alternated, create_customers, started, write_ids
 
 BUSY_MACHINE_SHARE = 0.2  # above this share of CPU used by unrelated processes, warn that figures are noisy
@@ -45,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load first (default 2)")
     parser.add_argument("--concurrency", type=int, default=32, help="closed-loop clients (default 32)")
     parser.add_argument("--customers", type=int, default=200, help="customers the orders go to (default 200)")
-    add_workers_option(parser)
+    cli.add_workers_option(parser)
     parser.add_argument("--only", choices=["baseline", "ours"], help="run one system only")
     for phase in PHASES:
         if hasattr(phase, "add_options"):
@@ -146,9 +143,6 @@ async def rounds(args: argparse.Namespace) -> tuple[dict[str, dict], list[list[d
 
 
 async def main(args: argparse.Namespace) -> int:
-    # SIGTERM (a CI timeout, say) cancels us like Ctrl-C does, so the systems' cleanup still stops them.
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
-    RUN_DIR.mkdir(parents=True, exist_ok=True)
     started_at = datetime.now(UTC)
     results, comparisons, lines, exact = await rounds(args)
     settings = (
@@ -165,10 +159,7 @@ async def main(args: argparse.Namespace) -> int:
 
     stamp, commit = started_at.strftime("%Y%m%d-%H%M%S"), report.git_commit()
     document = {
-        "started_at": started_at.isoformat(),
-        "git_commit": commit,
-        "settings": vars(args),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        **report.document_head(started_at, args),
         "exact": exact,
         "comparison": comparisons[0],
         "rounds": comparisons,
@@ -185,17 +176,5 @@ async def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def cli() -> int:
-    args = parse_args()
-    try:
-        return asyncio.run(main(args))
-    except BenchError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, asyncio.CancelledError):  # the systems were stopped on the way out
-        print("bench: interrupted", file=sys.stderr)
-        return 130
-
-
 if __name__ == "__main__":
-    sys.exit(cli())
+    sys.exit(cli.run("bench", main, parse_args()))

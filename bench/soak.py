@@ -17,24 +17,19 @@ Exit status: 0 every check passed, 1 a check failed, 2 the soak itself could not
 """
 
 import argparse
-import asyncio
 import contextlib
-import signal
 import sys
 from datetime import UTC, datetime
 
+import cli
 import report
 from report import RESULTS_DIR, ROOT
 from soak_phases import Soak, soak
 from soak_report import cpu_line, document, log_summary, print_report, sample
 from soak_verdict import stray_processes, verdict
-from systems import RUN_DIR, BenchError, add_workers_option
 
 
 async def main(args: argparse.Namespace) -> int:
-    # SIGTERM cancels us like Ctrl-C does, so the cleanup below still stops everything.
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
-    RUN_DIR.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)
     result: dict = {}
     try:
@@ -60,7 +55,7 @@ async def main(args: argparse.Namespace) -> int:
     cpu_text, figures["cpu"] = cpu_line(run, sample(run, "after warm-up"), sample(run, "end of load"), measured)
     figures["logs"] = log_summary(run.system.log_path)
     print_report(args, run, checks, figures, cpu_text)
-    saved = document(args, started.isoformat(), result, checks, figures)
+    saved = document(args, started, result, checks, figures)
     path = RESULTS_DIR / f"soak-{started.strftime('%Y%m%d-%H%M%S')}.json"
     report.save_json(path, saved)
     print(f"\nresults: {path.relative_to(ROOT)}")
@@ -74,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=5.0, help="minutes of load after the warm-up (default 5)")
     parser.add_argument("--rate", type=float, default=50.0, help="POST /orders per second, open loop (default 50)")
-    add_workers_option(parser)
+    cli.add_workers_option(parser)
     parser.add_argument("--customers", type=int, default=200, help="customers the orders go to (default 200)")
     parser.add_argument(
         "--warmup", type=float, default=30.0, help="seconds of load before the baseline sample (default 30)"
@@ -91,17 +86,5 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def cli() -> int:
-    args = parse_args()
-    try:
-        return asyncio.run(main(args))
-    except BenchError as exc:
-        print(f"soak: {exc}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, asyncio.CancelledError):  # everything was stopped on the way out
-        print("soak: interrupted", file=sys.stderr)
-        return 130
-
-
 if __name__ == "__main__":
-    sys.exit(cli())
+    sys.exit(cli.run("soak", main, parse_args()))

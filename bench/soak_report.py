@@ -3,14 +3,14 @@
 import argparse
 import json
 import os
-import platform
 import re
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import report
 from loadgen import latency_summary
-from report import ROOT, aligned, git_commit
+from report import ROOT, aligned
 from soak_phases import RECOVERED_BACKLOG, SETTLE_SECONDS, Soak
 from soak_verdict import FD_SLACK, PG_POOL_BOUND, RSS_GROWTH_LIMIT
 
@@ -193,13 +193,10 @@ def print_report(args: argparse.Namespace, run: Soak, checks: list[dict], figure
     )
 
 
-def document(args: argparse.Namespace, started: str, result: dict, checks: list[dict], figures: dict) -> dict:
+def document(args: argparse.Namespace, started: datetime, result: dict, checks: list[dict], figures: dict) -> dict:
     run: Soak = result["soak"]
     return {
-        "started_at": started,
-        "git_commit": git_commit(),
-        "settings": vars(args),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        **report.document_head(started, args),
         "passed": all(c["pass"] for c in checks),
         "checks": checks,
         "limits": {

@@ -4,7 +4,6 @@ Both run under gunicorn with the aiohttp uvloop worker and the same worker count
 databases and broker names, so a bench run never touches the real system's data or queues.
 """
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -34,15 +33,6 @@ START_TIMEOUT = 60.0  # seconds for both services to answer after launch
 STOP_TIMEOUT = 45.0  # gunicorn's graceful_timeout is 20 s; after this we kill
 PREPARE_TIMEOUT = 180.0
 POLL_INTERVAL = 0.2
-
-
-def add_workers_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=int(os.environ.get("WORKERS", "1")),
-        help="gunicorn workers per service (default $WORKERS or 1)",
-    )
 
 
 class BenchError(Exception):

@@ -212,7 +212,6 @@ class Round:
     targets: dict[str, Target]
     args: argparse.Namespace
     results: dict[str, dict] = field(default_factory=dict)
-    first: bool = True  # the first round runs every phase; the later ones only those of EVERY_ROUND
 
     def sliced(self, number: int) -> list[Target]:
         """The systems' order in slice `number`: the round's order, then the reverse, and so on."""
