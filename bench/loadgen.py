@@ -21,165 +21,15 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 import orjson
 import uvloop
+from lean_http import LeanSession
 
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=10)
 OPEN_LOOP_CONNECTIONS = 100
 EXPECTED = {"post-order": 201, "get-customer": 200, "get-orders": 200}
-
-
-class _Headers(dict):
-    """Header names are case-insensitive: stored lower-case, looked up in any case."""
-
-    def get(self, name: str, default=None):
-        return super().get(name.lower(), default)
-
-    def __getitem__(self, name: str) -> str:
-        return super().__getitem__(name.lower())
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and super().__contains__(name.lower())
-
-
-class LeanResponse:
-    def __init__(self, status: int, headers: _Headers, body: bytes) -> None:
-        self.status, self.headers, self.body = status, headers, body
-
-    async def read(self) -> bytes:
-        return self.body
-
-    async def __aenter__(self) -> "LeanResponse":
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        return None
-
-
-class _LeanConnection(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection, one request at a time; answers with Content-Length only
-    (every answer of both systems has one)."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
-        self.waiter: asyncio.Future | None = None
-        self.closed = False
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0 or self.waiter is None or self.waiter.done():
-            return
-        head = bytes(self.buffer[:end]).decode("latin-1").split("\r\n")
-        headers = _Headers((k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in head[1:]))
-        length = int(headers.get("content-length", "0"))
-        if len(self.buffer) < end + 4 + length:
-            return
-        body = bytes(self.buffer[end + 4 : end + 4 + length])
-        del self.buffer[: end + 4 + length]
-        self.closed = self.closed or headers.get("connection", "").lower() == "close"
-        self.waiter.set_result(LeanResponse(int(head[0].split(" ", 2)[1]), headers, body))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(aiohttp.ServerDisconnectedError())
-
-
-class LeanSession:
-    """The few calls `Client` makes of an aiohttp.ClientSession, at a fraction of its CPU per request.
-
-    On this 2-core machine the load generator shares the CPU with what it measures: with aiohttp's
-    client, an open loop at 1,100 requests/s took ~0.45 of a core from the services (0.12 in the closed
-    loop that measured their capacity), so the overload phase measured the load generator as much as
-    the services. This client sends prebuilt bytes on keep-alive connections and reads the status
-    line, the headers and a Content-Length body: nothing else is needed here.
-    """
-
-    def __init__(self, limit: int, timeout: float) -> None:
-        self.limit = limit
-        self.timeout = timeout
-        self.idle: list[_LeanConnection] = []
-        self.open = 0
-        self.freed = asyncio.Condition()
-
-    async def _connection(self, host: str, port: int) -> _LeanConnection:
-        while True:
-            while self.idle:
-                connection = self.idle.pop()
-                if not connection.closed:
-                    return connection
-                self.open -= 1
-            if self.open < self.limit:
-                self.open += 1
-                try:
-                    _, connection = await asyncio.get_running_loop().create_connection(_LeanConnection, host, port)
-                except BaseException:
-                    self.open -= 1
-                    raise
-                return connection
-            async with self.freed:
-                await self.freed.wait()
-
-    async def _release(self, connection: _LeanConnection, reusable: bool) -> None:
-        if reusable and not connection.closed:
-            self.idle.append(connection)
-        else:
-            self.open -= 1
-            if connection.transport is not None:
-                connection.transport.close()
-        async with self.freed:
-            self.freed.notify()
-
-    async def _request(self, method: str, url: str, body: bytes = b"", content_type: str | None = None):
-        parts = urlsplit(url)
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
-        head = f"{method} {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Length: {len(body)}\r\n"
-        if content_type:
-            head += f"Content-Type: {content_type}\r\n"
-        async with asyncio.timeout(self.timeout):
-            connection = await self._connection(parts.hostname, parts.port or 80)
-            ok = False
-            try:
-                connection.waiter = asyncio.get_running_loop().create_future()
-                connection.transport.write(head.encode() + b"\r\n" + body)
-                response = await connection.waiter
-                ok = True
-                return response
-            finally:
-                await self._release(connection, ok)
-
-    def post(self, url: str, data: bytes, headers: dict) -> "_Pending":
-        return _Pending(self._request("POST", url, data, headers.get("Content-Type")))
-
-    def get(self, url: str, params: dict | None = None) -> "_Pending":
-        return _Pending(self._request("GET", f"{url}?{urlencode(params)}" if params else url))
-
-    async def close(self) -> None:
-        for connection in self.idle:
-            if connection.transport is not None:
-                connection.transport.close()
-        self.idle.clear()
-
-
-class _Pending:
-    """`async with session.post(...) as response`, as with aiohttp."""
-
-    def __init__(self, request) -> None:
-        self.request = request
-
-    async def __aenter__(self) -> LeanResponse:
-        return await self.request
-
-    async def __aexit__(self, *exc) -> None:
-        return None
 
 
 def percentile(values: list[float], pct: float) -> float | None:
@@ -210,20 +60,11 @@ class Tally:
     created: Counter = field(default_factory=Counter)  # customer id -> orders created (201)
     orders: list[dict] = field(default_factory=list)  # open loop, post-order: what each 201 returned
     requests: int = 0
-    retries: int = 0  # with --honour-retry-after: refused tries sent again
 
 
 class Client:
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        base_url: str,
-        target: str,
-        keep_orders: bool,
-        honour_retry_after: bool = False,
-    ) -> None:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, target: str, keep_orders: bool) -> None:
         self.session = session
-        self.honour_retry_after = honour_retry_after
         self.base_url = base_url.rstrip("/")
         self.target = target
         self.keep_orders = keep_orders
@@ -251,21 +92,13 @@ class Client:
         """One request; latency counts from `started` (the scheduled time, in the open loop)."""
         tally = self.tally
         tally.requests += 1
-        while True:
-            try:
-                async with self.request(customer_id) as response:
-                    body = await response.read()
-                    status = response.status
-                    retry_after = response.headers.get("Retry-After")
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                tally.errors[type(exc).__name__] += 1
-                return
-            if not (self.honour_retry_after and status == 503 and retry_after and retry_after.isdigit()):
-                break
-            if time.monotonic() + int(retry_after) > started + REQUEST_TIMEOUT.total:
-                break  # past its budget: give up as refused
-            tally.retries += 1
-            await asyncio.sleep(int(retry_after))  # what the server asked for
+        try:
+            async with self.request(customer_id) as response:
+                body = await response.read()
+                status = response.status
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            tally.errors[type(exc).__name__] += 1
+            return
         if status != EXPECTED[self.target]:
             tally.errors[f"status {status}"] += 1
             return
@@ -277,12 +110,12 @@ class Client:
                 tally.orders.append({"id": order["id"], "customer_id": customer_id, "created_at": order["created_at"]})
 
 
-async def closed_loop(client: Client, ids: list[int], concurrency: int, duration: float, max_requests: int) -> None:
+async def closed_loop(client: Client, ids: list[int], concurrency: int, duration: float) -> None:
     next_id = itertools.cycle(ids).__next__  # shared by the workers: one event loop, so no lock needed
     deadline = time.monotonic() + duration
 
     async def worker() -> None:
-        while time.monotonic() < deadline and client.tally.requests < max_requests:
+        while time.monotonic() < deadline:
             await client.send(next_id(), time.monotonic())
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -304,18 +137,12 @@ async def run(args: argparse.Namespace, ids: list[int]) -> dict:
     connections = args.concurrency if args.rate is None else args.connections
     session = LeanSession(connections, REQUEST_TIMEOUT.total)
     try:
-        client = Client(
-            session,
-            args.url,
-            args.target,
-            keep_orders=args.rate is not None,
-            honour_retry_after=args.honour_retry_after,
-        )
+        client = Client(session, args.url, args.target, keep_orders=args.rate is not None)
         cpu_before, started = cpu_seconds(), time.monotonic()
         if args.rate is None:
-            await closed_loop(client, ids, args.concurrency, args.duration, args.max_requests)
+            await closed_loop(client, ids, args.concurrency, args.duration)
         else:
-            await open_loop(client, ids, args.rate, min(args.count, args.max_requests))
+            await open_loop(client, ids, args.rate, args.count)
         ended = time.monotonic()
         cpu = cpu_seconds() - cpu_before
     finally:
@@ -329,7 +156,6 @@ async def run(args: argparse.Namespace, ids: list[int]) -> dict:
         "requests": tally.requests,
         "ok": len(tally.latencies),
         "errors": sum(tally.errors.values()),
-        "retries": tally.retries,
         "error_kinds": dict(tally.errors),
         "elapsed_s": elapsed,
         "throughput_rps": len(tally.latencies) / elapsed if elapsed > 0 else 0.0,
@@ -359,17 +185,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"open loop: connections at most (default {OPEN_LOOP_CONNECTIONS})",
     )
     parser.add_argument(
-        "--honour-retry-after",
-        action="store_true",
-        help="send a request refused with 503 and Retry-After again after that wait, within "
-        "its 10 s budget (what a well-behaved client does); latency counts from the first try",
-    )
-    parser.add_argument(
         "--keep-latencies",
         action="store_true",
         help="add every latency (seconds, of the expected answers) to the result, for pooling several runs",
     )
-    parser.add_argument("--max-requests", type=int, default=2_000_000, help="hard cap on requests")
     parser.add_argument("--out", help="write the result to this file instead of stdout")
     args = parser.parse_args(argv)
     if args.concurrency < 1 or args.duration <= 0 or (args.rate is not None and args.rate <= 0):

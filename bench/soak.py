@@ -17,40 +17,19 @@ Exit status: 0 every check passed, 1 a check failed, 2 the soak itself could not
 """
 
 import argparse
-import asyncio
 import contextlib
-import os
-import platform
-import signal
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
+import cli
 import report
-from run import RESULTS_DIR, git_commit
-from soak_phases import RECOVERED_BACKLOG, SETTLE_SECONDS, Soak, soak
-from soak_verdict import (
-    FD_SLACK,
-    PG_POOL_BOUND,
-    RSS_GROWTH_LIMIT,
-    cpu_line,
-    interval_summary,
-    load_table,
-    log_summary,
-    process_table,
-    render,
-    stray_processes,
-    verdict,
-)
-from systems import RUN_DIR, BenchError
-
-ROOT = Path(__file__).resolve().parent.parent
+from report import RESULTS_DIR, ROOT
+from soak_phases import Soak, soak
+from soak_report import cpu_line, document, log_summary, print_report, sample
+from soak_verdict import stray_processes, verdict
 
 
 async def main(args: argparse.Namespace) -> int:
-    # SIGTERM cancels us like Ctrl-C does, so the cleanup below still stops everything.
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
-    RUN_DIR.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)
     result: dict = {}
     try:
@@ -72,86 +51,15 @@ async def main(args: argparse.Namespace) -> int:
         }
     )
     run = result["soak"]
-    warm = next(s for s in run.samples if s["label"] == "after warm-up")
-    end_load = next(s for s in run.samples if s["label"] == "end of load")
-    cpu_text, cpu_figures = cpu_line(
-        run,
-        warm,
-        end_load,
-        sum(p["ok"] for p in figures["phases"] if p["phase"] in ("before cut", "during cut", "after cut")),
-    )
-    logs = log_summary(run.system.log_path)
-    last = run.samples[-1]["metrics"]
-
-    print()
-    print(
-        f"soak: {args.workers} worker(s) per service, {args.rate:g} orders/s over {args.customers} customers, "
-        f"{args.warmup:g} s warm-up + {args.minutes:g} min, broker cut {args.outage:g} s at "
-        f"t={run.outage.get('cut_at_s', 0):.0f} s (t from the start of the load)"
-    )
-    print()
-    print(load_table(figures["phases"]))
-    print()
-    print(
-        f"processes: after warm-up (t={warm['t']:.0f} s) vs the end: RSS the larger of the end of the load and "
-        f"settled ({SETTLE_SECONDS:g} s idle after convergence), the rest settled"
-    )
-    print(process_table(figures["processes"]))
-    print()
-    print(
-        f"events: published {last['order'].get('events_published_total', 0):g}, consumed "
-        f"{last['customer'].get('events_consumed_total', 0):g}, duplicates ignored "
-        f"{last['customer'].get('events_duplicate_total', 0):g}, retried "
-        f"{last['customer'].get('events_retried_total', 0):g}, dead-lettered "
-        f"{last['customer'].get('events_dead_lettered_total', 0):g}; outbox pending at the end "
-        f"{report.fmt(last['order'].get('outbox_pending_events'), 0)}"
-    )
-    print(cpu_text)
-    channels_known = any(row.get("broker_channels") is not None for s in run.samples for row in s["processes"])
-    if not channels_known:
-        print("channels: rabbitmqctl could not list connections here (not root?), so no channel counts")
-    print(f"service log {run.system.log_path.relative_to(ROOT)}: lines by level {logs['levels']}")
-    for message, count in logs["warnings"].items():
-        print(f"  {count:6d} x {message}")
-    for line in logs["other_error_lines"]:
-        print(f"  other line: {line}")
-    print()
-    print(
-        render(
-            ("check", "", "detail"), [(c["check"], "PASS" if c["pass"] else "FAIL", c["detail"]) for c in checks], "lll"
-        )
-    )
-
-    stamp = started.strftime("%Y%m%d-%H%M%S")
-    document = {
-        "started_at": started.isoformat(),
-        "git_commit": git_commit(),
-        "settings": vars(args),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "passed": all(c["pass"] for c in checks),
-        "checks": checks,
-        "limits": {
-            "rss_growth": RSS_GROWTH_LIMIT,
-            "fd_slack": FD_SLACK,
-            "pg_pool_bound": PG_POOL_BOUND,
-            "settle_s": SETTLE_SECONDS,
-            "recovered_backlog": RECOVERED_BACKLOG,
-        },
-        "load": result["load"],
-        "phases": figures["phases"],
-        "processes": figures["processes"],
-        "convergence": result["convergence"],
-        "exactness": result["exactness"],
-        "outage": run.outage,
-        "cpu": cpu_figures,
-        "logs": logs,
-        "samples": run.samples,
-        "load_intervals": [interval_summary(run, i) for i in run.load.intervals],
-    }
-    path = RESULTS_DIR / f"soak-{stamp}.json"
-    report.save_json(path, document)
+    measured = sum(p["ok"] for p in figures["phases"] if p["phase"] in ("before cut", "during cut", "after cut"))
+    cpu_text, figures["cpu"] = cpu_line(run, sample(run, "after warm-up"), sample(run, "end of load"), measured)
+    figures["logs"] = log_summary(run.system.log_path)
+    print_report(args, run, checks, figures, cpu_text)
+    saved = document(args, started, result, checks, figures)
+    path = RESULTS_DIR / f"soak-{started.strftime('%Y%m%d-%H%M%S')}.json"
+    report.save_json(path, saved)
     print(f"\nresults: {path.relative_to(ROOT)}")
-    if not document["passed"]:
+    if not saved["passed"]:
         print("soak: FAILED: " + " | ".join(c["check"] for c in checks if not c["pass"]), file=sys.stderr)
         return 1
     return 0
@@ -161,12 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=5.0, help="minutes of load after the warm-up (default 5)")
     parser.add_argument("--rate", type=float, default=50.0, help="POST /orders per second, open loop (default 50)")
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=int(os.environ.get("WORKERS", "1")),
-        help="gunicorn workers per service (default $WORKERS or 1)",
-    )
+    cli.add_workers_option(parser)
     parser.add_argument("--customers", type=int, default=200, help="customers the orders go to (default 200)")
     parser.add_argument(
         "--warmup", type=float, default=30.0, help="seconds of load before the baseline sample (default 30)"
@@ -183,17 +86,5 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def cli() -> int:
-    args = parse_args()
-    try:
-        return asyncio.run(main(args))
-    except BenchError as exc:
-        print(f"soak: {exc}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, asyncio.CancelledError):  # everything was stopped on the way out
-        print("soak: interrupted", file=sys.stderr)
-        return 130
-
-
 if __name__ == "__main__":
-    sys.exit(cli())
+    sys.exit(cli.run("soak", main, parse_args()))

@@ -25,7 +25,6 @@ from systems import RUN_DIR, BenchError
 
 PROGRESS_EVERY = 1.0  # seconds between the load generator's progress lines
 LOADGEN_START_TIMEOUT = 30.0
-LOADGEN_GRACE = 60.0  # past the load's own duration, before the load generator counts as hung
 
 
 def emit(record: dict) -> None:

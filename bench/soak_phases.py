@@ -13,10 +13,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import aiohttp
-import asyncpg
 import report
-from run import check_exact, create_customers, wait_exact, write_ids
-from soak_load import LOADGEN_GRACE, PROGRESS_EVERY, SteadyLoad
+from cpu import machine_busy_seconds
+from soak_load import PROGRESS_EVERY, SteadyLoad
 from soak_system import (
     PROXY_PORT,
     BrokerProxy,
@@ -27,13 +26,13 @@ from soak_system import (
     ready_status,
     scrape,
 )
-from systems import AMQP_URL, HOST, BenchError, machine_busy_seconds, port_in_use
+from systems import AMQP_URL, HOST, BenchError, port_in_use
+from target import LOADGEN_GRACE, check_exact, create_customers, started, wait_exact, write_ids
 
 SETTLE_SECONDS = 10.0  # idle after convergence, past gunicorn's 5 s keep-alive, before the "settled" sample
-BROKER_SAMPLE_EVERY = 3  # rabbitmqctl costs ~1 CPU-second: every 3rd sample only, plus the named ones
+BROKER_SAMPLE_EVERY = 3  # rabbitmqctl is costly: every 3rd sample only, plus the named ones
 RECOVERY_DEADLINE = 60.0  # after the restore, for /ready and the outbox backlog to come back
 RECOVERED_BACKLOG = 5  # outbox rows still pending that count as "caught up" under steady load
-HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
 def say(message: str) -> None:
@@ -208,8 +207,8 @@ class Soak:
         return None
 
 
-async def soak(stack: contextlib.AsyncExitStack, args: argparse.Namespace, result: dict) -> None:
-    """Everything between start and stop; what it learns goes into `result` as it goes."""
+async def start(stack: contextlib.AsyncExitStack, args: argparse.Namespace):
+    """The broker proxy and our system behind it, ready; an HTTP session and the customer database."""
     if port_in_use(PROXY_PORT):
         raise BenchError(f"port {PROXY_PORT} (the soak's broker proxy) is already in use")
     proxy = BrokerProxy(AMQP_URL)
@@ -220,14 +219,13 @@ async def soak(stack: contextlib.AsyncExitStack, args: argparse.Namespace, resul
         f"broker proxy on {HOST}:{proxy.port} -> {proxy.target[0]}:{proxy.target[1]}; "
         f"resetting bench databases and queues, starting {args.workers} worker(s) per service"
     )
-    await system.reset()
-    stack.push_async_callback(system.stop)
-    await system.start()
-    http = await stack.enter_async_context(aiohttp.ClientSession(timeout=HTTP_TIMEOUT))
-    await system.wait_ready(http)
-    db = await asyncpg.connect(system.database_url(system.databases[0]), timeout=5)
-    stack.push_async_callback(db.close)
+    http, db = await started(system, stack)
+    return proxy, system, http, db
 
+
+async def soak(stack: contextlib.AsyncExitStack, args: argparse.Namespace, result: dict) -> None:
+    """Everything between start and stop; what it learns goes into `result` as it goes."""
+    proxy, system, http, db = await start(stack, args)
     say(f"ready; creating {args.customers} customers")
     ids = await create_customers(http, system.customer_url, args.customers)
     ids_file = write_ids("soak-load.json", ids)

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
-from systems import HOST, Ours
+from systems import HOST, Ours, processes_of
 
 from shared.testing.proxy import TcpProxy
 
@@ -101,7 +101,7 @@ def process_rows(system: SoakSystem, proxy_port: int) -> list[dict]:
     rows = []
     for service, master in sorted(system.masters().items()):
         with contextlib.suppress(psutil.Error):
-            for role, process in [("master", master), *(("worker", w) for w in master.children())]:
+            for role, process in processes_of(master):
                 with contextlib.suppress(psutil.Error):  # a worker that just exited
                     rows.append(process_row(service, role, process, proxy_port))
     return rows

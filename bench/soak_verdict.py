@@ -7,11 +7,7 @@ against the limits below.
 
 import argparse
 import contextlib
-import json
-import os
-import re
 from collections import Counter
-from pathlib import Path
 
 import psutil
 import report
@@ -61,6 +57,24 @@ def channels_of(row: dict) -> int | None:
     return row.get("broker_channels")
 
 
+def growth(row: dict) -> list[str]:
+    """What grew in one process between the warm-up and the end, past its limit."""
+    why = []
+    if row["rss_growth"] > RSS_GROWTH_LIMIT:
+        why.append(f"RSS +{row['rss_growth']:.1%}")
+    if row["other_fds_growth"] > FD_SLACK:
+        why.append(f"fds other than PostgreSQL +{row['other_fds_growth']}")
+    if row["pg_end"] > max(row["pg_warm"], PG_POOL_BOUND):
+        why.append(f"{row['pg_end']} PostgreSQL connections, over the pool's bound")
+    if row["broker_end"] > row["broker_warm"]:
+        why.append("more broker connections")
+    if None not in (row["channels_warm"], row["channels_end"]) and row["channels_end"] > row["channels_warm"]:
+        why.append("more channels")
+    if row["close_wait_end"]:
+        why.append(f"{row['close_wait_end']} sockets in CLOSE_WAIT")
+    return why
+
+
 def compare_processes(warm: dict, load_end: dict, settled: dict) -> list[dict]:
     """Per process: after warm-up vs the end, with a verdict.
 
@@ -95,19 +109,7 @@ def compare_processes(warm: dict, load_end: dict, settled: dict) -> list[dict]:
         )
         row["rss_growth"] = row["rss_end"] / row["rss_warm"] - 1
         row["other_fds_growth"] = (row["fds_end"] - row["pg_end"]) - (row["fds_warm"] - row["pg_warm"])
-        why = []
-        if row["rss_growth"] > RSS_GROWTH_LIMIT:
-            why.append(f"RSS +{row['rss_growth']:.1%}")
-        if row["other_fds_growth"] > FD_SLACK:
-            why.append(f"fds other than PostgreSQL +{row['other_fds_growth']}")
-        if row["pg_end"] > max(row["pg_warm"], PG_POOL_BOUND):
-            why.append(f"{row['pg_end']} PostgreSQL connections, over the pool's bound")
-        if row["broker_end"] > row["broker_warm"]:
-            why.append("more broker connections")
-        if None not in (row["channels_warm"], row["channels_end"]) and row["channels_end"] > row["channels_warm"]:
-            why.append("more channels")
-        if row["close_wait_end"]:
-            why.append(f"{row['close_wait_end']} sockets in CLOSE_WAIT")
+        why = growth(row)
         rows.append({**row, "pass": not why, "why": why})
     for pid, after in now.items():
         if pid not in by_pid(warm):
@@ -123,144 +125,6 @@ def compare_processes(warm: dict, load_end: dict, settled: dict) -> list[dict]:
     return rows
 
 
-def log_summary(path: Path, limit: int = 12) -> dict:
-    """Lines by level in the services' log, the WARNING+ messages grouped (digits folded) with counts, and
-    any other line (a traceback, a tool's output) that mentions an error."""
-    levels, messages, other = Counter(), Counter(), []
-    plain = re.compile(r"^\[[^\]]+\] \[\d+\] \[(\w+)\] (.*)$")  # gunicorn's own lines
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            record = None
-        if isinstance(record, dict):
-            level, service = record.get("level", "?"), record.get("service", "?")
-            message = str(record.get("message", ""))
-        elif match := plain.match(line):
-            level, service, message = match[1], "gunicorn", match[2]
-        else:
-            if re.search(r"error|exception|traceback", line, re.IGNORECASE) and len(other) < limit:
-                other.append(line[:200])
-            continue
-        levels[level] += 1
-        if level in ("WARNING", "ERROR", "CRITICAL"):
-            messages[f"{level} {service}: {re.sub(r'[0-9]+', 'N', message)[:160]}"] += 1
-    return {"levels": dict(levels), "warnings": dict(messages.most_common(limit)), "other_error_lines": other}
-
-
-def render(header: tuple, lines: list[tuple], aligns: str) -> str:
-    cells = [tuple(str(cell) for cell in line) for line in [header, *lines]]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
-    text = [
-        "  ".join(
-            f"{cell:{'<' if align == 'l' else '>'}{width}}"
-            for cell, align, width in zip(line, aligns, widths, strict=True)
-        ).rstrip()
-        for line in cells
-    ]
-    text.insert(1, "-" * max(len(line) for line in text))
-    return "\n".join(text)
-
-
-def arrow(before, after, digits: int = 0) -> str:
-    return f"{report.fmt(before, digits)} → {report.fmt(after, digits)}"
-
-
-def process_table(rows: list[dict]) -> str:
-    lines = []
-    for row in rows:
-        growth = row.get("rss_growth")
-        lines.append(
-            (
-                row["service"],
-                row["role"],
-                row["pid"],
-                report.fmt(row.get("rss_warm"), 1),
-                report.fmt(row.get("rss_end"), 1),
-                "-" if growth is None else f"{growth:+.1%}",
-                f"{report.fmt(row.get('fds_warm'), 0)} → {report.fmt(row.get('fds_load_end'), 0)} → "
-                f"{report.fmt(row.get('fds_end'), 0)}",
-                arrow(row.get("broker_warm"), row.get("broker_end")),
-                arrow(row.get("channels_warm"), row.get("channels_end")),
-                arrow(row.get("pg_warm"), row.get("pg_end")),
-                report.fmt(row.get("close_wait_end"), 0),
-                "PASS" if row["pass"] else "FAIL " + "; ".join(row["why"]),
-            )
-        )
-    header = (
-        "service",
-        "role",
-        "pid",
-        "RSS warm MB",
-        "RSS end MB",
-        "growth",
-        "fds warm → load end → settled",
-        "AMQP conns",
-        "channels",
-        "PG conns",
-        "CLOSE_WAIT",
-        "verdict",
-    )
-    return render(header, lines, "lllrrrrrrrrl")
-
-
-def load_table(phases: list[dict]) -> str:
-    lines = []
-    for row in phases:
-        latency = row["latency_ms"]
-        kinds = ", ".join(f"{kind} {n}" for kind, n in row["error_kinds"].items())
-        lines.append(
-            (
-                row["phase"],
-                report.fmt(row["seconds"], 0),
-                row["ok"],
-                report.fmt(row["rps"], 1),
-                row["errors"] if not kinds else f"{row['errors']} ({kinds})",
-                report.fmt(latency["p50"], 1),
-                report.fmt(latency["p99"], 1),
-                report.fmt(latency["max"], 1),
-            )
-        )
-    return render(("phase", "s", "201s", "201/s", "errors", "p50 ms", "p99 ms", "max ms"), lines, "lrrrrrrr")
-
-
-def cpu_line(run: Soak, warm: dict, end: dict, orders: int) -> tuple[str, dict]:
-    """CPU of each service (its gunicorn processes) per order between the two samples, and the machine's load."""
-    before = {row["pid"]: row["cpu_s"] for row in warm["processes"]}
-    used = Counter()
-    for row in end["processes"]:
-        if row["pid"] in before:
-            used[row["service"]] += row["cpu_s"] - before[row["pid"]]
-    seconds = end["t"] - warm["t"]
-    busy = (end["machine_busy_s"] - warm["machine_busy_s"]) / seconds if seconds > 0 else None
-    figures = {
-        f"{service}_cpu_ms_per_order": used[service] * 1000 / orders if orders else None
-        for service in ("customer", "order")
-    }
-    figures["machine_cores_busy"] = busy
-    text = (
-        f"CPU per order: customer {report.fmt(figures['customer_cpu_ms_per_order'], 2)} ms, order "
-        f"{report.fmt(figures['order_cpu_ms_per_order'], 2)} ms; the whole machine kept "
-        f"{report.fmt(busy, 2)} of {os.cpu_count()} cores busy on average (everything, not only the soak)"
-    )
-    return text, figures
-
-
-def interval_summary(run: Soak, interval: dict) -> dict:
-    """One second of the load for the JSON: its latency percentiles instead of every latency."""
-    latency = latency_summary([value / 1000 for value in interval["lat_ms"]])
-    return {
-        "t": round(interval["t"] - run.t0, 2),
-        "ok": interval["ok"],
-        "errors": interval["errors"],
-        "sent": interval["sent"],
-        "in_flight": interval["in_flight"],
-        "p50_ms": latency["p50"],
-        "p99_ms": latency["p99"],
-        "max_ms": latency["max"],
-    }
-
-
 def stray_processes(pids: set[int]) -> list[int]:
     """Any process we sampled (gunicorn masters and workers) that still runs."""
     strays = []
@@ -271,60 +135,61 @@ def stray_processes(pids: set[int]) -> list[int]:
     return sorted(strays)
 
 
-def verdict(args: argparse.Namespace, result: dict) -> tuple[list[dict], dict]:
-    """The checks (name, pass, detail), and the figures for the JSON."""
-    run: Soak = result["soak"]
-    checks, exact, convergence = [], result["exactness"], result["convergence"]
-    checks.append(
-        {
-            "check": "no order lost or doubled (per customer: 201s = stored = orders_count)",
-            "pass": exact["exact"] and convergence["exact"],
-            "detail": f"{exact['orders_created']} created, {exact['orders_stored']} stored, "
-            f"{exact['orders_counted']} counted; converged "
-            f"{report.fmt(convergence['seconds'], 2)} s after the load"
-            + ("" if exact["exact"] else f"; mismatches {exact['mismatches']}")
-            + (
-                ""
-                if convergence["exact"]
-                else f"; still short {convergence['still_short']}, over {convergence['over']}"
-            ),
-        }
+def exactness_check(result: dict) -> dict:
+    exact, convergence = result["exactness"], result["convergence"]
+    detail = (
+        f"{exact['orders_created']} created, {exact['orders_stored']} stored, {exact['orders_counted']} counted; "
+        f"converged {report.fmt(convergence['seconds'], 2)} s after the load"
     )
-    load = result["load"]
-    expected = round(args.rate * run.load_seconds)
-    checks.append(
-        {
-            "check": "every POST /orders answered 201",
-            "pass": load["sent"] == expected and load["ok"] == expected,
-            "detail": f"{load['ok']} of {expected} scheduled got 201; errors {load['errors'] or 0}",
-        }
-    )
-    phases = phase_stats(run)
+    if not exact["exact"]:
+        detail += f"; mismatches {exact['mismatches']}"
+    if not convergence["exact"]:
+        detail += f"; still short {convergence['still_short']}, over {convergence['over']}"
+    return {
+        "check": "no order lost or doubled (per customer: 201s = stored = orders_count)",
+        "pass": exact["exact"] and convergence["exact"],
+        "detail": detail,
+    }
+
+
+def outage_checks(run: Soak, phases: list[dict]) -> list[dict]:
     cut = next((p for p in phases if p["phase"] == "during cut"), None)
-    checks.append(
+    recovered = run.outage.get("recovered_after_s")
+    return [
         {
             "check": "orders kept getting 201 during the broker cut",
             "pass": cut is not None and cut["ok"] > 0 and cut["errors"] == 0,
             "detail": "no cut"
             if cut is None
-            else f"{cut['ok']} 201s in {cut['seconds']:g} s, "
-            f"{cut['errors']} errors, p99 "
+            else f"{cut['ok']} 201s in {cut['seconds']:g} s, {cut['errors']} errors, p99 "
             f"{report.fmt(cut['latency_ms']['p99'], 1)} ms",
-        }
-    )
-    recovered = run.outage.get("recovered_after_s")
-    checks.append(
+        },
         {
             "check": "broker link and outbox back after the restore",
             "pass": recovered is not None,
             "detail": f"recovered {report.fmt(recovered, 1)} s after the restore; outbox backlog peak "
             f"{report.fmt(run.outage.get('backlog_peak'), 0)}",
-        }
-    )
+        },
+    ]
+
+
+def verdict(args: argparse.Namespace, result: dict) -> tuple[list[dict], dict]:
+    """The checks (name, pass, detail), and the figures for the JSON."""
+    run: Soak = result["soak"]
+    load, expected = result["load"], round(args.rate * run.load_seconds)
+    phases = phase_stats(run)
     labelled = {s["label"]: s for s in run.samples if s["label"]}
     warm, settled = labelled["after warm-up"], labelled["settled"]
     processes = compare_processes(warm, labelled.get("end of load", settled), settled)
-    checks.append(
+    dead = settled["metrics"]["customer"].get("events_dead_lettered_total", 0)
+    checks = [
+        exactness_check(result),
+        {
+            "check": "every POST /orders answered 201",
+            "pass": load["sent"] == expected and load["ok"] == expected,
+            "detail": f"{load['ok']} of {expected} scheduled got 201; errors {load['errors'] or 0}",
+        },
+        *outage_checks(run, phases),
         {
             "check": f"flat: RSS ≤ +{RSS_GROWTH_LIMIT:.0%}, fds ≤ +{FD_SLACK} (besides the PG pool), "
             "no more connections or channels, no restart",
@@ -333,8 +198,7 @@ def verdict(args: argparse.Namespace, result: dict) -> tuple[list[dict], dict]:
                 f"{r['service']} {r['role']} {r['pid']}: {', '.join(r['why'])}" for r in processes if not r["pass"]
             )
             or "every process flat",
-        }
-    )
-    dead = settled["metrics"]["customer"].get("events_dead_lettered_total", 0)
-    checks.append({"check": "no event dead-lettered", "pass": dead == 0, "detail": f"{dead:g} dead-lettered"})
+        },
+        {"check": "no event dead-lettered", "pass": dead == 0, "detail": f"{dead:g} dead-lettered"},
+    ]
     return checks, {"phases": phases, "processes": processes, "warm_sample_t": warm["t"]}

@@ -33,8 +33,6 @@ START_TIMEOUT = 60.0  # seconds for both services to answer after launch
 STOP_TIMEOUT = 45.0  # gunicorn's graceful_timeout is 20 s; after this we kill
 PREPARE_TIMEOUT = 180.0
 POLL_INTERVAL = 0.2
-# The shared infrastructure's processes (by process name), whose CPU per order we report too.
-INFRA_PROCESSES = {"postgres": "postgresql", "beam.smp": "rabbitmq"}
 
 
 class BenchError(Exception):
@@ -58,7 +56,7 @@ class System:
     databases: tuple[str, str]  # customers, orders
     queues: tuple[str, ...]  # broker queues this system owns; deleted before each run
     probe_paths: tuple[str, ...] = ("/health",)
-    amqp_url = AMQP_URL  # one broker or several, comma-separated (bench/events.py --cluster)
+    amqp_url = AMQP_URL
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
@@ -136,19 +134,7 @@ class System:
         """CPU seconds (user + system) and RSS of every gunicorn process, by service."""
         result = {}
         for service, master in self.masters().items():
-            rows = []
-            for role, process in [("master", master), *(("worker", w) for w in master.children())]:
-                with process.oneshot():
-                    cpu = process.cpu_times()
-                    rows.append(
-                        {
-                            "pid": process.pid,
-                            "role": role,
-                            "cpu_s": cpu.user + cpu.system,
-                            "rss_mb": process.memory_info().rss / 2**20,
-                        }
-                    )
-            result[service] = rows
+            result[service] = [process_row(role, process) for role, process in processes_of(master)]
         return result
 
     async def stop(self) -> None:
@@ -168,6 +154,17 @@ class System:
                 os.killpg(process.pid, signal.SIGKILL)
             await process.wait()
         self.processes = []
+
+
+def processes_of(master: psutil.Process) -> list[tuple[str, psutil.Process]]:
+    """A gunicorn master and its workers, each with its role."""
+    return [("master", master), *(("worker", worker) for worker in master.children())]
+
+
+def process_row(role: str, process: psutil.Process) -> dict:
+    with process.oneshot():
+        cpu, rss = process.cpu_times(), process.memory_info().rss
+    return {"pid": process.pid, "role": role, "cpu_s": cpu.user + cpu.system, "rss_mb": rss / 2**20}
 
 
 @contextlib.asynccontextmanager
@@ -229,19 +226,9 @@ class Baseline(System):
             "BASELINE_QUEUE": self.queue,
         }
         for service, port in (("customer", self.customer_port), ("order", self.order_port)):
-            args = [
-                str(BIN / "gunicorn"),
-                f"bench.baseline.{service}_app:create_app",
-                "--worker-class",
-                "aiohttp.GunicornUVLoopWebWorker",
-                "--no-control-socket",
-                "--workers",
-                str(self.workers),
-                "--bind",
-                f"{HOST}:{port}",
-                "--name",
-                f"baseline-{service}",
-            ]
+            args = [str(BIN / "gunicorn"), f"bench.baseline.{service}_app:create_app", "--no-control-socket"]
+            args += ["--worker-class", "aiohttp.GunicornUVLoopWebWorker", "--workers", str(self.workers)]
+            args += ["--bind", f"{HOST}:{port}", "--name", f"baseline-{service}"]
             self.processes.append(
                 await asyncio.create_subprocess_exec(
                     *args, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True
@@ -255,6 +242,11 @@ class Baseline(System):
         }
 
 
+def our_queues(queue: str) -> tuple[str, ...]:
+    """The customer service's queue and those its topology declares around it (bench-owned names)."""
+    return (queue, f"{queue}.dlq", *(f"{queue}.retry.{delay}" for delay in ("5s", "30s", "120s", "300s")))
+
+
 class Ours(System):
     """The real services, started by infra/scripts/run.sh as `make run` does, on bench databases and names."""
 
@@ -262,16 +254,9 @@ class Ours(System):
     customer_port, order_port = 3300, 3301
     databases = ("bench_customers", "bench_orders")
     exchange, queue = "bench.orders", "bench.customer.orders"
-    queues = (
-        queue,
-        f"{queue}.dlq",
-        f"{queue}.retry.5s",
-        f"{queue}.retry.30s",
-        f"{queue}.retry.120s",
-        f"{queue}.retry.300s",
-    )
+    queues = our_queues(queue)
     probe_paths = ("/health", "/ready")
-    order_amqp_url = AMQP_URL  # the backlog phase restarts it behind a TCP proxy (bench/history.py)
+    order_amqp_url = AMQP_URL  # the backlog phase restarts it behind a TCP proxy (bench/phases/backlog.py)
 
     def env(self) -> dict:
         return {
@@ -287,7 +272,7 @@ class Ours(System):
             "EVENTS_EXCHANGE": self.exchange,
             "CUSTOMER_ORDERS_QUEUE": self.queue,
             "WORKERS": str(self.workers),
-            "RUN_DIR": str(RUN_DIR),
+            "RUN_DIR": str(RUN_DIR / self.name),  # its metrics directories
             "AUTH_MODE": "off",
         }
 
@@ -297,15 +282,10 @@ class Ours(System):
                 await run_tool([sys.executable, "-m", f"{service}.manage", "prepare"], self.env(), log, PREPARE_TIMEOUT)
 
     async def launch(self, log) -> None:
+        run_sh = ROOT / "infra" / "scripts" / "run.sh"
         self.processes.append(
             await asyncio.create_subprocess_exec(
-                "bash",
-                str(ROOT / "infra" / "scripts" / "run.sh"),
-                cwd=ROOT,
-                env=self.env(),
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
+                "bash", str(run_sh), cwd=ROOT, env=self.env(), stdout=log, stderr=log, start_new_session=True
             )
         )
 
@@ -317,41 +297,3 @@ class Ours(System):
                 if f"{service}.app:create_app" in command:
                     found[service] = child
         return found
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine spent working, all cores (Linux: guest time is already in user)."""
-    times = psutil.cpu_times()
-    return times.user + times.nice + times.system + times.irq + times.softirq
-
-
-def infra_cpu() -> dict[int, tuple[str, float]]:
-    """pid -> (part, CPU seconds) of every PostgreSQL and RabbitMQ process."""
-    found = {}
-    for process in psutil.process_iter(["name", "cpu_times"]):
-        part, cpu = INFRA_PROCESSES.get(process.info["name"]), process.info["cpu_times"]
-        if part and cpu:
-            found[process.pid] = (part, cpu.user + cpu.system)
-    return found
-
-
-def cpu_sample(system: System) -> dict:
-    """Everything CPU per order is computed from, at one moment."""
-    return {"services": system.snapshot(), "infra": infra_cpu(), "machine": machine_busy_seconds()}
-
-
-def cpu_used(before: dict, after: dict) -> dict[str, float]:
-    """CPU seconds between two samples: each service, postgresql, rabbitmq and the machine.
-
-    Processes are matched by pid; one that started or ended in between is left out.
-    """
-    used = {}
-    for service, rows in after["services"].items():
-        start = {row["pid"]: row["cpu_s"] for row in before["services"].get(service, [])}
-        used[service] = sum(row["cpu_s"] - start[row["pid"]] for row in rows if row["pid"] in start)
-    used.update(dict.fromkeys(INFRA_PROCESSES.values(), 0.0))
-    for pid, (part, cpu) in after["infra"].items():
-        if pid in before["infra"]:
-            used[part] += cpu - before["infra"][pid][1]
-    used["machine"] = after["machine"] - before["machine"]
-    return used
