@@ -48,8 +48,8 @@ async def explain(conn: asyncpg.Connection, sql: str, *args, setting: str | None
 
 
 def assert_reads_only_its_page(plan: dict, what: str) -> None:
+    """Reads bounded by the page, whatever it sorts (a Sort can only sort what was read)."""
     for node in nodes(plan):
-        assert node["Node Type"] != "Sort", f"{what}: sorts what it read"
         if "Scan" in node["Node Type"]:
             read = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
             assert read <= 10 * LIMIT, f"{what}: {node['Node Type']} read {read} rows"
@@ -85,7 +85,9 @@ async def test_every_list_page_reads_only_its_own_rows_at_any_depth(scratch_run,
             }
             queries = {what: page.sql(params_inline=True) for what, page in pages.items()}
         for what, sql in queries.items():
-            plan = await explain(orders, sql, setting=READ_IN_INDEX_ORDER)
+            # As order.repository.list_orders runs them: one customer's orders without the setting.
+            setting = None if what == "by customer" else READ_IN_INDEX_ORDER
+            plan = await explain(orders, sql, setting=setting)
             assert_reads_only_its_page(plan, f"orders {what}")
 
         deep_customer = (datetime.fromisoformat("2026-01-01T00:00:00+00:00").replace(day=2), CUSTOMERS)
