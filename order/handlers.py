@@ -61,6 +61,8 @@ async def list_customer_orders(request: web.Request) -> web.Response:
 async def _page(request: web.Request, query: OrderQuery) -> web.Response:
     check_offset(query, request.app[SETTINGS].page_max_offset)
     query, after = resume(query)
+    if bound_customer() is not None:  # whatever the cursor said
+        require_customer(request, query.customer_id)
     # One row more than the page: whether another page follows.
     orders = await service.list_orders(query.customer_id, query.status, query.limit + 1, query.offset, after)
     total = await service.count_matching_orders(query.customer_id, query.status) if query.count else None

@@ -387,8 +387,8 @@ def bound_customer() -> int | None:
     return identity.customer_id if identity is not None else None
 
 
-def require_customer(request: web.Request, customer_id: int) -> None:
-    """A token bound to one customer may act for that customer only."""
+def require_customer(request: web.Request, customer_id: int | None) -> None:
+    """A token bound to one customer may act for that customer only (None: for no one customer)."""
     bound = bound_customer()
     if bound is not None and bound != customer_id:
         raise Forbidden(request.app[AUTH].realm)

@@ -109,7 +109,8 @@ def check_offset(params: PageParams, max_offset: int) -> None:
 
 def resume(params: Params) -> tuple[Params, Position | None]:
     """The query a cursor continues (its filters and limit; a limit given now wins) and the position to
-    read on from; without a cursor, `params` itself and None."""
+    read on from; without a cursor, `params` itself and None. A filter given beside the cursor (by the
+    client, the route's path or the caller's token) must be the cursor's: a cursor never widens a list."""
     if params.cursor is None:
         return params, None
     try:
@@ -120,6 +121,9 @@ def resume(params: Params) -> tuple[Params, Position | None]:
         resumed = type(params).model_validate(
             {**cursor["filters"], "limit": limit, "count": False, "cursor": params.cursor}
         )
+        given = params.model_fields_set - PAGING_FIELDS
+        if any(getattr(resumed, name) != getattr(params, name) for name in given):
+            raise ValueError("the cursor belongs to another list")
     except (ValueError, KeyError, TypeError, AttributeError):  # undecodable, or not a cursor of this list
         raise ValidationFailed(
             "The cursor is not one this list gave.", field_error("cursor", "is not a `next` of this list")

@@ -1,6 +1,8 @@
 """Both services behind the development issuer (a real process): the order routes' scopes, the order of
 401/422/403/404/409, customer-bound tokens, key rotation, and the order service as a client of its own."""
 
+import base64
+
 import aiohttp
 import orjson
 import pytest
@@ -178,6 +180,19 @@ async def test_a_customers_own_token_reaches_that_customers_orders_only(system):
     assert (await system.place(mine, token)).status == 201
     cancel = {"order": {"status": "cancelled"}}
     assert (await system.orders.patch(f"/orders/{my_order}", json=cancel, headers=bearer(token))).status == 200
+
+
+async def test_a_cursor_crafted_for_another_customer_reads_nothing_of_theirs(system):
+    await eventually(lambda: has_token(system), timeout=10)
+    mine, theirs = await system.new_customer(), await system.new_customer()
+    await system.new_order(theirs)
+    position = {"after": ["2999-01-01T00:00:00+00:00", 2**31 - 1], "limit": 50}
+    forged = {**position, "filters": {"customer_id": theirs, "status": None}}
+    cursor = base64.urlsafe_b64encode(orjson.dumps(forged)).decode().rstrip("=")
+    token = bearer(await system.issuer.token("orders:read", customer_id=mine))
+    for path in (f"/orders?cursor={cursor}", f"/customers/{mine}/orders?cursor={cursor}"):
+        response = await system.orders.get(path, headers=token)
+        assert response.status == 422, (path, await response.text())  # not their orders
 
 
 async def test_a_key_rotation_at_the_issuer_causes_no_401(system):
