@@ -1,7 +1,7 @@
 from aiohttp import web
 
 from order import idempotency, service
-from order.keys import CUSTOMERS, ORDER_IDS, RELAY
+from order.keys import CUSTOMERS, ORDER_IDS, OUTBOX
 from order.schemas import (
     ChangeStatusBody,
     CreateOrderBody,
@@ -26,7 +26,7 @@ async def create_order(request: web.Request) -> web.Response:
         placed = await service.place_order(
             request.app[CUSTOMERS],
             request.app[ORDER_IDS],
-            request.app[RELAY],
+            request.app[OUTBOX],
             body.order,
             current_request_id(),
             claim=claim,
@@ -67,5 +67,5 @@ async def get_order(request: web.Request) -> web.Response:
 async def change_order_status(request: web.Request) -> web.Response:
     order_id = path_id(request)
     body = await parse_json(request, ChangeStatusBody)
-    order = await service.change_order_status(request.app[RELAY], order_id, body.order.status, current_request_id())
+    order = await service.change_order_status(request.app[OUTBOX], order_id, body.order.status, current_request_id())
     return json_response(render_order(order))

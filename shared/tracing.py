@@ -13,7 +13,7 @@ Where each piece is used:
    already prints every extra record field, so lines written inside a span get `trace_id` and `span_id`.
 3. Outbox write (order/service.py): `start_span("outbox write")` around the statement that stores the event;
    order/events.py stores `inject_text()` in `outbox.trace_context` (migration 3; NULL with tracing off).
-4. Relay (order/publisher.py): per row, a PRODUCER span `"<exchange> publish"` with
+4. Relay (order/outbox/publisher.py): per row, a PRODUCER span `"<exchange> publish"` with
    `context=extract_text(row["trace_context"])` and `inject_headers` inside it, so the message carries the
    producer span's `traceparent` next to `x-request-id`: a child of the POST's trace however long the row
    waited (a broker outage in between).
