@@ -21,15 +21,19 @@ class Outbox:
     def __init__(self, settings: OrderSettings, link: BrokerLink) -> None:
         self.link = link
         self.relay = OutboxRelay(settings, link)  # run() as a task
+        self.wake = self.relay.claims.want  # claim pending events now
         self.session = RelaySession(settings, self.wake)  # hold() as a task
         self._lease_seconds = settings.outbox_lease
+        self._hand_over = self.relay.handed.add
+        self._give_back = self.relay.returns.give_back
 
     def write(self, new_order_event: OutboxRow | None = None) -> "OutboxWrite":
         """Around a commit that stores events: `with outbox.write(event) as lease: <store the event with
         lease>`. Give the event of a new order (nothing of its order can be pending before it): it may be
         leased to this process, and then it is published straight after the commit. Any other event goes
         to the claim, which the block's success wakes."""
-        return OutboxWrite(self, new_order_event)
+        lease = None if new_order_event is None else self.lease()
+        return OutboxWrite(self, new_order_event if lease is not None else None, lease)
 
     def lease(self) -> Lease | None:
         """The lease of an event written now; None (left to the claim) while the broker is away or
@@ -39,34 +43,28 @@ class Outbox:
             return None
         return Lease(self._lease_seconds, owner)
 
-    def wake(self) -> None:
-        """Claim pending events now."""
-        self.relay.claims.want()
-
 
 class OutboxWrite:
     """One commit's dealings with the outbox (Outbox.write)."""
 
-    __slots__ = ("_event", "_lease", "_outbox")
+    __slots__ = ("_lease", "_leased", "_outbox")
 
-    def __init__(self, outbox: Outbox, new_order_event: OutboxRow | None) -> None:
+    def __init__(self, outbox: Outbox, leased: OutboxRow | None, lease: Lease | None) -> None:
         self._outbox = outbox
-        self._event = new_order_event
-        self._lease: Lease | None = None
+        self._leased = leased
+        self._lease = lease
 
     def __enter__(self) -> Lease | None:
-        if self._event is not None:
-            self._lease = self._outbox.lease()
         return self._lease
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
-        leased = self._event if self._lease is not None else None
+        leased = self._leased
         if leased is None:
             if exc_type is None:
                 self._outbox.wake()
         elif exc_type is None:
-            self._outbox.relay.handed.add(leased)
+            self._outbox._hand_over(leased)
         else:
-            self._outbox.relay.returns.give_back(leased)  # the commit may have happened, its answer lost
+            self._outbox._give_back(leased)  # the commit may have happened, its answer lost

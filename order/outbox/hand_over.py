@@ -48,17 +48,15 @@ class HandOver:
         self.rows.append(row)
         self._wakeup.set()
 
-    def due(self) -> bool:
-        """Rows wait and a batch may start: none is in flight (a batch takes all that came meanwhile), or
-        enough wait to fill one beside those in flight."""
-        return bool(self.rows) and (
+    def start_if_due(self, channel: AbstractChannel) -> None:
+        """Send a batch of the rows waiting if none is in flight (a batch takes all that came meanwhile), or
+        if enough wait to fill one beside those in flight."""
+        if self.rows and (
             not self.in_flight or (len(self.rows) >= self._batch_size and len(self.in_flight) < MAX_BATCHES_IN_FLIGHT)
-        )
-
-    def start(self, channel: AbstractChannel) -> None:
-        claims_before = self._claims_before
-        rows = self.take(self._batch_size)
-        self.in_flight.start(self._send(channel, rows, claims_before))
+        ):
+            claims_before = self._claims_before
+            rows = self.take(self._batch_size)
+            self.in_flight.start(self._send(channel, rows, claims_before))
 
     def take(self, limit: int | None = None) -> list[OutboxRow]:
         """The rows handed over (up to `limit`)."""

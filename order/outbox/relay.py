@@ -40,7 +40,8 @@ class OutboxRelay:
                 waiting = self.broker.reason()
                 if waiting:
                     returns.add(handed.take())
-                returns.start()
+                if returns.rows:
+                    returns.start()
                 if waiting:
                     claims.postpone()
                     if waiting == "broker":
@@ -48,9 +49,10 @@ class OutboxRelay:
                     continue
                 channel = self.link.channel
                 assert channel is not None  # the link is up
-                if handed.due():
-                    handed.start(channel)
-                claims.start_if_wanted(channel)
+                if handed.rows:
+                    handed.start_if_due(channel)
+                if claims.wanted:
+                    claims.start_if_wanted(channel)
         finally:
             await self._stop()
 
