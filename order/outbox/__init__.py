@@ -23,7 +23,6 @@ class Outbox:
         self.relay = OutboxRelay(settings, link)  # run() as a task
         self.wake = self.relay.claims.want  # claim pending events now
         self.session = RelaySession(settings, self.wake)  # hold() as a task
-        self._lease_seconds = settings.outbox_lease
         self._hand_over = self.relay.handed.add
         self._give_back = self.relay.returns.give_back
 
@@ -38,10 +37,9 @@ class Outbox:
     def lease(self) -> Lease | None:
         """The lease of an event written now; None (left to the claim) while the broker is away or
         blocking us, or this worker does not hold its liveness lock."""
-        owner = self.session.owner
-        if owner is None or not self.link.is_up or self.link.is_blocked:
+        if not self.link.is_up or self.link.is_blocked:
             return None
-        return Lease(self._lease_seconds, owner)
+        return self.session.lease
 
 
 class OutboxWrite:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import asyncpg
 
-from order.repository import LIVENESS_LOCK_CLASS
+from order.repository import LIVENESS_LOCK_CLASS, Lease
 from order.settings import OrderSettings
 from shared.amqp import backoff_delay
 from shared.db import asyncpg_dsn
@@ -25,7 +25,9 @@ NOTIFY_CHANNEL = "outbox"  # the trigger's (migrations 1 and 4)
 
 class RelaySession:
     def __init__(self, settings: OrderSettings, on_notify: Callable[[], None]) -> None:
-        self.owner: int | None = None  # this worker's liveness lock, while the session holds it
+        # What a row written now may be leased with: this worker's liveness lock, while the session holds it.
+        self.lease: Lease | None = None
+        self._lease_seconds = settings.outbox_lease
         self._url = settings.listen_database_url
         self._on_notify = on_notify
 
@@ -42,13 +44,13 @@ class RelaySession:
                 await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._on_notify())
                 while not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", LIVENESS_LOCK_CLASS, owner):
                     owner = random.randrange(1, 2**31)  # another worker's (or this one's, on a session not yet ended)
-                self.owner = owner
+                self.lease = Lease(self._lease_seconds, owner)
                 attempt = 0
                 await lost.wait()
             except Exception as exc:  # any failure (a refused or lost session, a bad URL): the sweep covers it
                 log.warning("outbox relay session: %s: %s; reconnecting", type(exc).__name__, exc)
             finally:
-                self.owner = None
+                self.lease = None
                 if conn is not None and not conn.is_closed():
                     await conn.close()
             await asyncio.sleep(backoff_delay(attempt))

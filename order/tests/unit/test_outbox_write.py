@@ -13,14 +13,14 @@ EVENT = SimpleNamespace(event_id="e1", order_id=1)
 
 def an_outbox(owner: int | None = 7, up: bool = True, blocked: bool = False) -> Outbox:
     outbox = Outbox(OrderSettings(), SimpleNamespace(is_up=up, is_blocked=blocked))
-    outbox.session.owner = owner
+    outbox.session.lease = None if owner is None else Lease(30.0, owner)
     return outbox
 
 
 def test_a_new_order_event_written_while_the_relay_can_publish_is_leased_and_handed_over_after_the_block():
     outbox = an_outbox()
     with outbox.write(EVENT) as lease:
-        assert lease == Lease(OrderSettings().outbox_lease, 7)
+        assert lease == Lease(30.0, 7)
         assert outbox.relay.handed.rows == []  # not before the commit
     assert outbox.relay.handed.rows == [EVENT]
     assert not outbox.relay.claims.wanted and outbox.relay.returns.rows == []
