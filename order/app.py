@@ -9,9 +9,9 @@ from aiohttp import web
 from order.customer_client import CircuitBreaker, CustomerClient
 from order.db_config import order_orm_config
 from order.housekeeping import run_housekeeping
-from order.keys import CUSTOMERS, ORDER_IDS, RELAY, SETTINGS
+from order.keys import CUSTOMERS, ORDER_IDS, OUTBOX, SETTINGS
 from order.openapi import openapi_spec
-from order.outbox import OutboxRelay, hold_relay_session
+from order.outbox import Outbox
 from order.repository import OrderIds
 from order.routes import access, routes
 from order.settings import OrderSettings
@@ -51,12 +51,12 @@ def service_token(session: aiohttp.ClientSession, settings: OrderSettings) -> Se
 async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     link = BrokerLink(settings.amqp_url, "outbox relay", lambda channel: declare_events_exchange(channel, settings))
-    relay = OutboxRelay(settings, link)
-    app[BROKER], app[RELAY] = link, relay
+    outbox = Outbox(settings, link)
+    app[BROKER], app[OUTBOX] = link, outbox
     tasks = [
         start_orm_task(app, link.run(), name="outbox relay broker link"),
-        start_orm_task(app, relay.run(), name="outbox relay"),
-        start_orm_task(app, hold_relay_session(settings, relay), name="outbox relay session"),
+        start_orm_task(app, outbox.relay.run(), name="outbox relay"),
+        start_orm_task(app, outbox.session.hold(), name="outbox relay session"),
         start_orm_task(app, run_housekeeping(settings), name="order housekeeping"),
     ]
     yield

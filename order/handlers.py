@@ -2,7 +2,7 @@ from aiohttp import web
 
 from order import idempotency, service
 from order.domain import CANCELLED
-from order.keys import CUSTOMERS, ORDER_IDS, RELAY, SETTINGS
+from order.keys import CUSTOMERS, ORDER_IDS, OUTBOX, SETTINGS
 from order.schemas import (
     ChangeStatusBody,
     CreateOrderBody,
@@ -31,7 +31,7 @@ async def create_order(request: web.Request) -> web.Response:
         placed = await service.place_order(
             request.app[CUSTOMERS],
             request.app[ORDER_IDS],
-            request.app[RELAY],
+            request.app[OUTBOX],
             body.order,
             current_request_id(),
             claim=claim,
@@ -92,5 +92,5 @@ async def change_order_status(request: web.Request) -> web.Response:
         if body.order.status != CANCELLED:
             require_staff(request)  # a customer's own token may cancel, never pay, ship or deliver
         require_customer(request, (await service.get_order(order_id)).customer_id)
-    order = await service.change_order_status(request.app[RELAY], order_id, body.order.status, current_request_id())
+    order = await service.change_order_status(request.app[OUTBOX], order_id, body.order.status, current_request_id())
     return json_response(OrderOut.model_validate(order))

@@ -1,11 +1,11 @@
 from aiohttp import web
 
 from order.customer_client import CustomerClient
-from order.outbox import OutboxRelay
+from order.outbox import Outbox
 from order.repository import OrderIds
 from order.settings import OrderSettings
 
 SETTINGS = web.AppKey("settings", OrderSettings)
 CUSTOMERS = web.AppKey("customers", CustomerClient)
-RELAY = web.AppKey("relay", OutboxRelay)
+OUTBOX = web.AppKey("outbox", Outbox)
 ORDER_IDS = web.AppKey("order_ids", OrderIds)

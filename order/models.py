@@ -46,10 +46,10 @@ class OutboxEvent(Model):
     # The trace of the request that wrote it (shared/tracing.py), so its publish continues that trace however
     # late it leaves; NULL while tracing is off.
     trace_context = fields.TextField(null=True)
-    # Set when the process that wrote the row publishes it itself, straight after its commit (order/outbox.py):
+    # Set when the process that wrote the row publishes it itself, straight after its commit (order/outbox/):
     # no relay claims the row before this time. NULL: any relay may claim it.
     leased_until = fields.DatetimeField(null=True)
-    # The leasing worker's liveness lock (order/outbox.py): once that worker's session is gone, the lease is
+    # The leasing worker's liveness lock (order/outbox/): once that worker's session is gone, the lease is
     # void at once, whatever leased_until says.
     leased_by = fields.IntField(null=True)
 

@@ -92,7 +92,7 @@ UPDATE idempotency_keys SET status_code = $13, response = $15 WHERE key = $14
 
 class Lease(NamedTuple):
     """An outbox row reserved for one worker's relay: for `seconds`, and only while the worker holds its
-    liveness lock `owner` (order/outbox.py)."""
+    liveness lock `owner` (order/outbox/session.py)."""
 
     seconds: float
     owner: int

@@ -1,9 +1,4 @@
-"""Order rules and transactions. An order and its events always commit together (the outbox).
-
-A new order's event is leased to this process's relay and handed to it after the commit. Every other
-commit that writes outbox rows wakes the relays: this process's at once (sooner than the NOTIFY, which
-needs two more processes to run), every other through PostgreSQL's NOTIFY (order/outbox.py).
-"""
+"""Order rules and transactions. An order and its events always commit together (order/outbox/)."""
 
 import logging
 from collections.abc import Callable
@@ -18,7 +13,7 @@ from order.db_config import APP
 from order.domain import InvalidTransition, check_transition
 from order.idempotency import Claim
 from order.models import Order
-from order.outbox import OutboxRelay
+from order.outbox import Outbox
 from order.repository import NewOrder, OrderIds
 from order.schemas import OrderCreatedOut, OrderIn
 from shared.db import transaction
@@ -58,14 +53,13 @@ class PlacedOrder:
 async def place_order(
     customers: CustomerClient,
     order_ids: OrderIds,
-    relay: OutboxRelay,
+    outbox: Outbox,
     data: OrderIn,
     request_id: str,
     claim: Claim | None = None,
     still_wanted: Callable[[], bool] = lambda: True,
 ) -> PlacedOrder:
-    """Validate the customer, then store the order, its event and the key's response atomically, and hand
-    the event to this process's relay (it is leased to it while the broker is up).
+    """Validate the customer, then store the order, its event and the key's response atomically.
 
     `still_wanted` is asked before the customer call and before the insert: a client that has gone
     costs no more work. The insert is one statement, so it is never stopped half-way.
@@ -80,38 +74,32 @@ async def place_order(
         customer = await customers.get_customer(data.customer_id, request_id)
         if not still_wanted():
             raise ClientGone()
-        placed_at = now()
-        order = NewOrder(
-            id=await order_ids.next(),
-            customer_id=data.customer_id,
-            product_name=data.product_name,
-            quantity=data.quantity,
-            price=data.price,
-            status=data.status,
-            created_at=placed_at,
-            updated_at=placed_at,
-        )
+        order = new_order(await order_ids.next(), data)
         body = to_json(OrderCreatedOut.model_validate({**vars(order), "customer": customer}))
         completion = claim.completion(body) if claim is not None else None
         event = events.order_created(order, request_id)
-        lease = relay.lease()
-        with start_span("outbox write"):
-            try:
-                await repository.add_order(order, event, completion, lease)
-            except BaseException:
-                if lease is not None:
-                    relay.give_back(event)  # the commit may have happened, its answer lost
-                raise
+        with outbox.write(event) as lease, start_span("outbox write"):
+            await repository.add_order(order, event, completion, lease)
     except BaseException:
         if claim is not None:
             await claim.release()
         raise
-    if lease is None:
-        relay.wake()
-    else:
-        relay.hand_over(event)
     log.debug("order %s placed for customer %s", order.id, order.customer_id)
     return PlacedOrder(order.id, body)
+
+
+def new_order(order_id: int, data: OrderIn) -> NewOrder:
+    placed_at = now()
+    return NewOrder(
+        id=order_id,
+        customer_id=data.customer_id,
+        product_name=data.product_name,
+        quantity=data.quantity,
+        price=data.price,
+        status=data.status,
+        created_at=placed_at,
+        updated_at=placed_at,
+    )
 
 
 async def get_order(order_id: int) -> Order:
@@ -135,20 +123,20 @@ async def count_orders(customer_ids: list[int]) -> dict[int, int]:
     return await repository.count_orders(customer_ids)
 
 
-async def change_order_status(relay: OutboxRelay, order_id: int, new_status: str, request_id: str) -> Order:
+async def change_order_status(outbox: Outbox, order_id: int, new_status: str, request_id: str) -> Order:
     """The row lock makes racing transitions take turns: the second sees the first's status."""
-    async with transaction(APP) as conn:
-        order = await repository.lock_order(conn, order_id)
-        if order is None:
-            raise OrderNotFound(order_id)
-        try:
-            check_transition(order.status, new_status)
-        except InvalidTransition as refused:
-            raise TransitionRefused(refused) from None
-        previous, order.status = order.status, new_status
-        await repository.save_status(conn, order)  # first: the event's occurred_at is the new updated_at
-        with start_span("outbox write"):
-            await repository.add_event(events.status_changed(order, previous, request_id), conn)
-    relay.wake()
+    with outbox.write():
+        async with transaction(APP) as conn:
+            order = await repository.lock_order(conn, order_id)
+            if order is None:
+                raise OrderNotFound(order_id)
+            try:
+                check_transition(order.status, new_status)
+            except InvalidTransition as refused:
+                raise TransitionRefused(refused) from None
+            previous, order.status = order.status, new_status
+            await repository.save_status(conn, order)  # first: the event's occurred_at is the new updated_at
+            with start_span("outbox write"):
+                await repository.add_event(events.status_changed(order, previous, request_id), conn)
     log.info("order %s: %s -> %s", order_id, previous, new_status)
     return order

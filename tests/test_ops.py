@@ -5,7 +5,7 @@ import random
 from customer import ops as customer_ops
 from customer.models import Customer
 from order import ops as order_ops
-from order.keys import RELAY
+from order.keys import OUTBOX
 from order.models import OutboxEvent
 from shared.db import ORM
 from shared.testing.api import create_customer, get_json, order_created_event
@@ -80,11 +80,11 @@ async def test_republish_sends_the_same_event_again_and_counts_do_not_change(ord
     with order_client.app[ORM]:
         await eventually(sent)
         assert await order_ops.republish(order["id"]) == 0
-        order_client.app[RELAY].wake()
+        order_client.app[OUTBOX].wake()
         await eventually(lambda: published(2))
         await eventually(sent)
         assert await order_ops.republish(order["id"]) == 0
-        order_client.app[RELAY].wake()
+        order_client.app[OUTBOX].wake()
         await eventually(lambda: published(3))
     assert len(set(published_ids())) == 1
     assert await count(customer_api, customer["id"]) == 1

@@ -11,7 +11,7 @@ from customer.app import create_app as create_customer_app
 from order import events, repository
 from order.app import create_app as create_order_app
 from order.housekeeping import purge_expired_keys
-from order.keys import RELAY
+from order.keys import OUTBOX
 from order.models import IdempotencyKey, Order, OutboxEvent
 from order.settings import OrderSettings
 from shared.db import ORM
@@ -145,7 +145,7 @@ async def test_a_relay_that_died_before_marking_sent_republishes_and_the_consume
     with order_client.app[ORM]:
         await eventually(lambda: _none_pending([order["id"]]))
         await repository.add_event(events.order_created(await Order.get(id=order["id"]), request_id="test"))
-    order_client.app[RELAY].wake()
+    order_client.app[OUTBOX].wake()
 
     async def republished():
         assert len([b for b in event_tap.bodies("order.created") if b["data"]["order_id"] == order["id"]]) == 2
@@ -187,7 +187,7 @@ async def test_two_relays_on_one_outbox_publish_each_event_once(
 async def test_the_relay_resumes_after_the_broker_restarts_without_a_service_restart(order_client, customer_api):
     """Closing the relay's connection from the broker side (as a broker restart does) is survived."""
     customer = await create_customer(customer_api)
-    link = order_client.app[RELAY].link
+    link = order_client.app[OUTBOX].link
     await link.reset("test: simulate a broker-side close")
     await place(order_client, customer["id"])
     await eventually(lambda: assert_count(customer_api, customer["id"], 1), timeout=15)

@@ -10,7 +10,7 @@ import asyncpg
 from conftest import broker_connected, make_settings
 from order import events, repository
 from order.app import create_app as create_order_app
-from order.keys import ORDER_IDS, RELAY
+from order.keys import ORDER_IDS, OUTBOX
 from order.models import OutboxEvent
 from order.outbox import NOTIFY_CHANNEL
 from order.repository import Lease, NewOrder
@@ -64,10 +64,10 @@ async def live_owner(client) -> int:
     """The app's relay's liveness lock, once its session holds it."""
 
     async def held():
-        assert client.app[RELAY].lease() is not None
+        assert client.app[OUTBOX].lease() is not None
 
     await eventually(held)
-    return client.app[RELAY].lease().owner
+    return client.app[OUTBOX].lease().owner
 
 
 async def test_an_event_leased_to_a_live_worker_that_never_sends_it_goes_out_once_its_lease_runs_out(

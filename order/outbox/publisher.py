@@ -1,14 +1,22 @@
-"""Publishing claimed outbox rows: pipelined, persistent, each confirmed by the broker."""
+"""Publishing outbox rows (pipelined, persistent, each confirmed by the broker) and settling them after.
+
+A row leaves the outbox only once the broker confirmed it, so a crash in between publishes it twice at
+worst, and the consumer dedupes by event id.
+"""
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Sequence
 
 from aiormq.abc import AbstractChannel
 from aiormq.exceptions import PublishError
 from pamqp.commands import Basic
+from tortoise.backends.base.client import BaseDBAsyncClient
 
+from order import repository
 from order.events import OutboxRow
+from order.metrics import EVENTS_PUBLISHED
 from shared.amqp import PERSISTENT, BrokerLink
 from shared.auth import ACTOR_AMQP_HEADER
 from shared.events import ORDER_CREATED
@@ -103,3 +111,15 @@ def event_headers(row: OutboxRow) -> dict[str, str]:
     if row.actor is not None:
         headers[ACTOR_AMQP_HEADER] = row.actor
     return headers
+
+
+async def settle(conn: BaseDBAsyncClient, rows: list[OutboxRow], confirmed: list[bool]) -> None:
+    """Delete what the broker confirmed; what it refused stays pending, for any relay's claim."""
+    published = [row for row, ok in zip(rows, confirmed, strict=True) if ok]
+    refused = [row.event_id for row, ok in zip(rows, confirmed, strict=True) if not ok]
+    await repository.delete_events(conn, [row.event_id for row in published])
+    if refused:
+        log.warning("outbox relay: broker refused %d event(s); they stay pending", len(refused))
+        await repository.count_refusal(conn, refused)
+    for event_type, count in Counter(row.event_type for row in published).items():
+        EVENTS_PUBLISHED.labels(event_type).inc(count)  # once per type and batch, not per event
