@@ -11,7 +11,7 @@ import asyncpg
 from aiohttp import web
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.backends.base.config_generator import expand_db_url
-from tortoise.context import TortoiseContext, _current_context, require_context
+from tortoise.context import TortoiseContext, require_context
 from tortoise.transactions import in_transaction
 
 from shared.problems import exception_chain, is_connection_failure
@@ -80,16 +80,14 @@ def db(name: str) -> BaseDBAsyncClient:
     return require_context().connections.get(name)
 
 
-def use_app_orm(app: web.Application) -> contextvars.Token:
-    """Make `app`'s ORM the current one for this request (reset with `release_app_orm`).
+def use_app_orm(app: web.Application) -> None:
+    """Make `app`'s ORM the current one for the rest of this task: a request (aiohttp runs each in a
+    task of its own), a background task started in a copied context, a test.
 
-    Not `with orm:`: TortoiseContext keeps one reset token per instance, and requests run concurrently.
+    Entered and never exited: the setting ends with the task's context. (`with orm:` cannot serve: a
+    TortoiseContext keeps one reset token per instance, and requests run concurrently.)
     """
-    return _current_context.set(app[ORM])
-
-
-def release_app_orm(token: contextvars.Token) -> None:
-    _current_context.reset(token)
+    app[ORM].__enter__()
 
 
 async def stop_tasks(tasks: list[asyncio.Task]) -> None:
@@ -109,7 +107,7 @@ async def stop_tasks(tasks: list[asyncio.Task]) -> None:
 def start_orm_task(app: web.Application, coro: Coroutine, name: str) -> asyncio.Task:
     """A background task that sees this app's ORM whatever task creates it."""
     context = contextvars.copy_context()
-    context.run(_current_context.set, app[ORM])
+    context.run(use_app_orm, app)
     return asyncio.create_task(coro, name=name, context=context)
 
 

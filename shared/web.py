@@ -8,7 +8,7 @@ from aiohttp import web
 
 from shared.admission import ABANDONED, ADMISSION, Admission, admission_ctx, admission_for, client_gone, refused
 from shared.auth import AUTH, Access, identity_var, install_auth
-from shared.db import release_app_orm, tortoise_ctx, use_app_orm
+from shared.db import tortoise_ctx, use_app_orm
 from shared.health import READINESS, health, readiness, ready
 from shared.http import read_body
 from shared.metrics import EXPOSITION, exposition, metrics_handler, request_started
@@ -43,7 +43,7 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
     started = time.perf_counter()
     request_id = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
     id_token = request_id_var.set(request_id)
-    orm_token = use_app_orm(request.app)
+    use_app_orm(request.app)
     status = 500
     request_started()
     auth = request.app.get(AUTH)
@@ -65,7 +65,6 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
         response.headers[REQUEST_ID_HEADER] = request_id
         return response
     finally:
-        release_app_orm(orm_token)
         observe(request, status, started)
         identity_var.set(None)
         request_id_var.reset(id_token)

@@ -7,7 +7,7 @@ from customer.models import Customer
 from order import ops as order_ops
 from order.keys import OUTBOX
 from order.models import OutboxEvent
-from shared.db import ORM
+from shared.db import use_app_orm
 from shared.testing.api import create_customer, get_json, order_created_event
 from shared.testing.plugin import eventually
 
@@ -28,8 +28,8 @@ async def test_dead_letters_are_listed_then_replayed_after_the_fix(
 
     await eventually(dead_lettered)
 
-    with customer_client.app[ORM]:  # the fix: the customer exists now
-        await Customer.create(id=missing_id, name="Late", address="Arrived")
+    use_app_orm(customer_client.app)  # the fix: the customer exists now
+    await Customer.create(id=missing_id, name="Late", address="Arrived")
     await customer_ops.replay_dead_letters(customer_settings, limit=1000)
 
     async def applied():
@@ -54,8 +54,8 @@ async def test_reconcile_reports_drift_and_exits_non_zero(order_client, customer
     order_url = str(order_client.make_url(""))
     assert await customer_ops.reconcile(customer_settings, order_url, [customer["id"]]) == 0
 
-    with customer_api.app[ORM]:
-        await Customer.filter(id=customer["id"]).update(orders_count=5)
+    use_app_orm(customer_api.app)
+    await Customer.filter(id=customer["id"]).update(orders_count=5)
     assert await customer_ops.reconcile(customer_settings, order_url, [customer["id"]]) == 1
     assert f"customer {customer['id']}: orders_count 5, order service holds 1" in capsys.readouterr().out
 
@@ -77,14 +77,14 @@ async def test_republish_sends_the_same_event_again_and_counts_do_not_change(ord
         assert not await OutboxEvent.filter(order_id=order["id"]).exists()
 
     await eventually(lambda: published(1))
-    with order_client.app[ORM]:
-        await eventually(sent)
-        assert await order_ops.republish(order["id"]) == 0
-        order_client.app[OUTBOX].wake()
-        await eventually(lambda: published(2))
-        await eventually(sent)
-        assert await order_ops.republish(order["id"]) == 0
-        order_client.app[OUTBOX].wake()
-        await eventually(lambda: published(3))
+    use_app_orm(order_client.app)
+    await eventually(sent)
+    assert await order_ops.republish(order["id"]) == 0
+    order_client.app[OUTBOX].wake()
+    await eventually(lambda: published(2))
+    await eventually(sent)
+    assert await order_ops.republish(order["id"]) == 0
+    order_client.app[OUTBOX].wake()
+    await eventually(lambda: published(3))
     assert len(set(published_ids())) == 1
     assert await count(customer_api, customer["id"]) == 1

@@ -14,7 +14,7 @@ from customer.settings import CustomerSettings
 from order.app import create_app as create_order_app
 from order.housekeeping import purge_expired_keys
 from order.settings import OrderSettings
-from shared.db import ORM
+from shared.db import use_app_orm
 from shared.housekeeping import vacuum
 from shared.testing import pgbouncer
 from shared.testing.api import create_customer, get_json
@@ -73,7 +73,7 @@ async def test_the_api_and_the_event_path_work_through_pgbouncer_in_transaction_
         assert (await get_json(customers, f"/customers/{customer['id']}"))["orders_count"] == 30
 
     await eventually(all_counted, timeout=20)
-    with orders.app[ORM]:  # the housekeeping's statements pass through it too
-        await purge_expired_keys(order_settings)
-        await vacuum("order", "outbox")
+    use_app_orm(orders.app)  # the housekeeping's statements pass through it too
+    await purge_expired_keys(order_settings)
+    await vacuum("order", "outbox")
     assert (await orders.get("/ready")).status == 200

@@ -17,7 +17,7 @@ from customer.metrics import CONSUMER_BATCH_SIZE
 from customer.models import ProcessedEvent
 from customer.redelivery import REASON_HEADER
 from customer.settings import CustomerSettings
-from shared.db import ORM, asyncpg_dsn
+from shared.db import asyncpg_dsn, use_app_orm
 from shared.housekeeping import lock_key
 from shared.testing.api import create_customer, get_json, order_created_event
 from shared.testing.plugin import eventually
@@ -91,8 +91,8 @@ async def test_a_backlog_applies_in_batches_each_event_once_with_copies_and_pois
         "invalid event",
         "invalid event",
     ]
-    with client.app[ORM]:
-        assert await ProcessedEvent.all().count() == 400
+    use_app_orm(client.app)
+    assert await ProcessedEvent.all().count() == 400
     batches, taken = _batches_observed()
     assert taken - taken_before == 503 and batches - batches_before < 503 / 10  # batches, not one by one
 
@@ -131,21 +131,21 @@ async def test_the_purge_deletes_only_ids_past_the_window_in_batches_one_instanc
                               SELECT gen_random_uuid(), 'order.created', now() - interval '23 hours'
                               FROM generate_series(1, 300)""")
         settings = client.app[CONSUMER].settings
-        with client.app[ORM]:
-            # Another instance is purging (it holds the lock): this one skips its turn, deleting nothing.
-            async with conn.transaction():
-                assert await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", lock_key("processed_events"))
-                assert await purge_processed_events(settings) == 0
-            assert await conn.fetchval("SELECT count(*) FROM processed_events") == 12300
+        use_app_orm(client.app)
+        # Another instance is purging (it holds the lock): this one skips its turn, deleting nothing.
+        async with conn.transaction():
+            assert await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", lock_key("processed_events"))
+            assert await purge_processed_events(settings) == 0
+        assert await conn.fetchval("SELECT count(*) FROM processed_events") == 12300
 
-            # Free again: all that is past the window goes, a short transaction per batch, nothing younger.
-            transactions = []
-            real_transaction = shared.housekeeping.transaction
-            monkeypatch.setattr(
-                shared.housekeeping, "transaction", lambda name: transactions.append(name) or real_transaction(name)
-            )
-            assert await purge_processed_events(settings) == 12000
-            assert len(transactions) == 3  # 5,000 + 5,000 + 2,000
+        # Free again: all that is past the window goes, a short transaction per batch, nothing younger.
+        transactions = []
+        real_transaction = shared.housekeeping.transaction
+        monkeypatch.setattr(
+            shared.housekeeping, "transaction", lambda name: transactions.append(name) or real_transaction(name)
+        )
+        assert await purge_processed_events(settings) == 12000
+        assert len(transactions) == 3  # 5,000 + 5,000 + 2,000
         assert await conn.fetchval("SELECT count(*) FROM processed_events") == 300
         assert (
             await conn.fetchval(

@@ -12,7 +12,7 @@ from order.db_config import APP
 from order.keys import CUSTOMERS
 from order.models import Order
 from order.settings import OrderSettings
-from shared.db import ORM
+from shared.db import use_app_orm
 from shared.testing.api import assert_problem, create_customer
 from shared.testing.plugin import eventually
 
@@ -21,11 +21,11 @@ BODY = {"order": {"customer_id": 1, "product_name": "Laptop", "quantity": 1, "pr
 
 async def counts(client) -> tuple[int, int]:
     """Orders stored, and outbox rows ever written (the relay deletes what it sent, the sequence stays)."""
-    with client.app[ORM]:
-        _, rows = await get_connection(APP).execute_query(
-            "SELECT last_value FROM pg_sequences WHERE sequencename = 'outbox_id_seq'"
-        )
-        return await Order.all().count(), rows[0]["last_value"]
+    use_app_orm(client.app)
+    _, rows = await get_connection(APP).execute_query(
+        "SELECT last_value FROM pg_sequences WHERE sequencename = 'outbox_id_seq'"
+    )
+    return await Order.all().count(), rows[0]["last_value"]
 
 
 async def order_client_for(aiohttp_client, test_run, customer_url: str, timeout: float = 2.0, **more):

@@ -6,7 +6,7 @@ from conftest import broker_connected, make_settings
 from order.app import create_app
 from order.models import Order, OutboxEvent
 from order.settings import OrderSettings
-from shared.db import ORM
+from shared.db import use_app_orm
 from shared.testing.api import create_customer, get_json
 from shared.testing.plugin import eventually
 
@@ -41,15 +41,15 @@ async def test_a_database_cut_mid_load_leaves_no_half_written_order(
     await asyncio.gather(*load)
 
     assert set(statuses) <= {201, 503} and statuses.count(201) >= 20
-    with client.app[ORM]:
-        orders = await Order.filter(customer_id=customer["id"]).values_list("id", flat=True)
+    use_app_orm(client.app)
+    orders = await Order.filter(customer_id=customer["id"]).values_list("id", flat=True)
     assert len(orders) >= statuses.count(201)  # a commit whose answer was lost still counts below
 
     async def all_counted():
         # Exactly one order.created per stored order reached the consumer: no order without its event,
         # no event without its order (the outbox drained, so nothing more is on its way).
-        with client.app[ORM]:
-            assert not await OutboxEvent.filter(order_id__in=orders).exists()
+        use_app_orm(client.app)
+        assert not await OutboxEvent.filter(order_id__in=orders).exists()
         assert (await get_json(customer_api, f"/customers/{customer['id']}"))["orders_count"] == len(orders)
 
     await eventually(all_counted, timeout=20)

@@ -14,7 +14,7 @@ from order.housekeeping import purge_expired_keys
 from order.keys import OUTBOX
 from order.models import IdempotencyKey, Order, OutboxEvent
 from order.settings import OrderSettings
-from shared.db import ORM
+from shared.db import use_app_orm
 from shared.testing.api import create_customer, get_json
 from shared.testing.plugin import aiormq_channel, eventually, unique
 
@@ -94,9 +94,9 @@ async def test_200_concurrent_orders_for_one_customer_count_exactly_200(order_cl
 
     await eventually(lambda: assert_count(customer_api, customer["id"], 200), timeout=20)
     order_ids = [(await r.json())["id"] for r in responses]
-    with order_client.app[ORM]:
-        # Deleted after the broker's confirm, which may land after the consumer already counted it.
-        await eventually(lambda: _none_pending(order_ids), timeout=10)
+    use_app_orm(order_client.app)
+    # Deleted after the broker's confirm, which may land after the consumer already counted it.
+    await eventually(lambda: _none_pending(order_ids), timeout=10)
 
 
 async def test_orders_placed_while_the_broker_is_cut_are_counted_once_after(
@@ -110,8 +110,8 @@ async def test_orders_placed_while_the_broker_is_cut_are_counted_once_after(
 
     await proxy.cut()
     waiting = [(await place(client, customer["id"]))["id"] for _ in range(5)]  # still 201: in the outbox
-    with client.app[ORM]:
-        assert await OutboxEvent.filter(order_id__in=waiting).count() == 5
+    use_app_orm(client.app)
+    assert await OutboxEvent.filter(order_id__in=waiting).count() == 5
     await assert_count(customer_api, customer["id"], 1)
 
     await proxy.restore()
@@ -142,17 +142,17 @@ async def test_a_relay_that_died_before_marking_sent_republishes_and_the_consume
     await eventually(lambda: assert_count(customer_api, customer["id"], 1))
 
     # The state a crash between the broker's confirm and the DELETE leaves behind: sent, still in the outbox.
-    with order_client.app[ORM]:
-        await eventually(lambda: _none_pending([order["id"]]))
-        await repository.add_event(events.order_created(await Order.get(id=order["id"]), request_id="test"))
+    use_app_orm(order_client.app)
+    await eventually(lambda: _none_pending([order["id"]]))
+    await repository.add_event(events.order_created(await Order.get(id=order["id"]), request_id="test"))
     order_client.app[OUTBOX].wake()
 
     async def republished():
         assert len([b for b in event_tap.bodies("order.created") if b["data"]["order_id"] == order["id"]]) == 2
 
     await eventually(republished)
-    with order_client.app[ORM]:
-        await eventually(lambda: _none_pending([order["id"]]))
+    use_app_orm(order_client.app)
+    await eventually(lambda: _none_pending([order["id"]]))
     await assert_count(customer_api, customer["id"], 1)
 
 
@@ -195,17 +195,17 @@ async def test_the_relay_resumes_after_the_broker_restarts_without_a_service_res
 
 
 async def test_the_key_purge_deletes_expired_keys_only(order_client, order_settings):
-    with order_client.app[ORM]:
-        long_ago = datetime.now(UTC) - timedelta(hours=25)
-        stale, kept = unique("stale-key"), unique("kept-key")
-        await IdempotencyKey.create(key=stale, fingerprint="x", status_code=201, response="{}")
-        await IdempotencyKey.filter(key=stale).update(created_at=long_ago)
-        await IdempotencyKey.create(key=kept, fingerprint="x", status_code=201, response="{}")
+    use_app_orm(order_client.app)
+    long_ago = datetime.now(UTC) - timedelta(hours=25)
+    stale, kept = unique("stale-key"), unique("kept-key")
+    await IdempotencyKey.create(key=stale, fingerprint="x", status_code=201, response="{}")
+    await IdempotencyKey.filter(key=stale).update(created_at=long_ago)
+    await IdempotencyKey.create(key=kept, fingerprint="x", status_code=201, response="{}")
 
-        assert await purge_expired_keys(order_settings) >= 1
+    assert await purge_expired_keys(order_settings) >= 1
 
-        assert not await IdempotencyKey.exists(key=stale)
-        assert await IdempotencyKey.exists(key=kept)
+    assert not await IdempotencyKey.exists(key=stale)
+    assert await IdempotencyKey.exists(key=kept)
 
 
 async def test_order_created_waits_in_the_outbox_until_the_customer_queue_exists(
@@ -222,8 +222,8 @@ async def test_order_created_waits_in_the_outbox_until_the_customer_queue_exists
     order = await place(client, customer["id"])
 
     async def tried_and_pending():
-        with client.app[ORM]:
-            row = await OutboxEvent.get(order_id=order["id"])
+        use_app_orm(client.app)
+        row = await OutboxEvent.get(order_id=order["id"])
         assert row.attempts >= 1  # tried, refused as unroutable, still pending
 
     await eventually(tried_and_pending)

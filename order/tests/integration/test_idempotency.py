@@ -1,7 +1,7 @@
 import asyncio
 
 from order.models import IdempotencyKey, Order
-from shared.db import ORM
+from shared.db import use_app_orm
 from shared.testing.api import assert_problem, create_customer
 from shared.testing.plugin import unique
 
@@ -11,8 +11,8 @@ def body(customer_id: int, **fields) -> dict:
 
 
 async def orders_of(client, customer_id: int) -> int:
-    with client.app[ORM]:
-        return await Order.filter(customer_id=customer_id).count()
+    use_app_orm(client.app)
+    return await Order.filter(customer_id=customer_id).count()
 
 
 async def test_a_retry_with_the_same_key_replays_the_first_response(order_client, customer_api):
@@ -60,8 +60,8 @@ async def test_a_rejected_request_stores_no_key(order_client, customer_api):
     key = unique("key")
     response = await order_client.post("/orders", json=body(2147483000), headers={"Idempotency-Key": key})
     await assert_problem(response, 422, field="customer_id")
-    with order_client.app[ORM]:
-        assert not await IdempotencyKey.exists(key=key)
+    use_app_orm(order_client.app)
+    assert not await IdempotencyKey.exists(key=key)
     # The key is free: the corrected request goes through.
     retry = await order_client.post("/orders", json=body(customer["id"]), headers={"Idempotency-Key": key})
     assert retry.status == 201

@@ -8,7 +8,7 @@ from tortoise.connection import get_connection
 
 from order.db_config import APP
 from order.models import OutboxEvent
-from shared.db import ORM, db, transaction
+from shared.db import db, transaction, use_app_orm
 from shared.testing.api import assert_problem, create_customer, get_json
 from shared.testing.plugin import eventually
 
@@ -120,12 +120,12 @@ async def test_cursors_walk_a_filtered_list_without_skipping_or_repeating_ties(o
     for _ in range(5):
         await place(order_client, customer["id"])
     await place(order_client, other["id"])
-    with order_client.app[ORM]:  # three share one created_at: the id breaks the tie
-        await db(APP).execute_query(
-            "UPDATE orders SET created_at = now() WHERE id IN "
-            "(SELECT id FROM orders WHERE customer_id = $1 ORDER BY id LIMIT 3)",
-            [customer["id"]],
-        )
+    use_app_orm(order_client.app)  # three share one created_at: the id breaks the tie
+    await db(APP).execute_query(
+        "UPDATE orders SET created_at = now() WHERE id IN "
+        "(SELECT id FROM orders WHERE customer_id = $1 ORDER BY id LIMIT 3)",
+        [customer["id"]],
+    )
     everything = await get_json(order_client, f"/orders?customer_id={customer['id']}")
 
     pages = await walk(order_client, f"/orders?customer_id={customer['id']}&limit=2")
@@ -232,8 +232,8 @@ async def test_racing_transitions_have_one_winner(order_client, customer_api, ev
         return [b for b in event_tap.bodies("order.status_changed") if b["data"]["order_id"] == order["id"]]
 
     async def all_sent():  # the outbox deletes what the broker confirmed: nothing more will come
-        with order_client.app[ORM]:
-            assert not await OutboxEvent.filter(order_id=order["id"]).exists()
+        use_app_orm(order_client.app)
+        assert not await OutboxEvent.filter(order_id=order["id"]).exists()
         assert changes()
 
     await eventually(all_sent)
@@ -337,10 +337,10 @@ async def test_a_status_change_event_occurs_when_the_change_is_stored(order_clie
 async def test_db_gives_the_connection_get_connection_gives(order_client):
     """shared.db.db is Tortoise's get_connection without its import per call: the pooled client outside a
     transaction, the transaction's own inside one (the hot statements must join a transaction they are in)."""
-    with order_client.app[ORM]:
-        pooled = get_connection(APP)
-        assert db(APP) is pooled
-        async with transaction(APP) as conn:
-            assert conn is not pooled
-            assert db(APP) is get_connection(APP) is conn
-        assert db(APP) is pooled
+    use_app_orm(order_client.app)
+    pooled = get_connection(APP)
+    assert db(APP) is pooled
+    async with transaction(APP) as conn:
+        assert conn is not pooled
+        assert db(APP) is get_connection(APP) is conn
+    assert db(APP) is pooled

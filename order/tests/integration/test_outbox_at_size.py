@@ -14,7 +14,7 @@ from order.app import create_app as create_order_app
 from order.db_config import APP, order_orm_config
 from order.repository import CLAIM_BATCH
 from order.settings import OrderSettings
-from shared.db import ORM, asyncpg_dsn
+from shared.db import asyncpg_dsn, use_app_orm
 from shared.housekeeping import vacuum
 from shared.testing.api import create_customer, get_json
 from shared.testing.plugin import aiormq_channel, eventually
@@ -95,8 +95,8 @@ async def test_a_backlog_of_20000_events_drains_with_exact_counts_and_each_order
     changed = [statuses for statuses in by_order.values() if len(statuses) > 1]
     assert len(changed) == WITH_HISTORY
     assert all(statuses == ["created", "paid", "shipped"] for statuses in changed)  # written order kept
-    with order_client.app[ORM]:
-        await eventually(_outbox_empty)  # every event confirmed, so every row gone
+    use_app_orm(order_client.app)
+    await eventually(_outbox_empty)  # every event confirmed, so every row gone
 
 
 async def _outbox_empty() -> None:
@@ -184,10 +184,10 @@ async def test_a_drained_backlog_is_vacuumed_at_once_not_at_the_next_interval(
     client = await aiohttp_client(await create_order_app(settings))
 
     async def vacuumed():
-        with client.app[ORM]:
-            _, rows = await get_connection(APP).execute_query(
-                "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'outbox'"
-            )
+        use_app_orm(client.app)
+        _, rows = await get_connection(APP).execute_query(
+            "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'outbox'"
+        )
         assert rows[0]["vacuum_count"] > vacuums_before
 
     await eventually(vacuumed, timeout=20)

@@ -15,7 +15,7 @@ from order.models import OutboxEvent
 from order.outbox import NOTIFY_CHANNEL
 from order.repository import Lease, NewOrder
 from order.settings import OrderSettings
-from shared.db import ORM, asyncpg_dsn
+from shared.db import asyncpg_dsn, use_app_orm
 from shared.testing.api import create_customer, get_json
 from shared.testing.plugin import eventually
 
@@ -45,18 +45,18 @@ async def write_leased_order(client, customer_id: int, lease: Lease | None) -> N
     """What a handler stores for a new order, without handing the event to the relay: the state a worker
     that died (or hung) right after its commit leaves behind."""
     placed_at = datetime.now(UTC)
-    with client.app[ORM]:
-        order = NewOrder(
-            id=await client.app[ORDER_IDS].next(),
-            customer_id=customer_id,
-            product_name="Laptop",
-            quantity=1,
-            price=Decimal("10.00"),
-            status="created",
-            created_at=placed_at,
-            updated_at=placed_at,
-        )
-        await repository.add_order(order, events.order_created(order, "test"), None, lease)
+    use_app_orm(client.app)
+    order = NewOrder(
+        id=await client.app[ORDER_IDS].next(),
+        customer_id=customer_id,
+        product_name="Laptop",
+        quantity=1,
+        price=Decimal("10.00"),
+        status="created",
+        created_at=placed_at,
+        updated_at=placed_at,
+    )
+    await repository.add_order(order, events.order_created(order, "test"), None, lease)
     return order
 
 
@@ -77,13 +77,13 @@ async def test_an_event_leased_to_a_live_worker_that_never_sends_it_goes_out_onc
     client = await order_app(aiohttp_client, test_run, customer_server, outbox_sweep_interval=0.1)
     customer = await create_customer(customer_api)
     order = await write_leased_order(client, customer["id"], Lease(2.0, await live_owner(client)))
-    with client.app[ORM]:
-        leased_until = (await OutboxEvent.get(order_id=order.id)).leased_until
+    use_app_orm(client.app)
+    leased_until = (await OutboxEvent.get(order_id=order.id)).leased_until
     assert leased_until is not None
 
     while (leased_until - datetime.now(UTC)).total_seconds() > 0.3:  # until shortly before the lease ends
-        with client.app[ORM]:
-            assert await OutboxEvent.exists(order_id=order.id)  # no claim takes it
+        use_app_orm(client.app)
+        assert await OutboxEvent.exists(order_id=order.id)  # no claim takes it
         await asyncio.sleep(0.05)
 
     await eventually(lambda: count_is(customer_api, customer["id"], 1), timeout=10)
@@ -108,18 +108,18 @@ async def test_events_the_relay_could_not_publish_go_back_to_the_claim_before_th
     response = await client.post("/orders", json=order_body(customer["id"]))
     assert response.status == 201
     order_id = (await response.json())["id"]
-    with client.app[ORM]:
-        assert (await OutboxEvent.get(order_id=order_id)).leased_until is not None
+    use_app_orm(client.app)
+    assert (await OutboxEvent.get(order_id=order_id)).leased_until is not None
 
     async def given_back():
-        with client.app[ORM]:
-            assert (await OutboxEvent.get(order_id=order_id)).leased_until is None
+        use_app_orm(client.app)
+        assert (await OutboxEvent.get(order_id=order_id)).leased_until is None
 
     await eventually(given_back, timeout=10)  # after the confirm timeout, not ten minutes
     await proxy.restore()
     await eventually(lambda: count_is(customer_api, customer["id"], 1), timeout=20)
-    with client.app[ORM]:
-        await eventually(lambda: _gone(order_id), timeout=10)
+    use_app_orm(client.app)
+    await eventually(lambda: _gone(order_id), timeout=10)
 
 
 async def _gone(order_id: int) -> None:

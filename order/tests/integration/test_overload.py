@@ -11,7 +11,7 @@ from order.app import create_app as create_order_app
 from order.models import IdempotencyKey, Order
 from order.settings import OrderSettings
 from shared.admission import ABANDONED, REFUSED
-from shared.db import ORM
+from shared.db import use_app_orm
 from shared.testing.api import assert_problem, create_customer
 from shared.testing.plugin import eventually, unique
 
@@ -46,8 +46,8 @@ async def warm_up(client, customer_id: int, connections: int) -> None:
 
 
 async def orders_of(server, customer_id: int) -> int:
-    with server.app[ORM]:
-        return await Order.filter(customer_id=customer_id).count()
+    use_app_orm(server.app)
+    return await Order.filter(customer_id=customer_id).count()
 
 
 async def test_requests_beyond_the_limit_get_503_with_retry_after_and_change_nothing(
@@ -143,8 +143,8 @@ async def test_a_client_that_disconnects_mid_request_leaves_nothing_and_no_claim
             )
 
             async def key_claimed():
-                with app[ORM]:
-                    assert await IdempotencyKey.exists(key=key)
+                use_app_orm(app)
+                assert await IdempotencyKey.exists(key=key)
 
             await eventually(key_claimed)
             request.cancel()  # ...and its client goes away
@@ -152,15 +152,15 @@ async def test_a_client_that_disconnects_mid_request_leaves_nothing_and_no_claim
 
         async def stopped_and_released():
             assert ABANDONED._value.get() == abandoned_before + 1
-            with app[ORM]:
-                assert not await IdempotencyKey.exists(key=key)
+            use_app_orm(app)
+            assert not await IdempotencyKey.exists(key=key)
 
         await eventually(stopped_and_released, timeout=10)
-        with app[ORM]:
-            assert await Order.filter(customer_id=customer["id"]).count() == 1  # the warm-up's only
+        use_app_orm(app)
+        assert await Order.filter(customer_id=customer["id"]).count() == 1  # the warm-up's only
 
         # The same key is free for the client's retry.
         async with client.post("/orders", json=order_body(customer["id"]), headers={"Idempotency-Key": key}) as retry:
             assert retry.status == 201
-        with app[ORM]:
-            assert await Order.filter(customer_id=customer["id"]).count() == 2
+        use_app_orm(app)
+        assert await Order.filter(customer_id=customer["id"]).count() == 2
