@@ -16,10 +16,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiormq
+import asyncpg
 import orjson
 import pytest
 
-from shared.db import drop_database, with_database
+from shared.db import asyncpg_dsn, database_name, drop_database, with_database
 from shared.logs import RequestIdFilter
 from shared.testing.podman import Podman, PodmanUnavailable, build_project_image, prepared_podman
 from shared.testing.processes import Services
@@ -86,23 +87,23 @@ def new_run(retry_delays: tuple[int, ...] = TestRun.retry_delays) -> TestRun:
 
 
 @pytest.fixture(scope="session")
-def test_run() -> TestRun:
-    run = new_run()
-    yield run
-    asyncio.run(_remove_run(run))
+def run_names() -> list[TestRun]:
+    """Every run of this session (of this xdist worker): its databases and broker names go at the end, and
+    the session fails if any of them is still there. Broker names wait for the end because a test's own
+    teardown may run while its app still consumes, and a consumer whose queue is deleted declares it again."""
+    runs: list[TestRun] = []
+    yield runs
+    asyncio.run(_remove_runs(runs))
 
 
 @pytest.fixture(scope="session")
-def _scratch_broker_names() -> list[TestRun]:
-    """The scratch runs whose queues and exchanges go at the end of the session: a test's own teardown
-    may run while its app still consumes, and a consumer whose queue is deleted declares it again."""
-    runs: list[TestRun] = []
-    yield runs
-    asyncio.run(_remove_broker_names(runs))
+def test_run(run_names) -> TestRun:
+    run_names.append(new_run())
+    return run_names[-1]
 
 
 @pytest.fixture
-async def scratch_run(_scratch_broker_names):
+async def scratch_run(run_names):
     """Factory: a run of its own (fresh databases and broker names) for a test that fills tables or
     breaks things the other tests must not see; its databases are dropped afterwards, its broker
     names at the end of the session."""
@@ -110,7 +111,7 @@ async def scratch_run(_scratch_broker_names):
 
     def make(retry_delays: tuple[int, ...] = TestRun.retry_delays) -> TestRun:
         made.append(new_run(retry_delays))
-        _scratch_broker_names.append(made[-1])
+        run_names.append(made[-1])
         return made[-1]
 
     yield make
@@ -128,9 +129,25 @@ async def aiormq_channel():
         await connection.close()
 
 
-async def _remove_run(run: TestRun) -> None:
-    await _drop_databases(run)
-    await _remove_broker_names([run])
+def broker_names(run: TestRun) -> tuple[list[str], list[str]]:
+    """(queues, exchanges) the services declare for a run: the consumer's queue, its dead-letter and
+    retry queues and their exchanges, and the events exchange."""
+    queues = [run.queue, f"{run.queue}.dlq", *(f"{run.queue}.retry.{d}s" for d in run.retry_delays)]
+    return queues, [run.exchange, f"{run.queue}.dlx", f"{run.queue}.retry"]
+
+
+async def _remove_runs(runs: list[TestRun]) -> None:
+    for run in runs:
+        await _drop_databases(run)
+    async with aiormq_channel() as channel:
+        for run in runs:
+            queues, exchanges = broker_names(run)
+            for queue in queues:
+                await channel.queue_delete(queue)
+            for exchange in exchanges:
+                await channel.exchange_delete(exchange)
+    left = [name for run in runs for name in await _left_on_the_servers(run)]
+    assert not left, f"the test run left these on the shared servers: {left}"
 
 
 async def _drop_databases(run: TestRun) -> None:
@@ -138,13 +155,29 @@ async def _drop_databases(run: TestRun) -> None:
         await drop_database(url)
 
 
-async def _remove_broker_names(runs: list[TestRun]) -> None:
-    async with aiormq_channel() as channel:
-        for run in runs:
-            for queue in (run.queue, f"{run.queue}.dlq", *(f"{run.queue}.retry.{d}s" for d in run.retry_delays)):
-                await channel.queue_delete(queue)
-            for exchange in (run.exchange, f"{run.queue}.dlx", f"{run.queue}.retry"):
-                await channel.exchange_delete(exchange)
+async def _left_on_the_servers(run: TestRun) -> list[str]:
+    """The run's databases, queues and exchanges that still exist (a passive declare of a missing name
+    closes its channel, so one channel each)."""
+    conn = await asyncpg.connect(asyncpg_dsn(SERVER_URL), timeout=5)
+    try:
+        names = [database_name(url) for url in (run.customer_db, run.order_db)]
+        rows = await conn.fetch("SELECT datname FROM pg_database WHERE datname = ANY($1)", names)
+        left = [f"database {row['datname']}" for row in rows]
+    finally:
+        await conn.close()
+    connection = await aiormq.connect(AMQP_URL)
+    try:
+        queues, exchanges = broker_names(run)
+        for kind, name in [*(("queue", q) for q in queues), *(("exchange", e) for e in exchanges)]:
+            channel = await connection.channel()
+            declare = channel.queue_declare if kind == "queue" else channel.exchange_declare
+            with contextlib.suppress(aiormq.exceptions.ChannelNotFoundEntity):
+                await declare(name, passive=True)
+                left.append(f"{kind} {name}")
+                await channel.close()
+    finally:
+        await connection.close()
+    return left
 
 
 @pytest.fixture
