@@ -34,7 +34,8 @@ from shared.testing.podman import (
 )
 from shared.testing.processes import free_port
 
-pytestmark = pytest.mark.slow
+# One worker builds the project image once (a session fixture) for both files.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("project_image")]
 PROFILE = "observability"
 PODMAN_COMPOSE = Path(sys.executable).parent / "podman-compose"
 
