@@ -22,8 +22,9 @@ import pytest
 
 from shared.db import asyncpg_dsn, database_name, drop_database, with_database
 from shared.logs import RequestIdFilter
-from shared.testing.podman import Podman, PodmanUnavailable, build_project_image, prepared_podman
+from shared.testing.podman import Podman, PodmanUnavailable
 from shared.testing.processes import Services
+from shared.testing.project_image import build_project_image, prepared_podman
 from shared.testing.proxy import TcpProxy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
