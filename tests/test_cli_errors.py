@@ -18,8 +18,6 @@ from shared.testing.api import create_customer
 from shared.testing.plugin import ROOT, unique
 from shared.testing.processes import free_port
 
-# One worker runs the module: its `outcome` fixture runs every command line once for all the tests.
-pytestmark = pytest.mark.xdist_group("cli_errors")
 PASSWORD = "s3cret-pw"
 PREFLIGHT = ["infra/scripts/preflight.py"]
 # Each command line, the variable it connects with, and what it connects to.

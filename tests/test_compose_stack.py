@@ -34,8 +34,7 @@ from shared.testing.podman import Podman, wait_exited
 from shared.testing.processes import free_port
 from shared.testing.project_image import new_run_id
 
-# One worker builds the project image once (a session fixture) for both files.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("project_image")]
+pytestmark = pytest.mark.slow
 PROFILE = "observability"
 PODMAN_COMPOSE = Path(sys.executable).parent / "podman-compose"
 
