@@ -55,13 +55,14 @@ async def eventually(check: Callable[[], Awaitable[object]], timeout: float = 5.
 def migrated_database(service: str, env_var: str, name: str) -> str:
     """Create and migrate a database with the service's own CLI, as `make run` does."""
     url = with_database(SERVER_URL, name)
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", f"{service}.manage", "migrate"],
         env={**os.environ, env_var: url},
         cwd=ROOT,
-        check=True,
         capture_output=True,
+        text=True,
     )
+    assert done.returncode == 0, f"{service}.manage migrate exited {done.returncode}: {done.stderr[-2000:]}"
     return url
 
 
