@@ -52,9 +52,8 @@ async def eventually(check: Callable[[], Awaitable[object]], timeout: float = 5.
         await asyncio.sleep(interval)
 
 
-def migrated_database(service: str, env_var: str, name: str) -> str:
+def migrate(service: str, env_var: str, url: str) -> None:
     """Create and migrate a database with the service's own CLI, as `make run` does."""
-    url = with_database(SERVER_URL, name)
     done = subprocess.run(
         [sys.executable, "-m", f"{service}.manage", "migrate"],
         env={**os.environ, env_var: url},
@@ -63,7 +62,6 @@ def migrated_database(service: str, env_var: str, name: str) -> str:
         text=True,
     )
     assert done.returncode == 0, f"{service}.manage migrate exited {done.returncode}: {done.stderr[-2000:]}"
-    return url
 
 
 @dataclass(frozen=True)
@@ -76,16 +74,22 @@ class TestRun:
     retry_delays: tuple[int, ...] = (5, 30, 120, 300)  # the default: the consumer declares a queue for each
 
 
-def new_run(retry_delays: tuple[int, ...] = TestRun.retry_delays) -> TestRun:
+def new_run(runs: list[TestRun], retry_delays: tuple[int, ...] = TestRun.retry_delays) -> TestRun:
+    """A run with migrated databases, in `runs` before anything is made: a migrate that fails leaves
+    nothing the end of the session does not remove."""
     run_id = uuid.uuid4().hex[:8]
-    return TestRun(
+    run = TestRun(
         id=run_id,
-        customer_db=migrated_database("customer", "CUSTOMER_DATABASE_URL", f"customers_test_{run_id}"),
-        order_db=migrated_database("order", "ORDER_DATABASE_URL", f"orders_test_{run_id}"),
+        customer_db=with_database(SERVER_URL, f"customers_test_{run_id}"),
+        order_db=with_database(SERVER_URL, f"orders_test_{run_id}"),
         exchange=f"orders.test.{run_id}",
         queue=f"customer.orders.test.{run_id}",
         retry_delays=retry_delays,
     )
+    runs.append(run)
+    migrate("customer", "CUSTOMER_DATABASE_URL", run.customer_db)
+    migrate("order", "ORDER_DATABASE_URL", run.order_db)
+    return run
 
 
 @pytest.fixture(scope="session")
@@ -100,8 +104,7 @@ def run_names() -> list[TestRun]:
 
 @pytest.fixture(scope="session")
 def test_run(run_names) -> TestRun:
-    run_names.append(new_run())
-    return run_names[-1]
+    return new_run(run_names)
 
 
 @pytest.fixture
@@ -112,8 +115,7 @@ async def scratch_run(run_names):
     made: list[TestRun] = []
 
     def make(retry_delays: tuple[int, ...] = TestRun.retry_delays) -> TestRun:
-        made.append(new_run(retry_delays))
-        run_names.append(made[-1])
+        made.append(new_run(run_names, retry_delays))
         return made[-1]
 
     yield make
