@@ -54,9 +54,11 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# One pytest worker per core (pytest-xdist); conftest.py's ONE_WORKER keeps some files on one worker.
+TEST_WORKERS ?= 2
 test: lint
 	@infra/scripts/install-test-deps.sh
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Not part of `make test`: minutes of load against both services and a bare baseline (bench/README.md).
 bench: install

@@ -3,6 +3,7 @@
 import asyncio
 
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 from customer.app import create_app as create_customer_app
 from customer.settings import CustomerSettings
@@ -10,6 +11,29 @@ from order.app import create_app as create_order_app
 from order.settings import OrderSettings
 from shared.amqp import BROKER
 from shared.testing.plugin import eventually
+
+# Test files whose tests run on one pytest-xdist worker, together: the container files share the session's
+# project image (built once per worker), test_cli_errors.py a module fixture that runs every command line.
+ONE_WORKER = {
+    "tests/test_compose_stack.py": "project image",
+    "tests/test_container_image.py": "project image",
+    "tests/test_cli_errors.py": "cli errors",
+}
+
+
+class TestsAndGroups(LoadScopeScheduling):
+    """Each test to the next free worker, except the files of a group, which go to one worker as one unit
+    (the largest first). It does what `--dist loadgroup` with `xdist_group` marks would, which pytest 9
+    no longer honours (xdist's group suffix on the node id is lost)."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return ONE_WORKER.get(nodeid.split("::", 1)[0], nodeid)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    return TestsAndGroups(config, log)
+
 
 # One event loop holds the test and both services in process: its lag is no one service's, and a test's
 # burst of hundreds of requests is not a traffic spike to shed. Admission tests set their own limits.

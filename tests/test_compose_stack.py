@@ -2,7 +2,7 @@
 
 Every service whose image can be had here runs: the project's image (built once by the `project_image`
 fixture, tagged as compose names it) and local stand-ins for postgres, rabbitmq and prometheus made from
-Debian's packages (shared.testing.podman.BASE_RECIPES). Grafana has no Debian package, so it does not run.
+Debian's packages (shared.testing.base_recipes.BASE_RECIPES). Grafana has no Debian package, so it does not run.
 The compose file is used as it is, with one override written here: each published port moved to a free one
 (the machine's own PostgreSQL and RabbitMQ hold 5432 and 5672).
 """
@@ -16,23 +16,23 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from shared.testing.compose import COMPOSE_FILE, compose_services
-from shared.testing.plugin import eventually
-from shared.testing.podman import (
-    Podman,
-    base_recipe,
+from shared.testing.api import get_json
+from shared.testing.base_images import ensure_base
+from shared.testing.base_recipes import base_recipe, full_name
+from shared.testing.compose import (
+    COMPOSE_FILE,
+    compose_services,
     depends_on,
     duration,
-    full_name,
-    get_json,
-    new_run_id,
     one_shots,
     project_services,
-    readme_curl_example,
     start_order,
-    wait_exited,
 )
+from shared.testing.containers import readme_curl_example
+from shared.testing.plugin import eventually
+from shared.testing.podman import Podman, wait_exited
 from shared.testing.processes import free_port
+from shared.testing.project_image import new_run_id
 
 pytestmark = pytest.mark.slow
 PROFILE = "observability"
@@ -156,7 +156,7 @@ def compose_run(podman, project_image, tmp_path_factory) -> ComposeRun:
     ours = project_services(services)
     for name, service in services.items():
         if name not in ours:
-            podman.ensure_base(service["image"])
+            ensure_base(podman, service["image"])
     tmp = tmp_path_factory.mktemp("compose")
     published = {port: free_port() for s in services.values() for _, port, _ in published_ports(s)}
     run = ComposeRun(podman, f"shoptest{new_run_id()}", services, published, tmp / "podman-compose.log")

@@ -3,7 +3,7 @@
 Each service built from the image runs as compose gives it (command, user, read-only root, tmpfs, init,
 environment, health check), on the host network with ports of its own, against the machine's PostgreSQL
 and RabbitMQ: compose's `postgres` and `rabbitmq` URLs are pointed there, at databases, roles, a vhost
-and broker users of this run (shared.testing.podman.MachineBacking), all removed afterwards.
+and broker users of this run (shared.testing.containers.MachineBacking), all removed afterwards.
 """
 
 import asyncio
@@ -14,25 +14,22 @@ import aiohttp
 import asyncpg
 import pytest
 
-from shared.testing.compose import compose_services, environment
-from shared.testing.plugin import AMQP_URL, SERVER_URL, eventually
-from shared.testing.podman import (
-    MachineBacking,
-    Podman,
+from shared.testing.api import get_json
+from shared.testing.compose import (
+    compose_services,
     container_ports,
     duration,
-    get_json,
+    environment,
     healthcheck_argv,
-    new_run_id,
     one_shots,
     project_services,
-    readme_curl_example,
-    run_args,
     start_order,
-    wait_exited,
-    wait_healthy,
 )
+from shared.testing.containers import MachineBacking, readme_curl_example, run_args
+from shared.testing.plugin import AMQP_URL, SERVER_URL, eventually
+from shared.testing.podman import Podman, wait_exited, wait_healthy
 from shared.testing.processes import free_port
+from shared.testing.project_image import new_run_id
 
 pytestmark = pytest.mark.slow
 

@@ -3,7 +3,7 @@
 # /docs browser test drives it headless), pgbouncer (the suite starts its own, on a free port),
 # prometheus (promtool checks and unit-tests the alert rules; the suite starts its own server on a free port),
 # and podman, runc and debootstrap (the container tests build the image and its Debian base images:
-# shared/testing/podman.py).
+# shared/testing/base_images.py).
 # Idempotent and silent when they are there; used by `make test`. Where they cannot be installed, the
 # tests that need them are skipped with the reason.
 set -euo pipefail

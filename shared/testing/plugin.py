@@ -16,14 +16,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiormq
+import asyncpg
 import orjson
 import pytest
 
-from shared.db import drop_database, with_database
+from shared.db import asyncpg_dsn, database_name, drop_database, with_database
 from shared.logs import RequestIdFilter
 from shared.testing.issuers import DevIssuer, OwnIssuer
-from shared.testing.podman import Podman, PodmanUnavailable, build_project_image, prepared_podman
+from shared.testing.podman import Podman, PodmanUnavailable
 from shared.testing.processes import Services
+from shared.testing.project_image import build_project_image, prepared_podman
 from shared.testing.proxy import TcpProxy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -51,17 +53,16 @@ async def eventually(check: Callable[[], Awaitable[object]], timeout: float = 5.
         await asyncio.sleep(interval)
 
 
-def migrated_database(service: str, env_var: str, name: str) -> str:
+def migrate(service: str, env_var: str, url: str) -> None:
     """Create and migrate a database with the service's own CLI, as `make run` does."""
-    url = with_database(SERVER_URL, name)
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", f"{service}.manage", "migrate"],
         env={**os.environ, env_var: url},
         cwd=ROOT,
-        check=True,
         capture_output=True,
+        text=True,
     )
-    return url
+    assert done.returncode == 0, f"{service}.manage migrate exited {done.returncode}: {done.stderr[-2000:]}"
 
 
 @dataclass(frozen=True)
@@ -74,44 +75,48 @@ class TestRun:
     retry_delays: tuple[int, ...] = (5, 30, 120, 300)  # the default: the consumer declares a queue for each
 
 
-def new_run(retry_delays: tuple[int, ...] = TestRun.retry_delays) -> TestRun:
+def new_run(runs: list[TestRun], retry_delays: tuple[int, ...] = TestRun.retry_delays) -> TestRun:
+    """A run with migrated databases, in `runs` before anything is made: a migrate that fails leaves
+    nothing the end of the session does not remove."""
     run_id = uuid.uuid4().hex[:8]
-    return TestRun(
+    run = TestRun(
         id=run_id,
-        customer_db=migrated_database("customer", "CUSTOMER_DATABASE_URL", f"customers_test_{run_id}"),
-        order_db=migrated_database("order", "ORDER_DATABASE_URL", f"orders_test_{run_id}"),
+        customer_db=with_database(SERVER_URL, f"customers_test_{run_id}"),
+        order_db=with_database(SERVER_URL, f"orders_test_{run_id}"),
         exchange=f"orders.test.{run_id}",
         queue=f"customer.orders.test.{run_id}",
         retry_delays=retry_delays,
     )
+    runs.append(run)
+    migrate("customer", "CUSTOMER_DATABASE_URL", run.customer_db)
+    migrate("order", "ORDER_DATABASE_URL", run.order_db)
+    return run
 
 
 @pytest.fixture(scope="session")
-def test_run() -> TestRun:
-    run = new_run()
-    yield run
-    asyncio.run(_remove_run(run))
-
-
-@pytest.fixture(scope="session")
-def _scratch_broker_names() -> list[TestRun]:
-    """The scratch runs whose queues and exchanges go at the end of the session: a test's own teardown
-    may run while its app still consumes, and a consumer whose queue is deleted declares it again."""
+def run_names() -> list[TestRun]:
+    """Every run of this session (of this xdist worker): its databases and broker names go at the end, and
+    the session fails if any of them is still there. Broker names wait for the end because a test's own
+    teardown may run while its app still consumes, and a consumer whose queue is deleted declares it again."""
     runs: list[TestRun] = []
     yield runs
-    asyncio.run(_remove_broker_names(runs))
+    asyncio.run(_remove_runs(runs))
+
+
+@pytest.fixture(scope="session")
+def test_run(run_names) -> TestRun:
+    return new_run(run_names)
 
 
 @pytest.fixture
-async def scratch_run(_scratch_broker_names):
+async def scratch_run(run_names):
     """Factory: a run of its own (fresh databases and broker names) for a test that fills tables or
     breaks things the other tests must not see; its databases are dropped afterwards, its broker
     names at the end of the session."""
     made: list[TestRun] = []
 
     def make(retry_delays: tuple[int, ...] = TestRun.retry_delays) -> TestRun:
-        made.append(new_run(retry_delays))
-        _scratch_broker_names.append(made[-1])
+        made.append(new_run(run_names, retry_delays))
         return made[-1]
 
     yield make
@@ -129,9 +134,25 @@ async def aiormq_channel():
         await connection.close()
 
 
-async def _remove_run(run: TestRun) -> None:
-    await _drop_databases(run)
-    await _remove_broker_names([run])
+def broker_names(run: TestRun) -> tuple[list[str], list[str]]:
+    """(queues, exchanges) the services declare for a run: the consumer's queue, its dead-letter and
+    retry queues and their exchanges, and the events exchange."""
+    queues = [run.queue, f"{run.queue}.dlq", *(f"{run.queue}.retry.{d}s" for d in run.retry_delays)]
+    return queues, [run.exchange, f"{run.queue}.dlx", f"{run.queue}.retry"]
+
+
+async def _remove_runs(runs: list[TestRun]) -> None:
+    for run in runs:
+        await _drop_databases(run)
+    async with aiormq_channel() as channel:
+        for run in runs:
+            queues, exchanges = broker_names(run)
+            for queue in queues:
+                await channel.queue_delete(queue)
+            for exchange in exchanges:
+                await channel.exchange_delete(exchange)
+    left = [name for run in runs for name in await _left_on_the_servers(run)]
+    assert not left, f"the test run left these on the shared servers: {left}"
 
 
 async def _drop_databases(run: TestRun) -> None:
@@ -139,13 +160,29 @@ async def _drop_databases(run: TestRun) -> None:
         await drop_database(url)
 
 
-async def _remove_broker_names(runs: list[TestRun]) -> None:
-    async with aiormq_channel() as channel:
-        for run in runs:
-            for queue in (run.queue, f"{run.queue}.dlq", *(f"{run.queue}.retry.{d}s" for d in run.retry_delays)):
-                await channel.queue_delete(queue)
-            for exchange in (run.exchange, f"{run.queue}.dlx", f"{run.queue}.retry"):
-                await channel.exchange_delete(exchange)
+async def _left_on_the_servers(run: TestRun) -> list[str]:
+    """The run's databases, queues and exchanges that still exist (a passive declare of a missing name
+    closes its channel, so one channel each)."""
+    conn = await asyncpg.connect(asyncpg_dsn(SERVER_URL), timeout=5)
+    try:
+        names = [database_name(url) for url in (run.customer_db, run.order_db)]
+        rows = await conn.fetch("SELECT datname FROM pg_database WHERE datname = ANY($1)", names)
+        left = [f"database {row['datname']}" for row in rows]
+    finally:
+        await conn.close()
+    connection = await aiormq.connect(AMQP_URL)
+    try:
+        queues, exchanges = broker_names(run)
+        for kind, name in [*(("queue", q) for q in queues), *(("exchange", e) for e in exchanges)]:
+            channel = await connection.channel()
+            declare = channel.queue_declare if kind == "queue" else channel.exchange_declare
+            with contextlib.suppress(aiormq.exceptions.ChannelNotFoundEntity):
+                await declare(name, passive=True)
+                left.append(f"{kind} {name}")
+                await channel.close()
+    finally:
+        await connection.close()
+    return left
 
 
 @pytest.fixture

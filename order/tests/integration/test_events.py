@@ -2,6 +2,7 @@
 
 import asyncio
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -16,7 +17,7 @@ from order.models import IdempotencyKey, Order, OutboxEvent
 from order.settings import OrderSettings
 from shared.db import use_app_orm
 from shared.testing.api import create_customer, get_json
-from shared.testing.plugin import aiormq_channel, eventually, unique
+from shared.testing.plugin import eventually, unique
 
 
 def order_body(customer_id: int) -> dict:
@@ -209,10 +210,12 @@ async def test_the_key_purge_deletes_expired_keys_only(order_client, order_setti
 
 
 async def test_order_created_waits_in_the_outbox_until_the_customer_queue_exists(
-    aiohttp_client, aiohttp_server, test_run, customer_server, customer_api, customer_settings
+    aiohttp_client, aiohttp_server, test_run, run_names, customer_server, customer_api, customer_settings
 ):
     """The order service declares only the exchange; nothing is dropped before the consumer's queue exists."""
-    names = {"events_exchange": f"orders.lonely.{test_run.id}", "orders_queue": f"customer.lonely.{test_run.id}"}
+    lonely = replace(test_run, exchange=f"orders.lonely.{test_run.id}", queue=f"customer.lonely.{test_run.id}")
+    run_names.append(lonely)  # its queues, retry queues and exchanges go at the end of the session
+    names = {"events_exchange": lonely.exchange, "orders_queue": lonely.queue}
     settings = make_settings(
         OrderSettings, test_run, database_url=test_run.order_db, customer_service_url=str(customer_server.make_url(""))
     ).model_copy(update=names)
@@ -231,14 +234,7 @@ async def test_order_created_waits_in_the_outbox_until_the_customer_queue_exists
     # The customer service comes up on these names: its queue appears and the event goes through.
     consumer = await aiohttp_server(await create_customer_app(customer_settings.model_copy(update=names)))
     await broker_connected(consumer.app)
-    try:
-        await eventually(lambda: assert_count(customer_api, customer["id"], 1), timeout=10)
-    finally:
-        async with aiormq_channel() as channel:
-            await channel.queue_delete(names["orders_queue"])
-            await channel.queue_delete(f"{names['orders_queue']}.dlq")
-            await channel.exchange_delete(f"{names['orders_queue']}.dlx")
-            await channel.exchange_delete(names["events_exchange"])
+    await eventually(lambda: assert_count(customer_api, customer["id"], 1), timeout=10)
 
 
 async def test_a_commit_wakes_its_own_process_relay_without_the_notification(

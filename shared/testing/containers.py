@@ -1,0 +1,152 @@
+"""docker-compose.yml's services as `podman run` containers on the host network, against the machine's
+PostgreSQL and RabbitMQ in the place of compose's own."""
+
+import json
+import re
+import shlex
+import subprocess
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import asyncpg
+
+from shared.testing.compose import command_argv, environment
+from shared.testing.podman import TEST_LABEL
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_args(
+    service: dict, *, name: str, image: str, run_id: str, env: dict[str, str], ports: dict[int, int]
+) -> list[str]:
+    """`podman run` arguments for a compose service on the host network (its ports moved by `ports`)."""
+    args = [
+        "run",
+        "--detach",
+        "--name",
+        name,
+        "--label",
+        f"{TEST_LABEL}={run_id}",
+        "--network",
+        "host",
+        "--pull",
+        "never",
+    ]
+    if service.get("init"):
+        args.append("--init")
+    if service.get("read_only"):
+        args += ["--read-only", "--read-only-tmpfs=false"]  # docker adds no writable /tmp, /run: neither here
+    tmpfs = service.get("tmpfs") or []
+    for mount in [tmpfs] if isinstance(tmpfs, str) else tmpfs:
+        args += ["--tmpfs", mount]
+    if service.get("user"):
+        args += ["--user", str(service["user"])]
+    if service.get("working_dir"):
+        args += ["--workdir", service["working_dir"]]
+    for key, value in env.items():
+        args += ["--env", f"{key}={value}"]
+    if "entrypoint" in service:
+        entrypoint = service["entrypoint"]
+        args += ["--entrypoint", json.dumps(shlex.split(entrypoint) if isinstance(entrypoint, str) else entrypoint)]
+    return [*args, image, *command_argv(service, ports)]
+
+
+class MachineBacking:
+    """The machine's PostgreSQL and RabbitMQ in the place of compose's `postgres` and `rabbitmq` services.
+
+    `localise` turns a URL from the compose file into one for this machine: each service role, database
+    and broker user gets a name of this run (a vhost of its own, with the rights infra/rabbitmq's
+    definitions give the user it stands for). `create_broker` makes them; `remove` drops all of them.
+    """
+
+    def __init__(self, services: dict[str, dict], run_id: str, postgres_url: str, amqp_url: str) -> None:
+        self.services, self.run_id = services, run_id
+        self.postgres = next(name for name, s in services.items() if str(s.get("image", "")).startswith("postgres"))
+        self.rabbitmq = next(name for name, s in services.items() if str(s.get("image", "")).startswith("rabbitmq"))
+        self.pg_server = urlsplit(postgres_url)
+        self.amqp_server = urlsplit(amqp_url)
+        self.superuser = environment(services[self.postgres]).get("POSTGRES_USER", "postgres")
+        self.roles: dict[str, str] = {}
+        self.databases: dict[str, str] = {}
+        self.broker_users: dict[str, tuple[str, str]] = {}  # compose user -> (this run's user, password)
+        self.vhost = f"shop-test-{run_id}"
+
+    def localise(self, value: str, app_ports: dict[str, dict[int, int]]) -> str:
+        url = urlsplit(value)
+        if not url.scheme or url.hostname not in self.services:
+            return value
+        if url.hostname == self.postgres:
+            user, database = url.username or self.superuser, url.path.lstrip("/")
+            if user != self.superuser:
+                user = self.roles.setdefault(user, f"{user}_{self.run_id}")
+            if database not in ("", "postgres"):
+                database = self.databases.setdefault(database, f"{database}_{self.run_id}")
+            secret = f":{url.password}" if url.password else ""
+            return urlunsplit(
+                (
+                    url.scheme,
+                    f"{user}{secret}@{self.pg_server.netloc.rsplit('@', 1)[-1]}",
+                    f"/{database}",
+                    url.query,
+                    "",
+                )
+            )
+        if url.hostname == self.rabbitmq:
+            user, password = self.broker_users.setdefault(url.username, (f"{url.username}.{self.run_id}", url.password))
+            return urlunsplit(
+                (
+                    url.scheme,
+                    f"{user}:{password}@{self.amqp_server.netloc.rsplit('@', 1)[-1]}",
+                    f"/{quote(self.vhost, safe='')}",
+                    url.query,
+                    "",
+                )
+            )
+        if url.hostname not in app_ports:
+            return value  # a service the test does not run (a tracing collector): left unresolvable
+        port = app_ports[url.hostname][url.port or 80]
+        return urlunsplit((url.scheme, f"127.0.0.1:{port}", url.path, url.query, ""))
+
+    def definitions(self) -> dict:
+        for volume in self.services[self.rabbitmq].get("volumes", []):
+            source, target = volume.split(":")[:2] if isinstance(volume, str) else (volume["source"], volume["target"])
+            if target.endswith(".json") and source.startswith("."):
+                return json.loads((ROOT / source).read_text())
+        raise AssertionError(f"the {self.rabbitmq} service mounts no definitions file")
+
+    def create_broker(self) -> None:
+        permissions = {p["user"]: p for p in self.definitions()["permissions"] if p["vhost"] == "/"}
+        rabbitmqctl("add_vhost", self.vhost)
+        for compose_user, (user, password) in self.broker_users.items():
+            rabbitmqctl("add_user", user, password)
+            rights = permissions[compose_user]
+            rabbitmqctl("set_permissions", "-p", self.vhost, user, rights["configure"], rights["write"], rights["read"])
+
+    async def remove(self) -> None:
+        rabbitmqctl("delete_vhost", self.vhost, check=False)
+        for user, _ in self.broker_users.values():
+            rabbitmqctl("delete_user", user, check=False)
+        admin_dsn = urlunsplit(("postgresql", self.pg_server.netloc, "/postgres", "", ""))
+        conn = await asyncpg.connect(admin_dsn, timeout=5)
+        try:
+            for database in self.databases.values():
+                await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            for role in self.roles.values():
+                await conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+        finally:
+            await conn.close()
+
+
+def rabbitmqctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60)
+    if check and result.returncode != 0:
+        raise AssertionError(f"rabbitmqctl {shlex.join(args)}: {result.stderr or result.stdout}")
+    return result
+
+
+def readme_curl_example() -> tuple[int, str, str, int, str]:
+    """From the README's quick start: (port, path, JSON body) of the POST, (port, path) of the GET after it."""
+    readme = (ROOT / "README.md").read_text()
+    post = re.search(r"curl -X POST localhost:(\d+)(/\S+)[^`]*?-d '([^']+)'", readme)
+    get = re.search(r"^curl localhost:(\d+)(/\S+)\s+# orders_count", readme[post.end() :], re.MULTILINE)
+    return int(post[1]), post[2], post[3], int(get[1]), get[2]
