@@ -1,7 +1,7 @@
 """Operator tools for the customer service's events and counts (also the console script `customer-ops`).
 
     python -m customer.ops dead-letters [--limit N]         list dead letters with their reasons (leaves them)
-    python -m customer.ops replay-dead-letters [--limit N]  send dead letters back through the exchange, after a fix
+    python -m customer.ops replay-dead-letters [--limit N]  send dead letters back to the work queue, after a fix
     python -m customer.ops reconcile [--customer ID ...]    compare orders_count with the order service (at
                                                             ORDER_SERVICE_URL); exit 1 on drift, 2 when the
                                                             order service does not answer
@@ -22,7 +22,7 @@ from customer.db_config import customer_orm_config
 from customer.redelivery import ATTEMPT_HEADER, LAST_ERROR_HEADER, ORIGINAL_ROUTING_KEY_HEADER, REASON_HEADER
 from customer.repository import count_customers, orders_counts_page
 from customer.settings import CustomerSettings
-from shared.amqp import PERSISTENT, connect_first
+from shared.amqp import PERSISTENT, broker_user, connect_first
 from shared.broker_urls import broker_urls
 from shared.cli import (
     POSTGRES,
@@ -103,14 +103,18 @@ async def replay_dead_letters(settings: CustomerSettings, limit: int) -> int:
         for message in messages:
             properties = message.header.properties
             headers = {k: v for k, v in (properties.headers or {}).items() if k not in NOT_REPLAYED_HEADERS}
+            # Straight back to the work queue, through the retry exchange as the consumer's requeues go: the
+            # customer service may publish there (not to `orders`), and other listeners get no second copy.
             confirmation = await channel.basic_publish(
                 message.body,
-                exchange=settings.events_exchange,
-                routing_key=original_routing_key(message),
+                exchange=settings.retry_exchange,
+                routing_key=settings.orders_queue,
                 properties=Basic.Properties(
                     content_type=properties.content_type,
                     delivery_mode=PERSISTENT,
                     message_id=properties.message_id,
+                    # The customer service vouches for what it replays (its consumer trusts its own user).
+                    user_id=broker_user(channel),
                     headers=headers,
                 ),
             )
@@ -181,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, text in (
         ("dead-letters", "list dead letters with their reasons; they stay in the queue"),
-        ("replay-dead-letters", "send dead letters back through the exchange, once the cause is fixed"),
+        ("replay-dead-letters", "send dead letters back to the work queue, once the cause is fixed"),
     ):
         sub = commands.add_parser(name, help=text, description=text)
         sub.add_argument("--limit", type=int, default=100, help="at most this many (default: %(default)s)")

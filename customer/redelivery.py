@@ -19,7 +19,7 @@ from pamqp.commands import Basic
 
 from customer.metrics import EVENTS_DEAD_LETTERED, EVENTS_RETRIED
 from customer.settings import CustomerSettings
-from shared.amqp import PERSISTENT
+from shared.amqp import PERSISTENT, broker_user
 from shared.auth import ACTOR_AMQP_HEADER
 from shared.request_id import REQUEST_ID_AMQP_HEADER, request_id_var
 
@@ -117,6 +117,8 @@ class Redelivery:
                 message_id=properties.message_id,
                 message_type=properties.message_type,
                 delivery_mode=PERSISTENT,
+                # Ours now: the consumer trusts its own copies, and RabbitMQ refuses any other user_id.
+                user_id=broker_user(message.channel),
                 headers={**(properties.headers or {}), **extra_headers},
             ),
         )

@@ -3,6 +3,7 @@
 from types import SimpleNamespace
 
 from pamqp.commands import Basic
+from yarl import URL
 
 from customer.metrics import EVENTS_DEAD_LETTERED, EVENTS_RETRIED
 from customer.redelivery import (
@@ -20,11 +21,14 @@ SETTINGS = CustomerSettings(orders_queue="q", retry_delays=(5, 30))
 
 
 class RecordingChannel:
+    connection = SimpleNamespace(url=URL("amqp://customer_service:secret@broker/"))
+
     def __init__(self) -> None:
         self.published: list[tuple[str, str, dict]] = []
 
     async def basic_publish(self, body: bytes, *, exchange: str, routing_key: str, properties: Basic.Properties):
         assert body == b"{}" and properties.delivery_mode == 2 and properties.message_id == "m1"
+        assert properties.user_id == "customer_service"  # every copy is the consumer's own: it trusts them
         self.published.append((exchange, routing_key, properties.headers))
 
 
