@@ -59,6 +59,7 @@ def _dead_letter_message() -> dict:
             "properties": {
                 REQUEST_ID: {"type": "string"},
                 "x-dead-letter-reason": {"type": "string", "description": "Why it can never be applied."},
+                "x-dead-letter-kind": {"type": "string", "description": "The reason's label, as in the metrics."},
                 "x-original-routing-key": {"type": "string"},
                 "x-death": {"type": "array", "description": "Set by the broker past the delivery limit."},
             },

@@ -14,6 +14,7 @@ from aiormq.exceptions import ChannelPreconditionFailed
 from pamqp.commands import Basic
 
 from conftest import broker_connected, make_settings
+from customer import ops as customer_ops
 from customer.app import create_app as create_customer_app
 from customer.metrics import EVENTS_CONSUMED, EVENTS_DEAD_LETTERED
 from customer.redelivery import REASON_HEADER
@@ -166,3 +167,30 @@ async def test_events_the_order_service_publishes_as_a_configured_publisher_are_
         assert await orders_count(customers, customer["id"]) == 1
 
     await eventually(counted, timeout=10)
+
+
+async def test_a_replay_leaves_untrusted_dead_letters_unless_asked(
+    customer_client, customer_settings, broker, test_run, capsys
+):
+    """The replay publishes as the customer service, whose events its consumer believes: it must not
+    launder a forged event by the way."""
+    await dead_letter_reasons(broker, test_run, 0)
+    customer = await create_customer(customer_client)
+    await broker.basic_publish(
+        order_created_event(customer["id"]), exchange=test_run.exchange, routing_key="order.created"
+    )
+
+    async def dead_lettered():
+        assert counter(EVENTS_DEAD_LETTERED, "untrusted_sender") > untrusted_before
+
+    untrusted_before = counter(EVENTS_DEAD_LETTERED, "untrusted_sender")
+    await eventually(dead_lettered)
+    await customer_ops.replay_dead_letters(customer_settings, limit=100)
+    assert "1 from an untrusted sender left in place" in capsys.readouterr().err
+
+    await customer_ops.replay_dead_letters(customer_settings, limit=100, untrusted=True)
+
+    async def counted():
+        assert await orders_count(customer_client, customer["id"]) == 1
+
+    await eventually(counted)

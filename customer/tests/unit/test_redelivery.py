@@ -8,6 +8,7 @@ from yarl import URL
 from customer.metrics import EVENTS_DEAD_LETTERED, EVENTS_RETRIED
 from customer.redelivery import (
     ATTEMPT_HEADER,
+    KIND_HEADER,
     LAST_ERROR_HEADER,
     ORIGINAL_ROUTING_KEY_HEADER,
     REASON_HEADER,
@@ -51,7 +52,7 @@ async def test_poison_is_dead_lettered_with_its_reason_and_counted_by_its_kind()
     await Redelivery(SETTINGS).send({Delivery(channel): Poison("unknown_customer", "customer 7 does not exist")})
     [(exchange, routing_key, headers)] = channel.published
     assert (exchange, routing_key) == ("q.dlx", "q.dlq")
-    assert headers[REASON_HEADER] == "customer 7 does not exist"
+    assert headers[REASON_HEADER] == "customer 7 does not exist" and headers[KIND_HEADER] == "unknown_customer"
     assert headers[ORIGINAL_ROUTING_KEY_HEADER] == "order.created" and headers["x-request-id"] == "r"
     assert count(EVENTS_DEAD_LETTERED, "unknown_customer") == before + 1
 
