@@ -42,8 +42,9 @@ def _event_message(event_type: str, summary: str) -> dict:
             ],
         },
         "bindings": {"amqp": {"messageType": event_type, "bindingVersion": BINDING_VERSION}},
-        "description": "Persistent, published with publisher confirms; the AMQP `message_id` is the `event_id`. "
-        "Consumers must ignore unknown fields in `data`.",
+        "description": "Persistent, published with publisher confirms; the AMQP `message_id` is the `event_id`, "
+        "the AMQP `user_id` the publisher's broker user (the broker checks it; the customer service believes "
+        "only ORDER_EVENTS_PUBLISHERS). Consumers must ignore unknown fields in `data`.",
     }
 
 
@@ -58,6 +59,7 @@ def _dead_letter_message() -> dict:
             "properties": {
                 REQUEST_ID: {"type": "string"},
                 "x-dead-letter-reason": {"type": "string", "description": "Why it can never be applied."},
+                "x-dead-letter-kind": {"type": "string", "description": "The reason's label, as in the metrics."},
                 "x-original-routing-key": {"type": "string"},
                 "x-death": {"type": "array", "description": "Set by the broker past the delivery limit."},
             },

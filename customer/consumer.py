@@ -8,8 +8,9 @@ not apply goes to `Redelivery` with the exception that says why (customer/redeli
 multiple-ack covers the batch.
 
 - applied, or found applied before: acked;
-- it can never apply (not JSON, wrong schema, another event type, an unknown customer, older than the
-  deduplication window): dead-lettered at once with its reason;
+- it can never apply (not from a trusted sender, larger than EVENT_MAX_BYTES, not JSON, wrong schema,
+  another event type, an unknown customer, older than the deduplication window or dated in the
+  future): dead-lettered at once with its reason;
 - it fails while the database is fine (a bug, a statement past its timeout): retried through the retry
   queues, then dead-lettered;
 - the database is away (connection refused or lost, a restart, too many connections, a deadlock...):
@@ -36,6 +37,7 @@ from customer.metrics import CONSUMER_BATCH_SIZE, EVENT_LAG_SECONDS, EVENTS_CONS
 from customer.redelivery import DatabaseUnavailable, Poison, Redelivery
 from customer.settings import CustomerSettings
 from customer.topology import declare_customer_queues
+from shared.amqp import broker_user
 from shared.db import is_transient_database_error
 from shared.events import ORDER_CREATED, OrderEvent
 from shared.metrics import BufferedHistogram
@@ -43,6 +45,11 @@ from shared.tracing import consumer_span
 
 log = logging.getLogger(__name__)
 _event_lag = BufferedHistogram(EVENT_LAG_SECONDS)
+
+# How far ahead of our clock an event's occurred_at may be: the hosts' clocks differ by a little (NTP
+# keeps them within a second or so). An event dated later was made up, or its clock is broken, and it
+# would sit at the young end of the deduplication window for longer than its true age allows.
+FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
 def parse_event(body: bytes, dedup_window: timedelta) -> OrderEvent:
@@ -55,7 +62,10 @@ def parse_event(body: bytes, dedup_window: timedelta) -> OrderEvent:
     if event.event_type != ORDER_CREATED:
         raise Poison("unexpected_event_type", f"unexpected event type {event.event_type!r}")
     occurred = event.occurred_at if event.occurred_at.tzinfo else event.occurred_at.replace(tzinfo=UTC)
-    if occurred < datetime.now(UTC) - dedup_window:
+    now = datetime.now(UTC)
+    if occurred > now + FUTURE_TOLERANCE:
+        raise Poison("invalid_event", f"invalid event: occurred_at {occurred.isoformat()} is in the future")
+    if occurred < now - dedup_window:
         # Its id may have been purged from processed_events already: applying it could count it twice.
         raise Poison(
             "stale_event",
@@ -260,8 +270,17 @@ class OrderCreatedConsumer:
         count_outcomes(events.values(), outcomes)
 
     def _read_event(self, message: DeliveredMessage) -> OrderEvent:
-        """The event a delivery carries, or Poison. Checks of the delivery itself (who sent it, its
-        size) belong here, before the body is parsed."""
+        """The event a delivery carries, or Poison. Who sent it and its size are checked before the body
+        is parsed: a forged or oversized message costs no parsing."""
+        sender = message.header.properties.user_id
+        # Our own user: the copies the consumer makes itself (retries, requeues) and replays of dead letters.
+        if sender not in self.settings.order_events_publishers and sender != broker_user(message.channel):
+            raise Poison("untrusted_sender", f"untrusted sender: user_id {sender!r} is not an order events publisher")
+        if len(message.body) > self.settings.event_max_bytes:
+            raise Poison(
+                "invalid_event",
+                f"invalid event: {len(message.body)} bytes, over EVENT_MAX_BYTES ({self.settings.event_max_bytes})",
+            )
         return parse_event(message.body, self.dedup_window)
 
     async def _settle(self, batch: list[DeliveredMessage], failures: dict[DeliveredMessage, Exception]) -> None:

@@ -9,7 +9,14 @@ from shared.metrics import Counter, Gauge, Histogram
 
 EVENTS_CONSUMED = Counter("events_consumed_total", "Events applied by the consumer", ["event_type"])
 EVENTS_DUPLICATE = Counter("events_duplicate_total", "Redelivered events already applied", ["event_type"])
-DEAD_LETTER_REASONS = ("invalid_event", "unexpected_event_type", "unknown_customer", "stale_event", "retries_exhausted")
+DEAD_LETTER_REASONS = (
+    "untrusted_sender",
+    "invalid_event",
+    "unexpected_event_type",
+    "unknown_customer",
+    "stale_event",
+    "retries_exhausted",
+)
 EVENTS_DEAD_LETTERED = Counter("events_dead_lettered_total", "Events sent to the dead-letter queue", ["reason"])
 RETRY_CAUSES = ("database_unavailable", "failed")
 EVENTS_RETRIED = Counter(

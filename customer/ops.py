@@ -1,7 +1,7 @@
 """Operator tools for the customer service's events and counts (also the console script `customer-ops`).
 
     python -m customer.ops dead-letters [--limit N]         list dead letters with their reasons (leaves them)
-    python -m customer.ops replay-dead-letters [--limit N]  send dead letters back through the exchange, after a fix
+    python -m customer.ops replay-dead-letters [--limit N]  send dead letters back to the work queue, after a fix
     python -m customer.ops reconcile [--customer ID ...]    compare orders_count with the order service (at
                                                             ORDER_SERVICE_URL); exit 1 on drift, 2 when the
                                                             order service does not answer
@@ -19,10 +19,16 @@ import aiohttp
 from pamqp.commands import Basic
 
 from customer.db_config import customer_orm_config
-from customer.redelivery import ATTEMPT_HEADER, LAST_ERROR_HEADER, ORIGINAL_ROUTING_KEY_HEADER, REASON_HEADER
+from customer.redelivery import (
+    ATTEMPT_HEADER,
+    KIND_HEADER,
+    LAST_ERROR_HEADER,
+    ORIGINAL_ROUTING_KEY_HEADER,
+    REASON_HEADER,
+)
 from customer.repository import count_customers, orders_counts_page
 from customer.settings import CustomerSettings
-from shared.amqp import PERSISTENT, connect_first
+from shared.amqp import PERSISTENT, broker_user, connect_first
 from shared.broker_urls import broker_urls
 from shared.cli import (
     POSTGRES,
@@ -46,6 +52,7 @@ RECONCILE_PAGE = 200  # customers compared at a time: at most the order service'
 NOT_REPLAYED_HEADERS = frozenset(
     {
         REASON_HEADER,
+        KIND_HEADER,
         ATTEMPT_HEADER,
         LAST_ERROR_HEADER,
         "x-death",
@@ -93,24 +100,33 @@ async def list_dead_letters(settings: CustomerSettings, limit: int) -> int:
     return 0
 
 
-async def replay_dead_letters(settings: CustomerSettings, limit: int) -> int:
+async def replay_dead_letters(settings: CustomerSettings, limit: int, untrusted: bool = False) -> int:
+    """Send dead letters back to the work queue. Those of an untrusted sender stay unless `untrusted`:
+    the replay vouches for them with the customer service's own user_id, which its consumer believes."""
     connection = await connect_first(broker_urls(settings.amqp_url))
-    replayed = 0
+    replayed = kept = 0
     try:
         channel = await connection.channel()
         messages = await take_dead_letters(channel, settings, limit)
         progress = Progress("replayed", len(messages))
         for message in messages:
             properties = message.header.properties
+            if (properties.headers or {}).get(KIND_HEADER) == "untrusted_sender" and not untrusted:
+                kept += 1  # unacked: back on the dead-letter queue when the connection closes
+                continue
             headers = {k: v for k, v in (properties.headers or {}).items() if k not in NOT_REPLAYED_HEADERS}
+            # Straight back to the work queue, through the retry exchange as the consumer's requeues go: the
+            # customer service may publish there (not to `orders`), and other listeners get no second copy.
             confirmation = await channel.basic_publish(
                 message.body,
-                exchange=settings.events_exchange,
-                routing_key=original_routing_key(message),
+                exchange=settings.retry_exchange,
+                routing_key=settings.orders_queue,
                 properties=Basic.Properties(
                     content_type=properties.content_type,
                     delivery_mode=PERSISTENT,
                     message_id=properties.message_id,
+                    # The customer service vouches for what it replays (its consumer trusts its own user).
+                    user_id=broker_user(channel),
                     headers=headers,
                 ),
             )
@@ -123,6 +139,8 @@ async def replay_dead_letters(settings: CustomerSettings, limit: int) -> int:
     finally:
         await connection.close()
     print(f"{replayed} dead letter(s) replayed")
+    if kept:
+        print(f"{kept} from an untrusted sender left in place (--untrusted replays them too)", file=sys.stderr)
     return 0
 
 
@@ -181,10 +199,16 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, text in (
         ("dead-letters", "list dead letters with their reasons; they stay in the queue"),
-        ("replay-dead-letters", "send dead letters back through the exchange, once the cause is fixed"),
+        ("replay-dead-letters", "send dead letters back to the work queue, once the cause is fixed"),
     ):
         sub = commands.add_parser(name, help=text, description=text)
         sub.add_argument("--limit", type=int, default=100, help="at most this many (default: %(default)s)")
+        if name == "replay-dead-letters":
+            sub.add_argument(
+                "--untrusted",
+                action="store_true",
+                help="also those of an untrusted sender (an order service of an older version, once checked)",
+            )
         add_verbose(sub, sub=True)
     text = "compare each customer's orders_count with the orders the order service holds; exit 1 on drift"
     reconcile_parser = commands.add_parser("reconcile", help=text, description=text)
@@ -225,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         with reaching(broker):
             if args.command == "dead-letters":
                 return asyncio.run(list_dead_letters(settings, args.limit))
-            return asyncio.run(replay_dead_letters(settings, args.limit))
+            return asyncio.run(replay_dead_letters(settings, args.limit, args.untrusted))
 
     return run_command("customer.ops", command, args.verbose)
 

@@ -19,13 +19,14 @@ from pamqp.commands import Basic
 
 from customer.metrics import EVENTS_DEAD_LETTERED, EVENTS_RETRIED
 from customer.settings import CustomerSettings
-from shared.amqp import PERSISTENT
+from shared.amqp import PERSISTENT, broker_user
 from shared.auth import ACTOR_AMQP_HEADER
 from shared.request_id import REQUEST_ID_AMQP_HEADER, request_id_var
 
 log = logging.getLogger(__name__)
 
 REASON_HEADER = "x-dead-letter-reason"
+KIND_HEADER = "x-dead-letter-kind"  # the reason's metric label, for tools to select by
 ORIGINAL_ROUTING_KEY_HEADER = "x-original-routing-key"
 ATTEMPT_HEADER = "x-retry-attempt"  # failed attempts so far, on a retry copy
 LAST_ERROR_HEADER = "x-last-error"
@@ -75,7 +76,7 @@ class Redelivery:
             message,
             self.settings.dead_letter_exchange,
             self.settings.dead_letter_queue,
-            {REASON_HEADER: str(poison), ORIGINAL_ROUTING_KEY_HEADER: message.routing_key},
+            {REASON_HEADER: str(poison), KIND_HEADER: poison.kind, ORIGINAL_ROUTING_KEY_HEADER: message.routing_key},
         )
         EVENTS_DEAD_LETTERED.labels(poison.kind).inc()
 
@@ -117,6 +118,8 @@ class Redelivery:
                 message_id=properties.message_id,
                 message_type=properties.message_type,
                 delivery_mode=PERSISTENT,
+                # Ours now: the consumer trusts its own copies, and RabbitMQ refuses any other user_id.
+                user_id=broker_user(message.channel),
                 headers={**(properties.headers or {}), **extra_headers},
             ),
         )

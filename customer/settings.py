@@ -35,7 +35,18 @@ class CustomerSettings(SharedSettings):
     # later event may satisfy): "5,30,120,300" is 5 attempts over about 7.5 minutes, then the dead letters.
     retry_delays: Annotated[tuple[int, ...], NoDecode] = Field((5, 30, 120, 300), validation_alias="EVENT_RETRY_DELAYS")
 
-    @field_validator("retry_delays", mode="before")
+    # The broker users whose order events the consumer believes (RabbitMQ checks each message's `user_id`
+    # against its publisher's login). Besides these it trusts only its own user, the sender of its retries
+    # and replays. The default is the order service's user in docker-compose.yml; `make run` connects both
+    # services as one user, which the consumer trusts as its own.
+    order_events_publishers: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("order_service",), min_length=1, validation_alias="ORDER_EVENTS_PUBLISHERS"
+    )
+    # Bytes of the largest event body the consumer reads; a larger one is dead-lettered unread. An
+    # order.created is well under 1 KiB; the bound stops a prefetch of giant messages filling the memory.
+    event_max_bytes: int = Field(65536, ge=1024, validation_alias="EVENT_MAX_BYTES")
+
+    @field_validator("retry_delays", "order_events_publishers", mode="before")
     @classmethod
     def _comma_separated(cls, value):
         if isinstance(value, str):

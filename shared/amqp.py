@@ -151,5 +151,14 @@ class BrokerLink:
 BROKER = web.AppKey("broker", BrokerLink)
 
 
+def broker_user(channel: AbstractChannel) -> str:
+    """The broker user of the channel's connection, as aiormq logs in (no user in the URL: `guest`).
+
+    The `user_id` a message published on that channel may carry: RabbitMQ refuses any other, so a
+    consumer can trust it as the name of whoever published the copy it received.
+    """
+    return channel.connection.url.user or "guest"
+
+
 async def declare_events_exchange(channel: AbstractChannel, settings: SharedSettings) -> None:
     await channel.exchange_declare(settings.events_exchange, exchange_type="topic", durable=True)

@@ -355,12 +355,15 @@ async def test_the_consumer_logs_the_actor_of_an_event_it_dead_letters(customer_
     from pamqp.commands import Basic
 
     from shared.testing.api import order_created_event
+    from shared.testing.plugin import BROKER_USER
 
     await broker.basic_publish(
         order_created_event(2147483000),  # no such customer: dead-lettered at once
         exchange=test_run.exchange,
         routing_key="order.created",
-        properties=Basic.Properties(delivery_mode=2, content_type="application/json", headers={"x-actor": "clerk-9"}),
+        properties=Basic.Properties(
+            delivery_mode=2, content_type="application/json", user_id=BROKER_USER, headers={"x-actor": "clerk-9"}
+        ),
     )
 
     async def logged():

@@ -2,6 +2,8 @@
 
 import random
 
+from pamqp.commands import Basic
+
 from customer import ops as customer_ops
 from customer.models import Customer
 from order import ops as order_ops
@@ -9,7 +11,7 @@ from order.keys import OUTBOX
 from order.models import OutboxEvent
 from shared.db import use_app_orm
 from shared.testing.api import create_customer, get_json, order_created_event
-from shared.testing.plugin import eventually
+from shared.testing.plugin import BROKER_USER, eventually
 
 
 async def count(customer_api, customer_id: int) -> int:
@@ -20,7 +22,12 @@ async def test_dead_letters_are_listed_then_replayed_after_the_fix(
     customer_client, customer_settings, broker, test_run, capsys
 ):
     missing_id = random.randint(1_500_000_000, 2_000_000_000)
-    await broker.basic_publish(order_created_event(missing_id), exchange=test_run.exchange, routing_key="order.created")
+    await broker.basic_publish(
+        order_created_event(missing_id),
+        exchange=test_run.exchange,
+        routing_key="order.created",
+        properties=Basic.Properties(user_id=BROKER_USER),
+    )
 
     async def dead_lettered():
         await customer_ops.list_dead_letters(customer_settings, limit=1000)

@@ -20,6 +20,7 @@ from pamqp.commands import Basic
 from systems import Ours
 from target import Round, create_customer
 
+from shared.amqp import broker_user
 from shared.broker_urls import broker_urls
 from shared.events import OrderEvent, OrderEventData
 
@@ -88,7 +89,8 @@ async def consumer_rate(system: Ours, customer_id: int, n: int, already: int) ->
     customers = await asyncpg.connect(system.database_url(system.databases[0]))
     try:
         channel = await connection.channel()
-        properties = Basic.Properties(delivery_mode=2, content_type="application/json")
+        # As the order service sends them: the consumer believes an event only with a trusted sender's user_id.
+        properties = Basic.Properties(delivery_mode=2, content_type="application/json", user_id=broker_user(channel))
         bodies = [event_body(10_000_000 + i, customer_id).encode() for i in range(n)]
         started = time.monotonic()
         for chunk in range(0, n, 500):

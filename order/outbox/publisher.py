@@ -17,7 +17,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from order import repository
 from order.events import OutboxRow
 from order.metrics import EVENTS_PUBLISHED
-from shared.amqp import PERSISTENT, BrokerLink
+from shared.amqp import PERSISTENT, BrokerLink, broker_user
 from shared.auth import ACTOR_AMQP_HEADER
 from shared.events import ORDER_CREATED
 from shared.request_id import REQUEST_ID_AMQP_HEADER, request_id_var
@@ -99,6 +99,7 @@ class EventPublisher:
                 delivery_mode=PERSISTENT,
                 message_id=str(row.event_id),
                 message_type=row.event_type,
+                user_id=broker_user(channel),  # the broker vouches for it: how consumers know the sender
                 headers=inject_headers(event_headers(row)),
             ),
             wait=False,  # type: ignore[call-arg]  # aiormq's Channel takes it; its abstract base does not say so

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import aiormq
 import asyncpg
@@ -31,6 +32,9 @@ from shared.testing.proxy import TcpProxy
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+# The user the suite's connections log in as, the apps' too: the `user_id` a test's event must carry to
+# be trusted by the consumer under test (as the consumer's own user).
+BROKER_USER = urlsplit(AMQP_URL).username or "guest"
 
 
 def unique(prefix: str = "t") -> str:

@@ -12,7 +12,7 @@ from conftest import broker_connected, broker_lost
 from customer.app import create_app as create_customer_app
 from customer.metrics import EVENTS_CONSUMED, EVENTS_DUPLICATE
 from shared.testing.api import create_customer, get_json, order_created_event
-from shared.testing.plugin import eventually
+from shared.testing.plugin import BROKER_USER, eventually
 
 
 async def publish(channel, test_run, body: bytes, routing_key: str = "order.created", headers=None) -> None:
@@ -20,7 +20,9 @@ async def publish(channel, test_run, body: bytes, routing_key: str = "order.crea
         body,
         exchange=test_run.exchange,
         routing_key=routing_key,
-        properties=Basic.Properties(delivery_mode=2, content_type="application/json", headers=headers or {}),
+        properties=Basic.Properties(
+            delivery_mode=2, content_type="application/json", user_id=BROKER_USER, headers=headers or {}
+        ),
     )
 
 

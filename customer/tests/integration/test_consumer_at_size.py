@@ -20,11 +20,11 @@ from customer.settings import CustomerSettings
 from shared.db import asyncpg_dsn, use_app_orm
 from shared.housekeeping import lock_key
 from shared.testing.api import create_customer, get_json, order_created_event
-from shared.testing.plugin import eventually
+from shared.testing.plugin import BROKER_USER, eventually
 
 
 async def publish_all(channel, run, bodies: list[bytes]) -> None:
-    properties = Basic.Properties(delivery_mode=2, content_type="application/json")
+    properties = Basic.Properties(delivery_mode=2, content_type="application/json", user_id=BROKER_USER)
     for start in range(0, len(bodies), 200):  # pipelined, confirmed
         await asyncio.gather(
             *(

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from customer.consumer import parse_event
+from customer.consumer import FUTURE_TOLERANCE, parse_event
 from customer.metrics import DEAD_LETTER_REASONS
 from customer.redelivery import Poison
 
@@ -35,6 +35,7 @@ def test_a_good_event_parses():
         (body(data={"order_id": 1}), "invalid_event"),
         (body(event_type="order.status_changed"), "unexpected_event_type"),
         (body(occurred_at=(datetime.now(UTC) - timedelta(days=8)).isoformat()), "stale_event"),
+        (body(occurred_at="2999-01-01T00:00:00"), "invalid_event"),
     ],
 )
 def test_poison_is_named_by_a_fixed_kind(raw, kind):
@@ -46,3 +47,15 @@ def test_poison_is_named_by_a_fixed_kind(raw, kind):
 def test_an_event_inside_the_window_is_not_stale_even_without_a_time_zone():
     naive = (datetime.now(UTC) - timedelta(days=6)).replace(tzinfo=None).isoformat()
     assert parse_event(body(occurred_at=naive), WINDOW)
+
+
+def test_an_event_dated_beyond_the_tolerance_is_invalid():
+    ahead = (datetime.now(UTC) + FUTURE_TOLERANCE + timedelta(minutes=1)).isoformat()
+    with pytest.raises(Poison) as error:
+        parse_event(body(occurred_at=ahead), WINDOW)
+    assert error.value.kind == "invalid_event"
+
+
+def test_a_clock_a_little_ahead_of_ours_is_tolerated():
+    ahead = (datetime.now(UTC) + FUTURE_TOLERANCE - timedelta(seconds=30)).isoformat()
+    assert parse_event(body(occurred_at=ahead), WINDOW)

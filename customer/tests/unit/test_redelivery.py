@@ -3,10 +3,12 @@
 from types import SimpleNamespace
 
 from pamqp.commands import Basic
+from yarl import URL
 
 from customer.metrics import EVENTS_DEAD_LETTERED, EVENTS_RETRIED
 from customer.redelivery import (
     ATTEMPT_HEADER,
+    KIND_HEADER,
     LAST_ERROR_HEADER,
     ORIGINAL_ROUTING_KEY_HEADER,
     REASON_HEADER,
@@ -20,11 +22,14 @@ SETTINGS = CustomerSettings(orders_queue="q", retry_delays=(5, 30))
 
 
 class RecordingChannel:
+    connection = SimpleNamespace(url=URL("amqp://customer_service:secret@broker/"))
+
     def __init__(self) -> None:
         self.published: list[tuple[str, str, dict]] = []
 
     async def basic_publish(self, body: bytes, *, exchange: str, routing_key: str, properties: Basic.Properties):
         assert body == b"{}" and properties.delivery_mode == 2 and properties.message_id == "m1"
+        assert properties.user_id == "customer_service"  # every copy is the consumer's own: it trusts them
         self.published.append((exchange, routing_key, properties.headers))
 
 
@@ -47,7 +52,7 @@ async def test_poison_is_dead_lettered_with_its_reason_and_counted_by_its_kind()
     await Redelivery(SETTINGS).send({Delivery(channel): Poison("unknown_customer", "customer 7 does not exist")})
     [(exchange, routing_key, headers)] = channel.published
     assert (exchange, routing_key) == ("q.dlx", "q.dlq")
-    assert headers[REASON_HEADER] == "customer 7 does not exist"
+    assert headers[REASON_HEADER] == "customer 7 does not exist" and headers[KIND_HEADER] == "unknown_customer"
     assert headers[ORIGINAL_ROUTING_KEY_HEADER] == "order.created" and headers["x-request-id"] == "r"
     assert count(EVENTS_DEAD_LETTERED, "unknown_customer") == before + 1
 

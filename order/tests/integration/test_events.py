@@ -17,7 +17,7 @@ from order.models import IdempotencyKey, Order, OutboxEvent
 from order.settings import OrderSettings
 from shared.db import use_app_orm
 from shared.testing.api import create_customer, get_json
-from shared.testing.plugin import eventually, unique
+from shared.testing.plugin import BROKER_USER, eventually, unique
 
 
 def order_body(customer_id: int) -> dict:
@@ -54,6 +54,7 @@ async def test_order_created_message_shape_and_headers(order_client, customer_ap
     assert props.delivery_mode == 2 and props.content_type == "application/json"
     assert props.message_id == body["event_id"] and str(uuid.UUID(body["event_id"])) == body["event_id"]
     assert props.headers["x-request-id"] == "shape-test"
+    assert props.user_id == BROKER_USER  # the user it connected as, which the broker checked
     assert body["schema_version"] == 1 and body["event_type"] == "order.created" and body["occurred_at"]
     assert body["data"] == {
         "order_id": order["id"],
