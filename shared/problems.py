@@ -126,6 +126,13 @@ def _http_exception_problem(exc: web.HTTPException) -> web.Response:
     return response
 
 
+# Failures a client may retry: a 503 rather than a 500.
+_UNAVAILABLE = (
+    (is_statement_timeout, "The database did not answer in time"),
+    (is_connection_failure, "A backing service is unavailable"),
+)
+
+
 def problem_for(request: web.Request, exc: Exception) -> web.Response:
     """The problem response for an error a handler raised."""
     if isinstance(exc, AppError):
@@ -136,19 +143,11 @@ def problem_for(request: web.Request, exc: Exception) -> web.Response:
         return response
     if isinstance(exc, web.HTTPException):
         return _http_exception_problem(exc)
-    if is_statement_timeout(exc):
-        log.warning("statement timed out on %s %s: %r", request.method, request.path, exc)
-        response = problem(
-            503, "Service Unavailable", "The database did not answer in time; nothing was changed, try again later."
-        )
-        response.headers["Retry-After"] = "1"
-        return response
-    if is_connection_failure(exc):
-        log.warning("dependency unavailable on %s %s: %r", request.method, request.path, exc)
-        response = problem(
-            503, "Service Unavailable", "A backing service is unavailable; nothing was changed, try again later."
-        )
-        response.headers["Retry-After"] = "1"
-        return response
+    for applies, what in _UNAVAILABLE:
+        if applies(exc):
+            log.warning("%s on %s %s: %r", what, request.method, request.path, exc)
+            response = problem(503, "Service Unavailable", f"{what}; nothing was changed, try again later.")
+            response.headers["Retry-After"] = "1"
+            return response
     log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
     return problem(500, "Internal Server Error", "An unexpected error occurred.")
