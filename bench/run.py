@@ -58,6 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             args.history,
             args.tracing_duration,
             args.event_rates,
+            args.auth_duration,
         )
         < 0
     ):
