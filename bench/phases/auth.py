@@ -14,7 +14,7 @@ import aiohttp
 from cpu import cpu_ms_per_order, cpu_sample, cpu_used
 from figure import Figure, at_most, dig, over
 from phases.post_load import merged_load
-from systems import HOST, ROOT, BenchError, Ours, our_queues
+from systems import HOST, ROOT, RUN_DIR, BenchError, Ours, our_queues
 from target import Round, Target, alternated, create_customers, run_loadgen, started, write_ids
 
 from shared.testing.processes import free_port
@@ -76,7 +76,8 @@ async def start_issuer(stack: contextlib.AsyncExitStack, http: aiohttp.ClientSes
     """`python -m shared.devissuer serve` on a free loopback port, stopped when `stack` closes; its URL."""
     port = free_port()
     args = [sys.executable, "-m", "shared.devissuer", "serve", "--port", str(port), "--lifetime", str(TOKEN_LIFETIME)]
-    process = await asyncio.create_subprocess_exec(*args, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL)
+    with (RUN_DIR / "devissuer.log").open("wb") as log:
+        process = await asyncio.create_subprocess_exec(*args, cwd=ROOT, stdout=log, stderr=log)
 
     async def stop() -> None:
         if process.returncode is None:
@@ -116,6 +117,13 @@ async def twin(system: Ours, stack: contextlib.AsyncExitStack, args: argparse.Na
     return target
 
 
+async def check_mode(http: aiohttp.ClientSession, target: Target, status: int) -> None:
+    """A request without a token gets `status` (jwt: 401): each twin measures the mode it is named for."""
+    async with http.get(f"{target.system.customer_url}/customers/{target.load_ids[0]}") as response:
+        if response.status != status:
+            raise BenchError(f"{target.name}: GET without a token answered {response.status}, not {status}")
+
+
 async def measured(target: Target, load, ids: list[int] | None) -> tuple[dict, dict]:
     """One load and the CPU it took; for POSTs (`ids`) until the counts are exact, the consumer's work."""
     before = cpu_sample(target.system)
@@ -140,6 +148,8 @@ async def run(bench: Round) -> None:
             await twin(OursAuthOff(args.workers), stack, args, {}),
             await twin(OursJwt(args.workers, issuer), stack, args, bearer),
         ]
+        await check_mode(http, twins[0], 200)
+        await check_mode(http, twins[1], 401)
         headers = {twins[0].name: {}, twins[1].name: load_header}
         kinds = {"post_orders": "cpu_ms_per_order", "get_customer": "cpu_ms_per_get"}  # each load's CPU figure
         loads: dict[tuple[str, str], list[dict]] = {(t.name, kind): [] for t in twins for kind in kinds}
