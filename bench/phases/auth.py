@@ -17,13 +17,15 @@ from phases.post_load import merged_load
 from systems import HOST, ROOT, RUN_DIR, BenchError, Ours, our_queues
 from target import Round, Target, alternated, create_customers, run_loadgen, started, write_ids
 
+from shared.scopes import CUSTOMERS_READ, CUSTOMERS_WRITE, ORDERS_READ, ORDERS_WRITE
 from shared.testing.processes import free_port
 
-LOAD_SCOPES = "orders:write customers:read"  # what the measured requests need
-SETUP_SCOPES = "customers:write customers:read orders:read"  # creating the customers, the exactness check
+LOAD_SCOPES = f"{ORDERS_WRITE} {CUSTOMERS_READ}"  # what the measured requests need
+SETUP_SCOPES = f"{CUSTOMERS_WRITE} {CUSTOMERS_READ} {ORDERS_READ}"  # creating the customers, the exactness check
 DEV_CLIENT = ("dev", "dev-secret")  # the development issuer's client that may ask for any scope
 TOKEN_LIFETIME = 3600  # seconds: longer than any run of this phase
 ISSUER_START_TIMEOUT = 20.0
+REFUSED = {"status 401", "status 403"}
 TARGET = 1.05  # jwt / off, of CPU per request
 
 
@@ -106,7 +108,7 @@ async def token(http: aiohttp.ClientSession, issuer: str, scopes: str) -> str:
 
 
 async def twin(system: Ours, stack: contextlib.AsyncExitStack, args: argparse.Namespace, setup: dict) -> Target:
-    """Start it, its HTTP session with the setup token (the jwt twin's; ignored by the off one), and
+    """Start it, with an HTTP session sending the `setup` headers (the jwt twin's token), and give it
     its customers."""
     _, db = await started(system, stack)
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10), headers=setup)
@@ -175,6 +177,8 @@ async def run(bench: Round) -> None:
             results[target.name] = {"exactness": await target.exactness()}
             for kind, figure in kinds.items():
                 load = results[target.name][kind] = merged_load(loads[target.name, kind])
+                if REFUSED & set(load["error_kinds"]):  # the token itself, not the load: nothing to measure
+                    raise BenchError(f"{target.name}: {kind} refused: {load['error_kinds']}")
                 cpu = dict(used[target.name, kind])
                 results[target.name][figure] = cpu_ms_per_order(cpu, load["loadgen_cpu_s"], load["ok"])
     bench.results[ours.name]["auth"] = {"jwt": results[OursJwt.name], "off": results[OursAuthOff.name]}
