@@ -60,9 +60,10 @@ class LeanSession:
     """The few calls `Client` makes of an aiohttp.ClientSession, at a fraction of its CPU per request:
     with aiohttp's client, the overload phase measured the load generator as much as the services."""
 
-    def __init__(self, limit: int, timeout: float) -> None:
+    def __init__(self, limit: int, timeout: float, headers: dict[str, str] | None = None) -> None:
         self.limit = limit
         self.timeout = timeout
+        self.headers = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())  # on every request
         self.idle: list[_LeanConnection] = []
         self.open = 0
         self.freed = asyncio.Condition()
@@ -98,7 +99,7 @@ class LeanSession:
     async def _request(self, method: str, url: str, body: bytes = b"", content_type: str | None = None):
         parts = urlsplit(url)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
-        head = f"{method} {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Length: {len(body)}\r\n"
+        head = f"{method} {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Length: {len(body)}\r\n{self.headers}"
         if content_type:
             head += f"Content-Type: {content_type}\r\n"
         async with asyncio.timeout(self.timeout):

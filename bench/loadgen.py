@@ -135,7 +135,8 @@ async def open_loop(client: Client, ids: list[int], rate: float, count: int) -> 
 async def run(args: argparse.Namespace, ids: list[int]) -> dict:
     # Open loop: enough connections that a slow answer never delays the next scheduled request.
     connections = args.concurrency if args.rate is None else args.connections
-    session = LeanSession(connections, REQUEST_TIMEOUT.total)
+    headers = dict((name.strip(), value.strip()) for name, _, value in (text.partition(":") for text in args.header))
+    session = LeanSession(connections, REQUEST_TIMEOUT.total, headers)
     try:
         client = Client(session, args.url, args.target, keep_orders=args.rate is not None)
         cpu_before, started = cpu_seconds(), time.monotonic()
@@ -188,6 +189,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--keep-latencies",
         action="store_true",
         help="add every latency (seconds, of the expected answers) to the result, for pooling several runs",
+    )
+    parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        help="'Name: value' sent with every request, e.g. 'Authorization: Bearer <token>' (repeatable)",
     )
     parser.add_argument("--out", help="write the result to this file instead of stdout")
     args = parser.parse_args(argv)

@@ -5,9 +5,9 @@
 Each round resets and starts both systems (ours and bench/baseline/), gives each its customers, and
 runs the phases of bench/phases/ on them: the closed-loop ones (POST /orders, event lag, the GETs)
 every round, the system that goes first alternating from round to round; the longer ones (overload,
-backlog drain and aging, tracing) in the first round only. Then print each figure with its ratio to
-the baseline and its target, the min-max over the rounds, and write bench/results/<timestamp>.json
-and .png (and latest.png).
+backlog drain and aging, tracing, authentication) in the first round only. Then print each figure
+with its ratio to the baseline and its target, the min-max over the rounds, and write
+bench/results/<timestamp>.json and .png (and latest.png).
 Exit status: 0 done, 1 exactness failed (a count or a stored order is off), 2 the bench itself failed.
 """
 
@@ -58,6 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             args.history,
             args.tracing_duration,
             args.event_rates,
+            args.auth_duration,
         )
         < 0
     ):
