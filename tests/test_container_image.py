@@ -62,10 +62,7 @@ def stack(podman, project_image) -> Stack:
     stack = Stack(podman, project_image, apps, {}, {}, backing, {})
     try:
         stack.ports = {name: {port: free_port() for port in container_ports(s)} for name, s in apps.items()}
-        envs = {
-            name: {key: backing.localise(value, stack.ports) for key, value in environment(s).items()}
-            for name, s in apps.items()
-        }
+        envs = {name: backing.localise_env(environment(s), stack.ports) for name, s in apps.items()}
         backing.create_broker()
         for name in start_order(apps):
             service, container = apps[name], f"shop-test-{run_id}-{name}"

@@ -71,6 +71,14 @@ class MachineBacking:
         self.broker_users: dict[str, tuple[str, str]] = {}  # compose user -> (this run's user, password)
         self.vhost = f"shop-test-{run_id}"
 
+    def localise_env(self, env: dict[str, str], app_ports: dict[str, dict[int, int]]) -> dict[str, str]:
+        """A service's environment pointed at this run's servers, ports, roles and broker users."""
+        local = {key: self.localise(value, app_ports) for key, value in env.items()}
+        if "ORDER_EVENTS_PUBLISHERS" in local:  # broker user names, not URLs: this run's names too
+            users = local["ORDER_EVENTS_PUBLISHERS"].split(",")
+            local["ORDER_EVENTS_PUBLISHERS"] = ",".join(f"{user.strip()}.{self.run_id}" for user in users)
+        return local
+
     def localise(self, value: str, app_ports: dict[str, dict[int, int]]) -> str:
         url = urlsplit(value)
         if not url.scheme or url.hostname not in self.services:
