@@ -34,8 +34,22 @@ def spawn(argv: list[str]) -> subprocess.Popen:
     return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+class IssuerEndpoints:
+    """Where an issuer at `url` serves its key set and its tokens."""
+
+    url: str
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.url}/jwks"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.url}/token"
+
+
 @dataclass
-class DevIssuer:
+class DevIssuer(IssuerEndpoints):
     """`python -m shared.devissuer serve` on a free port; stop() and start() again (new keys) at will."""
 
     port: int = field(default_factory=free_port)
@@ -46,14 +60,6 @@ class DevIssuer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def jwks_url(self) -> str:
-        return f"{self.url}/jwks"
-
-    @property
-    def token_url(self) -> str:
-        return f"{self.url}/token"
 
     async def start(self, timeout: float = 20.0) -> "DevIssuer":
         argv = [sys.executable, "-m", "shared.devissuer", "serve", "--port", str(self.port)]
@@ -101,7 +107,7 @@ class DevIssuer:
             return (await r.json())["kid"]
 
 
-class OwnIssuer:
+class OwnIssuer(IssuerEndpoints):
     """An issuer the test controls: its own RSA and EC keys, a JWKS it serves (or not, while `down`),
     and tokens signed with any claims, header or key."""
 
@@ -138,14 +144,6 @@ class OwnIssuer:
         algorithm, key = self.published[kid]
         jwk = jwt.get_algorithm_by_name(algorithm).to_jwk(key.public_key(), as_dict=True)
         return {**jwk, "kid": kid, "alg": algorithm, "use": "sig"}
-
-    @property
-    def jwks_url(self) -> str:
-        return f"{self.url}/jwks"
-
-    @property
-    def token_url(self) -> str:
-        return f"{self.url}/token"
 
     def claims(self, scope: str = "", audience: str | list[str] = CUSTOMER_AUDIENCE, **more) -> dict:
         now = int(time.time())
