@@ -27,16 +27,9 @@ async def create_order(request: web.Request) -> web.Response:
     require_customer(request, body.order.customer_id)
     scoped_key = idempotency.scoped(key, current_actor()) if key is not None else None
     claim = idempotency.Claim(scoped_key, body.order.model_dump_json()) if scoped_key is not None else None
+    asked = service.OrderRequest(body.order, current_request_id(), claim, still_wanted=lambda: not client_gone(request))
     try:
-        placed = await service.place_order(
-            request.app[CUSTOMERS],
-            request.app[ORDER_IDS],
-            request.app[OUTBOX],
-            body.order,
-            current_request_id(),
-            claim=claim,
-            still_wanted=lambda: not client_gone(request),
-        )
+        placed = await service.place_order(request.app[CUSTOMERS], request.app[ORDER_IDS], request.app[OUTBOX], asked)
     except service.ClientGone:
         ABANDONED.inc()
         return web.Response(status=499)  # nobody reads it

@@ -12,7 +12,7 @@ from customer.app import create_app as create_customer_app
 from customer.settings import CustomerSettings
 from order.app import create_app as create_order_app
 from order.db_config import APP, order_orm_config
-from order.repository import CLAIM_BATCH
+from order.outbox.store import CLAIM_BATCH
 from order.settings import OrderSettings
 from shared.db import asyncpg_dsn, use_app_orm
 from shared.housekeeping import vacuum
