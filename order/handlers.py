@@ -12,7 +12,8 @@ from order.schemas import (
     OrderQuery,
 )
 from shared.admission import ABANDONED, client_gone
-from shared.auth import bound_customer, current_actor, require_customer, require_scope, require_staff
+from shared.auth.access import require_customer, require_scope, require_staff
+from shared.auth.identity import bound_customer, current_actor
 from shared.http import created, json_response, parse_json, parse_query, path_id
 from shared.pagination import check_offset, page_response, resume
 from shared.request_id import current_request_id

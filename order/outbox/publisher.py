@@ -18,7 +18,7 @@ from order.events import OutboxRow
 from order.metrics import EVENTS_PUBLISHED
 from order.outbox import store
 from shared.amqp import PERSISTENT, BrokerLink, broker_user
-from shared.auth import ACTOR_AMQP_HEADER
+from shared.auth.identity import ACTOR_AMQP_HEADER
 from shared.events import ORDER_CREATED
 from shared.request_id import REQUEST_ID_AMQP_HEADER, request_id_var
 from shared.tracing import inject_headers, producer_span
