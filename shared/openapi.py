@@ -286,7 +286,7 @@ def _auth_problem(description: str) -> dict:
     }
 
 
-# Where the development issuer (shared/devissuer.py) takes client credentials, when AUTH_TOKEN_URL says nothing.
+# Where the development issuer (shared/devissuer/) takes client credentials, when AUTH_TOKEN_URL says nothing.
 DEV_TOKEN_URL = "http://127.0.0.1:3010/token"
 
 
