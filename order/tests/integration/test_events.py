@@ -18,7 +18,8 @@ from order.outbox import store
 from order.settings import OrderSettings
 from shared.db import use_app_orm
 from shared.testing.api import create_customer, get_json
-from shared.testing.plugin import BROKER_USER, eventually, unique
+from shared.testing.plugin import eventually, unique
+from shared.testing.runs import BROKER_USER
 
 
 def order_body(customer_id: int) -> dict:

@@ -17,7 +17,8 @@ from order.settings import OrderSettings
 from shared.db import asyncpg_dsn, use_app_orm
 from shared.housekeeping import vacuum
 from shared.testing.api import create_customer, get_json
-from shared.testing.plugin import aiormq_channel, eventually
+from shared.testing.plugin import eventually
+from shared.testing.runs import aiormq_channel
 
 BACKLOG = 20_000
 WITH_HISTORY = 2_000  # orders that also have two status changes queued behind their creation
