@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings
 
 from shared.broker_urls import broker_urls
 from shared.problems import exception_chain, is_connection_failure
+from shared.tls import POSTGRES_FIX, RABBITMQ_FIX, certificate_failure
 
 POSTGRES, RABBITMQ = "PostgreSQL", "RabbitMQ"
 POSTGRES_SCHEMES = ("postgres", "postgresql", "asyncpg", "psycopg")
@@ -106,6 +107,9 @@ def explain(exc: BaseException, target: Target) -> str | None:
                 f"{POSTGRES} refused the login at {target.where}: {cause} -> {fix}"
                 f"fix the user or password in {target.variable}"
             )
+    if (failure := certificate_failure(exc)) is not None:  # a configuration error, not an outage
+        fix = (POSTGRES_FIX if target.what == POSTGRES else RABBITMQ_FIX).format(variable=target.variable)
+        return f"{target.what} at {target.where}: {failure} -> {fix} (docs/operations.md#encryption-in-transit)"
     # connect_first folds each broker's failure into one ConnectionError's text: a refusal shows there.
     refused = any(isinstance(cause, _AMQP_REFUSALS) for cause in exception_chain(exc)) or "ACCESS_REFUSED" in str(exc)
     if target.what == RABBITMQ and refused:
