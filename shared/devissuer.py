@@ -32,6 +32,7 @@ import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from shared.cli import command_parser, subcommands
 from shared.scopes import CUSTOMERS_READ, ORDERS_READ, SCOPES
 
 log = logging.getLogger("devissuer")
@@ -273,8 +274,8 @@ async def _rotate(url: str, client: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m shared.devissuer", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = command_parser("shared.devissuer", __doc__, verbose=False)
+    commands = subcommands(parser)
     run = commands.add_parser("serve", help="run the issuer")
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, help=f"default: the --issuer URL's port, else {DEFAULT_PORT}")
