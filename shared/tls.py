@@ -23,6 +23,8 @@ POSTGRES_FIX = (
 )
 RABBITMQ_FIX = "set cafile= in {variable} to the CA that signed the broker's certificate, and name the host it names"
 VERIFYING = ("verify-ca", "verify-full")
+# The settings fields a running service connects with (not the migration or admin URLs: `manage` checks those).
+SERVICE_CONNECTIONS = ("database_url", "listen_url", "amqp_url")
 
 
 def certificate_failure(exc: BaseException) -> str | None:
@@ -66,7 +68,7 @@ async def certificate_problems(settings: BaseSettings) -> list[str]:
     checks = []
     for field, info in type(settings).model_fields.items():
         variable, value = str(info.validation_alias or field.upper()), getattr(settings, field)
-        if not isinstance(value, str) or not value:
+        if field not in SERVICE_CONNECTIONS or not value:
             continue
         if value.startswith(("postgres://", "postgresql://", "asyncpg://")) and postgres_verifies(value):
             checks.append(
