@@ -106,7 +106,7 @@ class BrokerLink:
                 # aiormq cancels its own pending calls when the connection drops under them.
                 log.warning("%s: broker connection dropped during setup", self.name)
             except Exception as exc:  # every broker failure means the same here: try again later
-                if (failure := certificate_failure(exc)) is not None:  # fixed on the broker, or a restart with a new CA
+                if (failure := certificate_failure(exc)) is not None:  # retried: the CA file is read on each connect
                     log.error("%s: broker at %s: %s -> %s", self.name, where(self.url), failure, CA_FIX)
                 else:
                     log.warning(
