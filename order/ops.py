@@ -16,6 +16,7 @@ from tortoise.timezone import now
 from order import events, repository
 from order.db_config import order_orm_config
 from order.domain import INITIAL_STATUS
+from order.outbox import store
 from order.settings import OrderSettings
 from shared.cli import (
     POSTGRES,
@@ -37,7 +38,7 @@ DEFAULT_DEDUP_WINDOW = timedelta(days=7)
 
 
 async def show_outbox(as_json: bool = False) -> int:
-    pending, oldest = await repository.backlog()
+    pending, oldest = await store.backlog()
     if as_json:  # the names of its metrics, outbox_pending_events and outbox_oldest_pending_seconds
         print_json({"pending_events": pending, "oldest_pending_seconds": round(oldest, 3)})
     else:
@@ -55,7 +56,7 @@ async def republish(order_id: int) -> int:
     if order is None:
         print(f"order {order_id} does not exist", file=sys.stderr)
         return 1
-    if await repository.has_pending_events(order_id):
+    if await store.has_pending_events(order_id):
         print(f"order {order_id}: its events are still in the outbox, waiting for the broker")
         return 0
     if order.created_at < now() - DEFAULT_DEDUP_WINDOW:
@@ -66,7 +67,7 @@ async def republish(order_id: int) -> int:
             file=sys.stderr,
         )
     order.status = INITIAL_STATUS  # the event as it was at creation: same payload, same id
-    await repository.add_event(events.order_created(order, request_id="republish"))
+    await store.add_event(events.order_created(order, request_id="republish"))
     print(f"order {order_id}: order.created queued for publishing again")
     return 0
 

@@ -16,7 +16,8 @@ from customer import ops as customer_ops
 from customer.models import Customer
 from shared.db import use_app_orm
 from shared.testing.api import create_customer
-from shared.testing.plugin import ROOT, eventually
+from shared.testing.plugin import eventually
+from shared.testing.runs import ROOT
 
 BIN = Path(sys.executable).parent
 PYTHON = Path(sys.executable).name

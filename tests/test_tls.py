@@ -19,8 +19,9 @@ import pytest
 
 from shared.testing import postgres, rabbitmq
 from shared.testing.certificates import CertificateAuthority
-from shared.testing.plugin import ROOT, eventually
+from shared.testing.plugin import eventually
 from shared.testing.processes import Services, free_port
+from shared.testing.runs import ROOT
 
 pytestmark = [
     pytest.mark.slow,
