@@ -70,68 +70,76 @@ def _retry_message() -> dict:
     }
 
 
+def _channels(settings: CustomerSettings) -> dict:
+    retries = len(settings.retry_delays)
+    return {
+        "customerOrders": queue_channel(
+            settings.orders_queue,
+            f"Quorum queue bound to `{ORDER_CREATED}` on the topic exchange `{settings.events_exchange}`, "
+            f"delivery limit {settings.delivery_limit}, dead-lettering to `{settings.dead_letter_exchange}`.",
+            "orderCreated",
+        ),
+        "customerOrdersDeadLetter": queue_channel(
+            settings.dead_letter_queue,
+            f"Quorum queue bound to the fanout exchange `{settings.dead_letter_exchange}`.",
+            "deadLetter",
+        ),
+        **{
+            f"customerOrdersRetry{delay}s": queue_channel(
+                settings.retry_queue(delay),
+                f"Quorum queue bound to the direct exchange `{settings.retry_exchange}` under its own name, "
+                f"message TTL {delay} s; an expired message is dead-lettered (at least once) through "
+                f"`{settings.retry_exchange}` with routing key `{settings.orders_queue}`, "
+                f"back into the work queue. Retry {n} of {retries}.",
+                "retry",
+            )
+            for n, delay in enumerate(settings.retry_delays, 1)
+        },
+    }
+
+
+def _operations(settings: CustomerSettings) -> dict:
+    return {
+        "consumeOrderCreated": operation(
+            "receive",
+            "customerOrders",
+            "orderCreated",
+            "The customer service counts the order for its customer, then acks.",
+            {"ack": True},
+        ),
+        "deadLetterOrderEvent": operation(
+            "send",
+            "customerOrdersDeadLetter",
+            "deadLetter",
+            "The customer service sets aside a message it can never apply (not JSON, wrong schema, "
+            "unknown customer, older than the deduplication window), or one whose retries ran out.",
+            {"deliveryMode": 2},
+        ),
+        **{
+            f"retryOrderEvent{delay}s": operation(
+                "send",
+                f"customerOrdersRetry{delay}s",
+                "retry",
+                f"The customer service sets aside, for {delay} s, a message that failed while its database was "
+                "up; the broker returns it to the work queue.",
+                {"deliveryMode": 2},
+            )
+            for delay in settings.retry_delays
+        },
+    }
+
+
 def customer_asyncapi(settings: CustomerSettings | None = None) -> dict:
     """The document for the topology `settings` names (by default the contract's, never the environment's)."""
     settings = settings or CustomerSettings.model_construct()  # field defaults only: no environment read
-    retries = len(settings.retry_delays)
     return asyncapi.asyncapi_document(
         "Customer service events",
         "What the customer service consumes from RabbitMQ: `order.created`, from its own quorum queue, to count "
         "each customer's orders. Every event is applied exactly once; what can never be applied is dead-lettered.",
         settings.amqp_url,
         [OrderEvent],
-        channels={
-            "customerOrders": queue_channel(
-                settings.orders_queue,
-                f"Quorum queue bound to `{ORDER_CREATED}` on the topic exchange `{settings.events_exchange}`, "
-                f"delivery limit {settings.delivery_limit}, dead-lettering to `{settings.dead_letter_exchange}`.",
-                "orderCreated",
-            ),
-            "customerOrdersDeadLetter": queue_channel(
-                settings.dead_letter_queue,
-                f"Quorum queue bound to the fanout exchange `{settings.dead_letter_exchange}`.",
-                "deadLetter",
-            ),
-            **{
-                f"customerOrdersRetry{delay}s": queue_channel(
-                    settings.retry_queue(delay),
-                    f"Quorum queue bound to the direct exchange `{settings.retry_exchange}` under its own name, "
-                    f"message TTL {delay} s; an expired message is dead-lettered (at least once) through "
-                    f"`{settings.retry_exchange}` with routing key `{settings.orders_queue}`, "
-                    f"back into the work queue. Retry {n} of {retries}.",
-                    "retry",
-                )
-                for n, delay in enumerate(settings.retry_delays, 1)
-            },
-        },
-        operations={
-            "consumeOrderCreated": operation(
-                "receive",
-                "customerOrders",
-                "orderCreated",
-                "The customer service counts the order for its customer, then acks.",
-                {"ack": True},
-            ),
-            "deadLetterOrderEvent": operation(
-                "send",
-                "customerOrdersDeadLetter",
-                "deadLetter",
-                "The customer service sets aside a message it can never apply (not JSON, wrong schema, "
-                "unknown customer, older than the deduplication window), or one whose retries ran out.",
-                {"deliveryMode": 2},
-            ),
-            **{
-                f"retryOrderEvent{delay}s": operation(
-                    "send",
-                    f"customerOrdersRetry{delay}s",
-                    "retry",
-                    f"The customer service sets aside, for {delay} s, a message that failed while its database was "
-                    "up; the broker returns it to the work queue.",
-                    {"deliveryMode": 2},
-                )
-                for delay in settings.retry_delays
-            },
-        },
+        channels=_channels(settings),
+        operations=_operations(settings),
         messages={
             "orderCreated": event_message(
                 ORDER_CREATED, OrderEvent, "An order was placed.", CONSUMED, EXAMPLE.model_dump_json(exclude_none=True)

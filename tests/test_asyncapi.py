@@ -120,3 +120,11 @@ def test_every_example_is_valid_and_the_consumer_accepts_it(service):
                 if name == ORDER_CREATED:
                     parsed = parse_event(json.dumps(example["payload"]).encode(), timedelta(days=3650))
                     assert parsed.event_type == ORDER_CREATED
+
+
+@pytest.mark.parametrize("service", DOCUMENTS)
+def test_every_schema_and_field_of_the_events_is_described(service):
+    for name, schema in DOCUMENTS[service]()["components"]["schemas"].items():
+        assert schema.get("description"), name
+        for field, prop in schema["properties"].items():
+            assert prop.get("description"), f"{name}.{field}"

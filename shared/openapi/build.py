@@ -29,6 +29,12 @@ from shared.openapi.declare import (
 from shared.problems import BLANK_TYPE, PROBLEM_CONTENT_TYPE, example_body
 
 REF_TEMPLATE = "#/components/schemas/{model}"
+# What no operation can declare: the answer to a method a path does not have.
+EVERY_PATH = (
+    "\n\nEvery error is an RFC 9457 problem (`application/problem+json`) whose `type` is `about:blank` unless "
+    "the response lists a type of its own. A method a path does not list is answered 405, `Allow` naming those "
+    "it has. Every response carries `X-Request-ID`; every 503 of an API operation carries `Retry-After`."
+)
 ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
 
 
@@ -47,7 +53,7 @@ def build_spec(
         "info": {
             "title": title,
             "version": version("shop-services"),
-            "description": description,
+            "description": description + EVERY_PATH,
             "license": {"name": "MIT", "identifier": "MIT"},
         },
         "servers": servers,
@@ -173,7 +179,10 @@ def _response(body, description: str, headers: tuple[Header, ...], refs: dict, c
         response["content"] = {body.media_type: media}
     elif isinstance(body, tuple):
         response["description"] = description + _problem_types(body)
-        examples = {_example_name(error, i): {"value": example_body(error)} for i, error in enumerate(body)}
+        examples = {}
+        for i, error in enumerate(body):
+            value = example_body(error)
+            examples[_example_name(error, i)] = {"summary": value["detail"], "value": value}
         response["content"] = {
             PROBLEM_CONTENT_TYPE: {"schema": refs[(Problem, "serialization")], "examples": examples},
         }

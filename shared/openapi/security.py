@@ -5,10 +5,10 @@ from collections.abc import Callable, Iterable, Mapping
 
 from aiohttp import web
 
-from shared.auth import Access, Forbidden, Unauthorized
+from shared.auth import Access, Forbidden, KeysUnavailable, Unauthorized
 from shared.openapi.build import REF_TEMPLATE, header_refs
 from shared.openapi.declare import REQUEST_ID, Header
-from shared.problems import PROBLEM_CONTENT_TYPE, problem_body
+from shared.problems import PROBLEM_CONTENT_TYPE, example_body, problem_body
 from shared.scopes import SCOPES
 
 WWW_AUTHENTICATE = Header(
@@ -30,6 +30,11 @@ AUTH_PROBLEMS = {
         problem_body(Forbidden.status, Forbidden.title, "This token lacks the scope orders:write."),
     ),
 }
+
+
+# With AUTH_MODE=jwt, while the issuer's keys cannot be fetched (shared/auth.py).
+_KEYS_UNAVAILABLE = example_body(KeysUnavailable(retry_after=5))
+KEYS_UNAVAILABLE = {"summary": _KEYS_UNAVAILABLE["detail"], "value": _KEYS_UNAVAILABLE}
 
 
 def _auth_problem(description: str, example: dict, components: dict) -> dict:
@@ -77,6 +82,8 @@ def secure(spec: dict, scopes: dict[tuple[str, str], list[str]], token_url: str)
                 continue
             operation["security"] = [{"bearer": [s]} for s in needed] + [{"oauth2": [s]} for s in needed]
             responses = operation["responses"]
+            if "503" in responses:  # its examples are a dict built for this document alone
+                responses["503"]["content"][PROBLEM_CONTENT_TYPE]["examples"]["KeysUnavailable"] = KEYS_UNAVAILABLE
             for status, (description, example) in AUTH_PROBLEMS.items():
                 responses.setdefault(str(status), _auth_problem(description, example, spec["components"]))
             operation["responses"] = dict(sorted(responses.items()))
