@@ -27,6 +27,7 @@ from order.schemas import (
     StatusChange,
 )
 from order.service import OrderNotFound, TransitionRefused
+from shared.http import refusal_of
 from shared.openapi import (
     COMMON_OPERATIONS,
     COMMON_TAGS,
@@ -40,7 +41,6 @@ from shared.openapi import (
     unavailable,
 )
 from shared.pagination import Page
-from shared.problems import ValidationFailed, field_error
 
 PLACED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 ORDER = OrderOut(
@@ -63,7 +63,7 @@ NEW_ORDER = CreateOrderBody(
 )
 NOT_FOUND = ((OrderNotFound(42),), "No order with this id.")
 ORDER_PAGE = (Page[OrderOut](items=[ORDER], total=1, limit=50, offset=0, next=None), "A page of orders.")
-INVALID_BODY = ValidationFailed("The request body is invalid.", field_error("order.quantity", "Field required"))
+INVALID_BODY = refusal_of(CreateOrderBody, {"order": {**NEW_ORDER.order.model_dump(mode="json"), "quantity": 0}})
 
 IDEMPOTENCY_KEY = Header(
     IDEMPOTENCY_HEADER,
@@ -157,6 +157,10 @@ OPERATIONS = [
             409: (
                 (TransitionRefused(InvalidTransition("delivered", "paid")),),
                 "The transition is not allowed from the current status.",
+            ),
+            422: (
+                (refusal_of(ChangeStatusBody, {"order": {"status": "lost"}}),),
+                "The body is invalid (an unknown status, say); `errors` names each bad field.",
             ),
         },
         "created → paid → shipped → delivered, and created|paid → cancelled; of two racing changes at most one "

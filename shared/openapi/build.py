@@ -11,6 +11,7 @@ import orjson
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from shared.http import refusal_of
 from shared.openapi.declare import (
     ADMITTED_PROBLEMS,
     ANY_PROBLEMS,
@@ -116,6 +117,9 @@ def _responses(op: Operation) -> dict[int, Response]:
         responses.update(QUERY_PROBLEMS)
     if op.request is not None:
         responses.update(BODY_PROBLEMS)
+        model = _model(op.request)
+        if model is not None:  # an empty object, refused as the service refuses it
+            responses[422] = ((refusal_of(model, {}),), BODY_PROBLEMS[422][1])
     responses.update(op.responses)
     return responses
 

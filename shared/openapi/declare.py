@@ -129,7 +129,7 @@ BODY_PROBLEMS: dict[int, Response] = {
     413: ((web.HTTPRequestEntityTooLarge(2**20, 2**20 + 1),), "The body is larger than 1 MiB."),
     415: ((UnsupportedMediaType("Send the body as application/json."),), "The body is not sent as application/json."),
     422: (
-        (ValidationFailed("The request body is invalid.", field_error("customer.name", "Field required")),),
+        (),  # its example: build.py refuses an empty object with the operation's own model
         "The body is invalid; `errors` names each bad field.",
     ),
 }
