@@ -36,6 +36,7 @@ async def service(request, customer_settings, order_settings):
 @pytest.mark.parametrize("docs", [customer_docs, order_docs], ids=["customer", "order"])
 def test_every_operation_and_property_has_a_description_and_every_operation_an_example(docs):
     spec = docs.openapi_spec()
+    assert all(tag.get("description") for tag in spec["tags"]), spec["tags"]
     for name, schema in spec["components"]["schemas"].items():
         assert schema.get("description"), name
         for prop, value in schema.get("properties", {}).items():
