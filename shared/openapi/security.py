@@ -5,7 +5,8 @@ from collections.abc import Callable, Iterable, Mapping
 
 from aiohttp import web
 
-from shared.auth import Access, Forbidden, KeysUnavailable, Unauthorized
+from shared.auth.access import Access, Forbidden, Unauthorized
+from shared.auth.keys import KeysUnavailable
 from shared.openapi.build import REF_TEMPLATE, header_refs
 from shared.openapi.declare import REQUEST_ID, Header
 from shared.problems import PROBLEM_CONTENT_TYPE, example_body, problem_body
@@ -15,7 +16,7 @@ WWW_AUTHENTICATE = Header(
     "WWW-Authenticate", "The RFC 6750 Bearer challenge.", example='Bearer realm="orders", error="invalid_token"'
 )
 
-# Where the development issuer (shared/devissuer.py) takes client credentials, when AUTH_TOKEN_URL says nothing.
+# Where the development issuer (shared/devissuer/) takes client credentials, when AUTH_TOKEN_URL says nothing.
 DEV_TOKEN_URL = "http://127.0.0.1:3010/token"
 
 
@@ -32,7 +33,7 @@ AUTH_PROBLEMS = {
 }
 
 
-# With AUTH_MODE=jwt, while the issuer's keys cannot be fetched (shared/auth.py).
+# With AUTH_MODE=jwt, while the issuer's keys cannot be fetched (shared/auth/).
 _KEYS_UNAVAILABLE = example_body(KeysUnavailable(retry_after=5))
 KEYS_UNAVAILABLE = {"summary": _KEYS_UNAVAILABLE["detail"], "value": _KEYS_UNAVAILABLE}
 
@@ -48,7 +49,7 @@ def _auth_problem(description: str, example: dict, components: dict) -> dict:
 
 
 def route_scopes(routes: Iterable[web.RouteDef], access: Mapping[Callable, Access]) -> dict[tuple[str, str], list[str]]:
-    """The scopes of each (method, canonical path), from a service's access table (shared/auth.py)."""
+    """The scopes of each (method, canonical path), from a service's access table (shared/auth/)."""
     return {
         (route.method, re.sub(r"\{(\w+):[^}]+\}", r"{\1}", route.path)): access[route.handler].documented_scopes
         for route in routes
