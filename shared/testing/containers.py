@@ -3,6 +3,7 @@ PostgreSQL and RabbitMQ in the place of compose's own."""
 
 import json
 import re
+import secrets
 import shlex
 import subprocess
 from pathlib import Path
@@ -10,10 +11,12 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
+from shared.password_files import SUFFIX
 from shared.testing.compose import command_argv, environment
 from shared.testing.podman import TEST_LABEL
 
 ROOT = Path(__file__).resolve().parents[2]
+DEFINITIONS_TEMPLATE = ROOT / "infra" / "rabbitmq" / "definitions.json"
 
 
 def run_args(
@@ -41,6 +44,14 @@ def run_args(
         args += ["--tmpfs", mount]
     if service.get("user"):
         args += ["--user", str(service["user"])]
+    # The hardening compose gives it (capabilities, no-new-privileges, memory and process limits).
+    args += [f"--cap-drop={cap}" for cap in service.get("cap_drop", [])]
+    args += [f"--cap-add={cap}" for cap in service.get("cap_add", [])]
+    args += [f"--security-opt={option}" for option in service.get("security_opt", [])]
+    if service.get("mem_limit"):
+        args.append(f"--memory={service['mem_limit']}")
+    if service.get("pids_limit"):
+        args.append(f"--pids-limit={service['pids_limit']}")
     if service.get("working_dir"):
         args += ["--workdir", service["working_dir"]]
     for key, value in env.items():
@@ -73,7 +84,9 @@ class MachineBacking:
 
     def localise_env(self, env: dict[str, str], app_ports: dict[str, dict[int, int]]) -> dict[str, str]:
         """A service's environment pointed at this run's servers, ports, roles and broker users."""
-        local = {key: self.localise(value, app_ports) for key, value in env.items()}
+        # The compose passwords live in volumes the test does not make: the run's roles are trusted as the
+        # machine's server trusts them, and its broker users get passwords of the run (in their URLs).
+        local = {key: self.localise(value, app_ports) for key, value in env.items() if not key.endswith(SUFFIX)}
         if "ORDER_EVENTS_PUBLISHERS" in local:  # broker user names, not URLs: this run's names too
             users = local["ORDER_EVENTS_PUBLISHERS"].split(",")
             local["ORDER_EVENTS_PUBLISHERS"] = ",".join(f"{user.strip()}.{self.run_id}" for user in users)
@@ -100,7 +113,9 @@ class MachineBacking:
                 )
             )
         if url.hostname == self.rabbitmq:
-            user, password = self.broker_users.setdefault(url.username, (f"{url.username}.{self.run_id}", url.password))
+            user, password = self.broker_users.setdefault(
+                url.username, (f"{url.username}.{self.run_id}", url.password or secrets.token_urlsafe(16))
+            )
             return urlunsplit(
                 (
                     url.scheme,
@@ -116,11 +131,8 @@ class MachineBacking:
         return urlunsplit((url.scheme, f"127.0.0.1:{port}", url.path, url.query, ""))
 
     def definitions(self) -> dict:
-        for volume in self.services[self.rabbitmq].get("volumes", []):
-            source, target = volume.split(":")[:2] if isinstance(volume, str) else (volume["source"], volume["target"])
-            if target.endswith(".json") and source.startswith("."):
-                return json.loads((ROOT / source).read_text())
-        raise AssertionError(f"the {self.rabbitmq} service mounts no definitions file")
+        """The rights compose's broker gives each user (the template the `secrets` service completes)."""
+        return json.loads(DEFINITIONS_TEMPLATE.read_text())
 
     def create_broker(self) -> None:
         permissions = {p["user"]: p for p in self.definitions()["permissions"] if p["vhost"] == "/"}
