@@ -78,7 +78,7 @@ soak: install
 # The compose deployment's passwords, made now rather than on the first `docker compose up` (the `secrets`
 # service does the same); docs/operations.md says how to rotate them.
 secrets:
-	docker compose run --rm --build secrets init
+	docker compose run --rm --build secrets
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache .ruff_cache .mypy_cache

@@ -311,10 +311,7 @@ async def test_rotated_passwords_take_effect_as_docs_operations_says(compose_run
     docs/operations.md gives it, then the migrate service again; the new passwords are the ones that work."""
     old = secret(compose_run, "customer", "database_password")
     override = compose_run.log.parent / "ports.override.yml"
-    podman_compose(
-        compose_run, override, "run", "--rm", "secrets", "python", "-m", "shared.deploy_secrets", "rotate",
-        "postgres", "customer_service",
-    )  # fmt: skip
+    podman_compose(compose_run, override, "run", "--rm", "secrets", "rotate", "postgres", "customer_service")
     operations = (ROOT / "docs" / "operations.md").read_text()
     command = re.search(r"^docker compose exec postgres (sh -c .*)$", operations, re.MULTILINE)[1]
     compose_run.podman("exec", compose_run.container("postgres"), *shlex.split(command))
