@@ -17,6 +17,7 @@ from tortoise.timezone import now
 from order import events, repository
 from order.db_config import order_orm_config
 from order.domain import INITIAL_STATUS
+from order.outbox import store
 from order.settings import OrderSettings
 from shared.cli import POSTGRES, Progress, Target, add_verbose, load_settings, reaching, run_command
 
@@ -26,7 +27,7 @@ DEFAULT_DEDUP_WINDOW = timedelta(days=7)
 
 
 async def show_outbox() -> int:
-    pending, oldest = await repository.backlog()
+    pending, oldest = await store.backlog()
     print(f"pending events: {pending}; oldest waiting: {oldest:.1f}s")
     return 0
 
@@ -41,7 +42,7 @@ async def republish(order_id: int) -> int:
     if order is None:
         print(f"order {order_id} does not exist", file=sys.stderr)
         return 1
-    if await repository.has_pending_events(order_id):
+    if await store.has_pending_events(order_id):
         print(f"order {order_id}: its events are still in the outbox, waiting for the broker")
         return 0
     if order.created_at < now() - DEFAULT_DEDUP_WINDOW:
@@ -52,7 +53,7 @@ async def republish(order_id: int) -> int:
             file=sys.stderr,
         )
     order.status = INITIAL_STATUS  # the event as it was at creation: same payload, same id
-    await repository.add_event(events.order_created(order, request_id="republish"))
+    await store.add_event(events.order_created(order, request_id="republish"))
     print(f"order {order_id}: order.created queued for publishing again")
     return 0
 
