@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
+from shared.cli import command_parser, subcommands
 from shared.devissuer.app import issuer_app
 from shared.devissuer.issuer import DEFAULT_LIFETIME, Client, Issuer
 from shared.scopes import CUSTOMERS_READ, ORDERS_READ
@@ -77,8 +78,9 @@ async def _rotate(url: str, client: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m shared.devissuer", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    # The docstring's first paragraph: the second names the subcommands, which argparse lists itself.
+    parser = command_parser("shared.devissuer", (__doc__ or "").split("\n\n")[0], verbose=False)
+    commands = subcommands(parser)
     run = commands.add_parser("serve", help="run the issuer")
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, help=f"default: the --issuer URL's port, else {DEFAULT_PORT}")
