@@ -27,7 +27,9 @@ SEVERITIES = {"critical", "warning"}
 MISSING = "not installed: Debian's `prometheus` package has it (infra/scripts/install-test-deps.sh)"
 PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus")
+AMTOOL = shutil.which("amtool")
 needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason=f"promtool {MISSING}")
+ALERTMANAGER_CONFIG = ROOT / "infra" / "alertmanager" / "alertmanager.yml"
 
 
 def alert_rules() -> list[dict]:
@@ -58,6 +60,24 @@ def test_shipped_config_and_rules_pass_promtool_check():
     assert f"SUCCESS: {len(alert_rules())} rules found" in result.stdout
 
 
+@pytest.mark.skipif(
+    AMTOOL is None, reason="amtool not installed: Debian's `prometheus-alertmanager` has it (install-test-deps.sh)"
+)
+def test_the_alertmanager_config_passes_amtool_and_routes_each_severity():
+    result = subprocess.run([AMTOOL, "check-config", ALERTMANAGER_CONFIG], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+    for severity in sorted(SEVERITIES):
+        # Where an alert of each severity goes: the receiver of its own name.
+        routed = subprocess.run(
+            [AMTOOL, "config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}", f"severity={severity}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert routed.stdout.split() == [severity], routed.stdout + routed.stderr
+
+
 @needs_promtool
 def test_every_alert_passes_its_promtool_unit_tests():
     result = promtool("test", "rules", RULE_TESTS)
@@ -65,15 +85,18 @@ def test_every_alert_passes_its_promtool_unit_tests():
     assert "SUCCESS" in result.stdout
 
 
-def test_every_alert_has_a_for_a_severity_and_a_runbook_line_the_operations_page_answers():
+def test_every_alert_has_a_for_a_severity_and_the_annotations_alertmanager_templates_read():
     sections = runbook_sections()
     for rule in alert_rules():
         name = rule["alert"]
         assert re.fullmatch(r"[1-9]\d*[smh]", str(rule.get("for", ""))), f"{name}: no `for:`, it fires on one blip"
         assert rule["labels"]["severity"] in SEVERITIES, name
-        runbook = rule["annotations"]["runbook"]
-        link = f"{RUNBOOKS.relative_to(ROOT)}#{anchor(name)}"
-        assert "\n" not in runbook and runbook.startswith(f"{link}: "), name
+        annotations = rule["annotations"]
+        assert set(annotations) == {"summary", "description", "runbook_url"}, name
+        assert all("\n" not in text for text in annotations.values()), name
+        assert len(annotations["summary"]) < len(annotations["description"]), f"{name}: the summary is the short one"
+        # The section of docs/operations.md that says what it means and what to do, by its path in the repo.
+        assert annotations["runbook_url"] == f"{RUNBOOKS.relative_to(ROOT)}#{anchor(name)}", name
         assert anchor(name) in sections, f"docs/operations.md has no Alerts section for {name}"
         severity, wait = rule["labels"]["severity"], rule["for"]
         assert sections[anchor(name)].strip().startswith(f"*{severity}, for {wait}.*"), name

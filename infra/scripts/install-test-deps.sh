@@ -2,6 +2,7 @@
 # Install what the test suite needs from outside the virtualenv, from Debian's packages: chromium (the
 # /docs browser test drives it headless), pgbouncer (the suite starts its own, on a free port),
 # prometheus (promtool checks and unit-tests the alert rules; the suite starts its own server on a free port),
+# prometheus-alertmanager (amtool checks the Alertmanager configuration),
 # and podman, runc and debootstrap (the container tests build the image and its Debian base images:
 # shared/testing/base_images.py).
 # Idempotent and silent when they are there; used by `make test`. Where they cannot be installed, the
@@ -12,6 +13,7 @@ missing=()
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
 { command -v promtool && command -v prometheus; } >/dev/null 2>&1 || missing+=(prometheus)
+command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 for tool in podman runc debootstrap; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")
 done
