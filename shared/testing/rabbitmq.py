@@ -51,6 +51,12 @@ class Node:
     folder: Path
     amqp_port: int
     dist_port: int
+    prometheus_port: int | None = None  # its rabbitmq_prometheus exporter on 127.0.0.1, when asked for
+
+    @property
+    def prometheus_address(self) -> str:
+        assert self.prometheus_port is not None, f"{self.name} runs no exporter"
+        return f"127.0.0.1:{self.prometheus_port}"
 
     @property
     def url(self) -> str:
@@ -80,10 +86,13 @@ class Node:
 
     def write_config(self) -> None:
         self.folder.mkdir(parents=True)
-        (self.folder / "rabbitmq.conf").write_text(
-            f"listeners.tcp.local = 127.0.0.1:{self.amqp_port}\nloopback_users = none\n"
-        )
-        (self.folder / "enabled_plugins").write_text("[].\n")
+        config = f"listeners.tcp.local = 127.0.0.1:{self.amqp_port}\nloopback_users = none\n"
+        plugins = "[]"
+        if self.prometheus_port is not None:
+            config += f"prometheus.tcp.ip = 127.0.0.1\nprometheus.tcp.port = {self.prometheus_port}\n"
+            plugins = "[rabbitmq_prometheus]"
+        (self.folder / "rabbitmq.conf").write_text(config)
+        (self.folder / "enabled_plugins").write_text(f"{plugins}.\n")
         if os.geteuid() == 0:
             shutil.chown(self.folder, RUN_AS, RUN_AS)
             for path in self.folder.iterdir():
@@ -187,14 +196,20 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def cluster(size: int = 3) -> Iterator[Cluster]:
+def cluster(size: int = 3, prometheus: bool = False) -> Iterator[Cluster]:
     """Start `size` nodes and cluster them (the others join the first); yields; stops them all and removes
-    their folder, whatever happened."""
+    their folder, whatever happened. `prometheus`: each node runs the rabbitmq_prometheus exporter."""
     prefix = f"t{uuid.uuid4().hex[:6]}"
     with tempfile.TemporaryDirectory(prefix="rabbitmq-cluster-") as tmp:
         os.chmod(tmp, 0o755)  # the nodes' user walks into its folder
         nodes = [
-            Node(f"{prefix}-{n}@localhost", Path(tmp) / f"node{n}", free_port(), free_port())
+            Node(
+                f"{prefix}-{n}@localhost",
+                Path(tmp) / f"node{n}",
+                free_port(),
+                free_port(),
+                free_port() if prometheus else None,
+            )
             for n in range(1, size + 1)
         ]
         try:
