@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from order.asyncapi import order_asyncapi
 from order.customer_client import CircuitBreaker, CustomerClient
 from order.db_config import order_orm_config
 from order.housekeeping import run_housekeeping
@@ -16,7 +17,8 @@ from order.repository import OrderIds
 from order.routes import access, routes
 from order.settings import OrderSettings
 from shared.amqp import BROKER, BrokerLink, declare_events_exchange
-from shared.auth import ServiceToken, warn_about_plain_http
+from shared.auth.service_token import ServiceToken
+from shared.auth.startup import warn_about_plain_http
 from shared.db import start_orm_task, stop_tasks
 from shared.scopes import CUSTOMERS_READ
 from shared.web import service_app
@@ -65,7 +67,8 @@ async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def create_app(settings: OrderSettings | None = None) -> web.Application:
     settings = settings or OrderSettings()
-    app = service_app("order", order_orm_config(settings.database_url), routes, openapi_spec, settings, access)
+    orm_config = order_orm_config(settings.database_url)
+    app = service_app("order", orm_config, routes, openapi_spec, settings, access, lambda: order_asyncapi(settings))
     app[SETTINGS] = settings
     app[ORDER_IDS] = OrderIds()
     app.cleanup_ctx.extend([customer_client_ctx, relay_ctx])

@@ -68,15 +68,18 @@ def _without_default(schema: dict) -> None:
 
 
 class Page(BaseModel, Generic[Item]):
-    model_config = ConfigDict(from_attributes=True)
+    # A description for each parametrised page (they do not inherit a docstring).
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_extra={"description": "A page of a list, newest first."}
+    )
 
-    items: list[Item]
+    items: list[Item] = Field(description="The page's rows, newest first.")
     total: int | SkipJsonSchema[None] = Field(
         None,
         description="Rows matching the filters; absent with `count=false` and on pages read by cursor.",
         json_schema_extra=_without_default,
     )
-    limit: int
+    limit: int = Field(description="The page size used: the one asked for, clamped to 200.")
     offset: int | SkipJsonSchema[None] = Field(
         None, description="Absent on pages read by cursor.", json_schema_extra=_without_default
     )

@@ -8,7 +8,8 @@ import pytest
 from conftest import broker_connected, make_settings
 from customer.app import create_app as create_customer_app
 from customer.settings import CustomerSettings
-from shared.auth import AUTH, LEEWAY
+from shared.auth.access import AUTH
+from shared.auth.tokens import LEEWAY
 from shared.testing.plugin import eventually, unique
 
 READ, WRITE = "customers:read", "customers:write"
@@ -143,7 +144,7 @@ async def test_refusals_are_counted_by_reason(client, own_issuer):
 
 
 async def test_probes_metrics_and_documents_stay_open(client):
-    for path in ("/health", "/ready", "/metrics", "/openapi.json", "/docs"):
+    for path in ("/health", "/ready", "/metrics", "/openapi.json", "/docs", "/asyncapi.json", "/docs/events"):
         assert (await client.get(path)).status == 200, path
     assert "auth" not in await (await client.get("/ready")).json()
 

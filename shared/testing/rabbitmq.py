@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.testing.certificates import ServerFiles
 from shared.testing.processes import free_port
 
 SCRIPTS = sorted(glob.glob("/usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin"))  # the real scripts, not Debian's su wrapper
@@ -51,6 +52,7 @@ class Node:
     folder: Path
     amqp_port: int
     dist_port: int
+    tls: ServerFiles | None = None  # then it listens for AMQP over TLS only, with this certificate
     prometheus_port: int | None = None  # its rabbitmq_prometheus exporter on 127.0.0.1, when asked for
 
     @property
@@ -60,7 +62,8 @@ class Node:
 
     @property
     def url(self) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/"
+        """AMQP_URL for this node (over TLS, the client still needs `?cafile=`)."""
+        return f"{'amqps' if self.tls else 'amqp'}://guest:guest@127.0.0.1:{self.amqp_port}/"
 
     @property
     def pid_file(self) -> Path:
@@ -87,6 +90,15 @@ class Node:
     def write_config(self) -> None:
         self.folder.mkdir(parents=True)
         config = f"listeners.tcp.local = 127.0.0.1:{self.amqp_port}\nloopback_users = none\n"
+        if self.tls is not None:
+            shutil.copy(self.tls.cert, self.folder / "server.crt")
+            shutil.copy(self.tls.key, self.folder / "server.key")
+            config = (
+                f"listeners.tcp = none\nlisteners.ssl.default = 127.0.0.1:{self.amqp_port}\nloopback_users = none\n"
+                f"ssl_options.certfile = {self.folder / 'server.crt'}\n"
+                f"ssl_options.keyfile = {self.folder / 'server.key'}\n"
+                "ssl_options.verify = verify_none\nssl_options.fail_if_no_peer_cert = false\n"
+            )
         plugins = "[]"
         if self.prometheus_port is not None:
             config += f"prometheus.tcp.ip = 127.0.0.1\nprometheus.tcp.port = {self.prometheus_port}\n"
@@ -196,9 +208,10 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def cluster(size: int = 3, prometheus: bool = False) -> Iterator[Cluster]:
+def cluster(size: int = 3, tls: ServerFiles | None = None, prometheus: bool = False) -> Iterator[Cluster]:
     """Start `size` nodes and cluster them (the others join the first); yields; stops them all and removes
-    their folder, whatever happened. `prometheus`: each node runs the rabbitmq_prometheus exporter."""
+    their folder, whatever happened. With `tls`, each listens for AMQP over TLS only, with that certificate;
+    with `prometheus`, each runs the rabbitmq_prometheus exporter."""
     prefix = f"t{uuid.uuid4().hex[:6]}"
     with tempfile.TemporaryDirectory(prefix="rabbitmq-cluster-") as tmp:
         os.chmod(tmp, 0o755)  # the nodes' user walks into its folder
@@ -208,6 +221,7 @@ def cluster(size: int = 3, prometheus: bool = False) -> Iterator[Cluster]:
                 Path(tmp) / f"node{n}",
                 free_port(),
                 free_port(),
+                tls,
                 free_port() if prometheus else None,
             )
             for n in range(1, size + 1)

@@ -4,7 +4,6 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import orjson
 from pamqp.commands import Basic
 
@@ -17,10 +16,11 @@ from customer.metrics import CONSUMER_BATCH_SIZE
 from customer.models import ProcessedEvent
 from customer.redelivery import REASON_HEADER
 from customer.settings import CustomerSettings
-from shared.db import asyncpg_dsn, use_app_orm
+from shared.db import use_app_orm
 from shared.housekeeping import lock_key
 from shared.testing.api import create_customer, get_json, order_created_event
-from shared.testing.plugin import BROKER_USER, eventually
+from shared.testing.plugin import eventually
+from shared.testing.runs import BROKER_USER, bulk_connection
 
 
 async def publish_all(channel, run, bodies: list[bytes]) -> None:
@@ -69,15 +69,15 @@ async def test_a_backlog_applies_in_batches_each_event_once_with_copies_and_pois
     run = scratch_run()
     client = await customer_app(aiohttp_client, run)
     customers = [(await create_customer(client))["id"] for _ in range(5)]
-    consumer = client.app[CONSUMER]
-    await consumer.pause()  # the queue fills first: the consumer then meets one backlog and takes it in batches
+    subscription = client.app[CONSUMER].subscription
+    await subscription.pause()  # the queue fills first: the consumer then meets one backlog and takes it in batches
     batches_before, taken_before = _batches_observed()
 
     events = [order_created_event(customers[i % 5], str(uuid.uuid4())) for i in range(400)]
     copies = events[:50]  # the same events again, inside the same backlog
     poison = [b"not json", order_created_event(2_000_000_000), order_created_event(customers[0])[:-5]]
     await publish_all(broker, run, events[:200] + poison + copies + events[200:] + copies)
-    await consumer.resume()
+    await subscription.resume()
 
     async def all_counted():
         counts = [(await get_json(client, f"/customers/{cid}"))["orders_count"] for cid in customers]
@@ -122,7 +122,7 @@ async def test_the_purge_deletes_only_ids_past_the_window_in_batches_one_instanc
 ):
     run = scratch_run()
     client = await customer_app(aiohttp_client, run, processed_events_retention_hours=24)
-    conn = await asyncpg.connect(asyncpg_dsn(run.customer_db))
+    conn = await bulk_connection(run.customer_db)
     try:
         await conn.execute("""INSERT INTO processed_events (event_id, event_type, processed_at)
                               SELECT gen_random_uuid(), 'order.created', now() - interval '25 hours'
