@@ -2,6 +2,7 @@
 # Install what the test suite needs from outside the virtualenv, from Debian's packages: chromium (the
 # /docs browser test drives it headless), pgbouncer (the suite starts its own, on a free port),
 # prometheus (promtool checks and unit-tests the alert rules; the suite starts its own server on a free port),
+# prometheus-alertmanager (amtool checks the Alertmanager configuration),
 # and podman, runc and debootstrap (the container tests build the image and its Debian base images:
 # shared/testing/base_images.py).
 # Then the npm tools of infra/test-tools (Redocly's CLI lints the OpenAPI documents), exactly as its lock
@@ -32,6 +33,7 @@ command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 { command -v promtool && command -v prometheus; } >/dev/null 2>&1 || missing+=(prometheus)
+command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 for tool in podman runc debootstrap; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")
 done
