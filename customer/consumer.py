@@ -13,7 +13,8 @@ multiple-ack covers the batch.
   future): dead-lettered at once with its reason;
 - it fails while the database is fine (a bug, a statement past its timeout): retried through the retry
   queues, then dead-lettered;
-- the database is away (connection refused or lost, a restart, too many connections, a deadlock...):
+- the database is away (connection refused or lost, a restart, too many connections, the database not
+  accepting connections, a deadlock...):
   the breaker (customer/breaker.py) opens. Consumption pauses, the messages in hand go back to the queue,
   the database is probed until it answers, and consumption resumes. Nothing is dead-lettered for an
   outage, however long.
@@ -41,6 +42,7 @@ from shared.amqp import broker_user
 from shared.db import is_transient_database_error
 from shared.events import ORDER_CREATED, OrderEvent
 from shared.metrics import BufferedHistogram
+from shared.problems import describe
 from shared.tracing import consumer_span
 
 log = logging.getLogger(__name__)
@@ -105,7 +107,7 @@ async def _apply(events: list[OrderEvent]) -> dict[UUID, service.Outcome]:
         return await service.apply_orders_created(events)
     except Exception as exc:
         if is_transient_database_error(exc):
-            raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            raise DatabaseUnavailable(describe(exc)) from exc
         raise
 
 
