@@ -1,0 +1,91 @@
+"""One chaos run: start the system, load it, let the nemesis loose, heal, settle, check, write the ledger."""
+
+import asyncio
+import contextlib
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from chaos import checker, ledger
+from chaos.faults import KINDS, Nemesis
+from chaos.load import Book, Clients, tally
+from chaos.system import start_system
+
+CLIENTS = 6
+SEED_CUSTOMERS = 20
+
+
+@dataclass
+class Options:
+    minutes: float = 10.0
+    seed: int = 0
+    ledger_path: Path = Path(".run/chaos.jsonl")
+    every_kind_first: bool = True  # each kind of fault once before any repeats
+    durations: tuple[float, float] = (2.0, 8.0)
+    gaps: tuple[float, float] = (0.5, 4.0)
+    keep_folder: bool = False
+
+
+def say(message: str) -> None:
+    print(f"[chaos] {message}", flush=True)
+
+
+async def run(options: Options) -> dict:
+    """The verdict (also the ledger's last line): passed, violations, summary, fault kinds seen."""
+    rng = random.Random(options.seed)
+    folder = Path(tempfile.mkdtemp(prefix="chaos-"))
+    async with contextlib.AsyncExitStack() as stack:
+        if not options.keep_folder:
+            stack.callback(_remove, folder)
+        say(f"seed {options.seed}; starting a RabbitMQ node, a PostgreSQL instance and both services in {folder}")
+        system = await start_system(stack, folder)
+        t0 = time.monotonic()
+        book = Book(t0)
+        clients = Clients(system.services, book, random.Random(rng.random()))
+        stack.push_async_callback(clients.close)
+        await clients.seed_customers(SEED_CUSTOMERS)
+        sampler = ledger.Sampler(system.services.customer_url, t0)
+        sampling = asyncio.create_task(sampler.run())
+        load = [asyncio.create_task(clients.task()) for _ in range(CLIENTS)]
+        nemesis = Nemesis(system, random.Random(rng.random()), t0, options.durations, options.gaps)
+        say(f"{options.minutes:g} min of load and faults")
+        records = await nemesis.run(time.monotonic() + options.minutes * 60, options.every_kind_first)
+        healed = time.monotonic() - t0
+        clients.stop.set()
+        await asyncio.gather(*load)
+        say(f"every fault healed at {healed:.0f} s; load stopped; settling (at most {checker.SETTLE_TIMEOUT:g} s)")
+        settled_after, unsettled = await checker.settle(system)
+        sampling.cancel()
+        violations = [f"not settled {checker.SETTLE_TIMEOUT:g} s after the heal: {why}" for why in unsettled]
+        violations += [f"the nemesis failed: {r.kind}: {r.error}" for r in records if r.error]
+        violations += await checker.check(system, book)
+        lines = ledger.fault_lines(records, book, sampler)
+        totals = tally(book.answers)
+        verdict = {
+            "verdict": "pass" if not violations else "fail",
+            "passed": not violations,
+            "seed": options.seed,
+            "minutes": options.minutes,
+            "faults": len(records),
+            "kinds": sorted({r.kind for r in records}),
+            "kinds_missing": sorted(set(KINDS) - {r.kind for r in records}),
+            "requests": totals,
+            "orders": len(book.orders),
+            "status_changes": sum(len(c) for c in book.transitions.values()),
+            "settled_after_s": round(settled_after, 1),
+            "violations": violations,
+            "summary": f"{len(records)} faults of {len({r.kind for r in records})} kinds, {len(book.answers)} "
+            f"requests ({totals.get('ok', 0)} ok), {len(book.orders)} orders; settled in {settled_after:.0f} s; "
+            f"{len(violations)} violation(s)",
+        }
+        ledger.write(options.ledger_path, lines, verdict)
+        print(ledger.table(lines, verdict), flush=True)
+        say(f"ledger: {options.ledger_path}; service log: {system.services.log_path}")
+        return verdict
+
+
+def _remove(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
