@@ -20,7 +20,7 @@ DRAIN_TIMEOUT = 10.0
 
 async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
     consumer = OrderCreatedConsumer(app[SETTINGS])
-    link = BrokerLink(app[SETTINGS].amqp_url, "customer.orders consumer", consumer.on_channel)
+    link = BrokerLink(app[SETTINGS].amqp_url, "customer.orders consumer", consumer.subscription.on_channel)
     app[BROKER], app[CONSUMER] = link, consumer
     tasks = [
         start_orm_task(app, link.run(), name="customer.orders broker link"),
