@@ -41,8 +41,10 @@ async def run(options: Options) -> dict:
         if not options.keep_folder:
             stack.callback(_remove, folder)
         say(f"seed {options.seed}; starting a RabbitMQ node, a PostgreSQL instance and both services in {folder}")
+        began = time.monotonic()
         system = await start_system(stack, folder)
         t0 = time.monotonic()
+        say(f"up in {t0 - began:.0f} s")
         book = Book(t0)
         clients = Clients(system.services, book, random.Random(rng.random()))
         stack.push_async_callback(clients.close)
@@ -56,7 +58,10 @@ async def run(options: Options) -> dict:
         healed = time.monotonic() - t0
         clients.stop.set()
         await asyncio.gather(*load)
-        say(f"every fault healed at {healed:.0f} s; load stopped; settling (at most {checker.SETTLE_TIMEOUT:g} s)")
+        say(
+            f"every fault healed at {healed:.0f} s; load stopped at {time.monotonic() - t0:.0f} s; "
+            f"settling (at most {checker.SETTLE_TIMEOUT:g} s)"
+        )
         settled_after, unsettled = await checker.settle(system)
         sampling.cancel()
         violations = [f"not settled {checker.SETTLE_TIMEOUT:g} s after the heal: {why}" for why in unsettled]

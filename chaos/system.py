@@ -134,8 +134,7 @@ async def start_system(stack: contextlib.AsyncExitStack, folder: Path, workers: 
     pg, node = await asyncio.to_thread(start_infrastructure, folder)
     stack.callback(node.stop_quietly)
     stack.callback(pg.stop)
-    for service, database in DATABASES.items():
-        await asyncio.to_thread(migrate, service, pg.url(database))
+    await asyncio.gather(*(asyncio.to_thread(migrate, service, pg.url(db)) for service, db in DATABASES.items()))
     await declare_status_tap(node.url)
     db_proxies = {service: await TcpProxy("127.0.0.1", pg.port).start() for service in DATABASES}
     services = Services(env={}, log_path=folder / "services.log")

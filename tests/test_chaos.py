@@ -20,7 +20,7 @@ async def test_a_short_chaos_run_with_every_kind_of_fault_loses_doubles_and_leav
     if why:
         pytest.skip(f"chaos: {why}")
     ledger = tmp_path / "chaos.jsonl"
-    verdict = await run(Options(minutes=0.75, seed=39, ledger_path=ledger, durations=(1.5, 5.0), gaps=(0.5, 3.0)))
+    verdict = await run(Options(minutes=0.5, seed=39, ledger_path=ledger, durations=(1.5, 5.0), gaps=(0.5, 3.0)))
     assert verdict["kinds_missing"] == [], verdict["kinds_missing"]
     assert set(verdict["kinds"]) == set(KINDS)
     assert verdict["violations"] == [], "\n".join(verdict["violations"])
