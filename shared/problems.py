@@ -72,6 +72,10 @@ _CONNECTION_ERRORS = (
     asyncpg.AdminShutdownError,
     asyncpg.TooManyConnectionsError,
     asyncpg.InterfaceError,
+    # A session the server terminated while it sat idle in the pool can fail its next statement with
+    # "cannot switch to state …; another operation is in progress" (asyncpg issue 1069): the connection
+    # was dropped, not the statement wrong.
+    asyncpg.InternalClientError,
 )
 
 
@@ -117,8 +121,11 @@ def describe(exc: BaseException) -> str:
 
 
 def is_statement_timeout(exc: BaseException) -> bool:
-    """True if a statement ran past its deadline (statement_timeout) anywhere in the chain."""
-    return any(isinstance(cause, asyncpg.QueryCanceledError) for cause in exception_chain(exc))
+    """True if a statement ran past its deadline (statement_timeout, or lock_timeout waiting for a lock)
+    anywhere in the chain."""
+    return any(
+        isinstance(cause, asyncpg.QueryCanceledError | asyncpg.LockNotAvailableError) for cause in exception_chain(exc)
+    )
 
 
 def field_error(field: str, message: str) -> list[dict]:

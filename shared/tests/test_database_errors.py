@@ -5,7 +5,7 @@ import pytest
 from tortoise.exceptions import DBConnectionError, OperationalError
 
 from shared.db import is_transient_database_error
-from shared.problems import describe, is_connection_failure
+from shared.problems import describe, is_connection_failure, is_statement_timeout
 
 
 @pytest.mark.parametrize(
@@ -37,6 +37,7 @@ def test_a_statement_past_its_deadline_is_the_statements_failure_not_the_databas
         ConnectionResetError(104, "Connection reset by peer"),
         asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
         DBConnectionError("the pool could not connect"),
+        asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
     ],
     ids=lambda error: type(error).__name__,
 )
@@ -53,3 +54,7 @@ def test_a_statement_timeout_is_no_connection_failure_and_a_cause_is_named_with_
     wrapped = OperationalError("through the ORM")
     wrapped.__cause__ = asyncpg.ObjectNotInPrerequisiteStateError("not currently accepting connections")
     assert describe(wrapped) == "ObjectNotInPrerequisiteStateError [55000]: not currently accepting connections"
+
+
+def test_a_lock_wait_past_lock_timeout_is_answered_as_a_statement_past_its_deadline():
+    assert is_statement_timeout(asyncpg.LockNotAvailableError("canceling statement due to lock timeout"))
