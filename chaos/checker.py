@@ -147,8 +147,10 @@ async def check(system: System, book: Book) -> list[str]:
             violations.append(f"customer {customer_id}: {n_held} orders held, orders_count {n_counted}")
     violations += await check_status_changes(system, book)
     claimed = await system.query("order", "SELECT key FROM idempotency_keys WHERE status_code IS NULL")
-    if claimed:
-        violations.append(f"{len(claimed)} idempotency key(s) left claimed: {[r['key'] for r in claimed][:5]}")
+    answers = {order.key: order.statuses for order in book.orders if order.key}
+    for row in claimed[:10]:
+        key = row["key"].rsplit("\x1f", 1)[-1]
+        violations.append(f"idempotency key {key} left claimed; its client was answered {answers.get(key)}")
     leased = await system.query("order", "SELECT count(*) AS n FROM outbox WHERE leased_until IS NOT NULL")
     if leased[0]["n"]:
         violations.append(f"{leased[0]['n']} outbox lease(s) left")

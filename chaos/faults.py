@@ -15,7 +15,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from chaos.system import DATABASES, System
+import asyncpg
+
+from chaos.system import CONFIRM_TIMEOUT, DATABASES, STATEMENT_TIMEOUT, System
+from shared.db import asyncpg_dsn
 
 WORKER_RESPAWN_TIMEOUT = 30.0
 MEMORY_ALARM = "0.00001"  # of the machine's memory: far below what the node uses, so the alarm is on
@@ -150,6 +153,30 @@ async def partition(system: System, rng: random.Random, seconds: float, record: 
         await system.customer_link.restore()
 
 
+async def broker_hangs(system: System, rng: random.Random, seconds: float, record: Record) -> None:
+    """The order service's broker connections stay open but carry nothing: its confirms stall."""
+    seconds = max(seconds, CONFIRM_TIMEOUT + 1)
+    record.detail = f"order service's broker connections frozen for {seconds:.1f} s (confirms stall)"
+    system.broker_link.freeze()
+    try:
+        await _hold(seconds)
+    finally:
+        await system.broker_link.restore()
+
+
+async def lock_customers(system: System, rng: random.Random, seconds: float, record: Record) -> None:
+    """The customers table locked: statements wait past DATABASE_STATEMENT_TIMEOUT and are cancelled."""
+    seconds = max(seconds, STATEMENT_TIMEOUT + 1)
+    record.detail = f"customers table locked for {seconds:.1f} s (statements time out)"
+    conn = await asyncpg.connect(asyncpg_dsn(system.database_url("customer")), timeout=10)
+    try:
+        async with conn.transaction():
+            await conn.execute("LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")
+            await _hold(seconds)
+    finally:
+        await conn.close()
+
+
 MENU = [
     Fault("kill order worker", "order workers", kill_worker("order")),
     Fault("kill customer worker", "customer workers", kill_worker("customer")),
@@ -160,6 +187,8 @@ MENU = [
     Fault("order db refuses", "order db", refuse_connections("order")),
     Fault("customer db TCP cut", "customer db tcp", cut_database("customer")),
     Fault("order db TCP cut", "order db tcp", cut_database("order")),
+    Fault("broker confirms stall", "order broker link", broker_hangs),
+    Fault("customers table locked", "customer db", lock_customers),
     Fault("customer service slow", "customer link", slow_customer),
     Fault("partition order|customer", "customer link", partition),
 ]

@@ -118,21 +118,17 @@ class Clients:
     async def place(self, keyed: bool, mine: list[int]) -> None:
         order = Order(uuid.uuid4().hex[:16], self.rng.choice(self.book.customers), uuid.uuid4().hex if keyed else None)
         self.book.orders.append(order)
-        body = {
-            "order": {
-                "customer_id": order.customer_id,
-                "product_name": f"chaos-{order.token}",
-                "quantity": 1,
-                "price": "9.50",
-            }
-        }
+        await self.send(order, mine)
+
+    async def send(self, order: Order, mine: list[int]) -> None:
+        """POST the order, and again while a well-behaved client would (RETRY_BUDGET at most)."""
+        fields = {"customer_id": order.customer_id, "product_name": f"chaos-{order.token}", "quantity": 1}
+        body = {"order": {**fields, "price": "9.50"}}
         headers = {"Idempotency-Key": order.key} if order.key else {}
+        op, url = ("order_keyed" if order.key else "order_plain"), f"{self.services.order_url}/orders"
         deadline = time.monotonic() + RETRY_BUDGET
         while True:
-            op = "order_keyed" if keyed else "order_plain"
-            status, answer, wait = await self.call(
-                op, "POST", f"{self.services.order_url}/orders", json=body, headers=headers
-            )
+            status, answer, wait = await self.call(op, "POST", url, json=body, headers=headers)
             order.statuses.append(status)
             if status == 201:
                 order.ids.add(answer["id"])
@@ -140,13 +136,19 @@ class Clients:
                     self.book.status[answer["id"]] = "created"
                     mine.append(answer["id"])
                 return
-            if keyed:
+            if order.key:
                 retryable = status in (0, 409, 503)
             else:  # without a key only a refusal by admission, which did nothing, is safe to send again
                 retryable = status == 503 and "at capacity" in str(answer.get("detail", ""))
             if not retryable or time.monotonic() > deadline:
                 return
             await asyncio.sleep(wait)  # Retry-After, as the service asked
+
+    async def come_back(self) -> None:
+        """After the heal, the clients whose keyed orders got no final answer try once more, as they
+        would later on: a retry with the key returns the order if it was stored, or stores it."""
+        pending = [o for o in self.book.orders if o.key and o.statuses and o.statuses[-1] in (0, 409, 503)]
+        await asyncio.gather(*(self.send(order, []) for order in pending))
 
     async def change_status(self, mine: list[int]) -> None:
         movable = [order_id for order_id in mine if self.book.status[order_id] in NEXT]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chaos import checker, ledger
-from chaos.faults import KINDS, Nemesis
+from chaos.faults import KINDS, Nemesis, Record
 from chaos.load import Book, Clients, tally
 from chaos.system import start_system
 
@@ -58,6 +58,7 @@ async def run(options: Options) -> dict:
         healed = time.monotonic() - t0
         clients.stop.set()
         await asyncio.gather(*load)
+        await clients.come_back()
         say(
             f"every fault healed at {healed:.0f} s; load stopped at {time.monotonic() - t0:.0f} s; "
             f"settling (at most {checker.SETTLE_TIMEOUT:g} s)"
@@ -68,28 +69,35 @@ async def run(options: Options) -> dict:
         violations += [f"the nemesis failed: {r.kind}: {r.error}" for r in records if r.error]
         violations += await checker.check(system, book)
         lines = ledger.fault_lines(records, book, sampler)
-        totals = tally(book.answers)
-        verdict = {
-            "verdict": "pass" if not violations else "fail",
-            "passed": not violations,
-            "seed": options.seed,
-            "minutes": options.minutes,
-            "faults": len(records),
-            "kinds": sorted({r.kind for r in records}),
-            "kinds_missing": sorted(set(KINDS) - {r.kind for r in records}),
-            "requests": totals,
-            "orders": len(book.orders),
-            "status_changes": sum(len(c) for c in book.transitions.values()),
-            "settled_after_s": round(settled_after, 1),
-            "violations": violations,
-            "summary": f"{len(records)} faults of {len({r.kind for r in records})} kinds, {len(book.answers)} "
-            f"requests ({totals.get('ok', 0)} ok), {len(book.orders)} orders; settled in {settled_after:.0f} s; "
-            f"{len(violations)} violation(s)",
-        }
+        verdict = verdict_of(options, records, book, settled_after, violations)
         ledger.write(options.ledger_path, lines, verdict)
         print(ledger.table(lines, verdict), flush=True)
         say(f"ledger: {options.ledger_path}; service log: {system.services.log_path}")
         return verdict
+
+
+def verdict_of(
+    options: Options, records: list[Record], book: Book, settled_after: float, violations: list[str]
+) -> dict:
+    totals = tally(book.answers)
+    kinds = {record.kind for record in records}
+    return {
+        "verdict": "pass" if not violations else "fail",
+        "passed": not violations,
+        "seed": options.seed,
+        "minutes": options.minutes,
+        "faults": len(records),
+        "kinds": sorted(kinds),
+        "kinds_missing": sorted(set(KINDS) - kinds),
+        "requests": totals,
+        "orders": len(book.orders),
+        "status_changes": sum(len(changes) for changes in book.transitions.values()),
+        "settled_after_s": round(settled_after, 1),
+        "violations": violations,
+        "summary": f"{len(records)} faults of {len(kinds)} kinds, {len(book.answers)} requests "
+        f"({totals.get('ok', 0)} ok), {len(book.orders)} orders; settled in {settled_after:.0f} s; "
+        f"{len(violations)} violation(s)",
+    }
 
 
 def _remove(folder: Path) -> None:

@@ -3,7 +3,8 @@
 Nothing here touches the machine's own servers: the node and the instance are started on free ports in
 a temporary folder, so the nemesis may stop, kill and reconfigure them freely. Each service reaches its
 database through a TCP proxy (a cut at the network), and the order service reaches the customer service
-through one that can also delay (slower than its timeout) or cut (a partition).
+through one that can also delay (slower than its timeout) or cut (a partition), and the broker
+through one that can freeze (publisher confirms that stall).
 """
 
 import asyncio
@@ -30,6 +31,8 @@ EXCHANGE = "orders"
 ORDERS_QUEUE = "customer.orders"
 STATUS_TAP = "chaos.status_changed"  # every order.status_changed the relay publishes, kept for the checker
 DATABASES = {"customer": "customers", "order": "orders"}
+CONFIRM_TIMEOUT = 3.0  # OUTBOX_CONFIRM_TIMEOUT of the run's order service
+STATEMENT_TIMEOUT = 3.0  # DATABASE_STATEMENT_TIMEOUT of both services
 
 
 class DelayProxy(TcpProxy):
@@ -65,6 +68,7 @@ class System:
     services: Services
     db_proxies: dict[str, TcpProxy]  # by service
     customer_link: DelayProxy  # the order service's way to the customer service
+    broker_link: TcpProxy  # the order service's way to the broker (the relay's publishes and confirms)
 
     def database_url(self, service: str) -> str:
         """Straight to the instance, past the proxy: what the nemesis and the checker use."""
@@ -139,7 +143,8 @@ async def start_system(stack: contextlib.AsyncExitStack, folder: Path, workers: 
     db_proxies = {service: await TcpProxy("127.0.0.1", pg.port).start() for service in DATABASES}
     services = Services(env={}, log_path=folder / "services.log")
     customer_link = await DelayProxy("127.0.0.1", services.customer_port).start()
-    for proxy in [*db_proxies.values(), customer_link]:
+    broker_link = await TcpProxy("127.0.0.1", node.amqp_port).start()
+    for proxy in [*db_proxies.values(), customer_link, broker_link]:
         stack.push_async_callback(proxy.close)
     services.env = {
         "WORKERS": str(workers),
@@ -147,6 +152,11 @@ async def start_system(stack: contextlib.AsyncExitStack, folder: Path, workers: 
         "AUTH_MODE": "off",
         "ORDER_EVENTS_PUBLISHERS": "guest",
         "CUSTOMER_SERVICE_URL": f"http://127.0.0.1:{customer_link.port}",
+        "ORDER_AMQP_URL": broker_link.url("amqp://guest:guest@127.0.0.1:{port}/"),
+        # Shorter than the defaults, so a fault of a few seconds outlasts them: a stalled confirm gives up,
+        # a statement held up by a lock times out.
+        "OUTBOX_CONFIRM_TIMEOUT": str(CONFIRM_TIMEOUT),
+        "DATABASE_STATEMENT_TIMEOUT": str(STATEMENT_TIMEOUT),
         **{
             f"{service.upper()}_DATABASE_URL": f"postgres://postgres@127.0.0.1:{proxy.port}/{DATABASES[service]}"
             for service, proxy in db_proxies.items()
@@ -154,4 +164,4 @@ async def start_system(stack: contextlib.AsyncExitStack, folder: Path, workers: 
     }
     stack.push_async_callback(services.stop)
     await services.start(timeout=60)
-    return System(folder, pg, node, services, db_proxies, customer_link)
+    return System(folder, pg, node, services, db_proxies, customer_link, broker_link)
