@@ -209,7 +209,7 @@ class Nemesis:
         each kind of the menu comes once, in a shuffled order, before any repeats."""
         owed = self.rng.sample(MENU, len(MENU)) if every_kind_first else []
         busy: dict[str, asyncio.Task] = {}
-        while time.monotonic() < until:
+        while time.monotonic() < until or owed:  # every kind owed is injected, however short the run
             free = [fault for fault in MENU if fault.resource not in busy]
             due = [fault for fault in owed if fault.resource not in busy]
             fault = due[0] if due else (self.rng.choice(free) if free else None)
