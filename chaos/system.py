@@ -22,7 +22,7 @@ import asyncpg
 
 from shared.db import asyncpg_dsn
 from shared.testing import postgres, rabbitmq
-from shared.testing.postgres import Postgres
+from shared.testing.postgres import Server
 from shared.testing.processes import ROOT, Services, free_port, gunicorn_workers
 from shared.testing.proxy import TcpProxy
 from shared.testing.rabbitmq import Node
@@ -33,6 +33,7 @@ STATUS_TAP = "chaos.status_changed"  # every order.status_changed the relay publ
 DATABASES = {"customer": "customers", "order": "orders"}
 CONFIRM_TIMEOUT = 3.0  # OUTBOX_CONFIRM_TIMEOUT of the run's order service
 STATEMENT_TIMEOUT = 3.0  # DATABASE_STATEMENT_TIMEOUT of both services
+MAX_CONNECTIONS = 200  # four workers' pools of ten, their relays' and probes' connections, with room to spare
 
 
 class DelayProxy(TcpProxy):
@@ -63,7 +64,7 @@ def migrate(service: str, url: str) -> None:
 @dataclass
 class System:
     folder: Path
-    pg: Postgres
+    pg: Server
     node: Node
     services: Services
     db_proxies: dict[str, TcpProxy]  # by service
@@ -121,13 +122,13 @@ async def drain_status_tap(amqp_url: str) -> list[aiormq.abc.DeliveredMessage]:
     return messages
 
 
-def start_infrastructure(folder: Path) -> tuple[Postgres, Node]:
-    """The instance and the node, started side by side (each takes seconds)."""
-    pg = Postgres(folder / "pg", free_port())
+def start_infrastructure(stack: contextlib.AsyncExitStack, folder: Path) -> tuple[Server, Node]:
+    """The instance and the node, started side by side (each takes seconds); their stops on `stack`."""
     node = Node(f"chaos{uuid.uuid4().hex[:6]}@localhost", folder / "rabbit", free_port(), free_port())
     node.write_config()
+    stack.callback(node.stop_quietly)
     node.launch()
-    pg.start()
+    pg = stack.enter_context(postgres.server(max_connections=MAX_CONNECTIONS))
     node.wait_up()
     return pg, node
 
@@ -135,9 +136,7 @@ def start_infrastructure(folder: Path) -> tuple[Postgres, Node]:
 async def start_system(stack: contextlib.AsyncExitStack, folder: Path, workers: int = 2) -> System:
     """Everything up and ready; each stop pushed on `stack` (run in reverse: services, proxies, servers)."""
     os.chmod(folder, 0o755)  # the servers' users walk into their folders
-    pg, node = await asyncio.to_thread(start_infrastructure, folder)
-    stack.callback(node.stop_quietly)
-    stack.callback(pg.stop)
+    pg, node = await asyncio.to_thread(start_infrastructure, stack, folder)
     await asyncio.gather(*(asyncio.to_thread(migrate, service, pg.url(db)) for service, db in DATABASES.items()))
     await declare_status_tap(node.url)
     db_proxies = {service: await TcpProxy("127.0.0.1", pg.port).start() for service in DATABASES}

@@ -1,7 +1,7 @@
 from aiohttp import web
 
 from customer import handlers
-from shared.auth import Access
+from shared.auth.access import Access
 from shared.scopes import CUSTOMERS_READ, CUSTOMERS_WRITE
 
 routes = [
@@ -12,7 +12,7 @@ routes = [
     web.delete(r"/customers/{id:\d+}", handlers.delete_customer),
 ]
 
-# The scope each route needs (shared/auth.py); a token bound to one customer may read that customer only.
+# The scope each route needs (shared/auth/access.py); a token bound to one customer may read that customer only.
 access = {
     handlers.list_customers: Access(CUSTOMERS_READ),
     handlers.create_customer: Access(CUSTOMERS_WRITE),

@@ -1,13 +1,8 @@
-"""A PostgreSQL instance of the caller's own: initdb'd into a temporary folder, on a free port.
-
-Never the machine's server (127.0.0.1:5432): this one may be reconfigured, refuse connections or have
-its sessions terminated at will. It runs as the `postgres` user (PostgreSQL refuses to run as root),
-trusts local connections, and is stopped and removed by `own_postgres()`'s exit.
-"""
+"""A PostgreSQL server of the test's own (initdb + pg_ctl, as the `postgres` user, a free port, a temporary
+folder): for a test that must stop or reconfigure the server, never the machine's own."""
 
 import contextlib
 import os
-import pwd
 import shutil
 import subprocess
 import tempfile
@@ -15,77 +10,78 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.testing.certificates import ServerFiles
 from shared.testing.processes import free_port
 
 BIN = Path("/usr/lib/postgresql/15/bin")
-RUN_AS = "postgres"
-TIMEOUT = 60.0
+RUN_AS = "postgres"  # initdb refuses root
 
 
 def available() -> str | None:
-    """Why an instance cannot be started here, or None."""
+    """Why a server cannot be started here, or None."""
     if not (BIN / "initdb").exists():
-        return f"PostgreSQL 15's server binaries are not installed ({BIN})"
-    try:
-        pwd.getpwnam(RUN_AS)
-    except KeyError:
-        return f"there is no {RUN_AS!r} user to run PostgreSQL as"
+        return f"no {BIN / 'initdb'} (Debian's package postgresql-15)"
     if os.geteuid() == 0 and not shutil.which("runuser"):
-        return f"running as root without runuser, needed to start PostgreSQL as {RUN_AS!r}"
+        return "running as root without runuser, and initdb refuses to run as root"
     return None
 
 
-@dataclass
-class Postgres:
-    folder: Path
+@dataclass(frozen=True)
+class Server:
     port: int
+    folder: Path
+
+    def url(self, database: str = "postgres", user: str = "postgres", query: str = "") -> str:
+        return f"postgres://{user}@127.0.0.1:{self.port}/{database}" + (f"?{query}" if query else "")
 
     @property
-    def data(self) -> Path:
-        return self.folder / "data"
+    def log(self) -> str:
+        return (self.folder / "server.log").read_text(errors="replace")
 
-    def url(self, database: str = "postgres") -> str:
-        """A Tortoise/asyncpg URL of one of its databases."""
-        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
 
-    def _run(self, *command: str) -> str:
-        full = [str(BIN / command[0]), *command[1:]]
-        if os.geteuid() == 0:
-            full = ["runuser", "-u", RUN_AS, "--", *full]
-        done = subprocess.run(full, capture_output=True, text=True, timeout=TIMEOUT)
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)}: {done.stdout}{done.stderr}"[-2000:])
-        return done.stdout
-
-    def start(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:
-            shutil.chown(self.folder, RUN_AS, RUN_AS)
-        if not self.data.exists():
-            self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8")
-        options = (
-            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c max_connections=200 "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        )
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.folder / "server.log"), "-w", "start")
-
-    def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-    def log_tail(self, lines: int = 30) -> str:
-        path = self.folder / "server.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+def _as_postgres(*command: str) -> list[str]:
+    return ["runuser", "-u", RUN_AS, "--", *command] if os.geteuid() == 0 else list(command)
 
 
 @contextlib.contextmanager
-def own_postgres() -> Iterator[Postgres]:
-    """Start an instance in a temporary folder; yields it; stops it and removes the folder, whatever happened."""
-    with tempfile.TemporaryDirectory(prefix="own-postgres-") as tmp:
-        os.chmod(tmp, 0o755)  # its user walks into its folder
-        instance = Postgres(Path(tmp) / "pg", free_port())
+def server(tls: ServerFiles | None = None, max_connections: int = 40) -> Iterator[Server]:
+    """Start one (trust authentication on loopback); with `tls`, TCP connections must use TLS with that
+    certificate (`hostssl` only). Yields it; stops it and removes its folder, whatever happened."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="postgres-") as tmp:
+        folder = Path(tmp)
+        data = folder / "data"
+        if os.geteuid() == 0:
+            shutil.chown(folder, RUN_AS, RUN_AS)
+        subprocess.run(
+            _as_postgres(str(BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"),
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        settings = [f"port = {port}", "listen_addresses = '127.0.0.1'", f"unix_socket_directories = '{folder}'"]
+        settings += [f"max_connections = {max_connections}", "shared_buffers = 16MB", "fsync = off"]  # throwaway
+        if tls is not None:
+            for source, name in ((tls.cert, "server.crt"), (tls.key, "server.key")):
+                shutil.copy(source, data / name)
+                (data / name).chmod(0o600)
+                if os.geteuid() == 0:
+                    shutil.chown(data / name, RUN_AS, RUN_AS)
+            settings += ["ssl = on", "ssl_cert_file = 'server.crt'", "ssl_key_file = 'server.key'"]
+            # Only TLS over TCP: a connection without it is refused, so a test that connects proves TLS.
+            (data / "pg_hba.conf").write_text("local all all trust\nhostssl all all 127.0.0.1/32 trust\n")
+        with (data / "postgresql.conf").open("a") as conf:
+            conf.write("\n".join(settings) + "\n")
+        pg_ctl = str(BIN / "pg_ctl")
         try:
-            instance.start()
-            yield instance
+            subprocess.run(
+                _as_postgres(pg_ctl, "-D", str(data), "-l", str(folder / "server.log"), "-w", "-t", "60", "start"),
+                check=True,
+                capture_output=True,
+                timeout=90,
+            )
+            yield Server(port, folder)
         finally:
-            instance.stop()
+            subprocess.run(
+                _as_postgres(pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"), capture_output=True, timeout=60
+            )
