@@ -9,6 +9,7 @@
 A database, broker or URL problem is one line and exit code 1; `--verbose` adds the traceback.
 """
 
+import argparse
 import asyncio
 import os
 import sys
@@ -210,7 +211,7 @@ async def reconcile(
     return 1 if drift else 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = command_parser("customer.ops", __doc__)
     commands = subcommands(parser)
     for name, text in (
@@ -244,6 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_json(reconcile_parser)
     add_verbose(reconcile_parser, sub=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
 
     def command() -> int:
