@@ -46,6 +46,7 @@ def make_settings(cls, test_run, **overrides):
     topology = {"events_exchange": test_run.exchange}
     if cls is CustomerSettings:  # its queues are the customer service's settings
         topology |= {"orders_queue": test_run.queue, "retry_delays": test_run.retry_delays}
+        overrides = {"ops_allow_unauthenticated": True, **overrides}  # as make run: /ops/ with auth off
     return cls(**topology, **{**IN_PROCESS_ADMISSION, **AUTH_OFF, **overrides})
 
 
@@ -68,6 +69,20 @@ async def broker_lost(app) -> None:
         assert not app[BROKER].is_up
 
     await eventually(link_down, timeout=10)
+
+
+async def dead_letter_rows(client, expected: int, timeout: float = 10.0, **filters) -> list[dict]:
+    """The dead letters matching `filters` (through /ops/dead-letters), once there are `expected` of them."""
+    rows: list[dict] = []
+
+    async def arrived():
+        response = await client.get("/ops/dead-letters", params={"limit": "200", **filters})
+        assert response.status == 200, await response.text()
+        rows[:] = (await response.json())["items"]
+        assert len(rows) == expected, rows
+
+    await eventually(arrived, timeout=timeout)
+    return rows
 
 
 @pytest.fixture

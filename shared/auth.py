@@ -40,8 +40,9 @@ REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub"]
 FETCH_TIMEOUT = aiohttp.ClientTimeout(total=5)
 MAX_CACHED_TOKENS = 10_000
 MAX_SUBJECT = 255  # a `sub` is stored as the actor of what it did (order/models.py)
-# Paths anyone may call: probes and scrapers (keep them off the public network), and the API documents.
-OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/openapi.json", "/asyncapi.json", "/docs"})
+# Paths anyone may call: probes and scrapers (keep them off the public network), the API documents, and an
+# operator's page, which holds no data and sends the operator's token with each call it makes.
+OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/openapi.json", "/asyncapi.json", "/docs", "/ops/console"})
 
 AUTH_FAILURES = Counter("auth_failures_total", "Requests refused by authentication or authorisation", ["reason"])
 JWKS_FETCH_FAILURES = Counter("auth_jwks_fetch_failures_total", "Failed fetches of the issuer's key set")
