@@ -85,6 +85,25 @@ async def dead_letter_rows(client, expected: int, timeout: float = 10.0, **filte
     return rows
 
 
+async def dead_letter_details(client, expected: int, match, timeout: float = 10.0) -> list[dict]:
+    """Each dead letter (in full: body, headers, history) for which `match(detail)` holds, once there are
+    `expected`; for tests that share the run's database with others."""
+    found: list[dict] = []
+
+    async def arrived():
+        response = await client.get("/ops/dead-letters", params={"limit": "200"})
+        assert response.status == 200, await response.text()
+        found.clear()
+        for row in (await response.json())["items"]:
+            detail = await (await client.get(f"/ops/dead-letters/{row['id']}")).json()
+            if match(detail):
+                found.append(detail)
+        assert len(found) == expected, found
+
+    await eventually(arrived, timeout=timeout)
+    return found
+
+
 @pytest.fixture
 async def customer_client(aiohttp_client, customer_settings):
     client = await aiohttp_client(await create_customer_app(customer_settings))

@@ -49,7 +49,9 @@ class DeadLetter(Model):
     headers: fields.JSONField[dict] = fields.JSONField()
     body = fields.BinaryField()
     state = fields.CharField(max_length=16, default="open")  # open, replayed, discarded
-    history: fields.JSONField[list] = fields.JSONField()  # one entry per dead-lettering: at, reason, error, attempts, occurrence
+    history: fields.JSONField[list] = (
+        fields.JSONField()
+    )  # one entry per dead-lettering: at, reason, error, attempts, occurrence
     created_at = fields.DatetimeField()  # the first failure: the list's order
 
     class Meta:

@@ -90,7 +90,7 @@ async def reconcile(
     return 1 if drift else 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m customer.ops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -111,7 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         help="a bearer token with orders:read, when the order service checks tokens (default: ORDER_SERVICE_TOKEN)",
     )
     add_verbose(reconcile_parser, sub=True)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     def command() -> int:
         settings = load_settings(CustomerSettings)
