@@ -24,7 +24,7 @@ async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
     consumer, mover = OrderCreatedConsumer(app[SETTINGS]), DeadLetterMover(app[SETTINGS])
 
     async def on_channel(channel: AbstractChannel) -> None:
-        await consumer.on_channel(channel)  # declares the queues
+        await consumer.subscription.on_channel(channel)  # declares the queues
         await mover.on_channel(channel)
 
     link = BrokerLink(app[SETTINGS].amqp_url, "customer.orders consumer", on_channel)

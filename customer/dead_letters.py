@@ -18,9 +18,9 @@ from aiormq.abc import AbstractChannel
 from pamqp.commands import Basic
 
 from customer import dead_letter_repository as repository
-from customer.consumer import parse_event
 from customer.db_config import APP
 from customer.dead_letter_schemas import ActionResult, BulkResult
+from customer.incoming import parse_event
 from customer.redelivery import ATTEMPT_HEADER, LAST_ERROR_HEADER, Poison
 from customer.settings import CustomerSettings
 from shared.amqp import PERSISTENT, broker_user

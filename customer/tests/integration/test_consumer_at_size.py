@@ -69,15 +69,15 @@ async def test_a_backlog_applies_in_batches_each_event_once_with_copies_and_pois
     run = scratch_run()
     client = await customer_app(aiohttp_client, run)
     customers = [(await create_customer(client))["id"] for _ in range(5)]
-    consumer = client.app[CONSUMER]
-    await consumer.pause()  # the queue fills first: the consumer then meets one backlog and takes it in batches
+    subscription = client.app[CONSUMER].subscription
+    await subscription.pause()  # the queue fills first: the consumer then meets one backlog and takes it in batches
     batches_before, taken_before = _batches_observed()
 
     events = [order_created_event(customers[i % 5], str(uuid.uuid4())) for i in range(400)]
     copies = events[:50]  # the same events again, inside the same backlog
     poison = [b"not json", order_created_event(2_000_000_000), order_created_event(customers[0])[:-5]]
     await publish_all(broker, run, events[:200] + poison + copies + events[200:] + copies)
-    await consumer.resume()
+    await subscription.resume()
 
     async def all_counted():
         counts = [(await get_json(client, f"/customers/{cid}"))["orders_count"] for cid in customers]

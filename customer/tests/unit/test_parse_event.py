@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from customer.consumer import FUTURE_TOLERANCE, parse_event
+from customer.incoming import FUTURE_TOLERANCE, parse_event
 from customer.metrics import DEAD_LETTER_REASONS
 from customer.redelivery import Poison
 
