@@ -8,8 +8,8 @@ never twice. While the database is away the mover holds off (capped backoff) and
 the queue.
 
 One row per event id. A message without one (not JSON, or no `event_id`) is keyed by its AMQP
-`message_id` (`message:<id>`), or, without that either, by its body's hash (`body:<sha256>`): a key the
-same message gives again, so that a redelivery finds its row.
+`message_id` and its body's hash (`message:<id>:<16 hex digits>`), or, without a message id, by the
+hash alone (`body:<sha256>`): a key the same message gives again, so that a redelivery finds its row.
 """
 
 import asyncio
@@ -101,16 +101,17 @@ def record_of(message: DeliveredMessage, settings: CustomerSettings) -> DeadLett
     headers = dict(properties.headers or {})
     body = bytes(message.body)
     event_id, event_type, customer_id = _event_fields(body)
+    digest = hashlib.sha256(body).hexdigest()
     if event_id is not None:
         key = str(event_id)
-    elif properties.message_id:
-        key = f"message:{properties.message_id}"[:200]
+    elif properties.message_id:  # with the body's hash: a publisher may reuse one message id for several
+        key = f"message:{properties.message_id[:150]}:{digest[:16]}"
     else:
-        key = f"body:{hashlib.sha256(body).hexdigest()}"
+        key = f"body:{digest}"
     if KIND_HEADER in headers:  # the consumer dead-lettered it (customer/redelivery.py)
         reason, error = str(_plain(headers[KIND_HEADER])), str(_plain(headers.get(REASON_HEADER) or ""))
         attempts = int(str(_plain(headers.get(ATTEMPT_HEADER)) or 0)) + 1 if reason == "retries_exhausted" else 1
-        occurrence = str(_plain(headers.get(OCCURRENCE_HEADER) or "")) or f"{key}:{hashlib.sha256(body).hexdigest()}"
+        occurrence = str(_plain(headers.get(OCCURRENCE_HEADER) or "")) or f"{key}:{digest}"
     else:  # the broker did: past EVENT_DELIVERY_LIMIT, the consumer crashed on it every time
         death = _broker_death(headers, settings.orders_queue)
         broker_reason = str(_plain(death.get("reason") or headers.get("x-first-death-reason") or "unknown"))

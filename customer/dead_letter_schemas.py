@@ -41,7 +41,9 @@ class DeadLetterOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    key: str = Field(description="The event id; `message:<id>` or `body:<sha256>` for a message without one.")
+    key: str = Field(
+        description="The event id; for a message without one `message:<message id>:<hash>` or `body:<sha256>`."
+    )
     event_id: UUID | None
     event_type: str | None
     customer_id: int | None
