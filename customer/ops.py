@@ -14,7 +14,6 @@ A database, broker or URL problem is one line and exit code 1; `--verbose` adds 
 
 import argparse
 import asyncio
-import contextlib
 import os
 import sys
 from urllib.parse import urlsplit
@@ -140,9 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             settings.amqp_url,
             setup=f"start the customer service once (it declares {settings.dead_letter_queue})",
         )
-        needs_broker = args.command in ("replay-dead-letters", "edit-and-replay")
-        with reaching(database), reaching(broker) if needs_broker else contextlib.nullcontext():
-            return asyncio.run(ops_dead_letters.run(args, settings))
+        return asyncio.run(ops_dead_letters.run(args, settings, database, broker))
 
     return run_command("customer.ops", command, args.verbose)
 

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import orjson
+from aiormq.abc import AbstractChannel
 from pydantic import BaseModel, ValidationError
 
 from customer import dead_letter_repository as repository
@@ -22,7 +23,7 @@ from customer.ops_handlers import dead_letter_detail
 from customer.settings import CustomerSettings
 from shared.amqp import connect_first
 from shared.broker_urls import broker_urls
-from shared.cli import CommandError
+from shared.cli import CommandError, Target, reaching
 from shared.db import orm_session
 from shared.problems import AppError
 
@@ -92,16 +93,28 @@ async def _broker(settings: CustomerSettings) -> AsyncIterator:
         await connection.close()
 
 
-async def run(args: argparse.Namespace, settings: CustomerSettings) -> int:
-    async with orm_session(customer_orm_config(settings.database_url)):
-        try:
-            return await _run(args, settings)
-        except AppError as exc:  # not found, a conflict, an invalid edit: what the API would answer
-            print(f"{exc.title}: {exc}", file=sys.stderr)
-            return 1
+def needs_broker(args: argparse.Namespace) -> bool:
+    return args.command in ("replay-dead-letters", "edit-and-replay") and not getattr(args, "dry_run", False)
 
 
-async def _run(args: argparse.Namespace, settings: CustomerSettings) -> int:
+async def run(args: argparse.Namespace, settings: CustomerSettings, database: Target, broker: Target) -> int:
+    """The broker first (when the command replays), then the database, each failure named for its own."""
+    async with contextlib.AsyncExitStack() as stack:
+        channel = None
+        if needs_broker(args):
+            with reaching(broker):
+                channel = await stack.enter_async_context(_broker(settings))
+        with reaching(database):
+            await stack.enter_async_context(orm_session(customer_orm_config(settings.database_url)))
+            try:
+                return await _run(args, settings, channel)
+            except AppError as exc:  # not found, a conflict, an invalid edit: what the API would answer
+                print(f"{exc.title}: {exc}", file=sys.stderr)
+                return 1
+    raise AssertionError("unreachable")  # (mypy: the stack does not swallow exceptions)
+
+
+async def _run(args: argparse.Namespace, settings: CustomerSettings, channel: AbstractChannel | None) -> int:
     command = args.command
     if command == "dead-letters":
         rows = [
@@ -121,23 +134,18 @@ async def _run(args: argparse.Namespace, settings: CustomerSettings) -> int:
             edited = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
             raise CommandError(f"the edited body is not JSON: {exc}") from None
-        async with _broker(settings) as channel:
-            done = await dead_letters.replay(channel, settings, args.id, args.by, args.reason, edited)
+        done = await dead_letters.replay(channel, settings, args.id, args.by, args.reason, edited)
         _print(args, done, lambda: print(f"{done.key}: edited and replayed"))
     elif args.ids:
-        return await _each(args, settings)
+        return await _each(args, settings, channel)
     else:
         action = "replay" if command == "replay-dead-letters" else "discard"
         limit = min(args.limit, BULK_MAX)
         filters = _filters(args)
-        async with contextlib.AsyncExitStack() as stack:
-            channel = (
-                None if action == "discard" or args.dry_run else await stack.enter_async_context(_broker(settings))
-            )
-            untrusted = getattr(args, "untrusted", False)
-            result = await dead_letters.bulk(
-                action, channel, settings, filters, args.by, args.reason, args.dry_run, limit, untrusted
-            )
+        untrusted = getattr(args, "untrusted", False)
+        result = await dead_letters.bulk(
+            action, channel, settings, filters, args.by, args.reason, args.dry_run, limit, untrusted
+        )
         would = "would be " if args.dry_run else ""
         _print(
             args,
@@ -151,23 +159,18 @@ async def _run(args: argparse.Namespace, settings: CustomerSettings) -> int:
     return 0
 
 
-async def _each(args: argparse.Namespace, settings: CustomerSettings) -> int:
+async def _each(args: argparse.Namespace, settings: CustomerSettings, channel: AbstractChannel | None) -> int:
     results = []
-    async with contextlib.AsyncExitStack() as stack:
-        replaying = args.command == "replay-dead-letters"
-        channel = await stack.enter_async_context(_broker(settings)) if replaying and not args.dry_run else None
-        for dead_letter_id in args.ids:
-            if args.dry_run:
-                results.append({"id": dead_letter_id, "dry_run": True})
-            elif replaying:
-                done = await dead_letters.replay(
-                    channel, settings, dead_letter_id, args.by, args.reason, None, args.untrusted
-                )
-                results.append(done.model_dump(mode="json"))
-            else:
-                results.append(
-                    (await dead_letters.discard(dead_letter_id, args.by, args.reason)).model_dump(mode="json")
-                )
+    for dead_letter_id in args.ids:
+        if args.dry_run:
+            results.append({"id": dead_letter_id, "dry_run": True})
+        elif args.command == "replay-dead-letters":
+            done = await dead_letters.replay(
+                channel, settings, dead_letter_id, args.by, args.reason, None, args.untrusted
+            )
+            results.append(done.model_dump(mode="json"))
+        else:
+            results.append((await dead_letters.discard(dead_letter_id, args.by, args.reason)).model_dump(mode="json"))
     _print(
         args,
         results,

@@ -11,6 +11,7 @@ from customer.models import Customer
 from order import ops as order_ops
 from order.keys import OUTBOX
 from order.models import OutboxEvent
+from shared.cli import POSTGRES, RABBITMQ, Target
 from shared.db import use_app_orm
 from shared.testing.api import create_customer, get_json, order_created_event
 from shared.testing.plugin import BROKER_USER, eventually
@@ -23,7 +24,10 @@ async def count(customer_api, customer_id: int) -> int:
 async def ops(settings, capsys, *argv: str) -> tuple[int, object]:
     """Run a `customer.ops` command with `--json` against these settings; its exit code and output."""
     capsys.readouterr()
-    code = await ops_dead_letters.run(customer_ops.build_parser().parse_args([*argv, "--json"]), settings)
+    args = customer_ops.build_parser().parse_args([*argv, "--json"])
+    database = Target(POSTGRES, "CUSTOMER_DATABASE_URL", settings.database_url)
+    broker = Target(RABBITMQ, "AMQP_URL", settings.amqp_url)
+    code = await ops_dead_letters.run(args, settings, database, broker)
     return code, orjson.loads(capsys.readouterr().out or "null")
 
 
