@@ -24,6 +24,7 @@ import orjson
 from aiormq.abc import AbstractChannel, DeliveredMessage
 
 from customer import dead_letter_repository as repository
+from customer.metrics import EVENTS_DEAD_LETTERED
 from customer.redelivery import ATTEMPT_HEADER, KIND_HEADER, OCCURRENCE_HEADER, REASON_HEADER
 from customer.settings import CustomerSettings
 from shared.amqp import backoff_delay
@@ -52,6 +53,7 @@ class DeadLetterRecord:
     content_type: str | None
     headers: dict
     body: bytes
+    by_broker: bool  # dead-lettered by the broker (the delivery limit), not by the consumer
 
 
 def _plain(value):
@@ -139,6 +141,7 @@ def record_of(message: DeliveredMessage, settings: CustomerSettings) -> DeadLett
         content_type=properties.content_type,
         headers=kept,
         body=body,
+        by_broker=KIND_HEADER not in headers,
     )
 
 
@@ -164,7 +167,8 @@ class DeadLetterMover:
                 continue  # the broker has it again, and delivers it on the next channel
             try:
                 record = record_of(message, self.settings)
-                await repository.record_dead_letter(record)
+                if await repository.record_dead_letter(record) and record.by_broker:
+                    EVENTS_DEAD_LETTERED.labels(record.reason).inc()  # the consumer counts only its own
             except Exception as exc:
                 delay = backoff_delay(attempt, base=0.5, cap=30.0)
                 attempt += 1

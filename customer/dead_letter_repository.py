@@ -64,9 +64,10 @@ def filter_args(filters: dict) -> list:
     return [filters.get(name) for name in FILTER_FIELDS]
 
 
-async def record_dead_letter(r: DeadLetterRecord) -> None:
+async def record_dead_letter(r: DeadLetterRecord) -> bool:
+    """Whether this dead-lettering is new (False: recorded before, by a delivery whose ack was lost)."""
     entry = {"at": r.failed_at.isoformat(), "reason": r.reason, "error": r.error, "attempts": r.attempts}
-    await db(APP).execute_query(
+    written, _ = await db(APP).execute_query(
         RECORD,
         [
             r.key,
@@ -86,6 +87,7 @@ async def record_dead_letter(r: DeadLetterRecord) -> None:
             r.occurrence,
         ],
     )
+    return bool(written)
 
 
 async def list_dead_letters(filters: dict, limit: int, offset: int, after: Position | None) -> list[dict]:

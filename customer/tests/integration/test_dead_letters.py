@@ -9,6 +9,7 @@ from pamqp.commands import Basic
 from conftest import broker_connected, dead_letter_rows, make_settings
 from customer import dead_letter_repository
 from customer.app import create_app as create_customer_app
+from customer.metrics import EVENTS_DEAD_LETTERED
 from customer.models import Customer
 from customer.settings import CustomerSettings
 from shared.db import use_app_orm
@@ -95,6 +96,8 @@ async def test_an_event_that_crashes_the_consumer_past_the_delivery_limit_ends_a
 ):
     """The broker dead-letters it (the delivery limit): here a channel that takes it and dies, each time."""
     run = scratch_run()
+    counted = EVENTS_DEAD_LETTERED.labels("delivery_limit")
+    counted_before = counted._value.get()
     first = await app_of(aiohttp_client, run, delivery_limit=1)  # declares the queues, then goes away
     await first.close()
     event_id = str(uuid.uuid4())
@@ -113,6 +116,7 @@ async def test_an_event_that_crashes_the_consumer_past_the_delivery_limit_ends_a
     client = await app_of(aiohttp_client, run, delivery_limit=1)
     row = (await dead_letter_rows(client, 1))[0]
     assert row["reason"] == "delivery_limit" and row["event_id"] == event_id and row["attempts"] >= 2
+    assert counted._value.get() - counted_before == 1  # what the broker dead-letters counts too (the alert)
 
 
 async def test_a_dead_letter_delivered_twice_is_recorded_once(customer_client, customer_settings, broker):
