@@ -45,6 +45,7 @@ ON CONFLICT (key) DO UPDATE SET
     content_type = EXCLUDED.content_type, headers = EXCLUDED.headers, body = EXCLUDED.body, state = 'open',
     history = dead_letters.history || EXCLUDED.history
 WHERE NOT dead_letters.history @> jsonb_build_array(jsonb_build_object('occurrence', $15::text))
+RETURNING id
 """
 
 
@@ -67,7 +68,7 @@ def filter_args(filters: dict) -> list:
 async def record_dead_letter(r: DeadLetterRecord) -> bool:
     """Whether this dead-lettering is new (False: recorded before, by a delivery whose ack was lost)."""
     entry = {"at": r.failed_at.isoformat(), "reason": r.reason, "error": r.error, "attempts": r.attempts}
-    written, _ = await db(APP).execute_query(
+    written = await db(APP).execute_query_dict(
         RECORD,
         [
             r.key,
