@@ -9,10 +9,12 @@ from pamqp.commands import Basic
 from conftest import broker_connected, dead_letter_rows, make_settings
 from customer import dead_letter_repository
 from customer.app import create_app as create_customer_app
+from customer.db_config import APP
+from customer.housekeeping import purge_dead_letters
 from customer.metrics import EVENTS_DEAD_LETTERED
 from customer.models import Customer
 from customer.settings import CustomerSettings
-from shared.db import use_app_orm
+from shared.db import db, use_app_orm
 from shared.testing.api import create_customer, get_json, order_created_event
 from shared.testing.plugin import BROKER_USER, eventually
 
@@ -203,3 +205,26 @@ async def test_ops_routes_refuse_without_auth_unless_allowed(aiohttp_client, cus
         response = await client.get(path)
         assert response.status == 403
         assert "OPS_ALLOW_UNAUTHENTICATED" in (await response.json())["detail"]
+
+
+async def test_dead_letters_and_their_audit_past_the_retention_are_purged(customer_client, customer_settings, broker):
+    missing = 2_000_000_000 + uuid.uuid4().int % 100_000_000
+    await broker.basic_publish(
+        order_created_event(missing),
+        exchange=customer_settings.events_exchange,
+        routing_key="order.created",
+        properties=Basic.Properties(user_id=BROKER_USER),
+    )
+    [old] = await dead_letter_rows(customer_client, 1, customer_id=str(missing))
+    await post(customer_client, f"/ops/dead-letters/{old['id']}/discard", {"reason": "old"})
+    use_app_orm(customer_client.app)
+    conn = db(APP)
+    await conn.execute_query(
+        "UPDATE dead_letters SET last_failed_at = now() - interval '31 days' WHERE id = $1", [old["id"]]
+    )
+    await conn.execute_query(
+        "UPDATE dead_letter_audit SET at = now() - interval '31 days' WHERE dead_letter_key = $1", [old["key"]]
+    )
+    assert await purge_dead_letters(customer_settings) >= 2
+    assert (await customer_client.get(f"/ops/dead-letters/{old['id']}")).status == 404
+    assert await dead_letter_repository.audit_of(old["key"], 10) == []
