@@ -1,15 +1,28 @@
 """The shapes of the dead-letter operations (`/ops/dead-letters`, and `customer.ops --json`)."""
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from shared.pagination import PageParams
 from shared.schemas import INPUT, TEXT_PATTERN
 
 State = Literal["open", "replayed", "discarded"]
+
+
+def _utc(value: datetime) -> datetime:
+    """A time without a zone is UTC; one whose UTC falls outside year 1-9999 cannot be compared with."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range") from None
+
+
+Moment = Annotated[datetime, AfterValidator(_utc)]
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 BULK_MAX = 10_000  # dead letters one bulk action takes at most; run it again for more
 
@@ -23,8 +36,8 @@ class DeadLetterFilter(BaseModel):
     event_type: str | None = Field(None, max_length=64, pattern=NO_NUL)
     customer_id: int | None = Field(None, ge=-(2**63), lt=2**63)
     state: State | None = None
-    since: datetime | None = Field(None, description="Last failed at or after this time.")
-    until: datetime | None = Field(None, description="Last failed before this time.")
+    since: Moment | None = Field(None, description="Last failed at or after this time (UTC without a zone).")
+    until: Moment | None = Field(None, description="Last failed before this time (UTC without a zone).")
     error: str | None = Field(None, max_length=2000, pattern=NO_NUL, description="The exact error text (a group's).")
 
 
