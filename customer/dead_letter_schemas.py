@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from shared.pagination import PageParams
 from shared.schemas import INPUT, TEXT_PATTERN
@@ -22,7 +22,20 @@ def _utc(value: datetime) -> datetime:
         raise ValueError("out of range") from None
 
 
-Moment = Annotated[datetime, AfterValidator(_utc)]
+def _not_bool(value: object) -> object:
+    if isinstance(value, bool):  # pydantic would take true for 1
+        raise ValueError("an integer is expected")
+    return value
+
+
+def _iso_only(value: object) -> object:
+    """Not a number of seconds, which pydantic would take as a Unix time: the document says date-time."""
+    if isinstance(value, int | float) or (isinstance(value, str) and "-" not in value):
+        raise ValueError("an ISO 8601 date and time is expected")
+    return value
+
+
+Moment = Annotated[datetime, AfterValidator(_utc), BeforeValidator(_iso_only)]
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 BULK_MAX = 10_000  # dead letters one bulk action takes at most; run it again for more
 
@@ -34,7 +47,7 @@ class DeadLetterFilter(BaseModel):
 
     reason: str | None = Field(None, max_length=64, pattern=NO_NUL, description="The kind, e.g. `unknown_customer`.")
     event_type: str | None = Field(None, max_length=64, pattern=NO_NUL)
-    customer_id: int | None = Field(None, ge=-(2**63), lt=2**63)
+    customer_id: Annotated[int, BeforeValidator(_not_bool)] | None = Field(None, ge=-(2**63), lt=2**63)
     state: State | None = None
     since: Moment | None = Field(None, description="Last failed at or after this time (UTC without a zone).")
     until: Moment | None = Field(None, description="Last failed before this time (UTC without a zone).")
@@ -115,7 +128,9 @@ class ReplayBody(BaseModel):
 
     reason: str = Field(max_length=1000, pattern=TEXT_PATTERN, description="Why: kept in the audit.")
     body: dict[str, Any] | None = Field(None, description="The edited event; its `event_id` must stay the same.")
-    untrusted: bool = Field(False, description="Also when it came from an untrusted sender (once you checked it).")
+    untrusted: StrictBool = Field(
+        False, description="Also when it came from an untrusted sender (once you checked it)."
+    )
 
 
 class DiscardBody(BaseModel):
@@ -131,8 +146,8 @@ class BulkBody(BaseModel):
 
     filter: DeadLetterFilter = Field(default_factory=DeadLetterFilter)
     reason: str = Field(max_length=1000, pattern=TEXT_PATTERN, description="Why: kept in the audit.")
-    dry_run: bool = Field(False, description="Say what would be done, and do nothing.")
-    untrusted: bool = Field(False, description="Replay: also those from an untrusted sender.")
+    dry_run: StrictBool = Field(False, description="Say what would be done, and do nothing.")
+    untrusted: StrictBool = Field(False, description="Replay: also those from an untrusted sender.")
     limit: int = Field(1000, ge=1, le=BULK_MAX)
 
 
