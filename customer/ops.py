@@ -30,11 +30,15 @@ from shared.cli import (
     CommandError,
     Progress,
     Target,
+    add_json,
     add_verbose,
+    command_parser,
     load_settings,
+    print_json,
     reaching,
     redact,
     run_command,
+    subcommands,
 )
 from shared.db import orm_session
 
@@ -43,12 +47,18 @@ RECONCILE_PAGE = 200  # customers compared at a time: at most the order service'
 
 
 async def reconcile(
-    settings: CustomerSettings, order_service_url: str, customer_ids: list[int] | None = None, token: str | None = None
+    settings: CustomerSettings,
+    order_service_url: str,
+    customer_ids: list[int] | None = None,
+    token: str | None = None,
+    as_json: bool = False,
 ) -> int:
     """orders_count of every customer (or of those given) against the orders the order service holds for them,
     a page of customers at a time: one read of the page here, one GET /orders/counts there (with `token`, a
-    bearer token with orders:read, when the order service checks tokens)."""
-    drift = checked = 0
+    bearer token with orders:read, when the order service checks tokens). `as_json`: one document at the end,
+    `{"checked": N, "drift": [{"customer_id", "orders_count", "orders_held"}]}`."""
+    drift: list[dict] = []
+    checked = 0
     async with orm_session(customer_orm_config(settings.database_url)):
         progress = Progress("reconcile", await count_customers(customer_ids))
         timeout = aiohttp.ClientTimeout(total=30)
@@ -77,26 +87,36 @@ async def reconcile(
                     return 2
                 for customer_id, orders_count in page:
                     if orders_count != held[str(customer_id)]:
-                        drift += 1
-                        print(
-                            f"customer {customer_id}: orders_count {orders_count}, "
-                            f"order service holds {held[str(customer_id)]}"
+                        drift.append(
+                            {
+                                "customer_id": customer_id,
+                                "orders_count": orders_count,
+                                "orders_held": held[str(customer_id)],
+                            }
                         )
+                        if not as_json:
+                            print(
+                                f"customer {customer_id}: orders_count {orders_count}, "
+                                f"order service holds {held[str(customer_id)]}"
+                            )
                 checked += len(page)
                 after = page[-1][0]
                 progress.advance(len(page))
-    print(f"{checked} customer(s) checked, {drift} with drift")
+    if as_json:
+        print_json({"checked": checked, "drift": drift})
+    else:
+        print(f"{checked} customer(s) checked, {len(drift)} with drift")
     return 1 if drift else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m customer.ops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_verbose(parser)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = command_parser("customer.ops", __doc__)
+    commands = subcommands(parser)
     ops_dead_letters.add_commands(commands, add_verbose)
-    text = "compare each customer's orders_count with the orders the order service holds; exit 1 on drift"
+    text = (
+        "compare each customer's orders_count with the orders the order service holds; "
+        "exit 1 on drift, 2 when the order service does not answer"
+    )
     reconcile_parser = commands.add_parser("reconcile", help=text, description=text)
     reconcile_parser.add_argument(
         "--order-service-url",
@@ -109,12 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("ORDER_SERVICE_TOKEN"),
         help="a bearer token with orders:read, when the order service checks tokens (default: ORDER_SERVICE_TOKEN)",
     )
+    add_json(reconcile_parser)
     add_verbose(reconcile_parser, sub=True)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
 
     def command() -> int:
         settings = load_settings(CustomerSettings)
@@ -129,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                 POSTGRES, "CUSTOMER_DATABASE_URL", settings.database_url, setup="python -m customer.manage migrate"
             )
             with reaching(database):
-                return asyncio.run(reconcile(settings, args.order_service_url, args.customer, args.token))
+                return asyncio.run(reconcile(settings, args.order_service_url, args.customer, args.token, args.json))
         database = Target(
             POSTGRES, "CUSTOMER_DATABASE_URL", settings.database_url, setup="python -m customer.manage migrate"
         )
@@ -141,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return asyncio.run(ops_dead_letters.run(args, settings, database, broker))
 
-    return run_command("customer.ops", command, args.verbose)
+    return run_command(parser.prog, command, args.verbose)
 
 
 if __name__ == "__main__":

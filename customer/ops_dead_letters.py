@@ -23,7 +23,7 @@ from customer.ops_handlers import dead_letter_detail
 from customer.settings import CustomerSettings
 from shared.amqp import connect_first
 from shared.broker_urls import broker_urls
-from shared.cli import CommandError, Target, reaching
+from shared.cli import CommandError, Target, add_json, reaching
 from shared.db import orm_session
 from shared.problems import AppError
 
@@ -41,7 +41,7 @@ MUTATING = {"replay-dead-letters", "edit-and-replay", "discard-dead-letters"}
 def add_commands(commands, add_verbose: Callable) -> None:
     for name, text in COMMANDS.items():
         sub = commands.add_parser(name, help=text, description=text)
-        sub.add_argument("--json", action="store_true", help="print JSON")
+        add_json(sub)
         if name in ("dead-letter", "edit-and-replay"):
             sub.add_argument("id", type=int)
         elif name in ("replay-dead-letters", "discard-dead-letters"):

@@ -24,7 +24,7 @@ from customer.dead_letter_schemas import (
 )
 from customer.keys import SETTINGS
 from shared.amqp import BROKER
-from shared.auth import current_actor
+from shared.auth.identity import current_actor
 from shared.http import json_response, parse_json, parse_query, path_id
 from shared.pagination import check_offset, page_response, resume
 from shared.problems import AppError

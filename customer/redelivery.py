@@ -21,7 +21,7 @@ from pamqp.commands import Basic
 from customer.metrics import EVENTS_DEAD_LETTERED, EVENTS_RETRIED
 from customer.settings import CustomerSettings
 from shared.amqp import PERSISTENT, broker_user
-from shared.auth import ACTOR_AMQP_HEADER
+from shared.auth.identity import ACTOR_AMQP_HEADER
 from shared.request_id import REQUEST_ID_AMQP_HEADER, request_id_var
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 from aiohttp import web
 
 from customer import handlers, ops_handlers
-from shared.auth import Access
+from shared.auth.access import Access
 from shared.scopes import CUSTOMERS_READ, CUSTOMERS_WRITE, OPS_DEAD_LETTERS
 
 DEAD_LETTER = r"/ops/dead-letters/{id:\d+}"
@@ -22,8 +22,8 @@ routes = [
     web.get("/ops/console", ops_handlers.ops_console),
 ]
 
-# The scope each route needs (shared/auth.py); a token bound to one customer may read that customer only.
-# The operator's page is open (shared/auth.py OPEN_PATHS): it holds no data and asks for a token itself.
+# The scope each route needs (shared/auth/access.py); a token bound to one customer may read that customer only.
+# The operator's page is open (OPEN_PATHS there): it holds no data and asks for a token itself.
 OPS = Access(OPS_DEAD_LETTERS)
 access = {
     handlers.list_customers: Access(CUSTOMERS_READ),

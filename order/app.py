@@ -16,7 +16,8 @@ from order.repository import OrderIds
 from order.routes import access, routes
 from order.settings import OrderSettings
 from shared.amqp import BROKER, BrokerLink, declare_events_exchange
-from shared.auth import ServiceToken, warn_about_plain_http
+from shared.auth.service_token import ServiceToken
+from shared.auth.startup import warn_about_plain_http
 from shared.db import start_orm_task, stop_tasks
 from shared.scopes import CUSTOMERS_READ
 from shared.web import service_app

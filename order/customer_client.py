@@ -11,7 +11,7 @@ from yarl import URL
 
 from order.metrics import CUSTOMER_BREAKER_OPEN, CUSTOMER_CALL_SECONDS
 from order.schemas import EmbeddedCustomer
-from shared.auth import ServiceToken
+from shared.auth.service_token import ServiceToken
 from shared.metrics import BufferedHistogram
 from shared.problems import ServiceUnavailable, ValidationFailed, field_error
 from shared.request_id import HEADER

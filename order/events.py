@@ -8,7 +8,7 @@ an order reaches each status at most once, so re-publishing an order's events la
 import uuid
 from dataclasses import dataclass
 
-from shared.auth import current_actor
+from shared.auth.identity import current_actor
 from shared.events import ORDER_CREATED, ORDER_STATUS_CHANGED, EventType, OrderEvent, OrderEventData
 from shared.tracing import inject_text
 
@@ -25,7 +25,7 @@ class OutboxRow:
     payload: str  # the message body exactly as it is published
     request_id: str
     trace_context: str | None
-    actor: str | None = None  # the caller's `sub` (shared/auth.py); the message's x-actor header
+    actor: str | None = None  # the caller's `sub` (shared/auth/identity.py); the message's x-actor header
 
 
 def event_id(order, event_type: EventType) -> uuid.UUID:

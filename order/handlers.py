@@ -12,7 +12,8 @@ from order.schemas import (
     OrderQuery,
 )
 from shared.admission import ABANDONED, client_gone
-from shared.auth import bound_customer, current_actor, require_customer, require_scope, require_staff
+from shared.auth.access import require_customer, require_scope, require_staff
+from shared.auth.identity import bound_customer, current_actor
 from shared.http import created, json_response, parse_json, parse_query, path_id
 from shared.pagination import check_offset, page_response, resume
 from shared.request_id import current_request_id
@@ -27,16 +28,9 @@ async def create_order(request: web.Request) -> web.Response:
     require_customer(request, body.order.customer_id)
     scoped_key = idempotency.scoped(key, current_actor()) if key is not None else None
     claim = idempotency.Claim(scoped_key, body.order.model_dump_json()) if scoped_key is not None else None
+    asked = service.OrderRequest(body.order, current_request_id(), claim, still_wanted=lambda: not client_gone(request))
     try:
-        placed = await service.place_order(
-            request.app[CUSTOMERS],
-            request.app[ORDER_IDS],
-            request.app[OUTBOX],
-            body.order,
-            current_request_id(),
-            claim=claim,
-            still_wanted=lambda: not client_gone(request),
-        )
+        placed = await service.place_order(request.app[CUSTOMERS], request.app[ORDER_IDS], request.app[OUTBOX], asked)
     except service.ClientGone:
         ABANDONED.inc()
         return web.Response(status=499)  # nobody reads it

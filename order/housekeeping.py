@@ -13,6 +13,7 @@ from tortoise.timezone import now
 from order import repository
 from order.db_config import APP
 from order.metrics import OUTBOX_OLDEST_SECONDS, OUTBOX_PENDING
+from order.outbox import store
 from order.settings import OrderSettings
 from shared.housekeeping import vacuum
 
@@ -37,12 +38,12 @@ async def run_housekeeping(settings: OrderSettings) -> None:
     while True:
         await asyncio.sleep(GAUGES_EVERY)
         try:
-            pending, oldest = await repository.backlog()
+            pending, oldest = await store.backlog()
             OUTBOX_PENDING.set(pending)
             OUTBOX_OLDEST_SECONDS.set(oldest)
             due = loop.time() - last_vacuum >= settings.outbox_vacuum_interval
             drained = pending < settings.outbox_batch_size  # (while a backlog drains, the interval does)
-            if due or (drained and await repository.dead_events() >= VACUUM_AFTER_DEAD_ROWS):
+            if due or (drained and await store.dead_events() >= VACUUM_AFTER_DEAD_ROWS):
                 last_vacuum = loop.time()
                 await vacuum(APP, "outbox")
             if loop.time() - last_purge >= PURGE_EVERY:

@@ -6,7 +6,6 @@
 A database or URL problem is one line and exit code 1; `--verbose` adds the traceback.
 """
 
-import argparse
 import asyncio
 import sys
 from datetime import timedelta
@@ -17,17 +16,33 @@ from tortoise.timezone import now
 from order import events, repository
 from order.db_config import order_orm_config
 from order.domain import INITIAL_STATUS
+from order.outbox import store
 from order.settings import OrderSettings
-from shared.cli import POSTGRES, Progress, Target, add_verbose, load_settings, reaching, run_command
+from shared.cli import (
+    POSTGRES,
+    Progress,
+    Target,
+    add_json,
+    add_verbose,
+    command_parser,
+    load_settings,
+    print_json,
+    reaching,
+    run_command,
+    subcommands,
+)
 
 # The customer service's default deduplication window (PROCESSED_EVENTS_RETENTION_HOURS): it refuses,
 # as stale, a copy of an event older than its window, so a republish that old counts nothing.
 DEFAULT_DEDUP_WINDOW = timedelta(days=7)
 
 
-async def show_outbox() -> int:
-    pending, oldest = await repository.backlog()
-    print(f"pending events: {pending}; oldest waiting: {oldest:.1f}s")
+async def show_outbox(as_json: bool = False) -> int:
+    pending, oldest = await store.backlog()
+    if as_json:  # the names of its metrics, outbox_pending_events and outbox_oldest_pending_seconds
+        print_json({"pending_events": pending, "oldest_pending_seconds": round(oldest, 3)})
+    else:
+        print(f"pending events: {pending}; oldest waiting: {oldest:.1f}s")
     return 0
 
 
@@ -41,7 +56,7 @@ async def republish(order_id: int) -> int:
     if order is None:
         print(f"order {order_id} does not exist", file=sys.stderr)
         return 1
-    if await repository.has_pending_events(order_id):
+    if await store.has_pending_events(order_id):
         print(f"order {order_id}: its events are still in the outbox, waiting for the broker")
         return 0
     if order.created_at < now() - DEFAULT_DEDUP_WINDOW:
@@ -52,19 +67,18 @@ async def republish(order_id: int) -> int:
             file=sys.stderr,
         )
     order.status = INITIAL_STATUS  # the event as it was at creation: same payload, same id
-    await repository.add_event(events.order_created(order, request_id="republish"))
+    await store.add_event(events.order_created(order, request_id="republish"))
     print(f"order {order_id}: order.created queued for publishing again")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m order.ops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_verbose(parser)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = command_parser("order.ops", __doc__)
+    commands = subcommands(parser)
     text = "pending events and the oldest one's age"
-    add_verbose(commands.add_parser("outbox", help=text, description=text), sub=True)
+    outbox_parser = commands.add_parser("outbox", help=text, description=text)
+    add_json(outbox_parser)
+    add_verbose(outbox_parser, sub=True)
     text = "send orders' events again; the customer service ignores what it has applied"
     republish_parser = commands.add_parser("republish", help=text, description=text)
     republish_parser.add_argument("order_ids", type=int, nargs="+", metavar="ORDER_ID")
@@ -75,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         await Tortoise.init(config=order_orm_config(db_url))
         try:
             if args.command == "outbox":
-                return await show_outbox()
+                return await show_outbox(args.json)
             failed = 0
             progress = Progress("republish", len(args.order_ids)) if len(args.order_ids) > 1 else None
             for order_id in args.order_ids:
@@ -91,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         with reaching(Target(POSTGRES, "ORDER_DATABASE_URL", db_url, setup="python -m order.manage migrate")):
             return asyncio.run(run(db_url))
 
-    return run_command("order.ops", command, args.verbose)
+    return run_command(parser.prog, command, args.verbose)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 from aiohttp import web
 
 from order import handlers
-from shared.auth import Access
+from shared.auth.access import Access
 from shared.scopes import ORDERS_FULFIL, ORDERS_READ, ORDERS_WRITE
 
 routes = [
@@ -13,7 +13,7 @@ routes = [
     web.get(r"/customers/{id:\d+}/orders", handlers.list_customer_orders, name="customer_orders"),
 ]
 
-# The scope each route needs (shared/auth.py), and what a token bound to one customer may do: read, place
+# The scope each route needs (shared/auth/access.py), and what a token bound to one customer may do: read, place
 # and cancel that customer's orders. A status change needs the scope of its target status (handlers.py).
 access = {
     handlers.create_order: Access(ORDERS_WRITE, customer="handler"),

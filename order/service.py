@@ -13,7 +13,7 @@ from order.db_config import APP
 from order.domain import InvalidTransition, check_transition
 from order.idempotency import Claim
 from order.models import Order
-from order.outbox import Outbox
+from order.outbox import Outbox, store
 from order.repository import NewOrder, OrderIds
 from order.schemas import OrderCreatedOut, OrderIn
 from shared.db import transaction
@@ -50,34 +50,40 @@ class PlacedOrder:
     replayed: bool = False
 
 
+@dataclass(frozen=True)
+class OrderRequest:
+    """One request to place an order: the order asked for, the request's id, its Idempotency-Key's
+    claim (if it has one), and whether its client still waits for the answer."""
+
+    order: OrderIn
+    request_id: str
+    claim: Claim | None = None
+    still_wanted: Callable[[], bool] = lambda: True
+
+
 async def place_order(
-    customers: CustomerClient,
-    order_ids: OrderIds,
-    outbox: Outbox,
-    data: OrderIn,
-    request_id: str,
-    claim: Claim | None = None,
-    still_wanted: Callable[[], bool] = lambda: True,
+    customers: CustomerClient, order_ids: OrderIds, outbox: Outbox, asked: OrderRequest
 ) -> PlacedOrder:
     """Validate the customer, then store the order, its event and the key's response atomically.
 
     `still_wanted` is asked before the customer call and before the insert: a client that has gone
     costs no more work. The insert is one statement, so it is never stopped half-way.
     """
+    claim = asked.claim
     if claim is not None:
         stored = await claim.take()
         if stored is not None:
             return PlacedOrder(orjson.loads(stored)["id"], stored, replayed=True)
     try:
-        if not still_wanted():
+        if not asked.still_wanted():
             raise ClientGone()
-        customer = await customers.get_customer(data.customer_id, request_id)
-        if not still_wanted():
+        customer = await customers.get_customer(asked.order.customer_id, asked.request_id)
+        if not asked.still_wanted():
             raise ClientGone()
-        order = new_order(await order_ids.next(), data)
+        order = new_order(await order_ids.next(), asked.order)
         body = to_json(OrderCreatedOut.model_validate({**vars(order), "customer": customer}))
         completion = claim.completion(body) if claim is not None else None
-        event = events.order_created(order, request_id)
+        event = events.order_created(order, asked.request_id)
         with outbox.write(event) as lease, start_span("outbox write"):
             await repository.add_order(order, event, completion, lease)
     except BaseException:
@@ -137,6 +143,6 @@ async def change_order_status(outbox: Outbox, order_id: int, new_status: str, re
             previous, order.status = order.status, new_status
             await repository.save_status(conn, order)  # first: the event's occurred_at is the new updated_at
             with start_span("outbox write"):
-                await repository.add_event(events.status_changed(order, previous, request_id), conn)
+                await store.add_event(events.status_changed(order, previous, request_id), conn)
     log.info("order %s: %s -> %s", order_id, previous, new_status)
     return order

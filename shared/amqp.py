@@ -20,10 +20,12 @@ from aiormq.abc import AbstractChannel
 
 from shared.broker_urls import broker_urls, where
 from shared.settings import SharedSettings
+from shared.tls import RABBITMQ_FIX, certificate_failure
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5.0
+CA_FIX = RABBITMQ_FIX.format(variable="AMQP_URL")
 PERSISTENT = 2
 
 
@@ -104,9 +106,12 @@ class BrokerLink:
                 # aiormq cancels its own pending calls when the connection drops under them.
                 log.warning("%s: broker connection dropped during setup", self.name)
             except Exception as exc:  # every broker failure means the same here: try again later
-                log.warning(
-                    "%s: broker at %s unavailable (%s: %s)", self.name, where(self.url), type(exc).__name__, exc
-                )
+                if (failure := certificate_failure(exc)) is not None:  # retried: the CA file is read on each connect
+                    log.error("%s: broker at %s: %s -> %s", self.name, where(self.url), failure, CA_FIX)
+                else:
+                    log.warning(
+                        "%s: broker at %s unavailable (%s: %s)", self.name, where(self.url), type(exc).__name__, exc
+                    )
             finally:
                 self._up.clear()
                 self.channel = None

@@ -6,12 +6,15 @@ its password masked), which variable names it, and how to fix it. `make run`'s p
 
 import argparse
 import contextlib
+import json
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import aiormq.exceptions
@@ -21,7 +24,9 @@ from pydantic_settings import BaseSettings
 
 from shared.broker_urls import broker_urls
 from shared.problems import exception_chain, is_connection_failure
+from shared.tls import POSTGRES_FIX, RABBITMQ_FIX, certificate_failure
 
+DISTRIBUTION = "shop-services"  # pyproject's [project] name: --version is its version
 POSTGRES, RABBITMQ = "PostgreSQL", "RabbitMQ"
 POSTGRES_SCHEMES = ("postgres", "postgresql", "asyncpg", "psycopg")
 HOW_TO_START = {
@@ -106,6 +111,9 @@ def explain(exc: BaseException, target: Target) -> str | None:
                 f"{POSTGRES} refused the login at {target.where}: {cause} -> {fix}"
                 f"fix the user or password in {target.variable}"
             )
+    if (failure := certificate_failure(exc)) is not None:  # a configuration error, not an outage
+        fix = (POSTGRES_FIX if target.what == POSTGRES else RABBITMQ_FIX).format(variable=target.variable)
+        return f"{target.what} at {target.where}: {failure} -> {fix} (docs/operations.md#encryption-in-transit)"
     # connect_first folds each broker's failure into one ConnectionError's text: a refusal shows there.
     refused = any(isinstance(cause, _AMQP_REFUSALS) for cause in exception_chain(exc)) or "ACCESS_REFUSED" in str(exc)
     if target.what == RABBITMQ and refused:
@@ -146,6 +154,56 @@ class Progress:
             self._next = self.done + self._step
 
 
+def program_name(module: str) -> str:
+    """The name the command was called by: `customer-ops` for the console script, `python -m customer.ops`
+    for the module (what Python 3.12's argparse works out by itself)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name in (module, f"{module}.__main__"):
+        return f"{os.path.basename(sys.executable)} -m {module}"
+    return os.path.basename(sys.argv[0]) or module
+
+
+def package_version() -> str:
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
+def prose(doc: str) -> str:
+    """A module docstring without its indented usage block: argparse lists each subcommand itself."""
+    paragraphs = [part for part in doc.strip().split("\n\n") if not part.startswith("    ")]
+    return "\n\n".join(paragraphs)
+
+
+def command_parser(module: str, doc: str | None, verbose: bool = True) -> argparse.ArgumentParser:
+    """The parser every command line starts from: the name it was called by, its module docstring's prose,
+    --version and (unless it has no use for it) -v/--verbose."""
+    parser = argparse.ArgumentParser(
+        prog=program_name(module), description=prose(doc or ""), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s ({DISTRIBUTION}) {package_version()}")
+    if verbose:
+        add_verbose(parser)
+    return parser
+
+
+def subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
+    """Each subcommand listed once, under COMMAND (not again as a {a,b,c} choice list)."""
+    return parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON document on stdout (field names as the HTTP API's)"
+    )
+
+
+def print_json(document: Any) -> None:
+    print(json.dumps(document, indent=None, separators=(",", ":"), default=str))
+
+
 def add_verbose(parser: argparse.ArgumentParser, sub: bool = False) -> None:
     """-v/--verbose, before or after the subcommand (a subcommand's own default must not reset it)."""
     parser.add_argument(
@@ -170,8 +228,10 @@ def load_settings(cls: type[Settings]) -> Settings:
 
 
 def run_command(prog: str, command: Callable[[], int], verbose: bool = False) -> int:
-    """Run a command's body; a CommandError becomes its one line on stderr and exit code 1."""
+    """Run a command's body; a CommandError becomes its one line on stderr, after the command's name
+    (`customer-ops`, or `customer.ops` for `python -m customer.ops`), and exit code 1."""
     logging.getLogger("aiormq").setLevel(logging.CRITICAL)  # its own connect-error lines would repeat ours
+    prog = prog.rsplit(" -m ", 1)[-1]
     try:
         return command()
     except CommandError as exc:

@@ -155,7 +155,7 @@ async def provision(roles: DatabaseRoles, admin_url: str | None = None) -> list[
 def with_admin_database(admin_url: str | None, db_url: str) -> str:
     """The admin URL, connected to `db_url`'s database."""
     parts = urlsplit(admin_url or admin_url_for(db_url))
-    return urlunsplit((parts.scheme, parts.netloc, f"/{database_name(db_url)}", "", ""))
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database_name(db_url)}", parts.query, ""))
 
 
 async def grant_runtime(roles: DatabaseRoles) -> None:

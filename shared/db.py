@@ -5,7 +5,7 @@ import contextlib
 import contextvars
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 from aiohttp import web
@@ -32,9 +32,44 @@ async def reset_if_dirty(connection: asyncpg.Connection) -> None:
         await connection.reset()
 
 
+# libpq's TLS parameters (`?sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem`), which asyncpg reads from a
+# DSN as libpq does. The rest of a URL's query is Tortoise's (minsize, maxsize, ...): in a DSN asyncpg would
+# send it to the server as settings.
+TLS_PARAMS = frozenset(
+    {
+        "sslmode",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "sslcrl",
+        "sslpassword",
+        "sslnegotiation",
+        "ssl_min_protocol_version",
+        "ssl_max_protocol_version",
+    }
+)
+
+
+def tls_query(db_url: str) -> str:
+    """The URL's TLS parameters alone, as a query string ('' when it has none)."""
+    return urlencode([(key, value) for key, value in parse_qsl(urlsplit(db_url).query) if key in TLS_PARAMS])
+
+
+def _connect_with_tls(tls_dsn: str) -> Callable[..., Coroutine]:
+    async def connect(dsn: str | None, **kwargs) -> asyncpg.Connection:
+        # The pool's connect: Tortoise gives the server and the login as keywords (they win over a DSN's),
+        # the TLS parameters come from the DSN, so asyncpg applies libpq's rules to them, as for asyncpg_dsn.
+        return await asyncpg.connect(tls_dsn, **kwargs)
+
+    return connect
+
+
 def connection_config(db_url: str) -> dict:
     config = expand_db_url(db_url)
-    config["credentials"] = {**DEFAULT_POOL, **config["credentials"], "reset": reset_if_dirty}
+    credentials = {key: value for key, value in config["credentials"].items() if key not in TLS_PARAMS}
+    config["credentials"] = {**DEFAULT_POOL, **credentials, "reset": reset_if_dirty}
+    if tls := tls_query(db_url):  # Tortoise would pass them to asyncpg as keywords, which it has not
+        config["credentials"]["connect"] = _connect_with_tls(f"postgresql://?{tls}")
     return config
 
 
@@ -133,9 +168,9 @@ async def transaction(connection_name: str) -> AsyncIterator[BaseDBAsyncClient]:
 
 
 def asyncpg_dsn(db_url: str) -> str:
-    """Tortoise's `postgres://...?minsize=` URL as a plain libpq DSN for asyncpg."""
+    """Tortoise's `postgres://...?minsize=` URL as a plain libpq DSN for asyncpg (its TLS parameters kept)."""
     parts = urlsplit(db_url)
-    return urlunsplit(("postgresql", parts.netloc, parts.path, "", ""))
+    return urlunsplit(("postgresql", parts.netloc, parts.path, tls_query(db_url), ""))
 
 
 def with_database(db_url: str, database: str) -> str:
@@ -148,9 +183,10 @@ def database_name(db_url: str) -> str:
 
 
 def admin_url_for(db_url: str) -> str:
-    """The default admin URL: the same server as the service's, as `postgres`, in the `postgres` database."""
+    """The default admin URL: the same server as the service's, as `postgres`, in the `postgres` database,
+    over the same TLS."""
     parts = urlsplit(db_url)
-    return urlunsplit((parts.scheme, f"postgres@{parts.netloc.rsplit('@', 1)[-1]}", "/postgres", "", ""))
+    return urlunsplit((parts.scheme, f"postgres@{parts.netloc.rsplit('@', 1)[-1]}", "/postgres", tls_query(db_url), ""))
 
 
 async def drop_database(db_url: str) -> None:

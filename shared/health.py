@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from shared.amqp import BROKER
-from shared.auth import AUTH
+from shared.auth.access import AUTH
 from shared.db import ORM
 from shared.http import json_response
 from shared.problems import problem

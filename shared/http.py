@@ -85,7 +85,7 @@ async def read_body(request: web.Request) -> bytes:
         raise RequestTimeout(f"The request body did not arrive within {BODY_READ_TIMEOUT:g} s.") from None
 
 
-# A refusal decided before the body was validated (shared/auth.py: a missing scope), raised right after:
+# A refusal decided before the body was validated (shared/auth/access.py: a missing scope), raised right after:
 # the documented order of checks puts a bad body's 422 before a 403.
 DEFERRED_REFUSAL = web.RequestKey("deferred_refusal", Exception)
 

@@ -34,11 +34,15 @@ from shared.cli import (
     POSTGRES,
     CommandError,
     Target,
+    add_json,
     add_verbose,
     check_url,
+    command_parser,
     load_settings,
+    print_json,
     reaching,
     run_command,
+    subcommands,
 )
 from shared.database_roles import (
     DatabaseRoles,
@@ -197,14 +201,11 @@ COMMANDS = {
 
 
 def parser_for(service: ServiceDb) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=f"python -m {service.app}.manage",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_verbose(parser)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = command_parser(f"{service.app}.manage", __doc__)
+    commands = subcommands(parser)
     sub = {name: commands.add_parser(name, help=text, description=text) for name, text in COMMANDS.items()}
+    add_json(sub["history"])
+    add_json(sub["heads"])
     sub["makemigrations"].add_argument("name", nargs="?", default="update", help="migration name (default: update)")
     sub["downgrade"].add_argument(
         "version",
@@ -225,8 +226,8 @@ def parser_for(service: ServiceDb) -> argparse.ArgumentParser:
 
 
 def main(service: ServiceDb, argv: list[str] | None = None) -> int:
-    args = parser_for(service).parse_args(argv)
-    prog = f"{service.app}.manage"
+    parser = parser_for(service)
+    args = parser.parse_args(argv)
 
     async def run(settings: ServiceSettings, admin_url: str | None) -> int:
         with reaching(service.target(settings.database_url)):
@@ -243,6 +244,9 @@ def main(service: ServiceDb, argv: list[str] | None = None) -> int:
         if args.command in ("history", "heads"):
             versions = await history(service, roles.runtime_url)
             shown = [(v, done) for v, done in versions if args.command == "history" or not done]
+            if args.json:
+                print_json([{"version": version, "applied": done} for version, done in shown])
+                return 0
             for version, done in shown:
                 print(f"{'applied' if done else 'pending'}\t{version}")
             if args.command == "heads" and not shown:
@@ -268,7 +272,7 @@ def main(service: ServiceDb, argv: list[str] | None = None) -> int:
         check_url(service.target(settings.database_url))  # a malformed URL is named before anything connects
         return asyncio.run(run(settings, shared.postgres_admin_url))
 
-    return run_command(prog, command, args.verbose)
+    return run_command(parser.prog, command, args.verbose)
 
 
 if __name__ == "__main__":  # pragma: no cover

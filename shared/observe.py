@@ -4,7 +4,7 @@ import logging
 
 from aiohttp import web
 
-from shared.auth import current_actor
+from shared.auth.identity import current_actor
 from shared.logs import access_log, log_access
 from shared.metrics import observe_request, requests_in_progress
 

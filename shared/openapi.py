@@ -17,7 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from shared.auth import Access
+from shared.auth.access import Access
 from shared.problems import PROBLEM_CONTENT_TYPE
 from shared.request_id import HEADER as REQUEST_ID_HEADER
 from shared.scopes import SCOPES
@@ -267,7 +267,7 @@ def _not_null(prop: dict) -> dict:
     return {**variants[0], **rest}
 
 
-# --- security (shared/auth.py) ---
+# --- security (shared/auth/access.py) ---
 
 AUTH_PROBLEMS = {
     401: "No bearer token, or one that is not valid (`WWW-Authenticate` says which).",
@@ -286,12 +286,12 @@ def _auth_problem(description: str) -> dict:
     }
 
 
-# Where the development issuer (shared/devissuer.py) takes client credentials, when AUTH_TOKEN_URL says nothing.
+# Where the development issuer (shared/devissuer/) takes client credentials, when AUTH_TOKEN_URL says nothing.
 DEV_TOKEN_URL = "http://127.0.0.1:3010/token"
 
 
 def route_scopes(routes: Iterable[web.RouteDef], access: Mapping[Callable, Access]) -> dict[tuple[str, str], list[str]]:
-    """The scopes of each (method, canonical path), from a service's access table (shared/auth.py)."""
+    """The scopes of each (method, canonical path), from a service's access table (shared/auth/access.py)."""
     return {
         (route.method, re.sub(r"\{(\w+):[^}]+\}", r"{\1}", route.path)): access[route.handler].documented_scopes
         for route in routes

@@ -44,7 +44,7 @@ class SharedSettings(BaseSettings):
     # run its own names so they never touch the running system's topology.
     events_exchange: str = Field("orders", validation_alias="EVENTS_EXCHANGE")
 
-    # Bearer tokens on every API request (shared/auth.py, docs/auth.md). `jwt` is the default, so a start
+    # Bearer tokens on every API request (shared/auth/, docs/auth.md). `jwt` is the default, so a start
     # with no configuration refuses to run rather than serve everyone; `off` must be said, and is logged.
     auth_mode: Literal["jwt", "off"] = Field("jwt", validation_alias="AUTH_MODE")
     # The issuer tokens must name (`iss`) and where its signing keys are published (a JWKS document).

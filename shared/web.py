@@ -7,7 +7,9 @@ from collections.abc import Callable, Iterable, Mapping
 from aiohttp import web
 
 from shared.admission import ABANDONED, ADMISSION, Admission, admission_ctx, admission_for, client_gone, refused
-from shared.auth import AUTH, Access, identity_var, install_auth
+from shared.auth.access import AUTH, Access
+from shared.auth.identity import identity_var
+from shared.auth.startup import install_auth
 from shared.db import tortoise_ctx, use_app_orm
 from shared.health import READINESS, health, readiness, ready
 from shared.http import read_body
@@ -28,7 +30,7 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
     request): its body, read before it asks for a slot, so a client that sends one slowly holds a
     socket, not one of the few slots; then admission, so a refusal costs next to nothing
     (shared/admission.py); then the request's id, from the client or made up, in the logs and the
-    response; the app's ORM; the caller's token (shared/auth.py); any error (a body that did not arrive
+    response; the app's ORM; the caller's token (shared/auth/); any error (a body that did not arrive
     too) as a problem+json; then its metrics and access log line, with the final status."""
     body_failed = await _body_failed(request)
     admission = admission_for(request) if body_failed is None else None

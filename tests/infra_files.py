@@ -21,7 +21,7 @@ from pydantic_settings import BaseSettings
 import customer.metrics
 import order.metrics
 import shared.admission
-import shared.auth
+import shared.auth.metrics
 import shared.metrics
 import shared.tracing
 from customer.settings import CustomerSettings
@@ -193,7 +193,7 @@ def in_build_context(path: str) -> bool:
 def metric_series() -> dict[str, str]:
     """Every series name the services export, mapped to its metric family."""
     series = {}
-    modules = (shared.metrics, shared.admission, shared.auth, customer.metrics, order.metrics)
+    modules = (shared.metrics, shared.admission, shared.auth.metrics, customer.metrics, order.metrics)
     for metric in (value for module in modules for value in vars(module).values()):
         if isinstance(metric, MetricWrapperBase):
             (family,) = metric.describe()

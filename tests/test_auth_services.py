@@ -355,7 +355,7 @@ async def test_the_consumer_logs_the_actor_of_an_event_it_dead_letters(customer_
     from pamqp.commands import Basic
 
     from shared.testing.api import order_created_event
-    from shared.testing.plugin import BROKER_USER
+    from shared.testing.runs import BROKER_USER
 
     await broker.basic_publish(
         order_created_event(2147483000),  # no such customer: dead-lettered at once

@@ -8,7 +8,8 @@ import pytest
 from conftest import broker_connected, make_settings
 from customer.app import create_app as create_customer_app
 from customer.settings import CustomerSettings
-from shared.auth import AUTH, LEEWAY
+from shared.auth.access import AUTH
+from shared.auth.tokens import LEEWAY
 from shared.testing.plugin import eventually, unique
 
 READ, WRITE = "customers:read", "customers:write"

@@ -15,8 +15,9 @@ from customer.manage import main as customer_manage
 from order import ops as order_ops
 from shared.cli import Progress
 from shared.testing.api import create_customer
-from shared.testing.plugin import ROOT, unique
+from shared.testing.plugin import unique
 from shared.testing.processes import free_port
+from shared.testing.runs import ROOT
 
 PASSWORD = "s3cret-pw"
 PREFLIGHT = ["infra/scripts/preflight.py"]

@@ -26,10 +26,11 @@ from shared.testing.compose import (
     start_order,
 )
 from shared.testing.containers import MachineBacking, readme_curl_example, run_args
-from shared.testing.plugin import AMQP_URL, SERVER_URL, eventually
+from shared.testing.plugin import eventually
 from shared.testing.podman import Podman, wait_exited, wait_healthy
 from shared.testing.processes import free_port
 from shared.testing.project_image import new_run_id
+from shared.testing.runs import AMQP_URL, SERVER_URL
 
 pytestmark = pytest.mark.slow
 

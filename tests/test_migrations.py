@@ -17,7 +17,8 @@ import pytest
 from shared import manage
 from shared.database_roles import DatabaseRoles
 from shared.db import asyncpg_dsn, database_name, drop_database, with_database
-from shared.testing.plugin import ROOT, SERVER_URL, unique
+from shared.testing.plugin import unique
+from shared.testing.runs import ROOT, SERVER_URL
 
 
 @pytest.mark.parametrize("service", ["customer", "order"])

@@ -14,7 +14,8 @@ from order.models import OutboxEvent
 from shared.cli import POSTGRES, RABBITMQ, Target
 from shared.db import use_app_orm
 from shared.testing.api import create_customer, get_json, order_created_event
-from shared.testing.plugin import BROKER_USER, eventually
+from shared.testing.plugin import eventually
+from shared.testing.runs import BROKER_USER
 
 
 async def count(customer_api, customer_id: int) -> int:

@@ -10,7 +10,7 @@ from types import TracebackType
 from order.events import OutboxRow
 from order.outbox.relay import OutboxRelay
 from order.outbox.session import NOTIFY_CHANNEL, RelaySession
-from order.repository import Lease
+from order.outbox.store import Lease
 from order.settings import OrderSettings
 from shared.amqp import BrokerLink
 

@@ -11,8 +11,8 @@ import logging
 
 from aiormq.abc import AbstractChannel
 
-from order import repository
 from order.db_config import APP
+from order.outbox import store
 from order.outbox.in_flight import MAX_BATCHES_IN_FLIGHT, InFlight
 from order.outbox.publisher import EventPublisher, settle
 from order.outbox.waiting import named, show_database_error
@@ -84,7 +84,7 @@ class Claims:
     async def relay_batch(self, channel: AbstractChannel) -> int:
         """Claim, publish and settle one batch in one transaction; returns how many rows it claimed."""
         async with transaction(APP) as conn:
-            rows = await repository.claim_events(conn, self._batch_size)
+            rows = await store.claim_events(conn, self._batch_size)
             if rows:
                 await settle(conn, rows, await self._publisher.publish(channel, rows))
         return len(rows)

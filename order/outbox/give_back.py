@@ -4,8 +4,8 @@ at once, rather than when their lease runs out."""
 import asyncio
 from collections.abc import Callable
 
-from order import repository
 from order.events import OutboxRow
+from order.outbox import store
 from order.outbox.in_flight import InFlight
 from order.outbox.waiting import until_done
 
@@ -44,7 +44,5 @@ class LeaseReturns:
 
     async def _give_back(self, rows: list[OutboxRow]) -> None:
         event_ids = [row.event_id for row in rows]
-        await until_done(
-            f"clearing {len(rows)} lease(s)", lambda: repository.release_leases(event_ids), self._lease_seconds
-        )
+        await until_done(f"clearing {len(rows)} lease(s)", lambda: store.release_leases(event_ids), self._lease_seconds)
         self._wake_claim()

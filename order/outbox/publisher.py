@@ -14,11 +14,11 @@ from aiormq.exceptions import PublishError
 from pamqp.commands import Basic
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from order import repository
 from order.events import OutboxRow
 from order.metrics import EVENTS_PUBLISHED
+from order.outbox import store
 from shared.amqp import PERSISTENT, BrokerLink, broker_user
-from shared.auth import ACTOR_AMQP_HEADER
+from shared.auth.identity import ACTOR_AMQP_HEADER
 from shared.events import ORDER_CREATED
 from shared.request_id import REQUEST_ID_AMQP_HEADER, request_id_var
 from shared.tracing import inject_headers, producer_span
@@ -118,9 +118,9 @@ async def settle(conn: BaseDBAsyncClient, rows: list[OutboxRow], confirmed: list
     """Delete what the broker confirmed; what it refused stays pending, for any relay's claim."""
     published = [row for row, ok in zip(rows, confirmed, strict=True) if ok]
     refused = [row.event_id for row, ok in zip(rows, confirmed, strict=True) if not ok]
-    await repository.delete_events(conn, [row.event_id for row in published])
+    await store.delete_events(conn, [row.event_id for row in published])
     if refused:
         log.warning("outbox relay: broker refused %d event(s); they stay pending", len(refused))
-        await repository.count_refusal(conn, refused)
+        await store.count_refusal(conn, refused)
     for event_type, count in Counter(row.event_type for row in published).items():
         EVENTS_PUBLISHED.labels(event_type).inc(count)  # once per type and batch, not per event

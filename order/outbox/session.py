@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import asyncpg
 
-from order.repository import LIVENESS_LOCK_CLASS, Lease
+from order.outbox.store import LIVENESS_LOCK_CLASS, Lease
 from order.settings import OrderSettings
 from shared.amqp import backoff_delay
 from shared.db import asyncpg_dsn

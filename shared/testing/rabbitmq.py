@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.testing.certificates import ServerFiles
 from shared.testing.processes import free_port
 
 SCRIPTS = sorted(glob.glob("/usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin"))  # the real scripts, not Debian's su wrapper
@@ -51,10 +52,12 @@ class Node:
     folder: Path
     amqp_port: int
     dist_port: int
+    tls: ServerFiles | None = None  # then it listens for AMQP over TLS only, with this certificate
 
     @property
     def url(self) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/"
+        """AMQP_URL for this node (over TLS, the client still needs `?cafile=`)."""
+        return f"{'amqps' if self.tls else 'amqp'}://guest:guest@127.0.0.1:{self.amqp_port}/"
 
     @property
     def pid_file(self) -> Path:
@@ -80,9 +83,17 @@ class Node:
 
     def write_config(self) -> None:
         self.folder.mkdir(parents=True)
-        (self.folder / "rabbitmq.conf").write_text(
-            f"listeners.tcp.local = 127.0.0.1:{self.amqp_port}\nloopback_users = none\n"
-        )
+        config = f"listeners.tcp.local = 127.0.0.1:{self.amqp_port}\nloopback_users = none\n"
+        if self.tls is not None:
+            shutil.copy(self.tls.cert, self.folder / "server.crt")
+            shutil.copy(self.tls.key, self.folder / "server.key")
+            config = (
+                f"listeners.tcp = none\nlisteners.ssl.default = 127.0.0.1:{self.amqp_port}\nloopback_users = none\n"
+                f"ssl_options.certfile = {self.folder / 'server.crt'}\n"
+                f"ssl_options.keyfile = {self.folder / 'server.key'}\n"
+                "ssl_options.verify = verify_none\nssl_options.fail_if_no_peer_cert = false\n"
+            )
+        (self.folder / "rabbitmq.conf").write_text(config)
         (self.folder / "enabled_plugins").write_text("[].\n")
         if os.geteuid() == 0:
             shutil.chown(self.folder, RUN_AS, RUN_AS)
@@ -187,14 +198,14 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def cluster(size: int = 3) -> Iterator[Cluster]:
+def cluster(size: int = 3, tls: ServerFiles | None = None) -> Iterator[Cluster]:
     """Start `size` nodes and cluster them (the others join the first); yields; stops them all and removes
-    their folder, whatever happened."""
+    their folder, whatever happened. With `tls`, each listens for AMQP over TLS only, with that certificate."""
     prefix = f"t{uuid.uuid4().hex[:6]}"
     with tempfile.TemporaryDirectory(prefix="rabbitmq-cluster-") as tmp:
         os.chmod(tmp, 0o755)  # the nodes' user walks into its folder
         nodes = [
-            Node(f"{prefix}-{n}@localhost", Path(tmp) / f"node{n}", free_port(), free_port())
+            Node(f"{prefix}-{n}@localhost", Path(tmp) / f"node{n}", free_port(), free_port(), tls)
             for n in range(1, size + 1)
         ]
         try:

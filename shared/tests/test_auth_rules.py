@@ -1,10 +1,11 @@
-"""The pure parts of shared/auth.py: scopes, the customer claim, plain-http warnings."""
+"""The pure parts of shared/auth/: scopes, the customer claim, plain-http warnings."""
 
 import logging
 
 import pytest
 
-from shared.auth import TokenInvalid, customer_of, scopes_of, warn_about_plain_http
+from shared.auth.startup import warn_about_plain_http
+from shared.auth.tokens import TokenInvalid, customer_of, scopes_of
 
 
 def test_scopes_come_from_scope_and_scp_alike():
@@ -34,6 +35,6 @@ def test_a_customer_claim_is_a_whole_number_or_the_token_is_invalid():
     ],
 )
 def test_plain_http_beyond_loopback_is_accepted_with_a_warning(url, warned, caplog):
-    caplog.set_level(logging.WARNING, logger="shared.auth")
+    caplog.set_level(logging.WARNING, logger="shared.auth.startup")
     warn_about_plain_http("AUTH_ISSUER", url)
     assert any("plain http://" in record.getMessage() for record in caplog.records) == warned

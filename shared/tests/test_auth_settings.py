@@ -9,7 +9,7 @@ import pytest
 from customer.app import create_app as create_customer_app
 from customer.settings import CustomerSettings
 from order.settings import OrderSettings
-from shared.auth import AuthNotConfigured
+from shared.auth.startup import AuthNotConfigured
 
 ISSUER = {"auth_issuer": "https://issuer.example", "auth_jwks_url": "https://issuer.example/jwks"}
 NO_AUTH_ENV = {name: value for name, value in os.environ.items() if not name.startswith(("AUTH_", "ORDER_CLIENT"))}

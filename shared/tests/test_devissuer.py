@@ -8,7 +8,7 @@ import sys
 import aiohttp
 import jwt
 
-from shared.devissuer import audiences
+from shared.devissuer.issuer import audiences
 from shared.testing.plugin import eventually
 
 

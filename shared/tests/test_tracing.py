@@ -19,7 +19,8 @@ from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
 from pamqp.commands import Basic
 
 from shared.logs import JsonFormatter
-from shared.testing.plugin import ROOT, SERVER_URL, aiormq_channel, eventually, unique
+from shared.testing.plugin import eventually, unique
+from shared.testing.runs import ROOT, SERVER_URL, aiormq_channel
 from shared.tracing import (
     TraceContextFilter,
     extract_headers,

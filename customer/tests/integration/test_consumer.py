@@ -12,7 +12,8 @@ from conftest import broker_connected, broker_lost, dead_letter_details
 from customer.app import create_app as create_customer_app
 from customer.metrics import EVENTS_CONSUMED, EVENTS_DUPLICATE
 from shared.testing.api import create_customer, get_json, order_created_event
-from shared.testing.plugin import BROKER_USER, eventually, unique
+from shared.testing.plugin import eventually, unique
+from shared.testing.runs import BROKER_USER
 
 
 async def publish(channel, test_run, body: bytes, routing_key: str = "order.created", headers=None) -> None:

@@ -19,7 +19,8 @@ from customer.settings import CustomerSettings
 from shared.db import asyncpg_dsn, use_app_orm
 from shared.housekeeping import lock_key
 from shared.testing.api import create_customer, get_json, order_created_event
-from shared.testing.plugin import BROKER_USER, eventually
+from shared.testing.plugin import eventually
+from shared.testing.runs import BROKER_USER
 
 
 async def publish_all(channel, run, bodies: list[bytes]) -> None:

@@ -20,7 +20,8 @@ from customer.settings import CustomerSettings
 from order.app import create_app as create_order_app
 from order.settings import OrderSettings
 from shared.testing.api import create_customer, get_json, order_created_event
-from shared.testing.plugin import AMQP_URL, BROKER_USER, eventually, unique
+from shared.testing.plugin import eventually, unique
+from shared.testing.runs import AMQP_URL, BROKER_USER
 
 
 @pytest.fixture

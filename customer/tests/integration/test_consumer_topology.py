@@ -11,7 +11,8 @@ from customer.app import create_app as create_customer_app
 from customer.settings import CustomerSettings
 from customer.tests.integration.test_consumer_at_size import publish_all
 from shared.testing.api import create_customer, get_json, order_created_event
-from shared.testing.plugin import AMQP_URL, eventually
+from shared.testing.plugin import eventually
+from shared.testing.runs import AMQP_URL
 
 
 async def test_a_consumer_cancelled_by_the_broker_consumes_again(aiohttp_client, scratch_run):

@@ -7,7 +7,8 @@ from customer.app import create_app
 from customer.metrics import EVENTS_RETRIED
 from customer.settings import CustomerSettings
 from shared.testing.api import assert_problem, becomes_ready, create_customer, get_json, order_created_event
-from shared.testing.plugin import BROKER_USER, eventually
+from shared.testing.plugin import eventually
+from shared.testing.runs import BROKER_USER
 
 
 async def test_requests_fail_cleanly_while_the_database_is_cut_and_recover_after(aiohttp_client, test_run, tcp_proxy):

@@ -16,7 +16,8 @@ from customer.models import Customer
 from customer.settings import CustomerSettings
 from shared.db import db, use_app_orm
 from shared.testing.api import create_customer, get_json, order_created_event
-from shared.testing.plugin import BROKER_USER, eventually
+from shared.testing.plugin import eventually
+from shared.testing.runs import BROKER_USER
 
 MAX_INT = 2**31 - 1
 

@@ -10,7 +10,8 @@ from customer.models import Customer
 from shared.db import use_app_orm
 from shared.testing.api import create_customer, get_json, order_created_event
 from shared.testing.browser import chromium_page, requires_chromium
-from shared.testing.plugin import BROKER_USER, eventually
+from shared.testing.plugin import eventually
+from shared.testing.runs import BROKER_USER
 
 pytestmark = [requires_chromium]
 

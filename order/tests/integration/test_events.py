@@ -9,15 +9,17 @@ import orjson
 
 from conftest import broker_connected, broker_lost, make_settings, order_client_via
 from customer.app import create_app as create_customer_app
-from order import events, repository
+from order import events
 from order.app import create_app as create_order_app
 from order.housekeeping import purge_expired_keys
 from order.keys import OUTBOX
 from order.models import IdempotencyKey, Order, OutboxEvent
+from order.outbox import store
 from order.settings import OrderSettings
 from shared.db import use_app_orm
 from shared.testing.api import create_customer, get_json
-from shared.testing.plugin import BROKER_USER, eventually, unique
+from shared.testing.plugin import eventually, unique
+from shared.testing.runs import BROKER_USER
 
 
 def order_body(customer_id: int) -> dict:
@@ -146,7 +148,7 @@ async def test_a_relay_that_died_before_marking_sent_republishes_and_the_consume
     # The state a crash between the broker's confirm and the DELETE leaves behind: sent, still in the outbox.
     use_app_orm(order_client.app)
     await eventually(lambda: _none_pending([order["id"]]))
-    await repository.add_event(events.order_created(await Order.get(id=order["id"]), request_id="test"))
+    await store.add_event(events.order_created(await Order.get(id=order["id"]), request_id="test"))
     order_client.app[OUTBOX].wake()
 
     async def republished():

@@ -12,12 +12,13 @@ from customer.app import create_app as create_customer_app
 from customer.settings import CustomerSettings
 from order.app import create_app as create_order_app
 from order.db_config import APP, order_orm_config
-from order.repository import CLAIM_BATCH
+from order.outbox.store import CLAIM_BATCH
 from order.settings import OrderSettings
 from shared.db import asyncpg_dsn, use_app_orm
 from shared.housekeeping import vacuum
 from shared.testing.api import create_customer, get_json
-from shared.testing.plugin import aiormq_channel, eventually
+from shared.testing.plugin import eventually
+from shared.testing.runs import aiormq_channel
 
 BACKLOG = 20_000
 WITH_HISTORY = 2_000  # orders that also have two status changes queued behind their creation

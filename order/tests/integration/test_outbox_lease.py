@@ -13,7 +13,8 @@ from order.app import create_app as create_order_app
 from order.keys import ORDER_IDS, OUTBOX
 from order.models import OutboxEvent
 from order.outbox import NOTIFY_CHANNEL
-from order.repository import Lease, NewOrder
+from order.outbox.store import Lease
+from order.repository import NewOrder
 from order.settings import OrderSettings
 from shared.db import asyncpg_dsn, use_app_orm
 from shared.testing.api import create_customer, get_json

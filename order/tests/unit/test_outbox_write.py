@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 
 from order.outbox import Outbox
-from order.repository import Lease
+from order.outbox.store import Lease
 from order.settings import OrderSettings
 
 EVENT = SimpleNamespace(event_id="e1", order_id=1)
