@@ -229,3 +229,39 @@ async def test_dead_letters_and_their_audit_past_the_retention_are_purged(custom
     assert await purge_dead_letters(customer_settings) >= 2
     assert (await customer_client.get(f"/ops/dead-letters/{old['id']}")).status == 404
     assert await dead_letter_repository.audit_of(old["key"], 10) == []
+
+
+async def test_with_tokens_the_routes_take_ops_dead_letters_and_the_audit_names_the_tokens_subject(
+    aiohttp_client, customer_settings, own_issuer, broker
+):
+    auth = {"auth_mode": "jwt", "auth_issuer": own_issuer.url, "auth_jwks_url": own_issuer.jwks_url}
+    settings = customer_settings.model_copy(update={**auth, "ops_allow_unauthenticated": False})
+    client = await aiohttp_client(await create_customer_app(settings))
+    await broker_connected(client.app)
+    missing = 2_000_000_000 + uuid.uuid4().int % 100_000_000
+    await broker.basic_publish(
+        order_created_event(missing),
+        exchange=settings.events_exchange,
+        routing_key="order.created",
+        properties=Basic.Properties(user_id=BROKER_USER),
+    )
+    operator = {"Authorization": f"Bearer {own_issuer.token('ops:dead-letters', sub='ops-alice')}"}
+    reader = {"Authorization": f"Bearer {own_issuer.token('customers:read')}"}
+    assert (await client.get("/ops/dead-letters")).status == 401
+    assert (await client.get("/ops/dead-letters", headers=reader)).status == 403
+    assert (await client.get("/ops/console")).status == 200  # the page is open; its calls are not
+
+    async def listed():
+        response = await client.get(f"/ops/dead-letters?customer_id={missing}", headers=operator)
+        assert response.status == 200
+        items.extend((await response.json())["items"])
+        assert items
+
+    items: list = []
+    await eventually(listed, timeout=10)
+    response = await client.post(
+        f"/ops/dead-letters/{items[0]['id']}/discard", json={"reason": "customer erased"}, headers=operator
+    )
+    assert response.status == 200, await response.text()
+    detail = await (await client.get(f"/ops/dead-letters/{items[0]['id']}", headers=operator)).json()
+    assert [(a["actor"], a["action"]) for a in detail["audit"]] == [("ops-alice", "discard")]
