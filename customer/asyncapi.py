@@ -150,75 +150,8 @@ def asyncapi_document(settings: CustomerSettings | None = None) -> dict:
                 "description": "Set with AMQP_URL.",
             },
         },
-        "channels": {
-            "orderCreated": _exchange_channel(settings, ORDER_CREATED, "orderCreated"),
-            "orderStatusChanged": _exchange_channel(settings, ORDER_STATUS_CHANGED, "orderStatusChanged"),
-            "customerOrders": _queue_channel(
-                settings.orders_queue,
-                f"Quorum queue bound to `{ORDER_CREATED}`, delivery limit "
-                f"{settings.delivery_limit}, dead-lettering to `{settings.dead_letter_exchange}`.",
-                "orderCreated",
-            ),
-            "customerOrdersDeadLetter": _queue_channel(
-                settings.dead_letter_queue,
-                f"Quorum queue bound to the fanout exchange `{settings.dead_letter_exchange}`.",
-                "deadLetter",
-            ),
-            **{
-                f"customerOrdersRetry{delay}s": _queue_channel(
-                    settings.retry_queue(delay),
-                    f"Quorum queue bound to the direct exchange `{settings.retry_exchange}` under its own name, "
-                    f"message TTL {delay} s; an expired message is dead-lettered (at least once) through "
-                    f"`{settings.retry_exchange}` with routing key `{settings.orders_queue}`, "
-                    "back into the work queue. "
-                    f"Retry {n} of {len(settings.retry_delays)}.",
-                    "retry",
-                )
-                for n, delay in enumerate(settings.retry_delays, 1)
-            },
-        },
-        "operations": {
-            "publishOrderCreated": _operation(
-                "send",
-                "orderCreated",
-                "orderCreated",
-                "The order service's outbox relay publishes each new order.",
-                {"deliveryMode": 2},
-            ),
-            "publishOrderStatusChanged": _operation(
-                "send",
-                "orderStatusChanged",
-                "orderStatusChanged",
-                "The order service's outbox relay publishes each lifecycle transition.",
-                {"deliveryMode": 2},
-            ),
-            "consumeOrderCreated": _operation(
-                "receive",
-                "customerOrders",
-                "orderCreated",
-                "The customer service counts the order for its customer, then acks.",
-                {"ack": True},
-            ),
-            "deadLetterOrderEvent": _operation(
-                "send",
-                "customerOrdersDeadLetter",
-                "deadLetter",
-                "The customer service sets aside a message it can never apply (not JSON, wrong schema, "
-                "unknown customer, older than the deduplication window), or one whose retries ran out.",
-                {"deliveryMode": 2},
-            ),
-            **{
-                f"retryOrderEvent{delay}s": _operation(
-                    "send",
-                    f"customerOrdersRetry{delay}s",
-                    "retry",
-                    f"The customer service sets aside, for {delay} s, a message that failed while its database was "
-                    "up; the broker returns it to the work queue.",
-                    {"deliveryMode": 2},
-                )
-                for delay in settings.retry_delays
-            },
-        },
+        "channels": _channels(settings),
+        "operations": _operations(settings),
         "components": {
             "schemas": schema["$defs"],
             "messages": {
@@ -227,6 +160,83 @@ def asyncapi_document(settings: CustomerSettings | None = None) -> dict:
                 "deadLetter": _dead_letter_message(),
                 "retry": _retry_message(),
             },
+        },
+    }
+
+
+def _channels(settings: CustomerSettings) -> dict:
+    """The events exchange's two routing keys, the work queue, its dead-letter queue and its retry queues."""
+    return {
+        "orderCreated": _exchange_channel(settings, ORDER_CREATED, "orderCreated"),
+        "orderStatusChanged": _exchange_channel(settings, ORDER_STATUS_CHANGED, "orderStatusChanged"),
+        "customerOrders": _queue_channel(
+            settings.orders_queue,
+            f"Quorum queue bound to `{ORDER_CREATED}`, delivery limit "
+            f"{settings.delivery_limit}, dead-lettering to `{settings.dead_letter_exchange}`.",
+            "orderCreated",
+        ),
+        "customerOrdersDeadLetter": _queue_channel(
+            settings.dead_letter_queue,
+            f"Quorum queue bound to the fanout exchange `{settings.dead_letter_exchange}`.",
+            "deadLetter",
+        ),
+        **{
+            f"customerOrdersRetry{delay}s": _queue_channel(
+                settings.retry_queue(delay),
+                f"Quorum queue bound to the direct exchange `{settings.retry_exchange}` under its own name, "
+                f"message TTL {delay} s; an expired message is dead-lettered (at least once) through "
+                f"`{settings.retry_exchange}` with routing key `{settings.orders_queue}`, "
+                "back into the work queue. "
+                f"Retry {n} of {len(settings.retry_delays)}.",
+                "retry",
+            )
+            for n, delay in enumerate(settings.retry_delays, 1)
+        },
+    }
+
+
+def _operations(settings: CustomerSettings) -> dict:
+    """Who publishes, consumes, dead-letters and retries on each channel."""
+    return {
+        "publishOrderCreated": _operation(
+            "send",
+            "orderCreated",
+            "orderCreated",
+            "The order service's outbox relay publishes each new order.",
+            {"deliveryMode": 2},
+        ),
+        "publishOrderStatusChanged": _operation(
+            "send",
+            "orderStatusChanged",
+            "orderStatusChanged",
+            "The order service's outbox relay publishes each lifecycle transition.",
+            {"deliveryMode": 2},
+        ),
+        "consumeOrderCreated": _operation(
+            "receive",
+            "customerOrders",
+            "orderCreated",
+            "The customer service counts the order for its customer, then acks.",
+            {"ack": True},
+        ),
+        "deadLetterOrderEvent": _operation(
+            "send",
+            "customerOrdersDeadLetter",
+            "deadLetter",
+            "The customer service sets aside a message it can never apply (not JSON, wrong schema, "
+            "unknown customer, older than the deduplication window), or one whose retries ran out.",
+            {"deliveryMode": 2},
+        ),
+        **{
+            f"retryOrderEvent{delay}s": _operation(
+                "send",
+                f"customerOrdersRetry{delay}s",
+                "retry",
+                f"The customer service sets aside, for {delay} s, a message that failed while its database was "
+                "up; the broker returns it to the work queue.",
+                {"deliveryMode": 2},
+            )
+            for delay in settings.retry_delays
         },
     }
 

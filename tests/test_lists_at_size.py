@@ -12,7 +12,8 @@ import pytest
 from customer.repository import customers_page
 from order.db_config import order_orm_config
 from order.repository import READ_IN_INDEX_ORDER, orders_page
-from shared.db import asyncpg_dsn, orm_session
+from shared.db import orm_session
+from shared.testing.runs import bulk_connection
 
 ORDERS = 200_000
 CUSTOMERS = 100_000
@@ -60,8 +61,8 @@ def assert_reads_only_its_page(plan: dict, what: str) -> None:
 @pytest.mark.parametrize("statistics", ["absent", "fresh"])
 async def test_every_list_page_reads_only_its_own_rows_at_any_depth(scratch_run, statistics):
     run = scratch_run()
-    orders = await asyncpg.connect(asyncpg_dsn(run.order_db))
-    customers = await asyncpg.connect(asyncpg_dsn(run.customer_db))
+    orders = await bulk_connection(run.order_db)
+    customers = await bulk_connection(run.customer_db)
     try:
         await orders.execute(FILL_ORDERS)
         await customers.execute(FILL_CUSTOMERS)

@@ -62,6 +62,12 @@ def new_run(runs: list[TestRun], retry_delays: tuple[int, ...] = TestRun.retry_d
     return run
 
 
+async def bulk_connection(url: str) -> asyncpg.Connection:
+    """A connection for a test's bulk set-up (a million rows made in SQL): the database's statement timeout
+    bounds the services' statements, not a fixture's."""
+    return await asyncpg.connect(asyncpg_dsn(url), server_settings={"statement_timeout": "0"})
+
+
 @contextlib.asynccontextmanager
 async def aiormq_channel():
     """A channel on the shared broker, closed afterwards."""

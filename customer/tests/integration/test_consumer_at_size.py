@@ -4,7 +4,6 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import orjson
 from pamqp.commands import Basic
 
@@ -16,11 +15,11 @@ from customer.keys import CONSUMER
 from customer.metrics import CONSUMER_BATCH_SIZE
 from customer.models import ProcessedEvent
 from customer.settings import CustomerSettings
-from shared.db import asyncpg_dsn, use_app_orm
+from shared.db import use_app_orm
 from shared.housekeeping import lock_key
 from shared.testing.api import create_customer, get_json, order_created_event
 from shared.testing.plugin import eventually
-from shared.testing.runs import BROKER_USER
+from shared.testing.runs import BROKER_USER, bulk_connection
 
 
 async def publish_all(channel, run, bodies: list[bytes]) -> None:
@@ -123,7 +122,7 @@ async def test_the_purge_deletes_only_ids_past_the_window_in_batches_one_instanc
 ):
     run = scratch_run()
     client = await customer_app(aiohttp_client, run, processed_events_retention_hours=24)
-    conn = await asyncpg.connect(asyncpg_dsn(run.customer_db))
+    conn = await bulk_connection(run.customer_db)
     try:
         await conn.execute("""INSERT INTO processed_events (event_id, event_type, processed_at)
                               SELECT gen_random_uuid(), 'order.created', now() - interval '25 hours'

@@ -14,11 +14,11 @@ from order.app import create_app as create_order_app
 from order.db_config import APP, order_orm_config
 from order.outbox.store import CLAIM_BATCH
 from order.settings import OrderSettings
-from shared.db import asyncpg_dsn, use_app_orm
+from shared.db import use_app_orm
 from shared.housekeeping import vacuum
 from shared.testing.api import create_customer, get_json
 from shared.testing.plugin import eventually
-from shared.testing.runs import aiormq_channel
+from shared.testing.runs import aiormq_channel, bulk_connection
 
 BACKLOG = 20_000
 WITH_HISTORY = 2_000  # orders that also have two status changes queued behind their creation
@@ -75,7 +75,7 @@ async def test_a_backlog_of_20000_events_drains_with_exact_counts_and_each_order
         await channel.queue_bind(queue, run.exchange, routing_key="#")
         await channel.basic_consume(queue, lambda m: tap.append(orjson.loads(m.body)), no_ack=True)
 
-        orders = await asyncpg.connect(asyncpg_dsn(run.order_db))
+        orders = await bulk_connection(run.order_db)
         try:
             await orders.execute(WRITE_BACKLOG, customers, BACKLOG, WITH_HISTORY)
         finally:
@@ -130,7 +130,7 @@ async def test_the_claim_touches_only_what_it_claims_with_a_large_backlog_histor
     """200,000 pending rows behind 200,000 already sent (deleted, their dead tuples left as autovacuum-off
     leaves them), never analyzed: the claim reads its batch, not the backlog or the history."""
     run = scratch_run()
-    conn = await asyncpg.connect(asyncpg_dsn(run.order_db))
+    conn = await bulk_connection(run.order_db)
     try:
         await conn.execute(WRITE_BACKLOG, [1], 200_000, 0)
         await conn.execute("DELETE FROM outbox")  # sent: deleted, as the relay does
@@ -163,7 +163,7 @@ async def test_a_drained_backlog_is_vacuumed_at_once_not_at_the_next_interval(
     aiohttp_client, test_run, customer_server
 ):
     """Until a vacuum, every claim steps over a drained backlog's dead index entries."""
-    conn = await asyncpg.connect(asyncpg_dsn(test_run.order_db))
+    conn = await bulk_connection(test_run.order_db)
     try:
         vacuums_before = await conn.fetchval("SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'outbox'")
         async with conn.transaction():  # 12,000 events written and sent: dead rows, as a drain leaves them
