@@ -8,8 +8,10 @@ from xdist.scheduler import LoadScopeScheduling
 from customer.app import create_app as create_customer_app
 from customer.settings import CustomerSettings
 from order.app import create_app as create_order_app
+from order.asyncapi import order_asyncapi
 from order.settings import OrderSettings
 from shared.amqp import BROKER
+from shared.testing.contracts import undocumented
 from shared.testing.plugin import eventually
 
 # Test files whose tests run on one pytest-xdist worker, together: the container files share the session's
@@ -48,6 +50,15 @@ def make_settings(cls, test_run, **overrides):
         topology |= {"orders_queue": test_run.queue, "retry_delays": test_run.retry_delays}
         overrides = {"ops_allow_unauthenticated": True, **overrides}  # as make run: /ops/ with auth off
     return cls(**topology, **{**IN_PROCESS_ADMISSION, **AUTH_OFF, **overrides})
+
+
+@pytest.fixture
+async def event_tap(event_tap, test_run):
+    """The plugin's tap; at the end of the test, every event it saw is checked against the order service's
+    AsyncAPI document (the contract enforced on what is really published, not only on the model)."""
+    yield event_tap
+    document = order_asyncapi(OrderSettings.model_construct(events_exchange=test_run.exchange))
+    assert undocumented(document, event_tap.messages) == []
 
 
 @pytest.fixture

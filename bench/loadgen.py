@@ -4,7 +4,8 @@
         --concurrency 32 --duration 10                 closed loop: C clients, each sends when its answer came
     python bench/loadgen.py ... --rate 20 --count 200  open loop: one request every 1/R s, whatever the answers
 
-`--ids` is a JSON list of customer ids, used round robin (open loop: each once when the list is long enough).
+`--ids` is a JSON list of customer ids (for `get-path`, of paths with their queries), used round robin (open
+loop: each once when the list is long enough).
 The result is one JSON object on stdout (or in the `--out` file): counts, throughput, latency percentiles in
 milliseconds, this process's own CPU seconds, and for `post-order` the 201s per customer (open loop: every
 created order).
@@ -29,7 +30,7 @@ from lean_http import LeanSession
 
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=10)
 OPEN_LOOP_CONNECTIONS = 100
-EXPECTED = {"post-order": 201, "get-customer": 200, "get-orders": 200}
+EXPECTED = {"post-order": 201, "get-customer": 200, "get-orders": 200, "get-path": 200}
 
 
 def percentile(values: list[float], pct: float) -> float | None:
@@ -86,6 +87,8 @@ class Client:
             )
         if self.target == "get-customer":
             return self.session.get(f"{self.base_url}/customers/{customer_id}")
+        if self.target == "get-path":  # the "ids" are paths with their queries
+            return self.session.get(f"{self.base_url}{customer_id}")
         return self.session.get(f"{self.base_url}/orders", params={"customer_id": customer_id})
 
     async def send(self, customer_id: int, started: float) -> None:
@@ -206,7 +209,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     with open(args.ids) as file:
-        ids = [int(value) for value in json.load(file)]
+        ids = [value if args.target == "get-path" else int(value) for value in json.load(file)]
     if not ids:
         raise SystemExit("loadgen: --ids holds no ids")
     result = json.dumps(uvloop.run(run(args, ids)))

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiormq.abc import AbstractChannel
 
+from customer.asyncapi import customer_asyncapi
 from customer.consumer import OrderCreatedConsumer
 from customer.db_config import customer_orm_config
 from customer.dead_letter_mover import DeadLetterMover
@@ -42,7 +43,10 @@ async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def create_app(settings: CustomerSettings | None = None) -> web.Application:
     settings = settings or CustomerSettings()
-    app = service_app("customer", customer_orm_config(settings.database_url), routes, openapi_spec, settings, access)
+    orm_config = customer_orm_config(settings.database_url)
+    app = service_app(
+        "customer", orm_config, routes, openapi_spec, settings, access, lambda: customer_asyncapi(settings)
+    )
     app[SETTINGS] = settings
     app.cleanup_ctx.append(consumer_ctx)
     return app

@@ -1,51 +1,33 @@
-"""The AsyncAPI 3.0 document of the order events, generated from `shared.events.OrderEvent`.
+"""The AsyncAPI 3.0 document of what the customer service consumes, from `shared.events.OrderEvent`.
 
 Generated rather than hand-written so the document cannot drift from the model the producer and the consumer
-use. `python -m customer.asyncapi > infra/asyncapi.json` writes the committed copy; a test keeps it current.
+use (shared/asyncapi.py). `python -m customer.asyncapi` prints it; the service serves it at `/asyncapi.json`.
 """
 
 import json
-from importlib.metadata import version
-from urllib.parse import urlsplit
-
-from pydantic.json_schema import models_json_schema
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 
 from customer.settings import CustomerSettings
-from shared.broker_urls import broker_urls
-from shared.events import ORDER_CREATED, ORDER_STATUS_CHANGED, OrderEvent
+from shared import asyncapi
+from shared.asyncapi import event_message, operation, queue_channel
+from shared.events import ORDER_CREATED, OrderEvent, OrderEventData
 from shared.request_id import REQUEST_ID_AMQP_HEADER as REQUEST_ID
 
-BINDING_VERSION = "0.3.0"
-
-
-def _event_message(event_type: str, summary: str) -> dict:
-    return {
-        "name": event_type,
-        "title": event_type,
-        "summary": summary,
-        "contentType": "application/json",
-        "headers": {
-            "type": "object",
-            "properties": {
-                REQUEST_ID: {"type": "string", "description": "The HTTP request that caused the event."},
-                "traceparent": {
-                    "type": "string",
-                    "description": "W3C trace context of the publish (with tracing on; `tracestate` may follow).",
-                },
-            },
-        },
-        "correlationId": {"location": f"$message.header#/{REQUEST_ID}"},
-        "payload": {
-            "allOf": [
-                {"$ref": "#/components/schemas/OrderEvent"},
-                {"properties": {"event_type": {"const": event_type}}},
-            ],
-        },
-        "bindings": {"amqp": {"messageType": event_type, "bindingVersion": BINDING_VERSION}},
-        "description": "Persistent, published with publisher confirms; the AMQP `message_id` is the `event_id`, "
-        "the AMQP `user_id` the publisher's broker user (the broker checks it; the customer service believes "
-        "only ORDER_EVENTS_PUBLISHERS). Consumers must ignore unknown fields in `data`.",
-    }
+EXAMPLE = OrderEvent(
+    event_id=uuid.UUID("0b5e7f3c-2d1a-5e4b-9c8d-7f6e5d4c3b2a"),
+    event_type=ORDER_CREATED,
+    occurred_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    data=OrderEventData(
+        order_id=7, customer_id=1, product_name="Laptop", quantity=1, price=Decimal("1200.00"), status="created"
+    ),
+)
+CONSUMED = (
+    "The order service's event, as it publishes it. Applied exactly once: the `event_id` is recorded in the "
+    "transaction that counts the order, so a redelivery changes nothing. The customer service believes only "
+    "messages whose AMQP `user_id` is one of ORDER_EVENTS_PUBLISHERS; it reads only the fields it needs."
+)
 
 
 def _dead_letter_message() -> dict:
@@ -57,10 +39,10 @@ def _dead_letter_message() -> dict:
         "headers": {
             "type": "object",
             "properties": {
-                REQUEST_ID: {"type": "string"},
+                REQUEST_ID: {"type": "string", "description": "The request that caused the event."},
                 "x-dead-letter-reason": {"type": "string", "description": "Why it can never be applied."},
                 "x-dead-letter-kind": {"type": "string", "description": "The reason's label, as in the metrics."},
-                "x-original-routing-key": {"type": "string"},
+                "x-original-routing-key": {"type": "string", "description": "The routing key it came with."},
                 "x-death": {"type": "array", "description": "Set by the broker past the delivery limit."},
             },
         },
@@ -79,7 +61,7 @@ def _retry_message() -> dict:
         "headers": {
             "type": "object",
             "properties": {
-                REQUEST_ID: {"type": "string"},
+                REQUEST_ID: {"type": "string", "description": "The request that caused the event."},
                 "x-retry-attempt": {"type": "integer", "description": "Failed attempts so far."},
                 "x-last-error": {"type": "string", "description": "What the last attempt raised."},
             },
@@ -88,106 +70,27 @@ def _retry_message() -> dict:
     }
 
 
-def _exchange_channel(settings: CustomerSettings, routing_key: str, message: str) -> dict:
-    return {
-        "address": routing_key,
-        "title": f"{settings.events_exchange} / {routing_key}",
-        "messages": {message: {"$ref": f"#/components/messages/{message}"}},
-        "bindings": {
-            "amqp": {
-                "is": "routingKey",
-                "exchange": {"name": settings.events_exchange, "type": "topic", "durable": True, "autoDelete": False},
-                "bindingVersion": BINDING_VERSION,
-            }
-        },
-    }
-
-
-def _queue_channel(name: str, description: str, message: str) -> dict:
-    return {
-        "address": name,
-        "description": description,
-        "messages": {message: {"$ref": f"#/components/messages/{message}"}},
-        "bindings": {
-            "amqp": {
-                "is": "queue",
-                "queue": {"name": name, "durable": True, "exclusive": False, "autoDelete": False},
-                "bindingVersion": BINDING_VERSION,
-            }
-        },
-    }
-
-
-def _operation(action: str, channel: str, message: str, summary: str, binding: dict) -> dict:
-    return {
-        "action": action,
-        "channel": {"$ref": f"#/channels/{channel}"},
-        "messages": [{"$ref": f"#/channels/{channel}/messages/{message}"}],
-        "summary": summary,
-        "bindings": {"amqp": {**binding, "bindingVersion": BINDING_VERSION}},
-    }
-
-
-def asyncapi_document(settings: CustomerSettings | None = None) -> dict:
-    """The document for the topology `settings` names (by default the contract's, never the environment's)."""
-    settings = settings or CustomerSettings.model_construct()  # field defaults only: no environment read
-    _, schema = models_json_schema([(OrderEvent, "serialization")], ref_template="#/components/schemas/{model}")
-    broker = urlsplit(broker_urls(settings.amqp_url)[0])
-    return {
-        "asyncapi": "3.0.0",
-        "info": {
-            "title": "Order events",
-            "version": version("shop-services"),
-            "description": "What the order service publishes to RabbitMQ and how the customer service consumes it. "
-            "Every event is applied exactly once; what can never be applied is dead-lettered.",
-        },
-        "defaultContentType": "application/json",
-        "servers": {
-            "rabbitmq": {
-                "host": f"{broker.hostname}:{broker.port or 5672}",
-                "protocol": "amqp",
-                "protocolVersion": "0.9.1",
-                "description": "Set with AMQP_URL.",
-            },
-        },
-        "channels": _channels(settings),
-        "operations": _operations(settings),
-        "components": {
-            "schemas": schema["$defs"],
-            "messages": {
-                "orderCreated": _event_message(ORDER_CREATED, "An order was placed."),
-                "orderStatusChanged": _event_message(ORDER_STATUS_CHANGED, "An order moved along its lifecycle."),
-                "deadLetter": _dead_letter_message(),
-                "retry": _retry_message(),
-            },
-        },
-    }
-
-
 def _channels(settings: CustomerSettings) -> dict:
-    """The events exchange's two routing keys, the work queue, its dead-letter queue and its retry queues."""
+    retries = len(settings.retry_delays)
     return {
-        "orderCreated": _exchange_channel(settings, ORDER_CREATED, "orderCreated"),
-        "orderStatusChanged": _exchange_channel(settings, ORDER_STATUS_CHANGED, "orderStatusChanged"),
-        "customerOrders": _queue_channel(
+        "customerOrders": queue_channel(
             settings.orders_queue,
-            f"Quorum queue bound to `{ORDER_CREATED}`, delivery limit "
-            f"{settings.delivery_limit}, dead-lettering to `{settings.dead_letter_exchange}`.",
+            f"Quorum queue bound to `{ORDER_CREATED}` on the topic exchange `{settings.events_exchange}`, "
+            f"delivery limit {settings.delivery_limit}, dead-lettering to `{settings.dead_letter_exchange}`.",
             "orderCreated",
         ),
-        "customerOrdersDeadLetter": _queue_channel(
+        "customerOrdersDeadLetter": queue_channel(
             settings.dead_letter_queue,
             f"Quorum queue bound to the fanout exchange `{settings.dead_letter_exchange}`.",
             "deadLetter",
         ),
         **{
-            f"customerOrdersRetry{delay}s": _queue_channel(
+            f"customerOrdersRetry{delay}s": queue_channel(
                 settings.retry_queue(delay),
                 f"Quorum queue bound to the direct exchange `{settings.retry_exchange}` under its own name, "
                 f"message TTL {delay} s; an expired message is dead-lettered (at least once) through "
                 f"`{settings.retry_exchange}` with routing key `{settings.orders_queue}`, "
-                "back into the work queue. "
-                f"Retry {n} of {len(settings.retry_delays)}.",
+                f"back into the work queue. Retry {n} of {retries}.",
                 "retry",
             )
             for n, delay in enumerate(settings.retry_delays, 1)
@@ -196,30 +99,15 @@ def _channels(settings: CustomerSettings) -> dict:
 
 
 def _operations(settings: CustomerSettings) -> dict:
-    """Who publishes, consumes, dead-letters and retries on each channel."""
     return {
-        "publishOrderCreated": _operation(
-            "send",
-            "orderCreated",
-            "orderCreated",
-            "The order service's outbox relay publishes each new order.",
-            {"deliveryMode": 2},
-        ),
-        "publishOrderStatusChanged": _operation(
-            "send",
-            "orderStatusChanged",
-            "orderStatusChanged",
-            "The order service's outbox relay publishes each lifecycle transition.",
-            {"deliveryMode": 2},
-        ),
-        "consumeOrderCreated": _operation(
+        "consumeOrderCreated": operation(
             "receive",
             "customerOrders",
             "orderCreated",
             "The customer service counts the order for its customer, then acks.",
             {"ack": True},
         ),
-        "deadLetterOrderEvent": _operation(
+        "deadLetterOrderEvent": operation(
             "send",
             "customerOrdersDeadLetter",
             "deadLetter",
@@ -228,7 +116,7 @@ def _operations(settings: CustomerSettings) -> dict:
             {"deliveryMode": 2},
         ),
         **{
-            f"retryOrderEvent{delay}s": _operation(
+            f"retryOrderEvent{delay}s": operation(
                 "send",
                 f"customerOrdersRetry{delay}s",
                 "retry",
@@ -241,9 +129,26 @@ def _operations(settings: CustomerSettings) -> dict:
     }
 
 
-def render() -> str:
-    return json.dumps(asyncapi_document(), indent=2, ensure_ascii=False) + "\n"
+def customer_asyncapi(settings: CustomerSettings | None = None) -> dict:
+    """The document for the topology `settings` names (by default the contract's, never the environment's)."""
+    settings = settings or CustomerSettings.model_construct()  # field defaults only: no environment read
+    return asyncapi.asyncapi_document(
+        "Customer service events",
+        "What the customer service consumes from RabbitMQ: `order.created`, from its own quorum queue, to count "
+        "each customer's orders. Every event is applied exactly once; what can never be applied is dead-lettered.",
+        settings.amqp_url,
+        [OrderEvent],
+        channels=_channels(settings),
+        operations=_operations(settings),
+        messages={
+            "orderCreated": event_message(
+                ORDER_CREATED, OrderEvent, "An order was placed.", CONSUMED, EXAMPLE.model_dump_json(exclude_none=True)
+            ),
+            "deadLetter": _dead_letter_message(),
+            "retry": _retry_message(),
+        },
+    )
 
 
 if __name__ == "__main__":
-    print(render(), end="")
+    print(json.dumps(customer_asyncapi(), indent=2, ensure_ascii=False))

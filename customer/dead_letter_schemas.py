@@ -40,18 +40,23 @@ NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 BULK_MAX = 10_000  # dead letters one bulk action takes at most; run it again for more
 
 
+D = Field  # every property carries a description (tests/test_docs.py)
+
+
 class DeadLetterFilter(BaseModel):
     """Which dead letters: every field given must match (none: all)."""
 
     model_config = INPUT
 
-    reason: str | None = Field(None, max_length=64, pattern=NO_NUL, description="The kind, e.g. `unknown_customer`.")
-    event_type: str | None = Field(None, max_length=64, pattern=NO_NUL)
-    customer_id: Annotated[int, BeforeValidator(_not_bool)] | None = Field(None, ge=-(2**63), lt=2**63)
-    state: State | None = None
-    since: Moment | None = Field(None, description="Last failed at or after this time (UTC without a zone).")
-    until: Moment | None = Field(None, description="Last failed before this time (UTC without a zone).")
-    error: str | None = Field(None, max_length=2000, pattern=NO_NUL, description="The exact error text (a group's).")
+    reason: str | None = D(None, max_length=64, pattern=NO_NUL, description="The kind, e.g. `unknown_customer`.")
+    event_type: str | None = D(None, max_length=64, pattern=NO_NUL, description="The event type, e.g. `order.created`.")
+    customer_id: Annotated[int, BeforeValidator(_not_bool)] | None = D(
+        None, ge=-(2**63), lt=2**63, description="The customer the event names."
+    )
+    state: State | None = D(None, description="`open`, `replayed` or `discarded`.")
+    since: Moment | None = D(None, description="Last failed at or after this time (UTC without a zone).")
+    until: Moment | None = D(None, description="Last failed before this time (UTC without a zone).")
+    error: str | None = D(None, max_length=2000, pattern=NO_NUL, description="The exact error text (a group's).")
 
 
 class DeadLetterQuery(DeadLetterFilter, PageParams):
@@ -64,61 +69,75 @@ class DeadLetterQuery(DeadLetterFilter, PageParams):
 
 
 class DeadLetterOut(BaseModel):
+    """A dead letter, without its body."""
+
     model_config = ConfigDict(from_attributes=True)
 
-    id: int
-    key: str = Field(
+    id: int = D(description="Its id in this service.")
+    key: str = D(
         description="The event id; for a message without one `message:<message id>:<hash>` or `body:<sha256>`."
     )
-    event_id: UUID | None
-    event_type: str | None
-    customer_id: int | None
-    reason: str
-    error: str
-    attempts: int = Field(description="Attempts over every time it was dead-lettered.")
-    first_failed_at: datetime
-    last_failed_at: datetime
-    state: State
-    message_id: str | None
-    sender: str | None = Field(description="The AMQP user_id it arrived with.")
-    created_at: datetime
+    event_id: UUID | None = D(description="The event's id, if its body names one.")
+    event_type: str | None = D(description="The event's type, if its body names one.")
+    customer_id: int | None = D(description="The customer the event names, if it does.")
+    reason: str = D(
+        description="Why it was dead-lettered, as the metric's label: `unknown_customer`, `delivery_limit`..."
+    )
+    error: str = D(description="The last error, as recorded.")
+    attempts: int = D(description="Attempts over every time it was dead-lettered.")
+    first_failed_at: datetime = D(description="When it was first dead-lettered.")
+    last_failed_at: datetime = D(description="When it was last dead-lettered.")
+    state: State = D(description="`open`, `replayed` or `discarded`.")
+    message_id: str | None = D(description="The AMQP message id it carried.")
+    sender: str | None = D(description="The AMQP user_id it arrived with.")
+    created_at: datetime = D(description="When its row was made (its first failure): the list's order.")
 
 
 class HistoryEntry(BaseModel):
-    at: datetime
-    reason: str
-    error: str
-    attempts: int
+    """One time it was dead-lettered."""
+
+    at: datetime = D(description="When.")
+    reason: str = D(description="Why, as the metric's label.")
+    error: str = D(description="The error then.")
+    attempts: int = D(description="Attempts that time.")
 
 
 class AuditOut(BaseModel):
-    id: int
-    at: datetime
-    actor: str
-    action: str
-    dead_letter_key: str | None
-    reason: str
-    detail: dict[str, Any]
+    """One change an operator made."""
+
+    id: int = D(description="Its id.")
+    at: datetime = D(description="When.")
+    actor: str = D(description="Who: the token's `sub`, or the command line's `--by`.")
+    action: str = D(description="`replay`, `edit_and_replay`, `discard`, or a bulk `..._dry_run`.")
+    dead_letter_key: str | None = D(description="The dead letter's key; none for a bulk dry run.")
+    reason: str = D(description="Why, as the operator said.")
+    detail: dict[str, Any] = D(description="The state before; an edit's `diff`; a dry run's filter and keys.")
 
 
 class DeadLetterDetail(DeadLetterOut):
-    content_type: str | None
-    headers: dict[str, Any] = Field(description="The AMQP headers it carried: request id, actor, trace context...")
-    body: str = Field(description="The body as received (UTF-8; undecodable bytes replaced).")
-    history: list[HistoryEntry]
-    audit: list[AuditOut]
+    """A dead letter with its body, headers, history and audit."""
+
+    content_type: str | None = D(description="The AMQP content type it carried.")
+    headers: dict[str, Any] = D(description="The AMQP headers it carried: request id, actor, trace context...")
+    body: str = D(description="The body as received (UTF-8; undecodable bytes replaced).")
+    history: list[HistoryEntry] = D(description="Each time it was dead-lettered, oldest first.")
+    audit: list[AuditOut] = D(description="What operators did to it, newest first.")
 
 
 class GroupOut(BaseModel):
-    reason: str
-    error: str
-    count: int
-    first_failed_at: datetime
-    last_failed_at: datetime
+    """Dead letters with one reason and error."""
+
+    reason: str = D(description="Why, as the metric's label.")
+    error: str = D(description="The error text they share.")
+    count: int = D(description="How many.")
+    first_failed_at: datetime = D(description="The earliest first failure among them.")
+    last_failed_at: datetime = D(description="The latest failure among them.")
 
 
 class Groups(BaseModel):
-    groups: list[GroupOut]
+    """The filter's dead letters by reason and error, largest group first (at most 500 groups)."""
+
+    groups: list[GroupOut] = D(description="The groups.")
 
 
 class ReplayBody(BaseModel):
@@ -126,17 +145,17 @@ class ReplayBody(BaseModel):
 
     model_config = INPUT
 
-    reason: str = Field(max_length=1000, pattern=TEXT_PATTERN, description="Why: kept in the audit.")
-    body: dict[str, Any] | None = Field(None, description="The edited event; its `event_id` must stay the same.")
-    untrusted: StrictBool = Field(
-        False, description="Also when it came from an untrusted sender (once you checked it)."
-    )
+    reason: str = D(max_length=1000, pattern=TEXT_PATTERN, description="Why: kept in the audit.")
+    body: dict[str, Any] | None = D(None, description="The edited event; its `event_id` must stay the same.")
+    untrusted: StrictBool = D(False, description="Also when it came from an untrusted sender (once you checked it).")
 
 
 class DiscardBody(BaseModel):
+    """Discard one dead letter."""
+
     model_config = INPUT
 
-    reason: str = Field(max_length=1000, pattern=TEXT_PATTERN, description="Why: kept in the audit.")
+    reason: str = D(max_length=1000, pattern=TEXT_PATTERN, description="Why: kept in the audit.")
 
 
 class BulkBody(BaseModel):
@@ -144,25 +163,29 @@ class BulkBody(BaseModel):
 
     model_config = INPUT
 
-    filter: DeadLetterFilter = Field(default_factory=DeadLetterFilter)
-    reason: str = Field(max_length=1000, pattern=TEXT_PATTERN, description="Why: kept in the audit.")
-    dry_run: StrictBool = Field(False, description="Say what would be done, and do nothing.")
-    untrusted: StrictBool = Field(False, description="Replay: also those from an untrusted sender.")
-    limit: int = Field(1000, ge=1, le=BULK_MAX)
+    filter: DeadLetterFilter = D(default_factory=DeadLetterFilter, description="Which dead letters.")
+    reason: str = D(max_length=1000, pattern=TEXT_PATTERN, description="Why: kept in the audit.")
+    dry_run: StrictBool = D(False, description="Say what would be done, and do nothing.")
+    untrusted: StrictBool = D(False, description="Replay: also those from an untrusted sender.")
+    limit: int = D(1000, ge=1, le=BULK_MAX, description="At most this many; run it again for more.")
 
 
 class ActionResult(BaseModel):
-    id: int
-    key: str
-    event_id: UUID | None
-    action: str
-    state: State
+    """What was done to one dead letter."""
+
+    id: int = D(description="The dead letter's id.")
+    key: str = D(description="Its key.")
+    event_id: UUID | None = D(description="Its event id, if any.")
+    action: str = D(description="`replay`, `edit_and_replay` or `discard`.")
+    state: State = D(description="Its state now.")
 
 
 class BulkResult(BaseModel):
-    action: str
-    dry_run: bool
-    matched: int = Field(description="Dead letters the filter took (at most `limit`).")
-    done: list[ActionResult]
-    skipped: list[ActionResult] = Field(description="Left as they are (an untrusted sender, without `untrusted`).")
-    failed: list[dict[str, Any]]
+    """What a bulk action did (or, dry, would do)."""
+
+    action: str = D(description="`replay` or `discard`.")
+    dry_run: bool = D(description="Whether nothing was changed.")
+    matched: int = D(description="Dead letters the filter took (at most `limit`).")
+    done: list[ActionResult] = D(description="Replayed or discarded (with `dry_run`: would be).")
+    skipped: list[ActionResult] = D(description="Left as they are (an untrusted sender, without `untrusted`).")
+    failed: list[dict[str, Any]] = D(description="Each that failed: `id`, `key`, `error`.")

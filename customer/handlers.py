@@ -4,7 +4,7 @@ from customer import service
 from customer.keys import SETTINGS
 from customer.schemas import CreateCustomerBody, CustomerOut, UpdateCustomerBody
 from shared.http import created, json_response, parse_json, parse_query, path_id
-from shared.pagination import PageParams, check_offset, page_response, resume
+from shared.pagination import PageParams, check_offset, page_response, page_total, resume
 
 
 async def list_customers(request: web.Request) -> web.Response:
@@ -13,7 +13,7 @@ async def list_customers(request: web.Request) -> web.Response:
     page, after = resume(page)
     # One row more than the page: whether another page follows.
     customers = await service.list_customers(page.limit + 1, page.offset, after)
-    total = await service.count_customers() if page.count else None
+    total = await page_total(customers, page, service.count_customers)
     return page_response(request, CustomerOut, customers, page, total)
 
 

@@ -8,7 +8,7 @@ from customer import repository
 from customer.schemas import CustomerIn, CustomerOut, CustomerPatch
 from shared.events import ORDER_CREATED, OrderEvent
 from shared.pagination import Position
-from shared.problems import Conflict, NotFound, ValidationFailed, field_error
+from shared.problems import Conflict, NotFound, ValidationFailed, field_error, problem_type
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +19,17 @@ class CustomerNotFound(NotFound):
 
 
 class EmailTaken(Conflict):
+    """The email belongs to another customer (field `email`)."""
+
+    type = problem_type("email-taken")
+
     def __init__(self, email: str) -> None:
         super().__init__(f"The email {email} belongs to another customer.", field_error("email", "is taken"))
+
+
+class NothingToUpdate(ValidationFailed):
+    def __init__(self) -> None:
+        super().__init__("Nothing to update.", field_error("customer", "send at least one field"))
 
 
 async def list_customers(limit: int, offset: int, after: Position | None) -> list[CustomerOut]:
@@ -48,7 +57,7 @@ async def create_customer(data: CustomerIn) -> CustomerOut:
 async def update_customer(customer_id: int, patch: CustomerPatch) -> CustomerOut:
     changes = patch.model_dump(exclude_unset=True)
     if not changes:
-        raise ValidationFailed("Nothing to update.", field_error("customer", "send at least one field"))
+        raise NothingToUpdate()
     try:
         customer = await repository.change_customer(customer_id, changes)
     except repository.EmailInUse:

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from order.asyncapi import order_asyncapi
 from order.customer_client import CircuitBreaker, CustomerClient
 from order.db_config import order_orm_config
 from order.housekeeping import run_housekeeping
@@ -66,7 +67,8 @@ async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def create_app(settings: OrderSettings | None = None) -> web.Application:
     settings = settings or OrderSettings()
-    app = service_app("order", order_orm_config(settings.database_url), routes, openapi_spec, settings, access)
+    orm_config = order_orm_config(settings.database_url)
+    app = service_app("order", orm_config, routes, openapi_spec, settings, access, lambda: order_asyncapi(settings))
     app[SETTINGS] = settings
     app[ORDER_IDS] = OrderIds()
     app.cleanup_ctx.extend([customer_client_ctx, relay_ctx])

@@ -13,7 +13,7 @@ from order.metrics import CUSTOMER_BREAKER_OPEN, CUSTOMER_CALL_SECONDS
 from order.schemas import EmbeddedCustomer
 from shared.auth.service_token import ServiceToken
 from shared.metrics import BufferedHistogram
-from shared.problems import ServiceUnavailable, ValidationFailed, field_error
+from shared.problems import ServiceUnavailable, ValidationFailed, field_error, problem_type
 from shared.request_id import HEADER
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,10 @@ _call_seconds = BufferedHistogram(CUSTOMER_CALL_SECONDS)
 
 
 class UnknownCustomer(ValidationFailed):
+    """The customer the order names does not exist (field `customer_id`)."""
+
+    type = problem_type("unknown-customer")
+
     def __init__(self, customer_id: int) -> None:
         super().__init__(f"Customer {customer_id} does not exist.", field_error("customer_id", "no such customer"))
 

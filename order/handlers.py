@@ -15,7 +15,7 @@ from shared.admission import ABANDONED, client_gone
 from shared.auth.access import require_customer, require_scope, require_staff
 from shared.auth.identity import bound_customer, current_actor
 from shared.http import created, json_response, parse_json, parse_query, path_id
-from shared.pagination import check_offset, page_response, resume
+from shared.pagination import check_offset, page_response, page_total, resume
 from shared.request_id import current_request_id
 from shared.scopes import ORDERS_FULFIL, ORDERS_WRITE
 
@@ -59,7 +59,7 @@ async def _page(request: web.Request, query: OrderQuery) -> web.Response:
         require_customer(request, query.customer_id)
     # One row more than the page: whether another page follows.
     orders = await service.list_orders(query.customer_id, query.status, query.limit + 1, query.offset, after)
-    total = await service.count_matching_orders(query.customer_id, query.status) if query.count else None
+    total = await page_total(orders, query, lambda: service.count_matching_orders(query.customer_id, query.status))
     return page_response(request, OrderOut, orders, query, total)
 
 

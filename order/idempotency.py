@@ -13,7 +13,7 @@ from tortoise.timezone import now
 
 from order import repository
 from order.repository import KeyCompletion
-from shared.problems import Conflict, ValidationFailed, field_error
+from shared.problems import Conflict, ValidationFailed, field_error, problem_type
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,10 @@ ABANDONED_AFTER = timedelta(seconds=30)
 
 
 class KeyReused(ValidationFailed):
+    """The Idempotency-Key was used before with a different request body."""
+
+    type = problem_type("idempotency-key-reused")
+
     def __init__(self) -> None:
         super().__init__(
             "This Idempotency-Key was used with a different request body.",
@@ -35,6 +39,10 @@ class KeyReused(ValidationFailed):
 
 
 class KeyInFlight(Conflict):
+    """A request with this Idempotency-Key is still in progress: retry shortly for its answer."""
+
+    type = problem_type("idempotency-key-in-flight")
+
     def __init__(self) -> None:
         super().__init__(
             "A request with this Idempotency-Key is still in progress; retry shortly.",

@@ -15,6 +15,7 @@ from pydantic import (
     WithJsonSchema,
     computed_field,
 )
+from typing_extensions import TypeAliasType
 
 from order.domain import INITIAL_STATUS, STATUSES
 from shared.pagination import PageParams
@@ -23,7 +24,14 @@ from shared.schemas import INPUT, Id, Text200
 CENT = Decimal("0.01")
 MAX_QUANTITY = 10_000
 
-Status = Literal[STATUSES]  # type: ignore[valid-type]  # the domain's list, as an enum in the schema
+# The domain's list, as one named enum in the schema: one type in a generated client, not one per use.
+OrderStatus = TypeAliasType(
+    "OrderStatus",
+    Annotated[
+        Literal[STATUSES],  # type: ignore[valid-type]  # the domain's tuple
+        Field(description="Where an order is in its lifecycle: created → paid → shipped → delivered, or cancelled."),
+    ],
+)
 
 # A price string is plain digits: no exponent, sign, spaces or underscores that Decimal() would take,
 # and not zero. [0-9], not \d: Python's \d also matches other scripts' digits.
@@ -60,36 +68,50 @@ Money = Annotated[
 
 
 class OrderIn(BaseModel):
+    """A new order."""
+
     model_config = INPUT
 
-    customer_id: Id
-    product_name: Text200
-    quantity: Annotated[int, Field(strict=True, ge=1, le=MAX_QUANTITY)]
-    price: Price
-    status: Literal[INITIAL_STATUS] = INITIAL_STATUS  # type: ignore[valid-type]  # the domain's name
+    customer_id: Id = Field(description="An existing customer's id; the customer service is asked.")
+    product_name: Text200 = Field(description="What is ordered, 1 to 200 characters, not blank.")
+    quantity: Annotated[int, Field(strict=True, ge=1, le=MAX_QUANTITY)] = Field(
+        description=f"How many, 1 to {MAX_QUANTITY}."
+    )
+    price: Price = Field(description="The unit price: a number or a decimal string, above 0, at most 2 decimals.")
+    status: Literal[INITIAL_STATUS] = Field(  # type: ignore[valid-type]  # the domain's name
+        INITIAL_STATUS, description="Optional; a new order is always `created`."
+    )
 
 
 class StatusChange(BaseModel):
+    """The status to move an order to."""
+
     model_config = INPUT
-    status: Status
+    status: OrderStatus = Field(description="The next status; the lifecycle decides which are allowed.")
 
 
 class CreateOrderBody(BaseModel):
+    """The body of `POST /orders`."""
+
     model_config = INPUT
-    order: OrderIn
+    order: OrderIn = Field(description="The order to place.")
 
 
 class ChangeStatusBody(BaseModel):
+    """The body of `PATCH /orders/{id}`."""
+
     model_config = INPUT
-    order: StatusChange
+    order: StatusChange = Field(description="The change.")
 
 
 class CustomerOrdersQuery(PageParams):
-    status: Status | None = None
+    status: OrderStatus | None = Field(None, description="Only orders in this status.")
 
 
 class OrderQuery(CustomerOrdersQuery):
-    customer_id: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
+    customer_id: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = Field(
+        None, description="Only this customer's orders."
+    )
 
 
 MAX_COUNTED_CUSTOMERS = 200  # customer.ops reconcile asks for a page of this many (its RECONCILE_PAGE)
@@ -107,22 +129,26 @@ class OrderCountsQuery(BaseModel):
 
 
 class OrderCountsOut(BaseModel):
+    """Orders held per customer."""
+
     counts: dict[str, int] = Field(description="Orders held per customer id asked for, 0 included.")
 
 
 class OrderOut(BaseModel):
+    """An order as the service returns it."""
+
     model_config = ConfigDict(from_attributes=True)
 
-    id: int
-    customer_id: int
-    product_name: str
-    quantity: int
-    price: Money
-    status: Status
-    created_at: datetime
-    updated_at: datetime
+    id: int = Field(description="The order's id, given by the service.")
+    customer_id: int = Field(description="The customer who placed it.")
+    product_name: str = Field(description="What was ordered.")
+    quantity: int = Field(description="How many.")
+    price: Money = Field(description="The unit price, a decimal string with 2 places.")
+    status: OrderStatus = Field(description="Where the order is in its lifecycle.")
+    created_at: datetime = Field(description="When the order was placed (UTC).")
+    updated_at: datetime = Field(description="When its status last changed (UTC).")
 
-    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented form
+    @computed_field(description="`price` times `quantity`, a decimal string with 2 places.")  # type: ignore[prop-decorator]
     @property
     def total(self) -> Money:
         return self.price * self.quantity
@@ -131,11 +157,13 @@ class OrderOut(BaseModel):
 class EmbeddedCustomer(BaseModel):
     """The customer as the customer service returned it while the order was validated."""
 
-    id: int
-    name: str
-    address: str
-    orders_count: int
+    id: int = Field(description="The customer's id.")
+    name: str = Field(description="The customer's name.")
+    address: str = Field(description="The customer's address.")
+    orders_count: int = Field(description="The customer's orders counted so far (this one may not be yet).")
 
 
 class OrderCreatedOut(OrderOut):
-    customer: EmbeddedCustomer
+    """A new order, with its customer as the customer service returned it (not stored with the order)."""
+
+    customer: EmbeddedCustomer = Field(description="The customer, as validated.")

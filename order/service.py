@@ -19,7 +19,7 @@ from order.schemas import OrderCreatedOut, OrderIn
 from shared.db import transaction
 from shared.http import to_json
 from shared.pagination import Position
-from shared.problems import Conflict, NotFound
+from shared.problems import Conflict, NotFound, problem_type
 from shared.tracing import start_span
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,9 @@ class OrderNotFound(NotFound):
 
 
 class TransitionRefused(Conflict):
-    """The lifecycle's refusal as the API states it."""
+    """The lifecycle does not allow this change from the order's current status, which `detail` and `errors` name."""
+
+    type = problem_type("transition-refused")
 
     def __init__(self, refused: InvalidTransition) -> None:
         super().__init__(str(refused), [{"field": "status", "message": f"current status is '{refused.current}'"}])

@@ -30,12 +30,12 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from shared.metrics import BufferedCounter, BufferedHistogram, Counter, Gauge, Histogram, flush_if_due
-from shared.problems import PROBLEM_CONTENT_TYPE, problem
+from shared.problems import PROBLEM_CONTENT_TYPE, ServiceUnavailable, problem
 from shared.request_id import HEADER as REQUEST_ID_HEADER
 from shared.request_id import accept_request_id
 
 RETRY_AFTER_SECONDS = 1
-BYPASS = frozenset({"/health", "/ready", "/metrics", "/openapi.json", "/docs"})
+BYPASS = frozenset({"/health", "/ready", "/metrics", "/openapi.json", "/asyncapi.json", "/docs"})
 
 REFUSED = Counter("http_requests_refused_total", "Requests refused by admission control", ["reason"])
 _refused = BufferedCounter(REFUSED)
@@ -180,10 +180,9 @@ def client_gone(request: web.Request) -> bool:
     return transport is None or transport.is_closing()
 
 
+OVERLOADED = ServiceUnavailable(f"The service is at capacity; retry after {RETRY_AFTER_SECONDS} s.")
 # Built once: under overload most answers are this one.
-_OVERLOADED_BODY = problem(
-    503, "Service Unavailable", f"The service is at capacity; retry after {RETRY_AFTER_SECONDS} s."
-).body
+_OVERLOADED_BODY = problem(OVERLOADED.status, OVERLOADED.title, OVERLOADED.detail).body
 
 
 def overloaded(request: web.Request) -> web.Response:

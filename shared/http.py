@@ -111,8 +111,23 @@ async def _parse_json(request: web.Request, model: type[Model]) -> Model:
     except ValidationError as exc:
         if any(error["type"] == "json_invalid" for error in exc.errors()):
             raise BadRequest("The request body is not valid JSON.") from None
-        errors = validation_errors(exc, strip_envelope=len(model.model_fields) == 1)
-        raise ValidationFailed("The request body is invalid.", errors) from None
+        raise body_invalid(model, exc) from None
+
+
+def body_invalid(model: type[BaseModel], exc: ValidationError) -> ValidationFailed:
+    """The 422 for a body `model` refused, fields named inside its envelope."""
+    return ValidationFailed(
+        "The request body is invalid.", validation_errors(exc, strip_envelope=len(model.model_fields) == 1)
+    )
+
+
+def refusal_of(model: type[BaseModel], body: object) -> ValidationFailed:
+    """What `parse_json` answers for `body` (which `model` must refuse): the API documents' examples."""
+    try:
+        model.model_validate(body)
+    except ValidationError as exc:
+        return body_invalid(model, exc)
+    raise ValueError(f"{model.__name__} accepts {body!r}")
 
 
 @functools.cache  # once per model, not per request

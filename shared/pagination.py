@@ -6,6 +6,7 @@ from that position on, through the index that serves the list's order, whatever 
 """
 
 import base64
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -68,15 +69,18 @@ def _without_default(schema: dict) -> None:
 
 
 class Page(BaseModel, Generic[Item]):
-    model_config = ConfigDict(from_attributes=True)
+    # A description for each parametrised page (they do not inherit a docstring).
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_extra={"description": "A page of a list, newest first."}
+    )
 
-    items: list[Item]
+    items: list[Item] = Field(description="The page's rows, newest first.")
     total: int | SkipJsonSchema[None] = Field(
         None,
         description="Rows matching the filters; absent with `count=false` and on pages read by cursor.",
         json_schema_extra=_without_default,
     )
-    limit: int
+    limit: int = Field(description="The page size used: the one asked for, clamped to 200.")
     offset: int | SkipJsonSchema[None] = Field(
         None, description="Absent on pages read by cursor.", json_schema_extra=_without_default
     )
@@ -129,6 +133,17 @@ def resume(params: Params) -> tuple[Params, Position | None]:
             "The cursor is not one this list gave.", field_error("cursor", "is not a `next` of this list")
         ) from None
     return resumed, after
+
+
+async def page_total(rows: list, params: PageParams, count: Callable[[], Awaitable[int]]) -> int | None:
+    """The page's `total`: None unless asked for. A page that holds the list's end (`rows`, read with one
+    more than the limit, did not fill it) tells it without the count's statement; past the end, only
+    `count()` can."""
+    if not params.count:
+        return None
+    if len(rows) <= params.limit and (rows or params.offset == 0):
+        return params.offset + len(rows)
+    return await count()
 
 
 def page_response(request: web.Request, item: type[BaseModel], rows: list, params: PageParams, total: int | None):

@@ -12,6 +12,15 @@ from tortoise.exceptions import DBConnectionError
 log = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+# RFC 9457 `type`: `about:blank` (the status says it all) for the generic kinds, a URI of its own for each kind a
+# client may want to tell apart from others of its status (the 409s, the 422s that are not a bad field). Tag URIs
+# (RFC 4151): absolute and stable, and nothing a client would try to fetch.
+BLANK_TYPE = "about:blank"
+PROBLEM_TYPE_PREFIX = "tag:shop-services,2026:problems/"
+
+
+def problem_type(kind: str) -> str:
+    return PROBLEM_TYPE_PREFIX + kind
 
 
 class AppError(Exception):
@@ -19,6 +28,7 @@ class AppError(Exception):
 
     status = 400
     title = "Bad Request"
+    type = BLANK_TYPE
     headers: Mapping[str, str] = {}  # sent with the problem (a 401's WWW-Authenticate, say)
 
     def __init__(self, detail: str, errors: list[dict] | None = None) -> None:
@@ -49,6 +59,10 @@ class UnsupportedMediaType(AppError):
 
 class ValidationFailed(AppError):
     status, title = 422, "Unprocessable Content"
+
+
+class InternalError(AppError):
+    status, title = 500, "Internal Server Error"
 
 
 class ServiceUnavailable(AppError):
@@ -99,25 +113,37 @@ def field_error(field: str, message: str) -> list[dict]:
     return [{"field": field, "message": message}]
 
 
-def problem(status: int, title: str, detail: str, errors: list[dict] | None = None) -> web.Response:
-    body = {
-        "type": "about:blank",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "errors": errors or [],
-    }
+def problem_body(
+    status: int, title: str, detail: str, errors: list[dict] | None = None, type: str = BLANK_TYPE
+) -> dict:
+    return {"type": type, "title": title, "status": status, "detail": detail, "errors": errors or []}
+
+
+def problem(
+    status: int, title: str, detail: str, errors: list[dict] | None = None, type: str = BLANK_TYPE
+) -> web.Response:
+    body = problem_body(status, title, detail, errors, type)
     return web.Response(status=status, body=orjson.dumps(body), content_type=PROBLEM_CONTENT_TYPE)
 
 
-def _http_exception_problem(exc: web.HTTPException) -> web.Response:
-    """The router's 404/405, aiohttp's 413 and friends, in the same problem shape."""
-    detail = {
+def _http_exception_detail(exc: web.HTTPException) -> str:
+    return {
         404: "No resource at this path.",
         405: "This method is not allowed on this path.",
         413: "The request body is too large.",
     }.get(exc.status, exc.reason)
-    response = problem(exc.status, exc.reason, detail)
+
+
+def example_body(exc: AppError | web.HTTPException) -> dict:
+    """The body `problem_for` answers for `exc`: the API documents' examples."""
+    if isinstance(exc, AppError):
+        return problem_body(exc.status, exc.title, exc.detail, exc.errors, exc.type)
+    return problem_body(exc.status, exc.reason, _http_exception_detail(exc))
+
+
+def _http_exception_problem(exc: web.HTTPException) -> web.Response:
+    """The router's 404/405, aiohttp's 413 and friends, in the same problem shape."""
+    response = problem(exc.status, exc.reason, _http_exception_detail(exc))
     for name in ("Allow", "Location"):
         if name in exc.headers:
             response.headers[name] = exc.headers[name]
@@ -133,10 +159,19 @@ _UNAVAILABLE = (
 )
 
 
+def dependency_failures() -> list[ServiceUnavailable]:
+    """What `problem_for` answers for each failure it takes for a lost dependency (the documents' examples)."""
+    return [_unavailable(what) for _, what in _UNAVAILABLE]
+
+
+def _unavailable(what: str) -> ServiceUnavailable:
+    return ServiceUnavailable(f"{what}; nothing was changed, try again later.")
+
+
 def problem_for(request: web.Request, exc: Exception) -> web.Response:
     """The problem response for an error a handler raised."""
     if isinstance(exc, AppError):
-        response = problem(exc.status, exc.title, exc.detail, exc.errors)
+        response = problem(exc.status, exc.title, exc.detail, exc.errors, exc.type)
         response.headers.update(exc.headers)
         if isinstance(exc, ServiceUnavailable):
             response.headers["Retry-After"] = str(exc.retry_after)
@@ -146,8 +181,9 @@ def problem_for(request: web.Request, exc: Exception) -> web.Response:
     for applies, what in _UNAVAILABLE:
         if applies(exc):
             log.warning("%s on %s %s: %r", what, request.method, request.path, exc)
-            response = problem(503, "Service Unavailable", f"{what}; nothing was changed, try again later.")
-            response.headers["Retry-After"] = "1"
-            return response
+            return problem_for(request, _unavailable(what))
     log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
-    return problem(500, "Internal Server Error", "An unexpected error occurred.")
+    return problem_for(request, INTERNAL_ERROR)
+
+
+INTERNAL_ERROR = InternalError("An unexpected error occurred.")  # never the exception's own words

@@ -107,6 +107,7 @@ def service_app(
     openapi_spec: Callable[[str], dict],  # given the token endpoint, for the Authorize button
     settings: SharedSettings,
     access: Mapping[Callable, Access],
+    asyncapi_spec: Callable[[], dict],  # the events it publishes or consumes, as `settings` name them
 ) -> web.Application:
     """The app both services start from; each adds its settings and its own background work after the ORM."""
     # Before the Application and any ClientSession exist: the instrumentations patch their classes.
@@ -131,6 +132,6 @@ def service_app(
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics_handler)
-    add_docs_routes(app, lambda: openapi_spec(settings.token_endpoint))
+    add_docs_routes(app, lambda: openapi_spec(settings.token_endpoint), asyncapi_spec)
     install_auth(app, name, settings, access)
     return app

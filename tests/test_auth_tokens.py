@@ -144,7 +144,7 @@ async def test_refusals_are_counted_by_reason(client, own_issuer):
 
 
 async def test_probes_metrics_and_documents_stay_open(client):
-    for path in ("/health", "/ready", "/metrics", "/openapi.json", "/docs"):
+    for path in ("/health", "/ready", "/metrics", "/openapi.json", "/docs", "/asyncapi.json", "/docs/events"):
         assert (await client.get(path)).status == 200, path
     assert "auth" not in await (await client.get("/ready")).json()
 

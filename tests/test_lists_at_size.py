@@ -11,6 +11,7 @@ import pytest
 
 from customer.repository import customers_page
 from order.db_config import order_orm_config
+from order.models import Order
 from order.repository import READ_IN_INDEX_ORDER, orders_page
 from shared.db import orm_session
 from shared.testing.runs import bulk_connection
@@ -83,13 +84,19 @@ async def test_every_list_page_reads_only_its_own_rows_at_any_depth(scratch_run,
                 "by status": orders_page(None, "paid", LIMIT, 0, None),
                 "by cursor, 100,000 deep": orders_page(None, None, LIMIT, 0, deep),
                 "by status and cursor, deep": orders_page(None, "paid", LIMIT, 0, deep),
+                "by customer and cursor": orders_page(20, None, LIMIT, 0, deep),
             }
             queries = {what: page.sql(params_inline=True) for what, page in pages.items()}
+            count_customer = Order.filter(customer_id=20).count().sql(params_inline=True)  # as count_matching
         for what, sql in queries.items():
             # As order.repository.list_orders runs them: one customer's orders without the setting.
-            setting = None if what == "by customer" else READ_IN_INDEX_ORDER
+            setting = None if what.startswith("by customer") else READ_IN_INDEX_ORDER
             plan = await explain(orders, sql, setting=setting)
             assert_reads_only_its_page(plan, f"orders {what}")
+
+        # A customer's count (what GET /orders?customer_id= shows when its orders fill more than a page)
+        # reads that customer's rows only; a status's count costs in proportion to its rows, as documented.
+        assert_reads_only_its_page(await explain(orders, count_customer), "orders count by customer")
 
         deep_customer = (datetime.fromisoformat("2026-01-01T00:00:00+00:00").replace(day=2), CUSTOMERS)
         assert_reads_only_its_page(await explain(customers, customers_page(False), LIMIT, 0), "customers first page")

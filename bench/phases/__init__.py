@@ -8,8 +8,8 @@ A phase is a module with
 Adding a phase: write the module, then list it below.
 """
 
-from phases import auth, backlog, event_rates, get_loads, light_load, overload, post_load, tracing
+from phases import auth, backlog, event_rates, get_loads, light_load, lists, overload, post_load, tracing
 
 EVERY_ROUND = (post_load, light_load, get_loads)  # closed-loop figures: the min-max over the rounds
-FIRST_ROUND = (overload, backlog, event_rates, tracing, auth)  # longer, and judged once
+FIRST_ROUND = (overload, backlog, event_rates, tracing, auth, lists)  # longer, and judged once
 PHASES = EVERY_ROUND + FIRST_ROUND

@@ -14,8 +14,9 @@ import aiohttp
 from cpu import cpu_ms_per_order, cpu_sample, cpu_used
 from figure import Figure, at_most, dig, over
 from phases.post_load import merged_load
-from systems import HOST, ROOT, RUN_DIR, BenchError, Ours, our_queues
+from systems import HOST, ROOT, RUN_DIR, BenchError, Ours
 from target import Round, Target, alternated, create_customers, run_loadgen, started, write_ids
+from variant import OursVariant
 
 from shared.scopes import CUSTOMERS_READ, CUSTOMERS_WRITE, ORDERS_READ, ORDERS_WRITE
 from shared.testing.processes import free_port
@@ -39,39 +40,16 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class OursAuthOff(Ours):
-    """Ours with authentication off, on ports, databases and names of its own."""
-
-    name = "ours-auth-off"
-    customer_port, order_port = 3320, 3321
-    databases = ("bench_auth_off_customers", "bench_auth_off_orders")
-    exchange, queue = "bench.auth-off.orders", "bench.auth-off.customer.orders"
-    queues = our_queues(queue)
-
-
-class OursJwt(Ours):
-    """Ours with AUTH_MODE=jwt, its issuer the development one; the order service its client."""
-
-    name = "ours-jwt"
-    customer_port, order_port = 3330, 3331
-    databases = ("bench_jwt_customers", "bench_jwt_orders")
-    exchange, queue = "bench.jwt.orders", "bench.jwt.customer.orders"
-    queues = our_queues(queue)
-
-    def __init__(self, workers: int, issuer: str) -> None:
-        super().__init__(workers)
-        self.issuer = issuer
-
-    def env(self) -> dict:
-        return {
-            **super().env(),
-            "AUTH_MODE": "jwt",
-            "AUTH_ISSUER": self.issuer,
-            "AUTH_JWKS_URL": f"{self.issuer}/jwks",
-            "AUTH_TOKEN_URL": f"{self.issuer}/token",
-            "ORDER_CLIENT_ID": "order-service",
-            "ORDER_CLIENT_SECRET": "order-service-secret",
-        }
+def jwt_env(issuer: str) -> dict[str, str]:
+    """AUTH_MODE=jwt, its issuer the development one; the order service its client."""
+    return {
+        "AUTH_MODE": "jwt",
+        "AUTH_ISSUER": issuer,
+        "AUTH_JWKS_URL": f"{issuer}/jwks",
+        "AUTH_TOKEN_URL": f"{issuer}/token",
+        "ORDER_CLIENT_ID": "order-service",
+        "ORDER_CLIENT_SECRET": "order-service-secret",
+    }
 
 
 async def start_issuer(stack: contextlib.AsyncExitStack, http: aiohttp.ClientSession) -> str:
@@ -146,10 +124,8 @@ async def run(bench: Round) -> None:
         issuer = await start_issuer(stack, http)
         bearer = {"Authorization": f"Bearer {await token(http, issuer, SETUP_SCOPES)}"}
         load_header = {"header": f"Authorization: Bearer {await token(http, issuer, LOAD_SCOPES)}"}
-        twins = [
-            await twin(OursAuthOff(args.workers), stack, args, {}),
-            await twin(OursJwt(args.workers, issuer), stack, args, bearer),
-        ]
+        off, jwt = OursVariant(args.workers, "auth-off", 3320), OursVariant(args.workers, "jwt", 3330, jwt_env(issuer))
+        twins = [await twin(off, stack, args, {}), await twin(jwt, stack, args, bearer)]
         await check_mode(http, twins[0], 200)
         await check_mode(http, twins[1], 401)
         headers = {twins[0].name: {}, twins[1].name: load_header}
@@ -181,7 +157,7 @@ async def run(bench: Round) -> None:
                     raise BenchError(f"{target.name}: {kind} refused: {load['error_kinds']}")
                 cpu = dict(used[target.name, kind])
                 results[target.name][figure] = cpu_ms_per_order(cpu, load["loadgen_cpu_s"], load["ok"])
-    bench.results[ours.name]["auth"] = {"jwt": results[OursJwt.name], "off": results[OursAuthOff.name]}
+    bench.results[ours.name]["auth"] = {"jwt": results[jwt.name], "off": results[off.name]}
     ours.syncs.append({"exact": all(result["exactness"]["exact"] for result in results.values())})
 
 

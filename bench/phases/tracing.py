@@ -8,8 +8,9 @@ import contextlib
 from aiohttp import web
 from cpu import cpu_ms_per_order, cpu_sample, cpu_used
 from figure import Figure, dig, over
-from systems import Ours, our_queues
+from systems import Ours
 from target import Round, Target, check_exact, create_customers, started, write_ids
+from variant import OursVariant
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
@@ -44,31 +45,17 @@ class OtlpSink:
         return f"http://127.0.0.1:{runner.addresses[0][1]}"
 
 
-class TracedOurs(Ours):
-    """Our services with tracing on, sampling every trace."""
-
-    name = "ours-traced"
-    customer_port, order_port = 3310, 3311
-    databases = ("bench_traced_customers", "bench_traced_orders")
-    exchange, queue = "bench.traced.orders", "bench.traced.customer.orders"
-    queues = our_queues(queue)
-
-    def __init__(self, workers: int, endpoint: str) -> None:
-        super().__init__(workers)
-        self.endpoint = endpoint
-
-    def env(self) -> dict:
-        return {
-            **super().env(),
-            "OTEL_EXPORTER_OTLP_ENDPOINT": self.endpoint,
-            "OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS": "^/health$,^/ready$,^/metrics$",
-        }
+def traced_ours(workers: int, endpoint: str) -> OursVariant:
+    """Our services with tracing on, sampling every trace, exporting to `endpoint`."""
+    exclude = "^/health$,^/ready$,^/metrics$"
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS": exclude}
+    return OursVariant(workers, "traced", 3310, env)
 
 
 async def traced_post_orders(args: argparse.Namespace) -> dict:
     async with contextlib.AsyncExitStack() as stack:
         sink = OtlpSink()
-        system = TracedOurs(args.workers, await sink.start(stack))
+        system = traced_ours(args.workers, await sink.start(stack))
         target = Target(system, *await started(system, stack))
         ids = await create_customers(target.http, system.customer_url, args.customers)
         ids_file = write_ids("traced-load.json", ids)

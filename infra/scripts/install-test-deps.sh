@@ -5,14 +5,34 @@
 # prometheus (promtool checks and unit-tests the alert rules; the suite starts its own server on a free port),
 # and podman, runc and debootstrap (the container tests build the image and its Debian base images:
 # shared/testing/base_images.py).
+# Then the npm tools of infra/test-tools (Redocly's CLI lints the OpenAPI documents), exactly as its lock
+# file pins them, into .venv/test-tools: reinstalled only when the lock file changed.
 # Idempotent and silent when they are there; used by `make test`. Where they cannot be installed, the
 # tests that need them are skipped with the reason.
 set -euo pipefail
+
+npm_tools() {
+  local source=infra/test-tools target=.venv/test-tools
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "install-test-deps: no npm (Debian's nodejs and npm); the tests that lint with Redocly are skipped." >&2
+    return 0
+  fi
+  if cmp -s "$source/package-lock.json" "$target/package-lock.json" && [ -x "$target/node_modules/.bin/redocly" ]; then
+    return 0
+  fi
+  echo "install-test-deps: installing the npm tools of $source into $target..."
+  mkdir -p "$target"
+  cp "$source/package.json" "$source/package-lock.json" "$target/"
+  (cd "$target" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null) ||
+    echo "install-test-deps: npm ci failed; the tests that lint with Redocly are skipped." >&2
+}
+trap npm_tools EXIT
 
 missing=()
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 { command -v promtool && command -v prometheus; } >/dev/null 2>&1 || missing+=(prometheus)
 for tool in podman runc debootstrap; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")

@@ -7,7 +7,8 @@ from aiohttp import web
 from openapi_spec_validator import validate
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.openapi import COMMON_OPERATIONS, LOCATION, Operation, Problem, add_docs_routes, build_spec
+from shared.openapi import COMMON_OPERATIONS, COMMON_TAGS, LOCATION, Operation, Problem, add_docs_routes, build_spec
+from shared.problems import Conflict, problem_type
 from shared.testing.docs import documented, routed, schema_validator
 
 
@@ -29,6 +30,12 @@ class ThingQuery(OwnerThingQuery):
     owner_id: Annotated[int, Field(ge=1)] | None = None
 
 
+class NameTaken(Conflict):
+    """Another thing has this name."""
+
+    type = problem_type("name-taken")
+
+
 OPERATIONS = [
     Operation(
         "POST",
@@ -36,8 +43,9 @@ OPERATIONS = [
         "create_thing",
         "Create a thing",
         "things",
-        {201: (Thing, "Created."), 409: (Problem, "Taken.")},
-        request=ThingIn,
+        {201: (Thing(id=1, name="a"), "Created."), 409: ((NameTaken("The name a is taken."),), "Taken.")},
+        "Makes a thing.",
+        request=ThingIn(name="a"),
         response_headers={201: (LOCATION,)},
     ),
     Operation("GET", "/things", "list_things", "List things", "things", {200: (Thing, "A thing.")}, query=ThingQuery),
@@ -63,8 +71,12 @@ OPERATIONS = [
 ]
 
 
+TAGS = {"things": "Things.", **COMMON_TAGS}
+SERVERS = [{"url": "http://localhost:1"}]
+
+
 def spec() -> dict:
-    return build_spec("Things", "Made up.", OPERATIONS + COMMON_OPERATIONS)
+    return build_spec("Things", "Made up.", OPERATIONS + COMMON_OPERATIONS, TAGS, SERVERS)
 
 
 def test_the_document_is_valid_openapi_3_1():
@@ -79,6 +91,35 @@ def test_bodies_are_referenced_from_components_in_the_right_mode():
     created = operation["responses"]["201"]
     assert created["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Thing"}
     assert set(created["headers"]) == {"X-Request-ID", "Location"}
+    assert created["content"]["application/json"]["example"] == {"id": 1, "name": "a"}
+    assert operation["requestBody"]["content"]["application/json"]["example"] == {"name": "a"}
+
+
+def test_a_problem_response_shows_each_error_as_the_service_renders_it_and_names_its_types():
+    conflict = spec()["paths"]["/things"]["post"]["responses"]["409"]
+    [example] = conflict["content"]["application/problem+json"]["examples"].values()
+    assert example["value"] == {
+        "type": "tag:shop-services,2026:problems/name-taken",
+        "title": "Conflict",
+        "status": 409,
+        "detail": "The name a is taken.",
+        "errors": [],
+    }
+    assert "`tag:shop-services,2026:problems/name-taken`: Another thing has this name." in conflict["description"]
+
+
+def test_every_admitted_operation_may_answer_503_with_retry_after_and_the_open_ones_do_not():
+    for path, item in spec()["paths"].items():
+        for operation in item.values():
+            admitted = not (
+                path.startswith("/docs") or path in ("/health", "/metrics", "/openapi.json", "/asyncapi.json", "/ready")
+            )
+            if admitted:
+                assert operation["responses"]["503"]["headers"]["Retry-After"] == {
+                    "$ref": "#/components/headers/Retry-After"
+                }
+            elif path != "/ready":
+                assert "503" not in operation["responses"], path
 
 
 def test_input_schemas_forbid_unknown_fields_like_the_models():
@@ -93,21 +134,21 @@ def test_every_error_is_a_problem_and_every_response_names_the_request_id():
     for path, item in document["paths"].items():
         for method, operation in item.items():
             for status, response in operation["responses"].items():
-                assert response["headers"]["X-Request-ID"] == {"$ref": "#/components/headers/RequestId"}
+                assert response["headers"]["X-Request-ID"] == {"$ref": "#/components/headers/X-Request-ID"}
                 if int(status) >= 400:
-                    assert response["content"] == {
-                        "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
-                    }, (method, path, status)
+                    [(media_type, content)] = response["content"].items()
+                    assert media_type == "application/problem+json", (method, path, status)
+                    assert content["schema"] == {"$ref": "#/components/schemas/Problem"}, (method, path, status)
     problem = document["components"]["schemas"]["Problem"]
     assert set(problem["required"]) == {"type", "title", "status", "detail", "errors"}
 
 
 def test_what_parsing_can_answer_is_added_and_explicit_responses_win():
     paths = spec()["paths"]
-    assert set(paths["/things"]["post"]["responses"]) == {"201", "400", "409", "413", "415", "422", "500"}
-    assert set(paths["/things"]["get"]["responses"]) == {"200", "422", "500"}
+    assert set(paths["/things"]["post"]["responses"]) == {"201", "400", "408", "409", "413", "415", "422", "500", "503"}
+    assert set(paths["/things"]["get"]["responses"]) == {"200", "422", "500", "503"}
     deleted = paths["/things/{id}"]["delete"]["responses"]
-    assert set(deleted) == {"204", "404", "500"}
+    assert set(deleted) == {"204", "404", "500", "503"}
     assert deleted["404"]["description"] == "No such thing."
     assert "content" not in deleted["204"]
 
@@ -130,7 +171,7 @@ def test_query_and_path_parameters():
 
 @pytest.mark.parametrize("title", ["Things", "<script>alert(1)</script>"])
 async def test_docs_routes_serve_the_spec_the_page_and_swagger_ui_from_the_package(aiohttp_client, title):
-    app = docs_app(lambda: build_spec(title, "", OPERATIONS + COMMON_OPERATIONS))
+    app = docs_app(lambda: build_spec(title, "", OPERATIONS + COMMON_OPERATIONS, TAGS, SERVERS))
     client = await aiohttp_client(app)
 
     response = await client.get("/openapi.json")

@@ -5,12 +5,14 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import aiormq
 import orjson
 
 from conftest import broker_connected, broker_lost, make_settings, order_client_via
 from customer.app import create_app as create_customer_app
 from order import events
 from order.app import create_app as create_order_app
+from order.asyncapi import order_asyncapi
 from order.housekeeping import purge_expired_keys
 from order.keys import OUTBOX
 from order.models import IdempotencyKey, Order, OutboxEvent
@@ -18,6 +20,7 @@ from order.outbox import store
 from order.settings import OrderSettings
 from shared.db import use_app_orm
 from shared.testing.api import create_customer, get_json
+from shared.testing.contracts import undocumented
 from shared.testing.plugin import eventually, unique
 from shared.testing.runs import BROKER_USER
 
@@ -87,6 +90,48 @@ async def test_status_changes_are_published_in_order(order_client, customer_api,
         ("order.status_changed", "paid", "created"),
         ("order.status_changed", "shipped", "paid"),
     ]
+
+
+async def test_every_event_of_every_lifecycle_path_is_as_the_asyncapi_document_says(
+    order_client, customer_api, event_tap, test_run
+):
+    """The conftest's `event_tap` checks every tapped event at teardown too; here, every path of the lifecycle."""
+    customer = await create_customer(customer_api)
+    delivered, cancelled = await place(order_client, customer["id"]), await place(order_client, customer["id"])
+    for order, statuses in ((delivered, ("paid", "shipped", "delivered")), (cancelled, ("paid", "cancelled"))):
+        for status in statuses:
+            response = await order_client.patch(f"/orders/{order['id']}", json={"order": {"status": status}})
+            assert response.status == 200, await response.text()
+    ours = {delivered["id"], cancelled["id"]}
+
+    async def all_published():
+        assert len([b for b in event_tap.bodies() if b["data"]["order_id"] in ours]) == 7
+
+    await eventually(all_published)
+    document = order_asyncapi(OrderSettings.model_construct(events_exchange=test_run.exchange))
+    assert undocumented(document, event_tap.messages) == []
+
+
+async def test_the_contract_check_sees_a_message_the_document_does_not_allow(broker, event_tap, test_run):
+    body = {"schema_version": 1, "event_id": str(uuid.uuid4()), "event_type": "order.created", "data": {}}
+    await broker.basic_publish(
+        orjson.dumps(body),
+        exchange=test_run.exchange,
+        routing_key="order.created",
+        properties=aiormq.spec.Basic.Properties(content_type="application/json", message_type="order.created"),
+    )
+    await eventually(lambda: _tapped(event_tap, body["event_id"]))
+    document = order_asyncapi(OrderSettings.model_construct(events_exchange=test_run.exchange))
+    found = undocumented(document, event_tap.messages)
+    event_tap.messages.clear()  # seen: the tap's own check at teardown has nothing left to refuse
+    assert any("'occurred_at' is a required property" in f for f in found), found
+    assert any("'order_id' is a required property" in f for f in found), found
+    assert any("delivery_mode is None, not 2" in f for f in found), found
+    assert any("message_id is" in f and f.endswith(f"not {body['event_id']!r}") for f in found), found
+
+
+async def _tapped(event_tap, event_id: str) -> None:
+    assert any(b.get("event_id") == event_id for b in event_tap.bodies())
 
 
 async def test_200_concurrent_orders_for_one_customer_count_exactly_200(order_client, customer_api):

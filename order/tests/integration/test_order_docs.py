@@ -1,5 +1,7 @@
 """The order service's OpenAPI schemas accept and reject the bodies its models do; money is a string."""
 
+import json
+
 import pytest
 
 from order.openapi import openapi_spec
@@ -22,7 +24,43 @@ def test_list_parameters_are_documented_and_the_nested_route_takes_the_customer_
     assert {"limit", "offset", "customer_id", "status"} <= names
     nested = {p.get("name"): p for p in paths["/customers/{id}/orders"]["get"]["parameters"]}
     assert "customer_id" not in nested and nested["id"]["in"] == "path"
-    assert nested["status"]["schema"]["enum"] == ["created", "paid", "shipped", "delivered", "cancelled"]
+    assert nested["status"]["schema"]["$ref"] == "#/components/schemas/OrderStatus"
+
+
+def test_every_status_is_one_order_status_schema():
+    spec = openapi_spec()
+    assert spec["components"]["schemas"]["OrderStatus"]["enum"] == [
+        "created",
+        "paid",
+        "shipped",
+        "delivered",
+        "cancelled",
+    ]
+    text = json.dumps(spec)
+    assert text.count('"cancelled"') == 1  # nowhere inline: every status refers to OrderStatus
+    paths = spec["paths"]
+    by_name = {p.get("name"): p for p in paths["/orders"]["get"]["parameters"]}
+    assert by_name["status"]["schema"]["$ref"] == "#/components/schemas/OrderStatus"
+
+
+def test_each_kind_of_409_and_422_has_its_own_problem_type():
+    responses = openapi_spec()["paths"]["/orders"]["post"]["responses"]
+    types = {
+        status: {
+            e["value"]["type"] for e in responses[status]["content"]["application/problem+json"]["examples"].values()
+        }
+        for status in ("409", "422")
+    }
+    assert types == {
+        "409": {"tag:shop-services,2026:problems/idempotency-key-in-flight"},
+        "422": {
+            "about:blank",
+            "tag:shop-services,2026:problems/unknown-customer",
+            "tag:shop-services,2026:problems/idempotency-key-reused",
+        },
+    }
+    refused = openapi_spec()["paths"]["/orders/{id}"]["patch"]["responses"]["409"]
+    assert "tag:shop-services,2026:problems/transition-refused" in refused["description"]
 
 
 ORDER = {"customer_id": 1, "product_name": "Laptop", "quantity": 1, "price": 1200}

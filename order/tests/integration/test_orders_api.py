@@ -99,6 +99,9 @@ async def test_list_filters_by_customer_and_status_newest_first(order_client, cu
     assert same == page
     one = await get_json(order_client, f"/customers/{customer['id']}/orders?limit=1&offset=1")
     assert [o["id"] for o in one["items"]] == [first["id"]] and one["total"] == 2 and one["limit"] == 1
+    head = await get_json(order_client, f"/customers/{customer['id']}/orders?limit=1")
+    beyond = await get_json(order_client, f"/customers/{customer['id']}/orders?offset=5")
+    assert head["total"] == 2 and beyond["items"] == [] and beyond["total"] == 2  # counted: the page cannot tell
 
 
 async def walk(client, path: str) -> list[dict]:
