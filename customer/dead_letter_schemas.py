@@ -50,8 +50,8 @@ class DeadLetterFilter(BaseModel):
 
     reason: str | None = D(None, max_length=64, pattern=NO_NUL, description="The kind, e.g. `unknown_customer`.")
     event_type: str | None = D(None, max_length=64, pattern=NO_NUL, description="The event type, e.g. `order.created`.")
-    customer_id: Annotated[int, BeforeValidator(_not_bool)] | None = D(
-        None, ge=-(2**63), lt=2**63, description="The customer the event names."
+    customer_id: Annotated[int, Field(ge=-(2**63), lt=2**63), BeforeValidator(_not_bool)] | None = D(
+        None, description="The customer the event names."
     )
     state: State | None = D(None, description="`open`, `replayed` or `discarded`.")
     since: Moment | None = D(None, description="Last failed at or after this time (UTC without a zone).")
