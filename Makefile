@@ -11,7 +11,7 @@ RUNTIME_LOCK := requirements/runtime.txt
 UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --universal --python-version 3.11 \
 	--custom-compile-command "make lock"
 
-.PHONY: install lock preflight prepare run dev token test lint bench soak clean
+.PHONY: install lock preflight prepare run dev token test lint bench soak chaos clean
 
 $(INSTALLED): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=...)")'
@@ -69,6 +69,12 @@ bench: install
 soak: install
 	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)
+
+# Minutes of mixed load while random, overlapping faults hit the services, its own RabbitMQ node and
+# PostgreSQL instance; then heal and check nothing was lost, doubled or left half-done (docs/testing.md).
+CHAOS_MINUTES ?= 10
+chaos: install
+	$(BIN)/python -m chaos --minutes $(CHAOS_MINUTES) $(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache .ruff_cache .mypy_cache

@@ -22,6 +22,7 @@ from customer.metrics import EVENTS_DEAD_LETTERED, EVENTS_RETRIED
 from customer.settings import CustomerSettings
 from shared.amqp import PERSISTENT, broker_user
 from shared.auth.identity import ACTOR_AMQP_HEADER
+from shared.problems import describe
 from shared.request_id import REQUEST_ID_AMQP_HEADER, request_id_var
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,11 @@ class Redelivery:
             *[self._retry_later(message, exc) for message, exc in retried.items()],
             *[self._copy_to(message, self.settings.orders_queue, {}) for message in requeued],
         )
+        if requeued:
+            causes = sorted({str(exc) for exc in failures.values() if isinstance(exc, DatabaseUnavailable)})
+            log.warning(
+                "%d event(s) back on the queue: the database is unavailable (%s)", len(requeued), "; ".join(causes)
+            )
         EVENTS_RETRIED.labels("database_unavailable").inc(len(requeued))
 
     async def _dead_letter(self, message: DeliveredMessage, poison: Poison) -> None:
@@ -92,7 +98,7 @@ class Redelivery:
     async def _retry_later(self, message: DeliveredMessage, exc: Exception) -> None:
         request_id_var.set(_request_id(message))
         attempt = int(str((message.header.properties.headers or {}).get(ATTEMPT_HEADER) or 0))
-        error = f"{type(exc).__name__}: {exc}"[:500]
+        error = describe(exc)[:500]
         delays = self.settings.retry_delays
         if attempt >= len(delays):
             await self._dead_letter(message, Poison("retries_exhausted", f"failed {attempt + 1} times: {error}"))
