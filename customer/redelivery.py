@@ -12,6 +12,7 @@ Each copy is a publish the broker confirms, so the consumer may ack the original
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Mapping
 
 from aiormq.abc import DeliveredMessage
@@ -31,6 +32,9 @@ KIND_HEADER = "x-dead-letter-kind"  # the reason's metric label, for tools to se
 ORIGINAL_ROUTING_KEY_HEADER = "x-original-routing-key"
 ATTEMPT_HEADER = "x-retry-attempt"  # failed attempts so far, on a retry copy
 LAST_ERROR_HEADER = "x-last-error"
+# One id per dead-lettering: the mover (customer/dead_letter_mover.py) records each one once, however
+# often the dead-letter queue delivers it.
+OCCURRENCE_HEADER = "x-dead-letter-id"
 
 
 class Poison(Exception):
@@ -82,7 +86,12 @@ class Redelivery:
             message,
             self.settings.dead_letter_exchange,
             self.settings.dead_letter_queue,
-            {REASON_HEADER: str(poison), KIND_HEADER: poison.kind, ORIGINAL_ROUTING_KEY_HEADER: message.routing_key},
+            {
+                REASON_HEADER: str(poison),
+                KIND_HEADER: poison.kind,
+                ORIGINAL_ROUTING_KEY_HEADER: message.routing_key,
+                OCCURRENCE_HEADER: uuid.uuid4().hex,
+            },
         )
         EVENTS_DEAD_LETTERED.labels(poison.kind).inc()
 
