@@ -7,9 +7,11 @@ import sys
 import time
 
 import orjson
+from opentelemetry import trace
+from opentelemetry.trace import format_span_id, format_trace_id
 
 from shared.request_id import request_id_var
-from shared.tracing import TraceContextFilter, trace_ids
+from shared.tracing import tracing_on
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "request_id"}
 
@@ -117,6 +119,24 @@ class JsonLineHandler(logging.StreamHandler):
     def flush(self) -> None:  # logging.shutdown calls it at exit
         self.write_held()
         super().flush()
+
+
+def trace_ids() -> dict[str, str]:
+    """`trace_id` and `span_id` (hex, as Jaeger shows them) inside a span; nothing outside one."""
+    if not tracing_on():
+        return {}
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return {}
+    return {"trace_id": format_trace_id(context.trace_id), "span_id": format_span_id(context.span_id)}
+
+
+class TraceContextFilter(logging.Filter):
+    """Stamps the trace ids on records written inside a span."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.__dict__.update(trace_ids())
+        return True
 
 
 access_log = logging.getLogger("access")

@@ -23,6 +23,7 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from shared.process_metrics import ServiceProcessCollector
 from shared.recent import Recent
 
 __all__ = ["Counter", "Gauge", "Histogram"]  # every metric of ours is made from these, after the lines below
@@ -166,6 +167,7 @@ async def exposition() -> bytes:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
+        registry.register(ServiceProcessCollector())  # what the default registry's process collector would say
     else:
         registry = REGISTRY
     return generate_latest(registry)

@@ -6,29 +6,33 @@ service's call to the customer service a CLIENT span, each asyncpg statement a s
 An outbox row stores the trace context of the request that wrote it, so the relay's PRODUCER span
 continues that trace however late the row leaves, and the message carries its `traceparent`; the
 consumer's span is a child of the publish span (a link per message for a batch). Log lines written
-inside a span get `trace_id` and `span_id`. Tests install an in-memory exporter instead
+inside a span get `trace_id` and `span_id` (shared/logs.py). Tests install an in-memory exporter instead
 (`install_memory_exporter`).
 """
 
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import Link, SpanKind, format_span_id, format_trace_id
+from opentelemetry.trace import Link, SpanKind
+
+from shared.sampling import configured_sampler
 
 __all__ = [
     "ENV_VARS",
+    "TRACER_NAME",
     "SpanKind",
-    "TraceContextFilter",
+    "activated",
     "configure_tracing",
     "consumer_span",
     "extract_headers",
@@ -40,6 +44,7 @@ __all__ = [
     "links_from_headers",
     "producer_span",
     "start_span",
+    "tracing_on",
     "tracing_requested",
     "uninstrument_libraries",
 ]
@@ -93,7 +98,7 @@ def configure_tracing(default_service_name: str) -> bool:
         return False
     if _on:
         return True  # configured already (a second app in this process)
-    provider = TracerProvider(resource=_resource(default_service_name))
+    provider = TracerProvider(resource=_resource(default_service_name), sampler=configured_sampler())
     provider.add_span_processor(BatchSpanProcessor(_exporter()))
     trace.set_tracer_provider(provider)
     _on = True
@@ -126,29 +131,33 @@ def _exporter():
     return OTLPSpanExporter()
 
 
-def instrument_libraries() -> None:
-    """Spans from aiohttp's server and client and from asyncpg, with the official instrumentations.
-
-    They patch the libraries' classes: call it before the web.Application and the ClientSession are made.
-    """
+def _instrumentors() -> tuple:
     from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
-    from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 
-    for instrumentor in (AioHttpServerInstrumentor(), AioHttpClientInstrumentor(), AsyncPGInstrumentor()):
+    return AioHttpClientInstrumentor(), AsyncPGInstrumentor()
+
+
+def instrument_libraries() -> None:
+    """Spans from aiohttp's client and from asyncpg, with the official instrumentations (the server's
+    spans come from shared/tracing_server.py, which asks the sampler first).
+
+    They patch the libraries' classes: call it before the ClientSession is made.
+    """
+    for instrumentor in _instrumentors():
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument()
 
 
 def uninstrument_libraries() -> None:
     """Undo instrument_libraries (tests: the patches are process-wide)."""
-    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
-    from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
-    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
-
-    for instrumentor in (AioHttpServerInstrumentor(), AioHttpClientInstrumentor(), AsyncPGInstrumentor()):
+    for instrumentor in _instrumentors():
         if instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.uninstrument()
+
+
+def tracing_on() -> bool:
+    return _on
 
 
 _memory_exporter: InMemorySpanExporter | None = None
@@ -165,7 +174,7 @@ def install_memory_exporter() -> InMemorySpanExporter:
         if _on or isinstance(trace.get_tracer_provider(), TracerProvider):
             raise RuntimeError("a tracer provider is installed already (OTEL_* set in the test environment?)")
         exporter = InMemorySpanExporter()
-        provider = TracerProvider(resource=Resource.create({"service.name": "tests"}))
+        provider = TracerProvider(resource=Resource.create({"service.name": "tests"}), sampler=configured_sampler())
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         trace.set_tracer_provider(provider)
         _memory_exporter, _on = exporter, True
@@ -183,7 +192,23 @@ def start_span(name: str, **kwargs: Any) -> AbstractContextManager[trace.Span]:
     """
     if not _on:
         return nullcontext(trace.INVALID_SPAN)
+    current = trace.get_current_span()
+    if current.get_span_context().is_valid and not current.is_recording():
+        return nullcontext(current)  # inside a trace that is not sampled: its children would not be either
     return _tracer.start_as_current_span(name, **kwargs)
+
+
+@contextmanager
+def activated(span: trace.Span) -> Iterator[trace.Span]:
+    """`span` current until the block ends, then ended. Under a span the sampler dropped, the SQL and HTTP
+    client instrumentations are suppressed (their spans would be dropped too); its context still travels
+    on (traceparent, sampled flag off), so the services downstream drop it as well."""
+    with trace.use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False):
+        if span.is_recording():
+            yield span
+        else:
+            with suppress_instrumentation():
+                yield span
 
 
 # --- W3C trace context in AMQP headers and in the outbox row ---------------------------------------------------
@@ -232,9 +257,10 @@ def producer_span(
         "messaging.rabbitmq.destination.routing_key": routing_key,
         "messaging.message.id": message_id,
     }
-    return _tracer.start_as_current_span(
+    span = _tracer.start_span(
         f"{exchange} publish", kind=SpanKind.PRODUCER, context=extract_text(stored_context), attributes=attributes
     )
+    return activated(span)
 
 
 def consumer_span(name: str, headers_of_messages: list[Mapping[str, Any] | None]) -> AbstractContextManager:
@@ -244,8 +270,8 @@ def consumer_span(name: str, headers_of_messages: list[Mapping[str, Any] | None]
         return nullcontext(trace.INVALID_SPAN)
     if len(headers_of_messages) == 1:
         context = extract_headers(headers_of_messages[0])
-        return _tracer.start_as_current_span(name, kind=SpanKind.CONSUMER, context=context)
-    return _tracer.start_as_current_span(name, kind=SpanKind.CONSUMER, links=links_from_headers(headers_of_messages))
+        return activated(_tracer.start_span(name, kind=SpanKind.CONSUMER, context=context))
+    return activated(_tracer.start_span(name, kind=SpanKind.CONSUMER, links=links_from_headers(headers_of_messages)))
 
 
 def inject_text() -> str | None:
@@ -266,24 +292,3 @@ def extract_text(text: str | None) -> Context:
     except ValueError:
         return Context()
     return extract_headers(carrier if isinstance(carrier, dict) else None)
-
-
-# --- logs ------------------------------------------------------------------------------------------------------
-
-
-def trace_ids() -> dict[str, str]:
-    """`trace_id` and `span_id` (hex, as Jaeger shows them) inside a span; nothing outside one."""
-    if not _on:
-        return {}
-    context = trace.get_current_span().get_span_context()
-    if not context.is_valid:
-        return {}
-    return {"trace_id": format_trace_id(context.trace_id), "span_id": format_span_id(context.span_id)}
-
-
-class TraceContextFilter(logging.Filter):
-    """Stamps the trace ids on records written inside a span."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.__dict__.update(trace_ids())
-        return True

@@ -22,6 +22,7 @@ from shared.request_id import HEADER as REQUEST_ID_HEADER
 from shared.request_id import accept_request_id, request_id_var
 from shared.settings import SharedSettings
 from shared.tracing import configure_tracing, instrument_libraries
+from shared.tracing_server import server_span_middlewares
 
 
 @web.middleware
@@ -110,10 +111,10 @@ def service_app(
     asyncapi_spec: Callable[[], dict],  # the events it publishes or consumes, as `settings` name them
 ) -> web.Application:
     """The app both services start from; each adds its settings and its own background work after the ORM."""
-    # Before the Application and any ClientSession exist: the instrumentations patch their classes.
+    # Before any ClientSession exists: the instrumentations patch its class.
     if configure_tracing(name):
         instrument_libraries()
-    app = web.Application(middlewares=[request_middleware])
+    app = web.Application(middlewares=[*server_span_middlewares(), request_middleware])
     app[ADMISSION] = Admission(
         settings.admission_max_in_flight,
         settings.admission_max_queue,

@@ -26,6 +26,7 @@ import shared.metrics
 import shared.tracing
 from customer.settings import CustomerSettings
 from order.settings import OrderSettings
+from shared.process_metrics import ServiceProcessCollector
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -198,6 +199,8 @@ def metric_series() -> dict[str, str]:
         if isinstance(metric, MetricWrapperBase):
             (family,) = metric.describe()
             series.update({family.name + suffix: family.name for suffix in SERIES_SUFFIXES[family.type]})
+    for family in ServiceProcessCollector().collect():  # CPU and memory, read from /proc at each scrape
+        series.update({family.name + suffix: family.name for suffix in SERIES_SUFFIXES[family.type]})
     return series
 
 

@@ -1,5 +1,5 @@
-"""Prometheus, its alert rules, Grafana and Jaeger as compose runs them: every scrape target, rule and
-dashboard query names a series something really exports."""
+"""Prometheus, its alert rules, Alertmanager, Grafana and the trace pipeline as compose runs them: every
+scrape target, rule and dashboard query names a series something really exports."""
 
 import posixpath
 import re
@@ -66,6 +66,8 @@ def test_prometheus_loads_the_alert_rules_compose_mounts_beside_its_config(servi
 RABBITMQ_QUEUE_SERIES = {
     "rabbitmq_detailed_queue_consumers": "queue_consumer_count",
     "rabbitmq_detailed_queue_messages": "queue_coarse_metrics",
+    "rabbitmq_detailed_queue_messages_ready": "queue_coarse_metrics",
+    "rabbitmq_detailed_queue_messages_unacked": "queue_coarse_metrics",
 }
 OTHER_SERIES = {"up": "prometheus", "probe_success": "ready", **dict.fromkeys(RABBITMQ_QUEUE_SERIES, "rabbitmq-queues")}
 
@@ -123,15 +125,26 @@ def test_readiness_is_probed_at_each_services_ready_route(services):
         assert ("GET", url.path) in app_routes(name) and url.path == "/ready"
 
 
-def test_traces_go_to_jaeger_only_when_asked(services):
-    jaeger = services["jaeger"]
-    assert environment(jaeger).get("COLLECTOR_OTLP_ENABLED") == "true"
-    assert 4318 in container_ports(jaeger)  # OTLP over HTTP, what shared/tracing.py sends
+def test_traces_go_through_the_collector_to_jaeger_only_when_asked(services):
+    collector, jaeger = services["otel-collector"], services["jaeger"]
+    assert re.fullmatch(r"otel/opentelemetry-collector-contrib:\d+\.\d+\.\d+", collector["image"])
+    assert re.fullmatch(r"jaegertracing/jaeger:2\.\d+\.\d+", jaeger["image"]), "Jaeger v2, not v1's all-in-one"
+    config_path = next(arg.split("=", 1)[1] for arg in collector["command"] if arg.startswith("--config="))
+    assert volume_mounts(collector)["infra/otel-collector/config.yml"] == config_path
+    config = yaml.safe_load((ROOT / "infra/otel-collector/config.yml").read_text())
+    assert config["receivers"]["otlp"]["protocols"]["http"]["endpoint"].endswith(":4318")
+    assert 4318 in container_ports(collector)  # OTLP over HTTP, what shared/tracing.py sends
+    pipeline = config["service"]["pipelines"]["traces"]
+    assert pipeline["receivers"] == ["otlp"] and "batch" in pipeline["processors"]
+    assert set(pipeline["processors"]) <= set(config["processors"])
+    [exporter] = pipeline["exporters"]
+    host, port = config["exporters"][exporter]["endpoint"].split(":")
+    assert host == "jaeger" and int(port) in container_ports(jaeger)
     assert (16686, 16686) in port_mappings(jaeger)  # the UI
     compose_text, operations = COMPOSE_FILE.read_text(), (ROOT / "docs" / "operations.md").read_text()
     for name in APP_SERVICES:
         env = environment(services[name])
-        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "", "off by default: jaeger runs only with the profile"
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "", "off by default: the collector runs only with the profile"
         assert env["OTEL_SERVICE_NAME"] == name
         # The aiohttp server instrumentation searches each pattern in the request path.
         excluded = env["OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS"].split(",")
@@ -140,9 +153,24 @@ def test_traces_go_to_jaeger_only_when_asked(services):
             assert any(re.search(pattern, route) for pattern in excluded) == quiet, route
     defaults = re.findall(r"OTEL_EXPORTER_OTLP_ENDPOINT:\s*\$\{OTEL_EXPORTER_OTLP_ENDPOINT:-\}", compose_text)
     assert len(defaults) == len(APP_SERVICES), "an empty default, so that a plain `docker compose up` sends nothing"
-    assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318" in compose_text
-    assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318" in operations
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://otel-collector:4318" in compose_text
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://otel-collector:4318" in operations
     assert not shared.tracing.tracing_requested(environment(services["order"]))
+
+
+def test_prometheus_sends_alerts_to_the_alertmanager_compose_runs_with_its_config(services):
+    alertmanager = services["alertmanager"]
+    assert alertmanager["profiles"] == ["observability"] == services["prometheus"]["profiles"]
+    config_path = next(arg.split("=", 1)[1] for arg in alertmanager["command"] if arg.startswith("--config.file="))
+    assert volume_mounts(alertmanager)["infra/alertmanager/alertmanager.yml"] == config_path
+    [target] = [
+        target
+        for manager in prometheus_config()["alerting"]["alertmanagers"]
+        for static in manager["static_configs"]
+        for target in static["targets"]
+    ]
+    host, port = target.split(":")
+    assert host == "alertmanager" and int(port) in container_ports(alertmanager)
 
 
 def test_promql_reader_finds_metric_names():
@@ -153,11 +181,47 @@ def test_promql_reader_finds_metric_names():
     assert promql_series(expr) == {"a_bucket", "b_total", "c"}
 
 
-def test_dashboard_queries_only_metrics_the_services_export():
+def test_dashboard_queries_only_metrics_the_services_and_the_broker_export():
     exported = metric_series()
     assert "http_requests_total" in exported and "http_request_duration_seconds_bucket" in exported
     referenced = set().union(*(promql_series(expr) for expr in dashboard_exprs()))
-    assert referenced - set(exported) == set(), "the dashboard queries series no service exports"
+    unknown = referenced - set(exported) - set(RABBITMQ_QUEUE_SERIES)
+    assert not unknown, f"the dashboard queries series nothing exports: {sorted(unknown)}"
+    families = scrape_jobs()["rabbitmq-queues"]["params"]["family"]
+    assert {RABBITMQ_QUEUE_SERIES[s] for s in referenced & set(RABBITMQ_QUEUE_SERIES)} <= set(families)
+
+
+def test_dashboard_selects_services_by_its_job_and_instance_variables():
+    variables = {variable["name"]: variable for variable in dashboard()["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    for name in ("job", "instance"):
+        assert variables[name]["type"] == "query" and variables[name]["includeAll"], name
+        assert variables[name]["datasource"]["uid"] == "${datasource}", name
+    assert "$job" in variables["instance"]["query"]["query"]  # the instances of the services chosen
+    for expr in dashboard_exprs():
+        if promql_series(expr) - set(RABBITMQ_QUEUE_SERIES):  # a service's series: the chosen ones only
+            selectors = re.findall(r"\b[a-z_]+\{([^}]*)\}", expr)
+            assert selectors and all('job=~"$job"' in s and 'instance=~"$instance"' in s for s in selectors), expr
+
+
+def test_dashboard_has_a_row_for_traffic_protection_the_event_path_and_resources():
+    rows = [panel["title"] for panel in dashboard()["panels"] if panel["type"] == "row"]
+    assert rows == ["Traffic", "Protection", "Event path", "Resources"]
+    referenced = set().union(*(promql_series(expr) for expr in dashboard_exprs()))
+    assert {
+        "http_requests_refused_total",
+        "http_requests_in_flight",
+        "http_request_queue_seconds_bucket",
+        "event_loop_lag_seconds",
+        "consumer_breaker_open",
+        "customer_service_breaker_open",
+        "outbox_oldest_pending_seconds",
+        "events_duplicate_total",
+        "events_retried_total",
+        "rabbitmq_detailed_queue_messages_ready",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+    } <= referenced
 
 
 def test_dashboard_shows_orders_latency_lag_backlog_and_dead_letters():
@@ -184,8 +248,11 @@ def test_dashboard_uses_the_provisioned_datasource_and_is_provisioned(services):
     ]
     url = urlsplit(datasource["url"])
     assert url.hostname == "prometheus" and url.hostname in services
-    uids = {panel["datasource"]["uid"] for panel in panels(dashboard()["panels"]) if "datasource" in panel}
-    assert uids == {datasource["uid"]}
+    # Every panel and query reads the data source the variable names, which defaults to the provisioned one.
+    items = [item for panel in panels(dashboard()["panels"]) for item in (panel, *panel.get("targets", []))]
+    assert {item["datasource"]["uid"] for item in items if "datasource" in item} == {"${datasource}"}
+    (variable,) = [v for v in dashboard()["templating"]["list"] if v["name"] == "datasource"]
+    assert variable["current"]["value"] == datasource["uid"]
     jobs = set(re.findall(r'job="(\w+)"', "\n".join(dashboard_exprs())))
     assert jobs <= set(APP_SERVICES)
     mounts = volume_mounts(services["grafana"])

@@ -1,16 +1,23 @@
-"""Ours with tracing on: the same POST /orders load on a fresh system of its own (its own ports,
-databases and names, started beside the idle round's systems), every request, statement and event
-exported over OTLP to a sink this process runs; throughput and CPU per order against tracing off."""
+"""Ours with tracing on, at the sampling an operator would run: the same POST /orders load on two fresh
+systems of ours (their own ports, databases and names, started beside the idle round's systems), both
+exporting over OTLP to a sink this process runs, with `OTEL_TRACES_SAMPLER=parentbased_traceidratio` at
+10 % and at 0 (every request unsampled: what an unsampled request costs). Their slices alternate with
+slices of the round's own system, tracing off, so a slow minute of the machine falls on all three;
+throughput and CPU per order against tracing off."""
 
 import argparse
 import contextlib
+from collections import Counter
 
 from aiohttp import web
 from cpu import cpu_ms_per_order, cpu_sample, cpu_used
-from figure import Figure, dig, over
+from figure import Figure, at_most, dig, over
+from phases.post_load import merged_load
 from systems import Ours
-from target import Round, Target, check_exact, create_customers, started, write_ids
+from target import Round, Target, alternated, check_exact, create_customers, started, write_ids
 from variant import OursVariant
+
+SAMPLED = {"ten_percent": 0.1, "unsampled": 0.0}  # result key -> OTEL_TRACES_SAMPLER_ARG
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
@@ -18,7 +25,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "--tracing-duration",
         type=float,
         default=10.0,
-        help="ours: seconds of POST /orders again with tracing on (default 10; 0 skips)",
+        help="ours: seconds of POST /orders for each of tracing off, sampled at 10 %% and unsampled "
+        "(default 10; 0 skips)",
     )
 
 
@@ -45,56 +53,103 @@ class OtlpSink:
         return f"http://127.0.0.1:{runner.addresses[0][1]}"
 
 
-def traced_ours(workers: int, endpoint: str) -> OursVariant:
-    """Our services with tracing on, sampling every trace, exporting to `endpoint`."""
-    exclude = "^/health$,^/ready$,^/metrics$"
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS": exclude}
-    return OursVariant(workers, "traced", 3310, env)
+def traced_ours(workers: int, endpoint: str, key: str, ratio: float, port: int) -> OursVariant:
+    """Our services with tracing on, sampling `ratio` of the traces they start."""
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": str(ratio),
+        "OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS": "^/health$,^/ready$,^/metrics$",
+    }
+    return OursVariant(workers, f"traced-{key.replace('_', '-')}", port, env)
 
 
-async def traced_post_orders(args: argparse.Namespace) -> dict:
-    async with contextlib.AsyncExitStack() as stack:
-        sink = OtlpSink()
-        system = traced_ours(args.workers, await sink.start(stack))
-        target = Target(system, *await started(system, stack))
-        ids = await create_customers(target.http, system.customer_url, args.customers)
-        ids_file = write_ids("traced-load.json", ids)
-        if args.warmup:
-            await target.post_orders(ids_file, duration=args.warmup, concurrency=args.concurrency)
-        target.say(f"POST /orders with tracing on: {args.concurrency} clients for {args.tracing_duration:g} s")
-        before = cpu_sample(system)
-        load = await target.post_orders(ids_file, duration=args.tracing_duration, concurrency=args.concurrency)
-        sync = await target.converged(ids, load["ended_monotonic"])
-        after = cpu_sample(system)
-        exact = (await check_exact(target.http, system, target.created, ids))["exact"] and sync["exact"]
-        return {
+async def traced_target(args: argparse.Namespace, stack: contextlib.AsyncExitStack, system: OursVariant) -> Target:
+    target = Target(system, *await started(system, stack))
+    target.load_ids = target.checked = await create_customers(target.http, system.customer_url, args.customers)
+    write_ids(target.load_file.name, target.load_ids)
+    if args.warmup:
+        warm = await target.post_orders(target.load_file, duration=args.warmup, concurrency=args.concurrency)
+        await target.converged(target.load_ids, warm["ended_monotonic"])
+    return target
+
+
+async def alternated_loads(targets: dict[str, Target], args: argparse.Namespace) -> dict[str, dict]:
+    """POST /orders on each target in `args.slices` slices, the targets alternated slice by slice."""
+    seconds = args.tracing_duration / args.slices
+    loads: dict[str, list[dict]] = {key: [] for key in targets}
+    used: dict[str, Counter] = {key: Counter() for key in targets}
+    for number in range(args.slices):
+        for key, target in alternated(list(targets.items()), number):
+            target.say(f"POST /orders ({key}): {args.concurrency} clients, slice {number + 1} of {args.slices}")
+            before = cpu_sample(target.system)
+            load = await target.post_orders(
+                target.load_file, duration=seconds, concurrency=args.concurrency, keep_latencies=True
+            )
+            await target.converged(target.load_ids, load["ended_monotonic"])
+            used[key].update(cpu_used(before, cpu_sample(target.system)))
+            loads[key].append(load)
+    results = {}
+    for key, target in targets.items():
+        load = merged_load(loads[key])
+        exact = (await check_exact(target.http, target.system, target.created, target.load_ids))["exact"]
+        results[key] = {
             "post_orders": load,
-            "exact": exact,
-            "otlp_exports": sink.exports,
-            "otlp_bytes": sink.bytes,
-            "cpu_ms_per_order": cpu_ms_per_order(cpu_used(before, after), load["loadgen_cpu_s"], load["ok"]),
+            "exact": exact and all(sync["exact"] for sync in target.syncs),
+            "cpu_ms_per_order": cpu_ms_per_order(dict(used[key]), load["loadgen_cpu_s"], load["ok"]),
         }
+    return results
 
 
 async def run(bench: Round) -> None:
-    target = bench.targets.get(Ours.name)
-    if not bench.args.tracing_duration or target is None:
+    off = bench.targets.get(Ours.name)
+    args = bench.args
+    if not args.tracing_duration or off is None:
         return
-    traced = bench.results[target.name]["traced"] = await traced_post_orders(bench.args)
-    target.syncs.append({"exact": traced["exact"]})
+    async with contextlib.AsyncExitStack() as stack:
+        sink = OtlpSink()
+        endpoint = await sink.start(stack)
+        targets = {"off": off}
+        for n, (key, ratio) in enumerate(SAMPLED.items()):
+            system = traced_ours(args.workers, endpoint, key, ratio, 3310 + 2 * n)
+            targets[key] = await traced_target(args, stack, system)
+        traced = await alternated_loads(targets, args)
+    traced.update(otlp_exports=sink.exports, otlp_bytes=sink.bytes)
+    bench.results[off.name]["traced"] = traced
+    off.syncs.append({"exact": all(traced[key]["exact"] for key in targets)})
+
+
+def _ratio(key: str, *path: str):
+    return over(dig("traced", key, *path), dig("traced", "off", *path))
 
 
 FIGURES = [
     Figure(
-        "traced_post_ratio",
-        "POST /orders with tracing on (OTLP export) / off, orders/s",
+        "traced_10_cpu_ratio",
+        "CPU ms/order, both services, tracing sampled at 10 % / off",
         2,
-        over(dig("traced", "post_orders", "throughput_rps"), dig("post_orders", "throughput_rps")),
+        _ratio("ten_percent", "cpu_ms_per_order", "both"),
+        "≤ 1.05",
+        at_most(1.05),
     ),
     Figure(
-        "traced_cpu_ratio",
-        "CPU ms/order, both services, tracing on / off",
+        "traced_10_post_ratio",
+        "POST /orders, tracing sampled at 10 % / off, orders/s",
         2,
-        over(dig("traced", "cpu_ms_per_order", "both"), dig("cpu_ms_per_order", "both")),
+        _ratio("ten_percent", "post_orders", "throughput_rps"),
+    ),
+    Figure(
+        "unsampled_cpu_ratio",
+        "CPU ms/order, both services, every request unsampled / tracing off",
+        2,
+        _ratio("unsampled", "cpu_ms_per_order", "both"),
+        "≤ 1.02",
+        at_most(1.02),
+    ),
+    Figure(
+        "unsampled_post_ratio",
+        "POST /orders, every request unsampled / tracing off, orders/s",
+        2,
+        _ratio("unsampled", "post_orders", "throughput_rps"),
     ),
 ]

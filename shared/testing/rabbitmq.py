@@ -53,6 +53,12 @@ class Node:
     amqp_port: int
     dist_port: int
     tls: ServerFiles | None = None  # then it listens for AMQP over TLS only, with this certificate
+    prometheus_port: int | None = None  # its rabbitmq_prometheus exporter on 127.0.0.1, when asked for
+
+    @property
+    def prometheus_address(self) -> str:
+        assert self.prometheus_port is not None, f"{self.name} runs no exporter"
+        return f"127.0.0.1:{self.prometheus_port}"
 
     @property
     def url(self) -> str:
@@ -93,8 +99,12 @@ class Node:
                 f"ssl_options.keyfile = {self.folder / 'server.key'}\n"
                 "ssl_options.verify = verify_none\nssl_options.fail_if_no_peer_cert = false\n"
             )
+        plugins = "[]"
+        if self.prometheus_port is not None:
+            config += f"prometheus.tcp.ip = 127.0.0.1\nprometheus.tcp.port = {self.prometheus_port}\n"
+            plugins = "[rabbitmq_prometheus]"
         (self.folder / "rabbitmq.conf").write_text(config)
-        (self.folder / "enabled_plugins").write_text("[].\n")
+        (self.folder / "enabled_plugins").write_text(f"{plugins}.\n")
         if os.geteuid() == 0:
             shutil.chown(self.folder, RUN_AS, RUN_AS)
             for path in self.folder.iterdir():
@@ -198,14 +208,22 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def cluster(size: int = 3, tls: ServerFiles | None = None) -> Iterator[Cluster]:
+def cluster(size: int = 3, tls: ServerFiles | None = None, prometheus: bool = False) -> Iterator[Cluster]:
     """Start `size` nodes and cluster them (the others join the first); yields; stops them all and removes
-    their folder, whatever happened. With `tls`, each listens for AMQP over TLS only, with that certificate."""
+    their folder, whatever happened. With `tls`, each listens for AMQP over TLS only, with that certificate;
+    with `prometheus`, each runs the rabbitmq_prometheus exporter."""
     prefix = f"t{uuid.uuid4().hex[:6]}"
     with tempfile.TemporaryDirectory(prefix="rabbitmq-cluster-") as tmp:
         os.chmod(tmp, 0o755)  # the nodes' user walks into its folder
         nodes = [
-            Node(f"{prefix}-{n}@localhost", Path(tmp) / f"node{n}", free_port(), free_port(), tls)
+            Node(
+                f"{prefix}-{n}@localhost",
+                Path(tmp) / f"node{n}",
+                free_port(),
+                free_port(),
+                tls,
+                free_port() if prometheus else None,
+            )
             for n in range(1, size + 1)
         ]
         try:

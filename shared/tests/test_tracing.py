@@ -18,11 +18,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
 from pamqp.commands import Basic
 
-from shared.logs import JsonFormatter
+from shared.logs import JsonFormatter, TraceContextFilter
 from shared.testing.plugin import eventually, unique
 from shared.testing.runs import ROOT, SERVER_URL, aiormq_channel
 from shared.tracing import (
-    TraceContextFilter,
     extract_headers,
     extract_text,
     inject_headers,
@@ -34,6 +33,7 @@ from shared.tracing import (
     tracing_requested,
     uninstrument_libraries,
 )
+from shared.tracing_server import server_span_middlewares
 
 
 @pytest.fixture
@@ -238,7 +238,7 @@ async def test_client_server_and_database_spans_form_one_trace(instrumented, aio
         finally:
             await connection.close()
 
-    app = web.Application()  # made after instrument_libraries, as the wiring note says
+    app = web.Application(middlewares=server_span_middlewares())
     app.router.add_get("/customers/{id}", lookup)
     server = await aiohttp_server(app)
     with start_span("POST /orders") as caller:

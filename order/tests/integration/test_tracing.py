@@ -74,3 +74,26 @@ async def test_one_order_is_one_trace_from_the_caller_to_the_consumer_across_a_b
     assert len(consumer) == 1 and consumer[0].parent.span_id == producer[0].context.span_id
     outbox_write = next(s for s in trace if s.name == "outbox write")
     assert producer[0].start_time > outbox_write.end_time  # it left the outbox after the outage, in the same trace
+
+
+async def test_an_unsampled_callers_order_records_no_span_in_either_service_nor_on_the_event_path(
+    spans, aiohttp_client, test_run, customer_server, customer_api, tcp_proxy
+):
+    client = await order_client_via(aiohttp_client, test_run, customer_server, await tcp_proxy("127.0.0.1", 5672))
+    customer = await create_customer(customer_api)
+    unsampled = {"traceparent": f"00-{TRACE_ID}-{CALLER_SPAN_ID}-00"}  # the caller decided: not sampled
+    spans.clear()
+    body = {"order": {"customer_id": customer["id"], "product_name": "Unsampled", "quantity": 1, "price": "5.00"}}
+    with suppress_instrumentation():  # the test's own client sends the caller's header as it is
+        response = await client.post("/orders", json=body, headers=unsampled)
+    assert response.status == 201
+
+    async def counted():
+        with suppress_instrumentation():
+            response = await customer_api.get(f"/customers/{customer['id']}", headers=unsampled)
+            assert (await response.json())["orders_count"] == 1
+
+    await eventually(counted, timeout=20)
+    # The decision travelled with the request, the call to the customer service, the outbox row and the
+    # message: no part of the order was sampled anew as a trace of its own.
+    assert [span.name for span in spans.get_finished_spans()] == []

@@ -1,0 +1,45 @@
+"""Which spans may start a trace: the OTEL_TRACES_SAMPLER the operator chose, except that a database
+statement or an outgoing HTTP call outside any request, publish or consume never does.
+
+Those are the housekeeping's purges, the relay's polling, the commit after a consumer's span, the
+fetch of the token issuer's keys: each would be a trace of one span, sampled like a request, and at
+every poll. A CLIENT span with no parent is dropped; everything else is the configured sampler's.
+"""
+
+from collections.abc import Sequence
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace.span import TraceState
+from opentelemetry.util.types import Attributes
+
+
+class InTracesOnly(Sampler):
+    def __init__(self, configured: Sampler) -> None:
+        self.configured = configured
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        if kind is SpanKind.CLIENT and not trace.get_current_span(parent_context).get_span_context().is_valid:
+            return SamplingResult(Decision.DROP)
+        return self.configured.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    def get_description(self) -> str:
+        return f"InTracesOnly{{{self.configured.get_description()}}}"
+
+
+def configured_sampler() -> InTracesOnly:
+    """OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG as the SDK reads them (default: every trace,
+    following the caller's decision), wrapped."""
+    return InTracesOnly(TracerProvider(shutdown_on_exit=False).sampler)
