@@ -48,6 +48,7 @@ def make_settings(cls, test_run, **overrides):
     topology = {"events_exchange": test_run.exchange}
     if cls is CustomerSettings:  # its queues are the customer service's settings
         topology |= {"orders_queue": test_run.queue, "retry_delays": test_run.retry_delays}
+        overrides = {"ops_allow_unauthenticated": True, **overrides}  # as make run: /ops/ with auth off
     return cls(**topology, **{**IN_PROCESS_ADMISSION, **AUTH_OFF, **overrides})
 
 
@@ -79,6 +80,39 @@ async def broker_lost(app) -> None:
         assert not app[BROKER].is_up
 
     await eventually(link_down, timeout=10)
+
+
+async def dead_letter_rows(client, expected: int, timeout: float = 10.0, **filters) -> list[dict]:
+    """The dead letters matching `filters` (through /ops/dead-letters), once there are `expected` of them."""
+    rows: list[dict] = []
+
+    async def arrived():
+        response = await client.get("/ops/dead-letters", params={"limit": "200", **filters})
+        assert response.status == 200, await response.text()
+        rows[:] = (await response.json())["items"]
+        assert len(rows) == expected, rows
+
+    await eventually(arrived, timeout=timeout)
+    return rows
+
+
+async def dead_letter_details(client, expected: int, match, timeout: float = 10.0) -> list[dict]:
+    """Each dead letter (in full: body, headers, history) for which `match(detail)` holds, once there are
+    `expected`; for tests that share the run's database with others."""
+    found: list[dict] = []
+
+    async def arrived():
+        response = await client.get("/ops/dead-letters", params={"limit": "200"})
+        assert response.status == 200, await response.text()
+        found.clear()
+        for row in (await response.json())["items"]:
+            detail = await (await client.get(f"/ops/dead-letters/{row['id']}")).json()
+            if match(detail):
+                found.append(detail)
+        assert len(found) == expected, found
+
+    await eventually(arrived, timeout=timeout)
+    return found
 
 
 @pytest.fixture

@@ -3,10 +3,12 @@
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from aiormq.abc import AbstractChannel
 
 from customer.asyncapi import customer_asyncapi
 from customer.consumer import OrderCreatedConsumer
 from customer.db_config import customer_orm_config
+from customer.dead_letter_mover import DeadLetterMover
 from customer.housekeeping import run_housekeeping
 from customer.keys import CONSUMER, SETTINGS
 from customer.openapi import openapi_spec
@@ -21,12 +23,18 @@ DRAIN_TIMEOUT = 10.0
 
 
 async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
-    consumer = OrderCreatedConsumer(app[SETTINGS])
-    link = BrokerLink(app[SETTINGS].amqp_url, "customer.orders consumer", consumer.subscription.on_channel)
+    consumer, mover = OrderCreatedConsumer(app[SETTINGS]), DeadLetterMover(app[SETTINGS])
+
+    async def on_channel(channel: AbstractChannel) -> None:
+        await consumer.subscription.on_channel(channel)  # declares the queues
+        await mover.on_channel(channel)
+
+    link = BrokerLink(app[SETTINGS].amqp_url, "customer.orders consumer", on_channel)
     app[BROKER], app[CONSUMER] = link, consumer
     tasks = [
         start_orm_task(app, link.run(), name="customer.orders broker link"),
         start_orm_task(app, consumer.run(), name="customer.orders consumer"),
+        start_orm_task(app, mover.run(), name="customer.orders.dlq mover"),
     ]
     with outside_traces():  # the consumer's statements are traced under its spans; housekeeping's never are
         tasks.append(start_orm_task(app, run_housekeeping(app[SETTINGS]), name="customer housekeeping"))

@@ -11,6 +11,7 @@ from customer.redelivery import DatabaseUnavailable
 from shared.db import is_transient_database_error
 from shared.events import ORDER_CREATED, OrderEvent
 from shared.metrics import BufferedHistogram
+from shared.problems import describe
 
 log = logging.getLogger(__name__)
 _event_lag = BufferedHistogram(EVENT_LAG_SECONDS)
@@ -46,7 +47,7 @@ async def _apply(events: list[OrderEvent]) -> dict[UUID, service.Outcome]:
         return await service.apply_orders_created(events)
     except Exception as exc:
         if is_transient_database_error(exc):
-            raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            raise DatabaseUnavailable(describe(exc)) from exc
         raise
 
 

@@ -6,6 +6,7 @@ import logging
 from customer import repository
 from customer.metrics import CONSUMER_BREAKER_OPEN, CONSUMER_BREAKER_OPEN_SECONDS
 from shared.amqp import backoff_delay
+from shared.problems import describe
 
 log = logging.getLogger(__name__)
 
@@ -49,5 +50,5 @@ class Breaker:
                 await repository.probe()
             return True
         except Exception as exc:
-            log.info("consumer breaker: database still unavailable after %.0f s (%s)", self.tick(), type(exc).__name__)
+            log.info("consumer breaker: database still unavailable after %.0f s (%s)", self.tick(), describe(exc))
             return False

@@ -13,7 +13,8 @@ says why (customer/redelivery.py), then one multiple-ack covers the batch.
   future): dead-lettered at once with its reason;
 - it fails while the database is fine (a bug, a statement past its timeout): retried through the retry
   queues, then dead-lettered;
-- the database is away (connection refused or lost, a restart, too many connections, a deadlock...):
+- the database is away (connection refused or lost, a restart, too many connections, the database not
+  accepting connections, a deadlock...):
   the breaker (customer/breaker.py) opens. Consumption pauses, the messages in hand go back to the queue,
   the database is probed until it answers, and consumption resumes. Nothing is dead-lettered for an
   outage, however long.

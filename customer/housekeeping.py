@@ -1,4 +1,5 @@
-"""The customer service's housekeeping: applied event ids leave after the deduplication window.
+"""The customer service's housekeeping: applied event ids leave after the deduplication window, dead
+letters and their audit after DEAD_LETTER_RETENTION_DAYS (their bodies hold personal data).
 
 The purge runs in bounded batches under an advisory lock, so with many instances one purges at a
 time (shared/housekeeping.py); a vacuum after it gives the space back to new ids.
@@ -10,7 +11,7 @@ from datetime import timedelta
 
 from tortoise.timezone import now
 
-from customer import repository
+from customer import dead_letter_repository, repository
 from customer.db_config import APP
 from customer.settings import CustomerSettings
 from shared.housekeeping import vacuum
@@ -29,10 +30,16 @@ async def purge_processed_events(settings: CustomerSettings) -> int:
     return purged
 
 
+async def purge_dead_letters(settings: CustomerSettings) -> int:
+    before = now() - timedelta(days=settings.dead_letter_retention_days)
+    return await dead_letter_repository.purge_dead_letters(before, PURGE_BATCH)
+
+
 async def run_housekeeping(settings: CustomerSettings) -> None:
     while True:
         await asyncio.sleep(PURGE_EVERY)
         try:
             await purge_processed_events(settings)
+            await purge_dead_letters(settings)
         except Exception as exc:  # the database is away: the purge can wait
             log.warning("customer housekeeping skipped (%s: %s)", type(exc).__name__, exc)

@@ -16,6 +16,7 @@ DEAD_LETTER_REASONS = (
     "unknown_customer",
     "stale_event",
     "retries_exhausted",
+    "delivery_limit",  # by the broker; counted when the dead letter is moved into the table
 )
 EVENTS_DEAD_LETTERED = Counter("events_dead_lettered_total", "Events sent to the dead-letter queue", ["reason"])
 RETRY_CAUSES = ("database_unavailable", "failed")

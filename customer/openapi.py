@@ -5,6 +5,7 @@ Examples are model instances (shared/openapi/declare.py): the document shows the
 
 from datetime import UTC, datetime
 
+from customer.dead_letter_openapi import DEAD_LETTER_OPERATIONS, DEAD_LETTER_TAGS
 from customer.routes import access, routes
 from customer.schemas import CreateCustomerBody, CustomerIn, CustomerOut, CustomerPatch, UpdateCustomerBody
 from customer.service import CustomerNotFound, EmailTaken, NothingToUpdate
@@ -35,7 +36,7 @@ MOVED_ADA = ADA.model_copy(update={"address": "Medellín", "updated_at": datetim
 EMAIL_TAKEN = ((EmailTaken("ada@example.org"),), "The email belongs to another customer.")
 NOT_FOUND = ((CustomerNotFound(42),), "No customer with this id.")
 
-TAGS = {"customers": "Customers, and how many orders each has placed.", **COMMON_TAGS}
+TAGS = {"customers": "Customers, and how many orders each has placed.", **DEAD_LETTER_TAGS, **COMMON_TAGS}
 SERVERS = [
     {"url": "http://localhost:3000", "description": "`make run` on this machine (CUSTOMER_PORT)."},
     {"url": "http://customer:3000", "description": "From another container of `docker compose up`."},
@@ -114,7 +115,7 @@ def openapi_spec(token_url: str = DEV_TOKEN_URL) -> dict:
         "Customer service",
         "Customers, and how many orders each has placed (counted from `order.created` events: "
         "[asyncapi.json](asyncapi.json), [docs/events](docs/events)).",
-        OPERATIONS + COMMON_OPERATIONS,
+        OPERATIONS + DEAD_LETTER_OPERATIONS + COMMON_OPERATIONS,
         TAGS,
         SERVERS,
     )

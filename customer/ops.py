@@ -1,7 +1,10 @@
 """Operator tools for the customer service's events and counts (also the console script `customer-ops`).
 
-    python -m customer.ops dead-letters [--limit N]         list dead letters with their reasons (leaves them)
-    python -m customer.ops replay-dead-letters [--limit N]  send dead letters back to the work queue, after a fix
+    python -m customer.ops dead-letters [--reason-is R ...]  list dead letters (from the database; --json)
+    python -m customer.ops dead-letter ID | dead-letter-groups  one dead letter; counts by reason and error
+    python -m customer.ops replay-dead-letters [ID ...] --by WHO --reason WHY [--dry-run]
+    python -m customer.ops edit-and-replay ID --body-file F --by WHO --reason WHY
+    python -m customer.ops discard-dead-letters [ID ...] --by WHO --reason WHY [--dry-run]
     python -m customer.ops reconcile [--customer ID ...]    compare orders_count with the order service (at
                                                             ORDER_SERVICE_URL); exit 1 on drift, 2 when the
                                                             order service does not answer
@@ -16,20 +19,11 @@ import sys
 from urllib.parse import urlsplit
 
 import aiohttp
-from pamqp.commands import Basic
 
+from customer import ops_dead_letters
 from customer.db_config import customer_orm_config
-from customer.redelivery import (
-    ATTEMPT_HEADER,
-    KIND_HEADER,
-    LAST_ERROR_HEADER,
-    ORIGINAL_ROUTING_KEY_HEADER,
-    REASON_HEADER,
-)
 from customer.repository import count_customers, orders_counts_page
 from customer.settings import CustomerSettings
-from shared.amqp import PERSISTENT, broker_user, connect_first
-from shared.broker_urls import broker_urls
 from shared.cli import (
     POSTGRES,
     RABBITMQ,
@@ -47,105 +41,9 @@ from shared.cli import (
     subcommands,
 )
 from shared.db import orm_session
-from shared.events import ORDER_CREATED
 
 DEFAULT_ORDER_SERVICE_URL = "http://127.0.0.1:3001"
 RECONCILE_PAGE = 200  # customers compared at a time: at most the order service's MAX_COUNTED_CUSTOMERS
-
-# What the dead-lettering added (a replay starts afresh, its retries too).
-NOT_REPLAYED_HEADERS = frozenset(
-    {
-        REASON_HEADER,
-        KIND_HEADER,
-        ATTEMPT_HEADER,
-        LAST_ERROR_HEADER,
-        "x-death",
-        "x-first-death-reason",
-        "x-first-death-queue",
-        "x-first-death-exchange",
-        "x-last-death-reason",
-        "x-last-death-queue",
-        "x-last-death-exchange",
-    }
-)
-
-
-def original_routing_key(message) -> str:
-    headers = message.header.properties.headers or {}
-    return str(headers.get(ORIGINAL_ROUTING_KEY_HEADER) or ORDER_CREATED)
-
-
-async def take_dead_letters(channel, settings: CustomerSettings, limit: int) -> list:
-    """Up to `limit` dead letters, unacknowledged: closing the channel puts back whatever is not acked."""
-    messages: list = []
-    while len(messages) < limit:
-        message = await channel.basic_get(settings.dead_letter_queue, no_ack=False)
-        if message.delivery_tag is None:
-            break
-        messages.append(message)
-    return messages
-
-
-async def list_dead_letters(settings: CustomerSettings, limit: int) -> int:
-    connection = await connect_first(broker_urls(settings.amqp_url))
-    try:
-        channel = await connection.channel()
-        messages = await take_dead_letters(channel, settings, limit)
-        for message in messages:
-            headers = message.header.properties.headers or {}
-            reason = headers.get(REASON_HEADER) or f"broker: {headers.get('x-first-death-reason', 'unknown')}"
-            print(
-                f"{message.header.properties.message_id}\t{original_routing_key(message)}\t{reason}\t"
-                f"{message.body[:200].decode(errors='replace')}"
-            )
-        print(f"{len(messages)} dead letter(s) shown", file=sys.stderr)
-    finally:
-        await connection.close()  # unacked: they stay in the dead-letter queue
-    return 0
-
-
-async def replay_dead_letters(settings: CustomerSettings, limit: int, untrusted: bool = False) -> int:
-    """Send dead letters back to the work queue. Those of an untrusted sender stay unless `untrusted`:
-    the replay vouches for them with the customer service's own user_id, which its consumer believes."""
-    connection = await connect_first(broker_urls(settings.amqp_url))
-    replayed = kept = 0
-    try:
-        channel = await connection.channel()
-        messages = await take_dead_letters(channel, settings, limit)
-        progress = Progress("replayed", len(messages))
-        for message in messages:
-            properties = message.header.properties
-            if (properties.headers or {}).get(KIND_HEADER) == "untrusted_sender" and not untrusted:
-                kept += 1  # unacked: back on the dead-letter queue when the connection closes
-                continue
-            headers = {k: v for k, v in (properties.headers or {}).items() if k not in NOT_REPLAYED_HEADERS}
-            # Straight back to the work queue, through the retry exchange as the consumer's requeues go: the
-            # customer service may publish there (not to `orders`), and other listeners get no second copy.
-            confirmation = await channel.basic_publish(
-                message.body,
-                exchange=settings.retry_exchange,
-                routing_key=settings.orders_queue,
-                properties=Basic.Properties(
-                    content_type=properties.content_type,
-                    delivery_mode=PERSISTENT,
-                    message_id=properties.message_id,
-                    # The customer service vouches for what it replays (its consumer trusts its own user).
-                    user_id=broker_user(channel),
-                    headers=headers,
-                ),
-            )
-            if not isinstance(confirmation, Basic.Ack):
-                print(f"broker refused {properties.message_id}; stopping", file=sys.stderr)
-                break
-            await channel.basic_ack(message.delivery_tag)  # only once the copy is safely published
-            replayed += 1
-            progress.advance()
-    finally:
-        await connection.close()
-    print(f"{replayed} dead letter(s) replayed")
-    if kept:
-        print(f"{kept} from an untrusted sender left in place (--untrusted replays them too)", file=sys.stderr)
-    return 0
 
 
 async def reconcile(
@@ -211,22 +109,10 @@ async def reconcile(
     return 1 if drift else 0
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = command_parser("customer.ops", __doc__)
     commands = subcommands(parser)
-    for name, text in (
-        ("dead-letters", "list dead letters with their reasons; they stay in the queue"),
-        ("replay-dead-letters", "send dead letters back to the work queue, once the cause is fixed"),
-    ):
-        sub = commands.add_parser(name, help=text, description=text)
-        sub.add_argument("--limit", type=int, default=100, help="at most this many (default: %(default)s)")
-        if name == "replay-dead-letters":
-            sub.add_argument(
-                "--untrusted",
-                action="store_true",
-                help="also those of an untrusted sender (an order service of an older version, once checked)",
-            )
-        add_verbose(sub, sub=True)
+    ops_dead_letters.add_commands(commands, add_verbose)
     text = (
         "compare each customer's orders_count with the orders the order service holds; "
         "exit 1 on drift, 2 when the order service does not answer"
@@ -249,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     def command() -> int:
@@ -266,16 +152,16 @@ def main(argv: list[str] | None = None) -> int:
             )
             with reaching(database):
                 return asyncio.run(reconcile(settings, args.order_service_url, args.customer, args.token, args.json))
+        database = Target(
+            POSTGRES, "CUSTOMER_DATABASE_URL", settings.database_url, setup="python -m customer.manage migrate"
+        )
         broker = Target(
             RABBITMQ,
             "AMQP_URL",
             settings.amqp_url,
             setup=f"start the customer service once (it declares {settings.dead_letter_queue})",
         )
-        with reaching(broker):
-            if args.command == "dead-letters":
-                return asyncio.run(list_dead_letters(settings, args.limit))
-            return asyncio.run(replay_dead_letters(settings, args.limit, args.untrusted))
+        return asyncio.run(ops_dead_letters.run(args, settings, database, broker))
 
     return run_command(parser.prog, command, args.verbose)
 

@@ -12,6 +12,7 @@ Each copy is a publish the broker confirms, so the consumer may ack the original
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Mapping
 
 from aiormq.abc import DeliveredMessage
@@ -21,6 +22,7 @@ from customer.metrics import EVENTS_DEAD_LETTERED, EVENTS_RETRIED
 from customer.settings import CustomerSettings
 from shared.amqp import PERSISTENT, broker_user
 from shared.auth.identity import ACTOR_AMQP_HEADER
+from shared.problems import describe
 from shared.request_id import REQUEST_ID_AMQP_HEADER, request_id_var
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,9 @@ KIND_HEADER = "x-dead-letter-kind"  # the reason's metric label, for tools to se
 ORIGINAL_ROUTING_KEY_HEADER = "x-original-routing-key"
 ATTEMPT_HEADER = "x-retry-attempt"  # failed attempts so far, on a retry copy
 LAST_ERROR_HEADER = "x-last-error"
+# One id per dead-lettering: the mover (customer/dead_letter_mover.py) records each one once, however
+# often the dead-letter queue delivers it.
+OCCURRENCE_HEADER = "x-dead-letter-id"
 
 
 class Poison(Exception):
@@ -61,6 +66,11 @@ class Redelivery:
             *[self._retry_later(message, exc) for message, exc in retried.items()],
             *[self._copy_to(message, self.settings.orders_queue, {}) for message in requeued],
         )
+        if requeued:
+            causes = sorted({str(exc) for exc in failures.values() if isinstance(exc, DatabaseUnavailable)})
+            log.warning(
+                "%d event(s) back on the queue: the database is unavailable (%s)", len(requeued), "; ".join(causes)
+            )
         EVENTS_RETRIED.labels("database_unavailable").inc(len(requeued))
 
     async def _dead_letter(self, message: DeliveredMessage, poison: Poison) -> None:
@@ -76,14 +86,19 @@ class Redelivery:
             message,
             self.settings.dead_letter_exchange,
             self.settings.dead_letter_queue,
-            {REASON_HEADER: str(poison), KIND_HEADER: poison.kind, ORIGINAL_ROUTING_KEY_HEADER: message.routing_key},
+            {
+                REASON_HEADER: str(poison),
+                KIND_HEADER: poison.kind,
+                ORIGINAL_ROUTING_KEY_HEADER: message.routing_key,
+                OCCURRENCE_HEADER: uuid.uuid4().hex,
+            },
         )
         EVENTS_DEAD_LETTERED.labels(poison.kind).inc()
 
     async def _retry_later(self, message: DeliveredMessage, exc: Exception) -> None:
         request_id_var.set(_request_id(message))
         attempt = int(str((message.header.properties.headers or {}).get(ATTEMPT_HEADER) or 0))
-        error = f"{type(exc).__name__}: {exc}"[:500]
+        error = describe(exc)[:500]
         delays = self.settings.retry_delays
         if attempt >= len(delays):
             await self._dead_letter(message, Poison("retries_exhausted", f"failed {attempt + 1} times: {error}"))

@@ -45,6 +45,12 @@ class CustomerSettings(SharedSettings):
     # Bytes of the largest event body the consumer reads; a larger one is dead-lettered unread. An
     # order.created is well under 1 KiB; the bound stops a prefetch of giant messages filling the memory.
     event_max_bytes: int = Field(65536, ge=1024, validation_alias="EVENT_MAX_BYTES")
+    # Dead letters (and their audit) are kept this long after their last failure, then purged: their bodies
+    # hold personal data. An open one older than this is gone too: act on dead letters within the retention.
+    dead_letter_retention_days: float = Field(30.0, ge=1, validation_alias="DEAD_LETTER_RETENTION_DAYS")
+    # With AUTH_MODE=off, /ops/... answers only when this is true (make run sets it on a developer's machine):
+    # otherwise anyone who reaches the port could replay or discard events.
+    ops_allow_unauthenticated: bool = Field(False, validation_alias="OPS_ALLOW_UNAUTHENTICATED")
 
     @field_validator("retry_delays", "order_events_publishers", mode="before")
     @classmethod

@@ -7,7 +7,8 @@ welcome to wait its turn; a queue that stands for longer than `burst` (every req
 after window, as CoDel tells a burst from overload) means the offered load is above capacity, and the
 wait allowed falls to `overload_queue_timeout` until the queue drains. A request
 also waits before it is even parsed when the worker's CPU is saturated: the event loop's lag measures
-that wait, and while it is above `max_loop_lag` new requests are refused at once. Under a traffic
+that wait, and while it stays above `max_loop_lag` (several probes in a row: one late timer after a stall
+is no queue) new requests are refused at once. Under a traffic
 spike the service so keeps serving what it accepts at full speed, with a bounded wait, instead of
 spending itself on requests whose clients have already given up.
 
@@ -57,7 +58,10 @@ for _reason in REFUSAL_REASONS:
     REFUSED.labels(_reason)
 
 LAG_PROBE_INTERVAL = 0.02  # seconds
-LAG_SMOOTHING = 0.3  # weight of the newest probe: a single GC pause does not refuse anything
+LAG_SMOOTHING = 0.3  # weight of the newest probe in the exported gauge
+# Refuse for lag only when this many probes in a row were late: a saturated CPU makes every timer late,
+# a stall (a GC pause, SIGSTOP, a VM steal) only the one that spans it, and nothing is queued after it.
+LAG_PERSISTS = 3
 WINDOW = 0.1  # seconds over which the shortest wait tells whether the queue stands
 STANDING_WAIT = 0.005  # a window whose every request waited at least this long: the queue stands
 
@@ -89,7 +93,9 @@ class Admission:
         self.in_flight = 0
         # (arrival, future): the future's result is True when it got a slot, False when it was refused.
         self._waiters: deque[tuple[float, asyncio.Future[bool]]] = deque()
-        self.loop_lag = 0.0
+        self.loop_lag = 0.0  # smoothed, for the gauge
+        self._recent_lags: deque[float] = deque([0.0] * LAG_PERSISTS, maxlen=LAG_PERSISTS)
+        self.lagging = False  # every one of the last LAG_PERSISTS probes ran later than max_loop_lag
         self._window_start = 0.0
         self._window_min = float("inf")
         self._standing_since: float | None = None
@@ -118,6 +124,11 @@ class Admission:
             if not future.done():
                 future.set_result(False)
 
+    def observe_lag(self, lag: float) -> None:
+        self.loop_lag += LAG_SMOOTHING * (lag - self.loop_lag)
+        self._recent_lags.append(lag)
+        self.lagging = min(self._recent_lags) > self.max_loop_lag
+
     async def watch_loop_lag(self) -> None:
         """Background task: how late a short timer fires is how long a new request waits to be read.
         The same tick refuses expired waiters, samples the in-flight gauge and writes the buffered metrics
@@ -127,7 +138,7 @@ class Admission:
             before = loop.time()
             await asyncio.sleep(LAG_PROBE_INTERVAL)
             lag = max(0.0, loop.time() - before - LAG_PROBE_INTERVAL)
-            self.loop_lag += LAG_SMOOTHING * (lag - self.loop_lag)
+            self.observe_lag(lag)
             LOOP_LAG_SECONDS.set(self.loop_lag)
             IN_FLIGHT.set(sum(admission.in_flight for admission in _ADMISSIONS))  # the process's, as scraped
             self.refuse_expired(time.monotonic())
@@ -135,7 +146,7 @@ class Admission:
 
     async def admit(self) -> str | None:
         """Take a slot (the wait is observed); or the reason it was refused."""
-        if self.loop_lag > self.max_loop_lag:
+        if self.lagging:
             return "loop_lag"
         arrived = time.monotonic()
         if self.in_flight < self.max_in_flight and not self._waiters:

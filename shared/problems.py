@@ -86,6 +86,10 @@ _CONNECTION_ERRORS = (
     asyncpg.AdminShutdownError,
     asyncpg.TooManyConnectionsError,
     asyncpg.InterfaceError,
+    # A session the server terminated while it sat idle in the pool can fail its next statement with
+    # "cannot switch to state …; another operation is in progress" (asyncpg issue 1069): the connection
+    # was dropped, not the statement wrong.
+    asyncpg.InternalClientError,
 )
 
 
@@ -99,14 +103,43 @@ def exception_chain(exc: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
+# SQLSTATEs of a server that refuses or ends a session: class 08 (connection exception), 53300 (too many
+# connections), 55000 (what connecting to a database with ALLOW_CONNECTIONS false answers: "not currently
+# accepting connections"; none of the services' statements can raise it), 57P01-57P04 (an administrator's
+# or a crash's shutdown, "cannot connect now" while starting, the database dropped).
+_REFUSED_SQLSTATES = frozenset({"53300", "55000", "57P01", "57P02", "57P03", "57P04"})
+
+
+def refused_sqlstate(cause: BaseException) -> str | None:
+    """The SQLSTATE of a PostgreSQL error that says the server refused or ended the session, or None."""
+    sqlstate = getattr(cause, "sqlstate", None) if isinstance(cause, asyncpg.PostgresError) else None
+    if sqlstate and (sqlstate.startswith("08") or sqlstate in _REFUSED_SQLSTATES):
+        return sqlstate
+    return None
+
+
 def is_connection_failure(exc: BaseException) -> bool:
-    """True if a connection failure is anywhere in the chain."""
-    return any(isinstance(cause, _CONNECTION_ERRORS) for cause in exception_chain(exc))
+    """True if a connection failure is anywhere in the chain: the socket refused, reset or timed out, the
+    pool unable to connect, or the server refusing or ending the session."""
+    return any(isinstance(cause, _CONNECTION_ERRORS) or refused_sqlstate(cause) for cause in exception_chain(exc))
+
+
+def describe(exc: BaseException) -> str:
+    """`Type [SQLSTATE]: message` of the exception, or of the database error under it: the cause a log
+    line names."""
+    for cause in exception_chain(exc):
+        sqlstate = getattr(cause, "sqlstate", None) if isinstance(cause, asyncpg.PostgresError) else None
+        if sqlstate:
+            return f"{type(cause).__name__} [{sqlstate}]: {cause}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def is_statement_timeout(exc: BaseException) -> bool:
-    """True if a statement ran past its deadline (statement_timeout) anywhere in the chain."""
-    return any(isinstance(cause, asyncpg.QueryCanceledError) for cause in exception_chain(exc))
+    """True if a statement ran past its deadline (statement_timeout, or lock_timeout waiting for a lock)
+    anywhere in the chain."""
+    return any(
+        isinstance(cause, asyncpg.QueryCanceledError | asyncpg.LockNotAvailableError) for cause in exception_chain(exc)
+    )
 
 
 def field_error(field: str, message: str) -> list[dict]:

@@ -28,13 +28,16 @@ COMMANDS = {
     "customer.ops reconcile": (["-m", "customer.ops", "reconcile"], "CUSTOMER_DATABASE_URL"),
     "order.ops outbox": (["-m", "order.ops", "outbox"], "ORDER_DATABASE_URL"),
     "order.ops republish": (["-m", "order.ops", "republish", "1", "2"], "ORDER_DATABASE_URL"),
-    "customer.ops dead-letters": (["-m", "customer.ops", "dead-letters"], "AMQP_URL"),
-    "customer.ops replay-dead-letters": (["-m", "customer.ops", "replay-dead-letters"], "AMQP_URL"),
+    "customer.ops dead-letters": (["-m", "customer.ops", "dead-letters"], "CUSTOMER_DATABASE_URL"),
+    "customer.ops replay-dead-letters": (
+        ["-m", "customer.ops", "replay-dead-letters", "--by", "ada", "--reason", "fixed"],
+        "CUSTOMER_DATABASE_URL",
+    ),
     "preflight (PostgreSQL)": (PREFLIGHT, "ORDER_DATABASE_URL"),
     "preflight (RabbitMQ)": (PREFLIGHT, "AMQP_URL"),
 }
 # Those that need the database to exist already (migrate creates it: test_migrations).
-POSTGRES_COMMANDS = ["order.manage history", "customer.ops reconcile", "order.ops outbox"]
+POSTGRES_COMMANDS = ["order.manage history", "customer.ops reconcile", "order.ops outbox", "customer.ops dead-letters"]
 
 
 def run(argv: list[str], **env: str) -> subprocess.CompletedProcess:
@@ -65,7 +68,7 @@ ADMIN_URL = f"postgres://postgres:{PASSWORD}@127.0.0.1:{free_port()}/postgres"
 BAD_URLS = {
     "customer.manage migrate": (f"mysql://root:{PASSWORD}@127.0.0.1/customers", "CUSTOMER_DATABASE_URL is not a"),
     "order.ops outbox": (f"postgres://postgres:{PASSWORD}@127.0.0.1:port/orders", "ORDER_DATABASE_URL is not a"),
-    "customer.ops dead-letters": (f"http://guest:{PASSWORD}@127.0.0.1/", "AMQP_URL"),
+    "customer.ops dead-letters": (f"mysql://root:{PASSWORD}@127.0.0.1/customers", "CUSTOMER_DATABASE_URL is not a"),
     "preflight (RabbitMQ)": ("amqp://", "AMQP_URL"),
 }
 # Every run the tests look at, as (argv, environment); all run at once (each is a second of imports).
@@ -151,7 +154,18 @@ def test_verbose_adds_the_traceback_before_the_line():
             customer_manage,
             ["migrate", "seed", "prepare", "history", "heads", "downgrade", "makemigrations", "check-migrations"],
         ),
-        (customer_ops.main, ["dead-letters", "replay-dead-letters", "reconcile"]),
+        (
+            customer_ops.main,
+            [
+                "dead-letters",
+                "dead-letter",
+                "dead-letter-groups",
+                "replay-dead-letters",
+                "edit-and-replay",
+                "discard-dead-letters",
+                "reconcile",
+            ],
+        ),
         (order_ops.main, ["outbox", "republish"]),
     ],
     ids=["manage", "customer.ops", "order.ops"],

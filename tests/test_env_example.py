@@ -32,7 +32,9 @@ def shown(default) -> str:
 def test_every_setting_is_listed_with_its_default(field):
     assert field.validation_alias in LISTED
     listed = LISTED[field.validation_alias]
-    if isinstance(field.default, int | float):
+    if isinstance(field.default, bool):
+        assert listed == str(field.default).lower()
+    elif isinstance(field.default, int | float):
         assert float(listed) == field.default  # 24 and 24.0 alike
     else:
         assert listed == shown(field.default)

@@ -140,3 +140,29 @@ async def test_several_workers_and_hundreds_of_concurrent_orders_count_exactly(s
 
 async def _more_than(items: list, n: int) -> bool:
     return len(items) > n
+
+
+async def test_a_worker_frozen_for_two_seconds_serves_at_once_when_it_runs_again(start_services):
+    """A stall (SIGSTOP/SIGCONT: a long GC pause, a VM steal, a debugger) is one late timer, not overload:
+    once /health answers, reads sent one after another are served, not shed for loop lag."""
+    services = await start_services(WORKERS="1")  # one worker: every request reaches the frozen one
+    async with aiohttp.ClientSession() as session:
+        customer_id = await new_customer(session, services)
+        [worker] = gunicorn_workers(services, "customer")
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(2)  # the stall itself, the fault under test
+        finally:
+            os.kill(worker, signal.SIGCONT)
+
+        async def healthy():
+            async with session.get(f"{services.customer_url}/health") as response:
+                assert response.status == 200
+
+        await eventually(healthy, timeout=10)
+        statuses = []
+        for _ in range(20):
+            async with session.get(f"{services.customer_url}/customers/{customer_id}") as response:
+                await response.read()
+                statuses.append(response.status)
+        assert statuses == [200] * 20, statuses

@@ -136,7 +136,10 @@ async def secured(aiohttp_server, test_run, own_issuer) -> Secured:
 
 async def test_schemathesis_finds_nothing_wrong_with_the_customer_service(secured, tmp_path):
     code, output = await run_schemathesis(
-        secured.customers, tmp_path, LIST_CONFIG.format(operation="list_customers"), token=secured.token
+        secured.customers,
+        tmp_path,
+        LIST_CONFIG.format(operation="list_customers") + LIST_CONFIG.format(operation="list_dead_letters"),
+        token=secured.token,
     )
     assert code == 0, output
 

@@ -2,13 +2,16 @@
 
 import random
 
+import orjson
 from pamqp.commands import Basic
 
 from customer import ops as customer_ops
+from customer import ops_dead_letters
 from customer.models import Customer
 from order import ops as order_ops
 from order.keys import OUTBOX
 from order.models import OutboxEvent
+from shared.cli import POSTGRES, RABBITMQ, Target
 from shared.db import use_app_orm
 from shared.testing.api import create_customer, get_json, order_created_event
 from shared.testing.plugin import eventually
@@ -19,7 +22,17 @@ async def count(customer_api, customer_id: int) -> int:
     return (await get_json(customer_api, f"/customers/{customer_id}"))["orders_count"]
 
 
-async def test_dead_letters_are_listed_then_replayed_after_the_fix(
+async def ops(settings, capsys, *argv: str) -> tuple[int, object]:
+    """Run a `customer.ops` command with `--json` against these settings; its exit code and output."""
+    capsys.readouterr()
+    args = customer_ops.build_parser().parse_args([*argv, "--json"])
+    database = Target(POSTGRES, "CUSTOMER_DATABASE_URL", settings.database_url)
+    broker = Target(RABBITMQ, "AMQP_URL", settings.amqp_url)
+    code = await ops_dead_letters.run(args, settings, database, broker)
+    return code, orjson.loads(capsys.readouterr().out or "null")
+
+
+async def test_dead_letters_are_listed_from_the_database_then_replayed_after_the_fix(
     customer_client, customer_settings, broker, test_run, capsys
 ):
     missing_id = random.randint(1_500_000_000, 2_000_000_000)
@@ -29,23 +42,38 @@ async def test_dead_letters_are_listed_then_replayed_after_the_fix(
         routing_key="order.created",
         properties=Basic.Properties(user_id=BROKER_USER),
     )
+    # Listing needs no broker at all, so it cannot redeliver anything: here it has none to reach.
+    no_broker = customer_settings.model_copy(update={"amqp_url": "amqp://guest:guest@127.0.0.1:9/"})
+    rows: list = []
 
     async def dead_lettered():
-        await customer_ops.list_dead_letters(customer_settings, limit=1000)
-        assert str(missing_id) in capsys.readouterr().out
+        _, listed = await ops(no_broker, capsys, "dead-letters", "--customer", str(missing_id))
+        rows[:] = listed
+        assert len(rows) == 1 and rows[0]["reason"] == "unknown_customer"
 
     await eventually(dead_lettered)
+    code, groups = await ops(no_broker, capsys, "dead-letter-groups", "--state", "open")
+    assert code == 0 and any(str(missing_id) in group["error"] for group in groups)
 
     use_app_orm(customer_client.app)  # the fix: the customer exists now
     await Customer.create(id=missing_id, name="Late", address="Arrived")
-    await customer_ops.replay_dead_letters(customer_settings, limit=1000)
+    code, dry = await ops(
+        customer_settings, capsys, "replay-dead-letters", "--customer", str(missing_id), "--dry-run",
+        "--by", "ada", "--reason", "customer restored",
+    )  # fmt: skip
+    assert code == 0 and dry["dry_run"] and len(dry["done"]) == 1
+    code, done = await ops(
+        customer_settings, capsys, "replay-dead-letters", str(rows[0]["id"]), "--by", "ada", "--reason", "restored"
+    )
+    assert code == 0 and done[0]["state"] == "replayed"
 
     async def applied():
         assert await count(customer_client, missing_id) == 1
 
     await eventually(applied)
-    await customer_ops.list_dead_letters(customer_settings, limit=1000)
-    assert str(missing_id) not in capsys.readouterr().out
+    _, shown = await ops(no_broker, capsys, "dead-letter", str(rows[0]["id"]))
+    assert shown["state"] == "replayed"
+    assert [(a["actor"], a["action"], a["reason"]) for a in shown["audit"]] == [("ada", "replay", "restored")]
 
 
 async def test_reconcile_reports_drift_and_exits_non_zero(order_client, customer_api, customer_settings, capsys):

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install what the test suite needs from outside the virtualenv, from Debian's packages: chromium (the
-# /docs browser test drives it headless), pgbouncer (the suite starts its own, on a free port),
+# Install what the test suite needs from outside the virtualenv, from Debian's packages: chromium and
+# chromium-driver (the /docs and /ops/console browser tests drive it headless, the latter through the DevTools
+# protocol; the driver serves WebDriver clients of the same browser), pgbouncer (the suite starts its own, on a free port),
 # prometheus (promtool checks and unit-tests the alert rules; the suite starts its own server on a free port),
 # prometheus-alertmanager (amtool checks the Alertmanager configuration),
 # and podman, runc and debootstrap (the container tests build the image and its Debian base images:
@@ -30,6 +31,7 @@ trap npm_tools EXIT
 
 missing=()
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 { command -v promtool && command -v prometheus; } >/dev/null 2>&1 || missing+=(prometheus)

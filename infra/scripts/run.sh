@@ -10,6 +10,8 @@ mkdir -p "$RUN_DIR"
 # A local run keeps the README's curl working without a token: authentication is off unless asked for
 # (AUTH_MODE=jwt; docs/auth.md). The services log the choice, and /ready shows it.
 export AUTH_MODE=${AUTH_MODE:-off}
+# ... and the operator's /ops/ routes (dead letters) answer without a token on this developer's machine.
+export OPS_ALLOW_UNAUTHENTICATED=${OPS_ALLOW_UNAUTHENTICATED:-true}
 
 pids=()
 stop() {

@@ -16,8 +16,9 @@ from shared.metrics import BufferedCounter
 from shared.problems import AppError
 from shared.settings import SharedSettings
 
-# Paths anyone may call: probes and scrapers (keep them off the public network), and the API documents.
-OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/openapi.json", "/asyncapi.json", "/docs"})
+# Paths anyone may call: probes and scrapers (keep them off the public network), the API documents, and an
+# operator's page, which holds no data and sends the operator's token with each call it makes.
+OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/openapi.json", "/asyncapi.json", "/docs", "/ops/console"})
 
 _failures = BufferedCounter(AUTH_FAILURES)
 

@@ -44,7 +44,7 @@ def _as_postgres(*command: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def server(tls: ServerFiles | None = None) -> Iterator[Server]:
+def server(tls: ServerFiles | None = None, max_connections: int = 40) -> Iterator[Server]:
     """Start one (trust authentication on loopback); with `tls`, TCP connections must use TLS with that
     certificate (`hostssl` only). Yields it; stops it and removes its folder, whatever happened."""
     port = free_port()
@@ -60,7 +60,7 @@ def server(tls: ServerFiles | None = None) -> Iterator[Server]:
             timeout=60,
         )
         settings = [f"port = {port}", "listen_addresses = '127.0.0.1'", f"unix_socket_directories = '{folder}'"]
-        settings += ["max_connections = 40", "shared_buffers = 16MB", "fsync = off"]  # a test's throwaway server
+        settings += [f"max_connections = {max_connections}", "shared_buffers = 16MB", "fsync = off"]  # throwaway
         if tls is not None:
             for source, name in ((tls.cert, "server.crt"), (tls.key, "server.key")):
                 shutil.copy(source, data / name)

@@ -44,10 +44,10 @@ class Services:
     async def start(self, timeout: float = 30.0) -> "Services":
         env = {
             **os.environ,
+            "CUSTOMER_SERVICE_URL": self.customer_url,  # unless `env` routes it elsewhere (through a proxy)
             **self.env,
             "CUSTOMER_PORT": str(self.customer_port),
             "ORDER_PORT": str(self.order_port),
-            "CUSTOMER_SERVICE_URL": self.customer_url,
             "PY": str(Path(sys.executable).parent),
             "RUN_DIR": str(self.log_path.parent / f"run-{self.log_path.stem}"),
         }  # one per instance

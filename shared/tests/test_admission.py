@@ -65,3 +65,15 @@ async def test_a_cancelled_waiter_is_skipped_and_a_slot_handed_to_a_cancelled_on
     assert gone.cancelled() and handed.cancelled()
     gate.release()
     assert gate.in_flight == 0
+
+
+def test_one_late_timer_after_a_stall_refuses_nothing_a_lag_that_persists_does():
+    gate = Admission(1, 10, 1.0, max_loop_lag=0.05, overload_queue_timeout=1.0, burst=60.0)
+    gate.observe_lag(2.0)  # the probe that spans a 2 s freeze
+    gate.observe_lag(0.001)
+    assert not gate.lagging
+    for _ in range(3):  # a saturated loop: every probe late
+        gate.observe_lag(0.08)
+    assert gate.lagging
+    gate.observe_lag(0.001)
+    assert not gate.lagging

@@ -8,11 +8,11 @@ import pytest
 from aiormq.exceptions import PublishError
 from pamqp.commands import Basic
 
-from conftest import broker_connected, broker_lost
+from conftest import broker_connected, broker_lost, dead_letter_details
 from customer.app import create_app as create_customer_app
 from customer.metrics import EVENTS_CONSUMED, EVENTS_DUPLICATE
 from shared.testing.api import create_customer, get_json, order_created_event
-from shared.testing.plugin import eventually
+from shared.testing.plugin import eventually, unique
 from shared.testing.runs import BROKER_USER
 
 
@@ -29,13 +29,6 @@ async def publish(channel, test_run, body: bytes, routing_key: str = "order.crea
 
 async def orders_count(client, customer_id: int) -> int:
     return (await get_json(client, f"/customers/{customer_id}"))["orders_count"]
-
-
-async def dead_letters(channel, test_run) -> list:
-    messages = []
-    while (message := await channel.basic_get(f"{test_run.queue}.dlq", no_ack=True)).delivery_tag is not None:
-        messages.append(message)
-    return messages
 
 
 async def test_an_event_increments_orders_count(customer_client, broker, test_run):
@@ -68,12 +61,15 @@ async def test_the_same_event_delivered_twice_counts_once(customer_client, broke
     assert duplicates._value.get() - duplicates_before >= 2
 
 
-async def test_poison_goes_to_the_dead_letter_queue_and_good_messages_still_apply(customer_client, broker, test_run):
-    await dead_letters(broker, test_run)  # start from an empty dead-letter queue
-    customer = await create_customer(customer_client)
-    poison = [b"not json at all", orjson.dumps({"hello": "world"}), order_created_event(2147483000)]
+async def test_poison_is_dead_lettered_and_good_messages_still_apply(customer_client, broker, test_run):
+    customer, request_id = await create_customer(customer_client), unique("poison-test")
+    poison = [
+        b"not json at all " + request_id.encode(),
+        orjson.dumps({"hello": request_id}),
+        order_created_event(2147483000),
+    ]
     for body in poison:
-        await publish(broker, test_run, body, headers={"x-request-id": "poison-test"})
+        await publish(broker, test_run, body, headers={"x-request-id": request_id})
     for _ in range(3):
         await publish(broker, test_run, order_created_event(customer["id"]))
 
@@ -81,19 +77,11 @@ async def test_poison_goes_to_the_dead_letter_queue_and_good_messages_still_appl
         assert await orders_count(customer_client, customer["id"]) == 3
 
     await eventually(good_applied)
-
-    collected = []
-
-    async def all_dead_lettered():
-        collected.extend(await dead_letters(broker, test_run))
-        assert len(collected) == len(poison)
-
-    await eventually(all_dead_lettered)
-    assert sorted(m.body for m in collected) == sorted(poison)
-    reasons = [m.header.properties.headers["x-dead-letter-reason"] for m in collected]
+    collected = await dead_letter_details(customer_client, 3, lambda d: d["headers"].get("x-request-id") == request_id)
+    assert sorted(d["body"].encode() for d in collected) == sorted(poison)
+    reasons = [d["error"] for d in collected]
     assert any(r.startswith("invalid event") for r in reasons)
     assert any("does not exist" in r for r in reasons)
-    assert all(m.header.properties.headers["x-request-id"] == "poison-test" for m in collected)
 
 
 async def test_the_consumer_only_hears_order_created(customer_client, broker, test_run):

@@ -14,7 +14,6 @@ from customer.housekeeping import purge_processed_events
 from customer.keys import CONSUMER
 from customer.metrics import CONSUMER_BATCH_SIZE
 from customer.models import ProcessedEvent
-from customer.redelivery import REASON_HEADER
 from customer.settings import CustomerSettings
 from shared.db import use_app_orm
 from shared.housekeeping import lock_key
@@ -35,19 +34,20 @@ async def publish_all(channel, run, bodies: list[bytes]) -> None:
 
 
 class DeadLetters:
-    """Collects the run's dead letters across polls."""
+    """The run's dead letters, as the service moved them into its table (read through /ops/dead-letters)."""
 
-    def __init__(self, channel, run) -> None:
-        self.channel, self.queue, self.messages = channel, f"{run.queue}.dlq", []
+    def __init__(self, client) -> None:
+        self.client, self.messages = client, []
 
     async def at_least(self, n: int) -> list:
-        while (message := await self.channel.basic_get(self.queue, no_ack=True)).delivery_tag is not None:
-            self.messages.append(message)
-        assert len(self.messages) >= n, [m.body[:80] for m in self.messages]
+        response = await self.client.get("/ops/dead-letters", params={"limit": "200"})
+        assert response.status == 200, await response.text()
+        self.messages = (await response.json())["items"]
+        assert len(self.messages) >= n, [m["error"][:80] for m in self.messages]
         return self.messages
 
     def reasons(self) -> list[str]:
-        return sorted(m.header.properties.headers[REASON_HEADER] for m in self.messages)
+        return sorted(m["error"] for m in self.messages)
 
 
 async def customer_app(aiohttp_client, run, **overrides):
@@ -84,7 +84,7 @@ async def test_a_backlog_applies_in_batches_each_event_once_with_copies_and_pois
         assert counts == [80] * 5
 
     await eventually(all_counted, timeout=30)
-    dead = DeadLetters(broker, run)
+    dead = DeadLetters(client)
     await eventually(lambda: dead.at_least(3))
     assert [reason.split(":")[0] for reason in dead.reasons()] == [
         "customer 2000000000 does not exist",
@@ -107,7 +107,7 @@ async def test_an_event_older_than_the_deduplication_window_is_dead_lettered_not
     old["occurred_at"] = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
     await publish_all(broker, run, [orjson.dumps(old), order_created_event(customer["id"])])
 
-    dead = DeadLetters(broker, run)
+    dead = DeadLetters(client)
     await eventually(lambda: dead.at_least(1))
     assert dead.reasons()[0].startswith("stale event")
 

@@ -13,11 +13,9 @@ import pytest
 from aiormq.exceptions import ChannelPreconditionFailed
 from pamqp.commands import Basic
 
-from conftest import broker_connected, make_settings
-from customer import ops as customer_ops
+from conftest import broker_connected, dead_letter_details, make_settings
 from customer.app import create_app as create_customer_app
 from customer.metrics import EVENTS_CONSUMED, EVENTS_DEAD_LETTERED
-from customer.redelivery import REASON_HEADER
 from customer.settings import CustomerSettings
 from order.app import create_app as create_order_app
 from order.settings import OrderSettings
@@ -61,17 +59,10 @@ async def publish_as(url: str, test_run, body: bytes, user_id: str | None) -> No
         await connection.close()
 
 
-async def dead_letter_reasons(broker, test_run, expected: int) -> list[str]:
-    """Wait for `expected` dead letters (taken off the queue); their recorded reasons."""
-    taken: list = []
-
-    async def arrived():
-        while (message := await broker.basic_get(f"{test_run.queue}.dlq", no_ack=True)).delivery_tag is not None:
-            taken.append(message)
-        assert len(taken) >= expected
-
-    await eventually(arrived, timeout=10)
-    return [m.header.properties.headers[REASON_HEADER] for m in taken]
+async def dead_letter_reasons(client, customer_id: int, expected: int) -> list[str]:
+    """The recorded reasons of the customer's dead letters, once there are `expected`."""
+    rows = await dead_letter_details(client, expected, lambda d: d["customer_id"] == customer_id)
+    return [row["error"] for row in rows]
 
 
 def counter(metric, label: str) -> float:
@@ -85,7 +76,6 @@ async def orders_count(client, customer_id: int) -> int:
 async def test_events_from_no_one_or_another_broker_user_are_dead_lettered_as_untrusted(
     customer_client, broker, test_run, broker_users
 ):
-    await dead_letter_reasons(broker, test_run, 0)  # start from an empty dead-letter queue
     customer = await create_customer(customer_client)
     mallory, mallory_url = broker_users()
     untrusted_before, consumed_before = (
@@ -98,7 +88,7 @@ async def test_events_from_no_one_or_another_broker_user_are_dead_lettered_as_un
     )
     await publish_as(mallory_url, test_run, order_created_event(customer["id"]), user_id=mallory)
 
-    reasons = await dead_letter_reasons(broker, test_run, 2)
+    reasons = await dead_letter_reasons(customer_client, customer["id"], 2)
     assert len(reasons) == 2 and all(reason.startswith("untrusted sender") for reason in reasons), reasons
     assert counter(EVENTS_DEAD_LETTERED, "untrusted_sender") - untrusted_before == 2
     assert counter(EVENTS_CONSUMED, "order.created") == consumed_before
@@ -112,7 +102,6 @@ async def test_the_broker_refuses_a_user_id_that_is_not_the_publishers_own(test_
 
 
 async def test_events_from_the_future_or_too_large_are_dead_lettered_unread(customer_client, broker, test_run):
-    await dead_letter_reasons(broker, test_run, 0)
     customer = await create_customer(customer_client)
     future = orjson.loads(order_created_event(customer["id"]))
     future["occurred_at"] = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
@@ -123,7 +112,7 @@ async def test_events_from_the_future_or_too_large_are_dead_lettered_unread(cust
     for body in (future, oversized):
         await publish_as(AMQP_URL, test_run, orjson.dumps(body), user_id=BROKER_USER)
 
-    reasons = sorted(await dead_letter_reasons(broker, test_run, 2))
+    reasons = sorted(await dead_letter_reasons(customer_client, customer["id"], 2))
     assert "over EVENT_MAX_BYTES" in reasons[0] and "in the future" in reasons[1], reasons
     assert counter(EVENTS_DEAD_LETTERED, "invalid_event") - invalid_before == 2
     assert await orders_count(customer_client, customer["id"]) == 0
@@ -170,26 +159,21 @@ async def test_events_the_order_service_publishes_as_a_configured_publisher_are_
     await eventually(counted, timeout=10)
 
 
-async def test_a_replay_leaves_untrusted_dead_letters_unless_asked(
-    customer_client, customer_settings, broker, test_run, capsys
-):
+async def test_a_replay_leaves_untrusted_dead_letters_unless_asked(customer_client, broker, test_run):
     """The replay publishes as the customer service, whose events its consumer believes: it must not
     launder a forged event by the way."""
-    await dead_letter_reasons(broker, test_run, 0)
     customer = await create_customer(customer_client)
     await broker.basic_publish(
         order_created_event(customer["id"]), exchange=test_run.exchange, routing_key="order.created"
     )
+    await dead_letter_reasons(customer_client, customer["id"], 1)
+    selection = {"filter": {"customer_id": customer["id"]}, "reason": "checked: the old order service"}
+    response = await customer_client.post("/ops/dead-letters/replay", json=selection)
+    result = await response.json()
+    assert len(result["skipped"]) == 1 and not result["done"], result
 
-    async def dead_lettered():
-        assert counter(EVENTS_DEAD_LETTERED, "untrusted_sender") > untrusted_before
-
-    untrusted_before = counter(EVENTS_DEAD_LETTERED, "untrusted_sender")
-    await eventually(dead_lettered)
-    await customer_ops.replay_dead_letters(customer_settings, limit=100)
-    assert "1 from an untrusted sender left in place" in capsys.readouterr().err
-
-    await customer_ops.replay_dead_letters(customer_settings, limit=100, untrusted=True)
+    response = await customer_client.post("/ops/dead-letters/replay", json={**selection, "untrusted": True})
+    assert len((await response.json())["done"]) == 1
 
     async def counted():
         assert await orders_count(customer_client, customer["id"]) == 1
