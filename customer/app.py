@@ -16,6 +16,7 @@ from customer.routes import access, routes
 from customer.settings import CustomerSettings
 from shared.amqp import BROKER, BrokerLink
 from shared.db import start_orm_task, stop_tasks
+from shared.sampling import outside_traces
 from shared.web import service_app
 
 DRAIN_TIMEOUT = 10.0
@@ -34,8 +35,9 @@ async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
         start_orm_task(app, link.run(), name="customer.orders broker link"),
         start_orm_task(app, consumer.run(), name="customer.orders consumer"),
         start_orm_task(app, mover.run(), name="customer.orders.dlq mover"),
-        start_orm_task(app, run_housekeeping(app[SETTINGS]), name="customer housekeeping"),
     ]
+    with outside_traces():  # the consumer's statements are traced under its spans; housekeeping's never are
+        tasks.append(start_orm_task(app, run_housekeeping(app[SETTINGS]), name="customer housekeeping"))
     yield
     await consumer.drain(DRAIN_TIMEOUT)
     await stop_tasks(tasks)

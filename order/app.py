@@ -20,6 +20,7 @@ from shared.amqp import BROKER, BrokerLink, declare_events_exchange
 from shared.auth.service_token import ServiceToken
 from shared.auth.startup import warn_about_plain_http
 from shared.db import start_orm_task, stop_tasks
+from shared.sampling import outside_traces
 from shared.scopes import CUSTOMERS_READ
 from shared.web import service_app
 
@@ -55,12 +56,13 @@ async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
     link = BrokerLink(settings.amqp_url, "outbox relay", lambda channel: declare_events_exchange(channel, settings))
     outbox = Outbox(settings, link)
     app[BROKER], app[OUTBOX] = link, outbox
-    tasks = [
-        start_orm_task(app, link.run(), name="outbox relay broker link"),
-        start_orm_task(app, outbox.relay.run(), name="outbox relay"),
-        start_orm_task(app, outbox.session.hold(), name="outbox relay session"),
-        start_orm_task(app, run_housekeeping(settings), name="order housekeeping"),
-    ]
+    with outside_traces():
+        tasks = [
+            start_orm_task(app, link.run(), name="outbox relay broker link"),
+            start_orm_task(app, outbox.relay.run(), name="outbox relay"),
+            start_orm_task(app, outbox.session.hold(), name="outbox relay session"),
+            start_orm_task(app, run_housekeeping(settings), name="order housekeeping"),
+        ]
     yield
     await stop_tasks(tasks)
 

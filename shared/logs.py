@@ -122,11 +122,12 @@ class JsonLineHandler(logging.StreamHandler):
 
 
 def trace_ids() -> dict[str, str]:
-    """`trace_id` and `span_id` (hex, as Jaeger shows them) inside a span; nothing outside one."""
+    """`trace_id` and `span_id` (hex, as Jaeger shows them) inside a sampled span; nothing outside one, nor
+    in a trace the sampler dropped (no backend would know those ids)."""
     if not tracing_on():
         return {}
     context = trace.get_current_span().get_span_context()
-    if not context.is_valid:
+    if not context.trace_flags.sampled:
         return {}
     return {"trace_id": format_trace_id(context.trace_id), "span_id": format_span_id(context.span_id)}
 

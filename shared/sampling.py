@@ -7,9 +7,11 @@ every poll. A CLIENT span with no parent is dropped; everything else is the conf
 """
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind
@@ -43,3 +45,10 @@ def configured_sampler() -> InTracesOnly:
     """OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG as the SDK reads them (default: every trace,
     following the caller's decision), wrapped."""
     return InTracesOnly(TracerProvider(shutdown_on_exit=False).sampler)
+
+
+def outside_traces() -> AbstractContextManager:
+    """`with outside_traces(): start the background tasks`: their statements and HTTP calls outside any span
+    would be dropped by InTracesOnly anyway; the instrumentations skip them before building their attributes
+    (the tasks copy this context). The project's own spans (a relay's PRODUCER span) are not affected."""
+    return suppress_instrumentation()

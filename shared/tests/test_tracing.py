@@ -11,11 +11,12 @@ import orjson
 import pytest
 from aiohttp import web
 from aiormq.abc import DeliveredMessage
+from opentelemetry import trace
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, format_span_id, format_trace_id
 from pamqp.commands import Basic
 
 from shared.logs import JsonFormatter, TraceContextFilter
@@ -213,6 +214,13 @@ def test_log_lines_inside_a_span_carry_its_trace_and_span_ids(spans):
     assert line["trace_id"] == format_trace_id(ids(span)[0]) and len(line["trace_id"]) == 32
     assert line["span_id"] == format_span_id(ids(span)[1]) and len(line["span_id"]) == 16
     assert line["message"] == "order placed"
+
+
+def test_log_lines_in_a_trace_the_sampler_dropped_have_no_trace_fields(spans):
+    unsampled = NonRecordingSpan(SpanContext(0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, is_remote=True))
+    with trace.use_span(unsampled):  # no backend would know its ids
+        line = orjson.loads(JsonFormatter("order").format(log_record()))
+    assert "trace_id" not in line and "span_id" not in line
 
 
 def test_log_lines_outside_a_span_have_no_trace_fields(spans):
