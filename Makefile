@@ -8,10 +8,12 @@ PIP := $(BIN)/pip --quiet --disable-pip-version-check
 # The lock files (`make lock` writes them): every package, transitive ones too, pinned with its hashes.
 LOCK := requirements/dev.txt
 RUNTIME_LOCK := requirements/runtime.txt
+# The image's build backend (pyproject's [build-system] requires), pinned with its hashes like the rest.
+BUILD_LOCK := requirements/build.txt
 UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --universal --python-version 3.11 \
 	--custom-compile-command "make lock"
 
-.PHONY: install lock preflight prepare run dev token test lint bench soak chaos clean
+.PHONY: install lock preflight prepare run dev token test lint bench soak chaos secrets clean
 
 $(INSTALLED): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=...)")'
@@ -27,6 +29,9 @@ install: $(INSTALLED)
 lock: install
 	$(UV_COMPILE) $(LOCK_ARGS) -o $(RUNTIME_LOCK)
 	$(UV_COMPILE) $(LOCK_ARGS) --extra dev -c $(RUNTIME_LOCK) -o $(LOCK)
+	$(BIN)/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"]))' \
+		| $(BIN)/uv pip compile - --quiet --generate-hashes --universal --python-version 3.11 \
+			--custom-compile-command "make lock" $(LOCK_ARGS) -o $(BUILD_LOCK)
 	$(MAKE) install
 
 preflight: install
@@ -69,6 +74,11 @@ bench: install
 soak: install
 	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)
+
+# The compose deployment's passwords, made now rather than on the first `docker compose up` (the `secrets`
+# service does the same); docs/operations.md says how to rotate them.
+secrets:
+	docker compose run --rm --build secrets
 
 # Minutes of mixed load while random, overlapping faults hit the services, its own RabbitMQ node and
 # PostgreSQL instance; then heal and check nothing was lost, doubled or left half-done (docs/testing.md).

@@ -14,7 +14,7 @@ admin (superuser) URL; once they are right, migrate needs neither it nor any sup
 
 import logging
 from dataclasses import dataclass, replace
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -80,8 +80,9 @@ async def _connects(db_url: str) -> bool:
 
 
 async def _in_place(roles: DatabaseRoles) -> bool:
-    """The roles and the database are as provision() leaves them (then no admin URL is needed)."""
-    if not await _connects(roles.owner_url):
+    """The roles and the database are as provision() leaves them (then no admin URL is needed). A role whose
+    password no longer works (a rotated secret) is not: provision() sets the one its URL gives."""
+    if not await _connects(roles.owner_url) or (roles.separate and not await _connects(roles.runtime_url)):
         return False
     if not roles.separate:
         return True
@@ -106,12 +107,12 @@ async def _in_place(roles: DatabaseRoles) -> bool:
 
 async def _ensure_role(admin: asyncpg.Connection, db_url: str, created: list[str]) -> None:
     role, password = role_of(db_url), urlsplit(db_url).password
+    secret = f" PASSWORD {await admin.fetchval('SELECT quote_literal($1)', unquote(password))}" if password else ""
     if await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
+        if password:  # the URL's password, which may be new (rotated)
+            await admin.execute(f"ALTER ROLE {quote_ident(role)}{secret}")
         return
-    login = LOGIN
-    if password:
-        login += f" PASSWORD {await admin.fetchval('SELECT quote_literal($1)', password)}"
-    await admin.execute(f"CREATE ROLE {quote_ident(role)} {login}")
+    await admin.execute(f"CREATE ROLE {quote_ident(role)} {LOGIN}{secret}")
     created.append(f"role {role}")
 
 

@@ -3,9 +3,10 @@
 from typing import Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.broker_urls import broker_urls
+from shared.password_files import EnvWithPasswordFiles
 
 
 class SharedSettings(BaseSettings):
@@ -59,6 +60,18 @@ class SharedSettings(BaseSettings):
     auth_token_url: str | None = Field(None, validation_alias="AUTH_TOKEN_URL")
     # The `aud` a token must carry for this service (each service names its own variable).
     auth_audience: str = Field("", validation_alias="AUTH_AUDIENCE")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Any URL's password may come from a file (`<NAME>_PASSWORD_FILE`: shared/password_files.py).
+        return init_settings, EnvWithPasswordFiles(settings_cls), dotenv_settings, file_secret_settings
 
     @property
     def token_endpoint(self) -> str:

@@ -7,6 +7,7 @@ checks find statically what `docker compose up --build` would otherwise only fin
 
 import importlib
 import inspect
+import json
 import re
 import runpy
 import sys
@@ -18,8 +19,9 @@ import pytest
 import shared.admission
 import shared.metrics
 import shared.tracing
+from shared.password_files import SUFFIX
 from shared.serve import gunicorn_argv
-from shared.testing.compose import COMPOSE_FILE, environment
+from shared.testing.compose import COMPOSE_FILE, SECRETS_SERVICE, environment, project_services
 from tests.infra_files import (
     APP_SERVICES,
     BIN,
@@ -31,6 +33,7 @@ from tests.infra_files import (
     bind_port,
     container_ports,
     depends_on,
+    dockerfile_instructions,
     gunicorn_config_file,
     gunicorn_env_names,
     gunicorn_step,
@@ -90,9 +93,9 @@ def test_bind_mounts_name_files_in_the_repo(services):
 
 @pytest.mark.parametrize("name", APP_SERVICES + MIGRATE_SERVICES)
 def test_service_sets_only_variables_the_service_reads(services, name):
-    readable = (
-        settings_env_names(SETTINGS[name.removesuffix("-migrate")]) | gunicorn_env_names() | shared.tracing.ENV_VARS
-    )
+    settings = settings_env_names(SETTINGS[name.removesuffix("-migrate")])
+    password_files = {variable + SUFFIX for variable in settings if variable.endswith("_URL")}
+    readable = settings | password_files | gunicorn_env_names() | shared.tracing.ENV_VARS
     assert {"WORKERS", "PROMETHEUS_MULTIPROC_DIR"} <= readable, "shared/gunicorn_conf.py no longer reads these"
     unknown = set(environment(services[name])) - readable
     assert not unknown, f"{name} sets variables nothing reads: {sorted(unknown)}"
@@ -127,10 +130,12 @@ def test_service_urls_point_at_the_services_it_waits_for(services, name):
                 settings = SETTINGS[name.removesuffix("-migrate")](_env_file=None)
                 roles = {urlsplit(url).username for url in (settings.database_url, settings.migration_database_url)}
                 assert url.username in roles and url.username != superuser
-            if url.password is None:
-                assert pg_env.get("POSTGRES_HOST_AUTH_METHOD") == "trust", "no password in the URL, none trusted"
-            else:
-                assert url.password == pg_env.get("POSTGRES_PASSWORD")
+            assert pg_env["POSTGRES_HOST_AUTH_METHOD"] == "scram-sha-256", "every client gives its password"
+        # The password from a file of the service's secrets volume, never in the URL.
+        assert url.password is None, url.geturl()
+    for variable, value in env.items():
+        if re.match(r"^\w+://", value) and urlsplit(value).hostname in ("postgres", "rabbitmq"):
+            assert env.get(variable + SUFFIX, "").startswith("/run/secrets/"), f"{name}: {variable} has no password"
 
 
 CONTRACT_PORTS = {"customer": 3000, "order": 3001}
@@ -213,3 +218,82 @@ def test_service_keeps_its_metrics_files_where_it_can_write(services, name):
         assert directory, "several workers without a multiprocess dir: each scrape shows one worker"
     if directory and service.get("read_only"):
         assert any(directory.startswith(tmpfs.rstrip("/") + "/") for tmpfs in service.get("tmpfs", [])), directory
+
+
+# CIS Docker benchmark: what the images' entrypoints need to hand their data folder to their own user and
+# drop root (postgres, rabbitmq); nothing for the rest, which start as a user of their own.
+ENTRYPOINT_CAPABILITIES = {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"}
+ROOT_ENTRYPOINTS = {"postgres", "rabbitmq"}
+
+
+def test_every_service_drops_every_capability_and_privilege_gain_and_has_limits(services):
+    for name, service in services.items():
+        assert service.get("cap_drop") == ["ALL"], name
+        assert "no-new-privileges:true" in service.get("security_opt", []), name
+        added = set(service.get("cap_add", []))
+        assert added <= (ENTRYPOINT_CAPABILITIES if name in ROOT_ENTRYPOINTS else set()), (name, added)
+        assert re.fullmatch(r"\d+[mg]", str(service.get("mem_limit", ""))), f"{name}: no memory limit"
+        assert isinstance(service.get("pids_limit"), int) and service["pids_limit"] > 0, f"{name}: no pids limit"
+
+
+def test_images_are_pinned_by_exact_tags(services):
+    images = [s["image"] for s in services.values() if "image" in s and "build" not in s]
+    images += [args.split()[0] for op, args in dockerfile_instructions() if op == "FROM" and " AS " not in args]
+    images += [args.split()[0] for op, args in dockerfile_instructions() if op == "FROM" and " AS " in args]
+    for image in images:  # PostgreSQL numbers its releases major.minor since 10
+        release = r"\d+\.\d+" if image.startswith("postgres:") else r"v?\d+\.\d+\.\d+"
+        assert re.search(rf":{release}(-[\w.-]+)?$", image), f"{image} is not an exact release"
+    (rabbitmq,) = [image for image in images if image.startswith("rabbitmq:")]
+    assert int(rabbitmq.split(":")[1].split(".")[0]) >= 4, "3.x is past community support"
+
+
+def test_the_broker_runs_the_prometheus_plugin(services):
+    mounts = volume_mounts(services["rabbitmq"])
+    plugins = (ROOT / next(s for s, t in mounts.items() if t == "/etc/rabbitmq/enabled_plugins")).read_text()
+    assert "rabbitmq_prometheus" in plugins and "15692" in map(str, services["rabbitmq"]["expose"])
+
+
+def test_no_password_stands_in_the_compose_file_or_trusts_a_client(services):
+    assert "guest" not in json.dumps(services).lower()
+    for name, service in services.items():
+        for variable, value in environment(service).items():
+            if re.search(r"PASSWORD|SECRET", variable):
+                assert variable.endswith(("_FILE", "__FILE")) and value.startswith("/run/secrets/"), (name, variable)
+            if re.match(r"^\w+://", value):
+                assert urlsplit(value).password is None, (name, variable)
+    assert environment(services["postgres"])["POSTGRES_HOST_AUTH_METHOD"] == "scram-sha-256"
+    assert environment(services["grafana"])["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+
+
+def secrets_folders(services) -> dict[str, str]:
+    """Volume -> the folder of infra/secrets.json the `secrets` service writes into it."""
+    mounts = (volume.split(":") for volume in services[SECRETS_SERVICE]["volumes"])
+    return {source: target.removeprefix("/secrets/") for source, target, *_ in mounts if not source.startswith(".")}
+
+
+def test_every_password_file_a_service_reads_is_made_for_it_alone(services):
+    spec = json.loads((ROOT / "infra" / "secrets.json").read_text())
+    written = {target for targets in spec["passwords"].values() for target in targets}
+    folders, readers = secrets_folders(services), {}
+    for name, service in services.items():
+        files = [v for k, v in environment(service).items() if k.endswith("_FILE") and v.startswith("/run/secrets/")]
+        if name == "rabbitmq" or files:
+            (volume,) = [v.split(":")[0] for v in service["volumes"] if v.split(":")[1:] == ["/run/secrets", "ro"]]
+            assert readers.setdefault(volume, name) == name, f"{volume} is mounted by {readers[volume]} and {name}"
+            assert depends_on(service)[SECRETS_SERVICE] == {"condition": "service_completed_successfully"}, name
+            for path in files:
+                assert f"{folders[volume]}/{path.removeprefix('/run/secrets/')}" in written, (name, path)
+    assert services[SECRETS_SERVICE]["restart"] == "no" and SECRETS_SERVICE not in readers.values()
+
+
+def test_compose_env_example_lists_every_variable_compose_reads_with_its_default(services):
+    listed = dict(
+        line.split("=", 1)
+        for line in (ROOT / "compose.env.example").read_text().splitlines()
+        if re.match(r"^[A-Z_]+=", line)
+    )
+    read = dict(re.findall(r"\$\{(\w+):-([^}]*)\}", COMPOSE_FILE.read_text()))
+    assert read and listed == read
+    for name, service in project_services(services).items():
+        assert {"path": "./compose.env", "required": False} in service["env_file"], name
+    assert "compose.env" in (ROOT / ".gitignore").read_text().splitlines()

@@ -7,6 +7,9 @@ The compose file is used as it is, with one override written here: each publishe
 (the machine's own PostgreSQL and RabbitMQ hold 5432 and 5672).
 """
 
+import json
+import re
+import shlex
 import subprocess
 import sys
 import time
@@ -14,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import aiormq
+import asyncpg
 import pytest
 
 from shared.testing.api import get_json
@@ -21,6 +26,7 @@ from shared.testing.base_images import ensure_base
 from shared.testing.base_recipes import base_recipe, full_name
 from shared.testing.compose import (
     COMPOSE_FILE,
+    ROOT,
     compose_services,
     depends_on,
     duration,
@@ -244,3 +250,78 @@ def test_data_lives_in_the_named_volumes(compose_run):
             "inspect", "--format", "{{range .Mounts}}{{.Name}} {{end}}", compose_run.container(name)
         ).stdout.split()
         assert f"{compose_run.project}_{name}-data" in mounts, (name, mounts)
+
+
+def test_each_container_runs_with_the_capabilities_and_limits_compose_gives(compose_run):
+    for name, service in compose_run.services.items():
+        host = json.loads(
+            compose_run.podman("inspect", "--format", "{{json .HostConfig}}", compose_run.container(name)).stdout
+        )
+        assert "no-new-privileges" in " ".join(host.get("SecurityOpt") or []), name
+        assert host["Memory"] == parse_bytes(service["mem_limit"]) and host["PidsLimit"] == service["pids_limit"], name
+        state = compose_run.podman.state(compose_run.container(name))
+        if state["Running"]:  # what its main process holds, as the kernel says
+            status = compose_run.podman("exec", compose_run.container(name), "cat", "/proc/1/status").stdout
+            bounding = int(re.search(r"^CapBnd:\s*([0-9a-f]+)$", status, re.MULTILINE)[1], 16)
+            wanted = sum(1 << CAPABILITY_BITS[cap] for cap in service.get("cap_add", []))
+            assert bounding == wanted, (name, hex(bounding), service.get("cap_add"))
+
+
+async def test_postgres_asks_every_client_for_its_password(compose_run):
+    ((_, port, _),) = published_ports(compose_run.services["postgres"])
+    dsn = f"postgresql://postgres@127.0.0.1:{compose_run.published[port]}/postgres"
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        await asyncpg.connect(dsn, timeout=10, password="postgres")
+    password = secret(compose_run, "postgres", "postgres_password")
+    conn = await asyncpg.connect(dsn, timeout=10, password=password)
+    try:
+        assert await conn.fetchval("SHOW password_encryption") == "scram-sha-256"
+    finally:
+        await conn.close()
+
+
+async def test_the_broker_has_no_guest_and_each_user_logs_in_with_its_own_password(compose_run):
+    ((_, port, _), *_) = published_ports(compose_run.services["rabbitmq"])
+    server = f"127.0.0.1:{compose_run.published[port]}"
+    users = compose_run.podman("exec", compose_run.container("rabbitmq"), "rabbitmqctl", "-q", "list_users").stdout
+    assert "guest" not in users and "customer_service" in users
+    with pytest.raises(aiormq.exceptions.AMQPConnectionError):
+        await aiormq.connect(f"amqp://guest:guest@{server}/")
+    with pytest.raises(aiormq.exceptions.AMQPConnectionError):
+        await aiormq.connect(f"amqp://customer_service:customer_service@{server}/")
+    connection = await aiormq.connect(
+        f"amqp://customer_service:{secret(compose_run, 'customer', 'amqp_password')}@{server}/"
+    )
+    await connection.close()
+
+
+def secret(run: ComposeRun, service: str, name: str) -> str:
+    return run.podman("exec", run.container(service), "cat", f"/run/secrets/{name}").stdout.strip()
+
+
+def parse_bytes(limit: str) -> int:
+    return int(limit[:-1]) * {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[limit[-1].lower()]
+
+
+CAPABILITY_BITS = {"CHOWN": 0, "DAC_OVERRIDE": 1, "FOWNER": 3, "SETGID": 6, "SETUID": 7}
+
+
+async def test_rotated_passwords_take_effect_as_docs_operations_says(compose_run):
+    """Last (it changes passwords under the running services): `rotate`, the superuser's ALTER ROLE as
+    docs/operations.md gives it, then the migrate service again; the new passwords are the ones that work."""
+    old = secret(compose_run, "customer", "database_password")
+    override = compose_run.log.parent / "ports.override.yml"
+    podman_compose(compose_run, override, "run", "--rm", "secrets", "rotate", "postgres", "customer_service")
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    command = re.search(r"^docker compose exec postgres (sh -c .*)$", operations, re.MULTILINE)[1]
+    compose_run.podman("exec", compose_run.container("postgres"), *shlex.split(command))
+    migrate = compose_run.container("customer-migrate")
+    code = compose_run.podman("start", "--attach", migrate, check=False, timeout=300).returncode
+    assert code == 0, compose_run.podman.logs(migrate)
+    ((_, port, _),) = published_ports(compose_run.services["postgres"])
+    dsn = f"postgresql://customer_service@127.0.0.1:{compose_run.published[port]}/customers"
+    new = secret(compose_run, "customer", "database_password")
+    assert new != old
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        await asyncpg.connect(dsn, timeout=10, password=old)
+    await (await asyncpg.connect(dsn, timeout=10, password=new)).close()

@@ -16,6 +16,7 @@ import pytest
 
 from shared.testing.api import get_json
 from shared.testing.compose import (
+    SECRETS_SERVICE,
     compose_services,
     container_ports,
     duration,
@@ -57,8 +58,11 @@ class Stack:
 def stack(podman, project_image) -> Stack:
     run_id = new_run_id()
     services = compose_services()
-    # The default stack, as `docker compose up` starts it: no service of an optional profile.
-    apps = {name: s for name, s in project_services(services).items() if not s.get("profiles")}
+    # The default stack, as `docker compose up` starts it: no service of an optional profile; and no
+    # `secrets` service, whose passwords are for compose's servers (the run's roles and users get their own).
+    apps = {
+        name: s for name, s in project_services(services).items() if not s.get("profiles") and name != SECRETS_SERVICE
+    }
     backing = MachineBacking(services, run_id, SERVER_URL, AMQP_URL)
     stack = Stack(podman, project_image, apps, {}, {}, backing, {})
     try:

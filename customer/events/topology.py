@@ -15,7 +15,7 @@ consumer could not start) nor take dead letters.
 import logging
 
 from aiormq.abc import AbstractChannel
-from aiormq.exceptions import ChannelPreconditionFailed
+from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
 
 from customer.settings import CustomerSettings
 from shared.amqp import declare_events_exchange
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 async def declare_customer_queues(channel: AbstractChannel, settings: CustomerSettings) -> None:
     """The order service declares only the exchange: it publishes order.created as mandatory, so an
     event that no queue takes yet (the customer service has never started) stays in its outbox."""
-    await declare_events_exchange(channel, settings)
+    await ensure_events_exchange(channel, settings)
     await channel.exchange_declare(settings.dead_letter_exchange, exchange_type="fanout", durable=True)
     await declare_dead_letter_queue(channel, settings)
     await channel.queue_bind(settings.dead_letter_queue, settings.dead_letter_exchange, routing_key="")
@@ -59,6 +59,23 @@ async def declare_customer_queues(channel: AbstractChannel, settings: CustomerSe
             },
         )
         await channel.queue_bind(queue, settings.retry_exchange, routing_key=queue)
+
+
+async def ensure_events_exchange(channel: AbstractChannel, settings: CustomerSettings) -> None:
+    """The order service's exchange, declared passively (on a channel of its own, which a missing exchange
+    closes): the customer service binds to it but may not configure it where its broker user has only the
+    rights it uses (compose's: the broker's definitions make the exchange). Made here only when missing, as
+    on a development broker whose user may configure anything."""
+    side = await channel.connection.channel()
+    try:
+        await side.exchange_declare(settings.events_exchange, passive=True)
+        return
+    except ChannelNotFoundEntity:
+        pass
+    finally:
+        if not side.is_closed:
+            await side.close()
+    await declare_events_exchange(channel, settings)
 
 
 async def declare_dead_letter_queue(channel: AbstractChannel, settings: CustomerSettings) -> None:

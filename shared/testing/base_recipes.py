@@ -51,9 +51,11 @@ rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* /usr/share/locale/
 )
 CLEAN_UP = "apt-get clean\nrm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* /usr/share/locale/*\n"
 # docker-compose.yml's postgres: Debian's PostgreSQL 15 behind an entrypoint that honours what compose gives
-# the official image (POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_HOST_AUTH_METHOD, PGDATA as the volume).
+# the official image (POSTGRES_USER, POSTGRES_PASSWORD or POSTGRES_PASSWORD_FILE, POSTGRES_HOST_AUTH_METHOD,
+# PGDATA as the volume).
 POSTGRES_ENTRYPOINT = r"""#!/bin/sh
 set -e
+[ -z "${POSTGRES_PASSWORD_FILE:-}" ] || POSTGRES_PASSWORD=$(cat "$POSTGRES_PASSWORD_FILE")
 [ "${1#-}" = "$1" ] || set -- postgres "$@"  # flags only: for postgres, as in the official image
 mkdir -p "$PGDATA" /var/run/postgresql
 chown -R postgres:postgres "$PGDATA" /var/run/postgresql
@@ -86,7 +88,7 @@ POSTGRES_15 = BaseRecipe(
         'CMD ["postgres"]',
     ),
 )
-# docker-compose.yml's rabbitmq: Debian's RabbitMQ (3.10, not 3.13) set up like the official management
+# docker-compose.yml's rabbitmq: Debian's RabbitMQ (3.10, not 4.x) set up like the official management
 # image: guest allowed from anywhere, management and Prometheus plugins, conf.d files read, node data in
 # /var/lib/rabbitmq (the volume) named by the container's hostname.
 RABBITMQ_ENTRYPOINT = r"""#!/bin/sh
@@ -138,7 +140,7 @@ PROMETHEUS = BaseRecipe(
 BASE_RECIPES = {
     r"docker\.io/library/python:3\.11(\.\d+)?-slim-bookworm": PYTHON_311,
     r"docker\.io/library/postgres:15(\.\d+)?": POSTGRES_15,
-    r"docker\.io/library/rabbitmq:3\.13(\.\d+)?-management": RABBITMQ_MANAGEMENT,
+    r"docker\.io/library/rabbitmq:4\.\d+(\.\d+)?-management": RABBITMQ_MANAGEMENT,
     r"docker\.io/prom/prometheus:v2\.55\.\d+": PROMETHEUS,
 }
 

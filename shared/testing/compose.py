@@ -9,6 +9,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+# The one-shot service that makes the deployment's passwords into volumes (shared/deploy_secrets.py).
+SECRETS_SERVICE = "secrets"
 
 
 def compose_services() -> dict[str, dict]:

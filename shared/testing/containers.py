@@ -2,18 +2,24 @@
 PostgreSQL and RabbitMQ in the place of compose's own."""
 
 import json
+import os
 import re
+import secrets
 import shlex
 import subprocess
+import tempfile
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
+from shared.deploy_secrets import rabbit_hash
+from shared.password_files import SUFFIX
 from shared.testing.compose import command_argv, environment
 from shared.testing.podman import TEST_LABEL
 
 ROOT = Path(__file__).resolve().parents[2]
+DEFINITIONS_TEMPLATE = ROOT / "infra" / "rabbitmq" / "definitions.json"
 
 
 def run_args(
@@ -41,6 +47,14 @@ def run_args(
         args += ["--tmpfs", mount]
     if service.get("user"):
         args += ["--user", str(service["user"])]
+    # The hardening compose gives it (capabilities, no-new-privileges, memory and process limits).
+    args += [f"--cap-drop={cap}" for cap in service.get("cap_drop", [])]
+    args += [f"--cap-add={cap}" for cap in service.get("cap_add", [])]
+    args += [f"--security-opt={option}" for option in service.get("security_opt", [])]
+    if service.get("mem_limit"):
+        args.append(f"--memory={service['mem_limit']}")
+    if service.get("pids_limit"):
+        args.append(f"--pids-limit={service['pids_limit']}")
     if service.get("working_dir"):
         args += ["--workdir", service["working_dir"]]
     for key, value in env.items():
@@ -73,7 +87,9 @@ class MachineBacking:
 
     def localise_env(self, env: dict[str, str], app_ports: dict[str, dict[int, int]]) -> dict[str, str]:
         """A service's environment pointed at this run's servers, ports, roles and broker users."""
-        local = {key: self.localise(value, app_ports) for key, value in env.items()}
+        # The compose passwords live in volumes the test does not make: the run's roles are trusted as the
+        # machine's server trusts them, and its broker users get passwords of the run (in their URLs).
+        local = {key: self.localise(value, app_ports) for key, value in env.items() if not key.endswith(SUFFIX)}
         if "ORDER_EVENTS_PUBLISHERS" in local:  # broker user names, not URLs: this run's names too
             users = local["ORDER_EVENTS_PUBLISHERS"].split(",")
             local["ORDER_EVENTS_PUBLISHERS"] = ",".join(f"{user.strip()}.{self.run_id}" for user in users)
@@ -100,7 +116,9 @@ class MachineBacking:
                 )
             )
         if url.hostname == self.rabbitmq:
-            user, password = self.broker_users.setdefault(url.username, (f"{url.username}.{self.run_id}", url.password))
+            user, password = self.broker_users.setdefault(
+                url.username, (f"{url.username}.{self.run_id}", url.password or secrets.token_urlsafe(16))
+            )
             return urlunsplit(
                 (
                     url.scheme,
@@ -116,19 +134,26 @@ class MachineBacking:
         return urlunsplit((url.scheme, f"127.0.0.1:{port}", url.path, url.query, ""))
 
     def definitions(self) -> dict:
-        for volume in self.services[self.rabbitmq].get("volumes", []):
-            source, target = volume.split(":")[:2] if isinstance(volume, str) else (volume["source"], volume["target"])
-            if target.endswith(".json") and source.startswith("."):
-                return json.loads((ROOT / source).read_text())
-        raise AssertionError(f"the {self.rabbitmq} service mounts no definitions file")
+        """The rights compose's broker gives each user (the template the `secrets` service completes)."""
+        return json.loads(DEFINITIONS_TEMPLATE.read_text())
 
     def create_broker(self) -> None:
-        permissions = {p["user"]: p for p in self.definitions()["permissions"] if p["vhost"] == "/"}
-        rabbitmqctl("add_vhost", self.vhost)
+        """The vhost, this run's users with the rights the definitions give the users they stand for, and
+        the definitions' exchanges (the customer service finds `orders` passively), in one import."""
+        template = self.definitions()
+        permissions = {p["user"]: p for p in template["permissions"] if p["vhost"] == "/"}
+        users, rights = [], []
         for compose_user, (user, password) in self.broker_users.items():
-            rabbitmqctl("add_user", user, password)
-            rights = permissions[compose_user]
-            rabbitmqctl("set_permissions", "-p", self.vhost, user, rights["configure"], rights["write"], rights["read"])
+            hashed = {"password_hash": rabbit_hash(password), "hashing_algorithm": "rabbit_password_hashing_sha256"}
+            users.append({"name": user, "tags": "", **hashed})
+            rights.append({**permissions[compose_user], "user": user, "vhost": self.vhost})
+        exchanges = [{**e, "vhost": self.vhost} for e in template.get("exchanges", []) if e["vhost"] == "/"]
+        definitions = {"users": users, "vhosts": [{"name": self.vhost}], "permissions": rights, "exchanges": exchanges}
+        with tempfile.NamedTemporaryFile("w", suffix=".json", dir="/tmp") as file:  # rabbitmqctl's user reads it
+            json.dump(definitions, file)
+            file.flush()
+            os.chmod(file.name, 0o644)
+            rabbitmqctl("import_definitions", file.name)
 
     async def remove(self) -> None:
         rabbitmqctl("delete_vhost", self.vhost, check=False)

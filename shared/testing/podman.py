@@ -72,7 +72,16 @@ class Podman:
         return (result.stdout + result.stderr)[-6000:]
 
     def state(self, name: str) -> dict:
-        return json.loads(self("inspect", "--format", "{{json .State}}", name).stdout)
+        # podman 4.3 may fail to inspect a container in the instant its process exits ("read
+        # /proc/<pid>/cgroup: no such process"): asked again, it answers.
+        for _ in range(10):
+            result = self("inspect", "--format", "{{json .State}}", name, check=False)
+            if result.returncode == 0:
+                return json.loads(result.stdout)
+            if "no such process" not in result.stderr:
+                break
+            time.sleep(0.2)
+        return json.loads(self("inspect", "--format", "{{json .State}}", name).stdout)  # raises, with the error
 
     def remove_test_objects(self, run_id: str, images: list[str]) -> None:
         """Every container labelled with this run, the images named, then dangling build layers."""
