@@ -6,9 +6,9 @@ from aiohttp import web
 from aiormq.abc import AbstractChannel
 
 from customer.asyncapi import customer_asyncapi
-from customer.consumer import OrderCreatedConsumer
 from customer.db_config import customer_orm_config
-from customer.dead_letter_mover import DeadLetterMover
+from customer.dead_letters.mover import DeadLetterMover
+from customer.events.consumer import OrderCreatedConsumer
 from customer.housekeeping import run_housekeeping
 from customer.keys import CONSUMER, SETTINGS
 from customer.openapi import openapi_spec

@@ -11,8 +11,9 @@ from datetime import timedelta
 
 from tortoise.timezone import now
 
-from customer import dead_letter_repository, repository
+from customer import repository
 from customer.db_config import APP
+from customer.dead_letters import repository as dead_letter_repository
 from customer.settings import CustomerSettings
 from shared.housekeeping import vacuum
 

@@ -1,6 +1,6 @@
 from aiohttp import web
 
-from customer.consumer import OrderCreatedConsumer
+from customer.events.consumer import OrderCreatedConsumer
 from customer.settings import CustomerSettings
 
 SETTINGS = web.AppKey("settings", CustomerSettings)

@@ -29,7 +29,7 @@ class ProcessedEvent(Model):
 
 
 class DeadLetter(Model):
-    """What reached the dead-letter queue, moved here by customer/dead_letter_mover.py: one row per event id
+    """What reached the dead-letter queue, moved here by customer/dead_letters/mover.py: one row per event id
     (per message id, or per body, for a message that carries none). A row that dead-letters again after a
     replay is updated and its `history` grows by one entry per dead-lettering."""
 

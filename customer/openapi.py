@@ -5,7 +5,7 @@ Examples are model instances (shared/openapi/declare.py): the document shows the
 
 from datetime import UTC, datetime
 
-from customer.dead_letter_openapi import DEAD_LETTER_OPERATIONS, DEAD_LETTER_TAGS
+from customer.dead_letters.openapi import DEAD_LETTER_OPERATIONS, DEAD_LETTER_TAGS
 from customer.routes import access, routes
 from customer.schemas import CreateCustomerBody, CustomerIn, CustomerOut, CustomerPatch, UpdateCustomerBody
 from customer.service import CustomerNotFound, EmailTaken, NothingToUpdate

@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from customer import ops_dead_letters
 from customer.db_config import customer_orm_config
+from customer.dead_letters import cli as dead_letter_cli
 from customer.repository import count_customers, orders_counts_page
 from customer.settings import CustomerSettings
 from shared.cli import (
@@ -112,7 +112,7 @@ async def reconcile(
 def build_parser() -> argparse.ArgumentParser:
     parser = command_parser("customer.ops", __doc__)
     commands = subcommands(parser)
-    ops_dead_letters.add_commands(commands, add_verbose)
+    dead_letter_cli.add_commands(commands, add_verbose)
     text = (
         "compare each customer's orders_count with the orders the order service holds; "
         "exit 1 on drift, 2 when the order service does not answer"
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             settings.amqp_url,
             setup=f"start the customer service once (it declares {settings.dead_letter_queue})",
         )
-        return asyncio.run(ops_dead_letters.run(args, settings, database, broker))
+        return asyncio.run(dead_letter_cli.run(args, settings, database, broker))
 
     return run_command(parser.prog, command, args.verbose)
 

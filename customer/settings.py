@@ -26,7 +26,7 @@ class CustomerSettings(SharedSettings):
     # The deduplication window: applied event ids are kept this long. A copy of an event older than this
     # cannot be told from a new one, so the consumer dead-letters it as stale instead of counting it.
     processed_events_retention_hours: float = Field(168.0, ge=1, validation_alias="PROCESSED_EVENTS_RETENTION_HOURS")
-    # The consumer's queues (customer/topology.py).
+    # The consumer's queues (customer/events/topology.py).
     orders_queue: str = Field("customer.orders", validation_alias="CUSTOMER_ORDERS_QUEUE")
     # Broker redeliveries of one message before the quorum queue dead-letters it: a last resort against
     # a message that crashes the process. The consumer never returns a message to the queue itself.

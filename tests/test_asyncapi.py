@@ -16,7 +16,7 @@ import pytest
 from jsonschema import Draft7Validator, Draft202012Validator
 
 from customer.asyncapi import customer_asyncapi
-from customer.incoming import parse_event
+from customer.events.incoming import parse_event
 from customer.settings import CustomerSettings
 from order import events
 from order.asyncapi import order_asyncapi

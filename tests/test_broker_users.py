@@ -20,8 +20,8 @@ from aiormq.abc import AbstractChannel
 from aiormq.exceptions import ChannelAccessRefused
 from pamqp.commands import Basic
 
+from customer.events.topology import declare_customer_queues
 from customer.settings import CustomerSettings
-from customer.topology import declare_customer_queues
 from order.settings import OrderSettings
 from shared.amqp import declare_events_exchange
 from shared.deploy_secrets import rabbit_hash

@@ -6,7 +6,7 @@ import orjson
 from pamqp.commands import Basic
 
 from customer import ops as customer_ops
-from customer import ops_dead_letters
+from customer.dead_letters import cli as dead_letter_cli
 from customer.models import Customer
 from order import ops as order_ops
 from order.keys import OUTBOX
@@ -28,7 +28,7 @@ async def ops(settings, capsys, *argv: str) -> tuple[int, object]:
     args = customer_ops.build_parser().parse_args([*argv, "--json"])
     database = Target(POSTGRES, "CUSTOMER_DATABASE_URL", settings.database_url)
     broker = Target(RABBITMQ, "AMQP_URL", settings.amqp_url)
-    code = await ops_dead_letters.run(args, settings, database, broker)
+    code = await dead_letter_cli.run(args, settings, database, broker)
     return code, orjson.loads(capsys.readouterr().out or "null")
 
 

@@ -116,7 +116,7 @@ def test_the_wheel_holds_the_services_and_shared_runtime_code_only(tmp_path):
     }
     assert migrations <= set(code)
     assert {"customer/__main__.py", "order/__main__.py", "shared/gunicorn_conf.py"} <= set(code)
-    assert "customer/console.html" in code  # the operator's page, served from the installed package
+    assert "customer/dead_letters/console.html" in code  # the operator's page, served from the installed package
     assert "License-Expression: MIT" in metadata and "Requires-Dist: pamqp==" in metadata
     for script in ("customer-manage", "order-manage", "customer-ops", "order-ops"):
         assert f"{script} = " in scripts

@@ -161,7 +161,7 @@ async def test_a_message_that_keeps_failing_while_the_database_is_up_is_retried_
     finally:
         await conn.close()
 
-    caplog.set_level(logging.WARNING, logger="customer.redelivery")
+    caplog.set_level(logging.WARNING, logger="customer.events.redelivery")
     started = time.monotonic()
     await publish_all(broker, run, [order_created_event(broken["id"]), order_created_event(fine["id"])])
     dead = DeadLetters(client)

@@ -55,7 +55,7 @@ async def test_a_classic_dead_letter_queue_of_an_earlier_version_is_kept_with_a_
     try:
         channel = await connection.channel()
         await channel.queue_declare(f"{run.queue}.dlq", durable=True)  # as earlier versions made it
-        caplog.set_level(logging.WARNING, logger="customer.topology")
+        caplog.set_level(logging.WARNING, logger="customer.events.topology")
         client = await aiohttp_client(
             await create_customer_app(make_settings(CustomerSettings, run, database_url=run.customer_db))
         )

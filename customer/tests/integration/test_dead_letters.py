@@ -7,9 +7,9 @@ import orjson
 from pamqp.commands import Basic
 
 from conftest import broker_connected, dead_letter_rows, make_settings
-from customer import dead_letter_repository
 from customer.app import create_app as create_customer_app
 from customer.db_config import APP
+from customer.dead_letters import repository as dead_letter_repository
 from customer.housekeeping import purge_dead_letters
 from customer.metrics import EVENTS_DEAD_LETTERED
 from customer.models import Customer

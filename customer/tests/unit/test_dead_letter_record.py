@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 from pamqp.commands import Basic
 
-from customer.dead_letter_mover import record_of
-from customer.dead_letters import json_diff
+from customer.dead_letters.actions import json_diff
+from customer.dead_letters.mover import record_of
 from customer.settings import CustomerSettings
 from shared.testing.api import order_created_event
 

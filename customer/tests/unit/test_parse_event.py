@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from customer.incoming import FUTURE_TOLERANCE, parse_event
+from customer.events.incoming import FUTURE_TOLERANCE, parse_event
+from customer.events.redelivery import Poison
 from customer.metrics import DEAD_LETTER_REASONS
-from customer.redelivery import Poison
 
 WINDOW = timedelta(days=7)
 

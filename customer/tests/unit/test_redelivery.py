@@ -5,8 +5,7 @@ from types import SimpleNamespace
 from pamqp.commands import Basic
 from yarl import URL
 
-from customer.metrics import EVENTS_DEAD_LETTERED, EVENTS_RETRIED
-from customer.redelivery import (
+from customer.events.redelivery import (
     ATTEMPT_HEADER,
     KIND_HEADER,
     LAST_ERROR_HEADER,
@@ -16,6 +15,7 @@ from customer.redelivery import (
     Poison,
     Redelivery,
 )
+from customer.metrics import EVENTS_DEAD_LETTERED, EVENTS_RETRIED
 from customer.settings import CustomerSettings
 
 SETTINGS = CustomerSettings(orders_queue="q", retry_delays=(5, 30))

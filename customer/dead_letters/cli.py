@@ -1,4 +1,4 @@
-"""`customer.ops` commands on the dead letters (customer/dead_letters.py), from the database.
+"""`customer.ops` commands on the dead letters (actions.py), from the database.
 
 Listing, showing and grouping read the `dead_letters` table only: they need no broker and change
 nothing. Replaying connects to the broker (with the customer service's AMQP_URL: the replay carries
@@ -15,11 +15,10 @@ import orjson
 from aiormq.abc import AbstractChannel
 from pydantic import BaseModel, ValidationError
 
-from customer import dead_letter_repository as repository
-from customer import dead_letters
 from customer.db_config import customer_orm_config
-from customer.dead_letter_schemas import BULK_MAX, DeadLetterFilter, DeadLetterOut, GroupOut
-from customer.ops_handlers import dead_letter_detail
+from customer.dead_letters import actions, repository
+from customer.dead_letters.handlers import dead_letter_detail
+from customer.dead_letters.schemas import BULK_MAX, DeadLetterFilter, DeadLetterOut, GroupOut
 from customer.settings import CustomerSettings
 from shared.amqp import connect_first
 from shared.broker_urls import broker_urls
@@ -134,7 +133,7 @@ async def _run(args: argparse.Namespace, settings: CustomerSettings, channel: Ab
             edited = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
             raise CommandError(f"the edited body is not JSON: {exc}") from None
-        done = await dead_letters.replay(channel, settings, args.id, args.by, args.reason, edited)
+        done = await actions.replay(channel, settings, args.id, args.by, args.reason, edited)
         _print(args, done, lambda: print(f"{done.key}: edited and replayed"))
     elif args.ids:
         return await _each(args, settings, channel)
@@ -143,7 +142,7 @@ async def _run(args: argparse.Namespace, settings: CustomerSettings, channel: Ab
         limit = min(args.limit, BULK_MAX)
         filters = _filters(args)
         untrusted = getattr(args, "untrusted", False)
-        result = await dead_letters.bulk(
+        result = await actions.bulk(
             action, channel, settings, filters, args.by, args.reason, args.dry_run, limit, untrusted
         )
         would = "would be " if args.dry_run else ""
@@ -165,12 +164,10 @@ async def _each(args: argparse.Namespace, settings: CustomerSettings, channel: A
         if args.dry_run:
             results.append({"id": dead_letter_id, "dry_run": True})
         elif args.command == "replay-dead-letters":
-            done = await dead_letters.replay(
-                channel, settings, dead_letter_id, args.by, args.reason, None, args.untrusted
-            )
+            done = await actions.replay(channel, settings, dead_letter_id, args.by, args.reason, None, args.untrusted)
             results.append(done.model_dump(mode="json"))
         else:
-            results.append((await dead_letters.discard(dead_letter_id, args.by, args.reason)).model_dump(mode="json"))
+            results.append((await actions.discard(dead_letter_id, args.by, args.reason)).model_dump(mode="json"))
     _print(
         args,
         results,

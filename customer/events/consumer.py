@@ -1,11 +1,11 @@
 """The `order.created` consumer: deliveries applied in batches, one transaction each, acked after the commit.
 
-The path of a delivery: aiormq hands it (customer/subscription.py) to `handle` in a task of its own,
+The path of a delivery: aiormq hands it (subscription.py) to `handle` in a task of its own,
 which only queues it; one worker task takes whatever has arrived as one batch, so batches grow with the
 load and stay small when idle. Each delivery is read into an event or refused as `Poison`
-(customer/incoming.py), the batch's events are applied in one transaction (customer/applying.py), and
+(incoming.py), the batch's events are applied in one transaction (applying.py), and
 after the commit the batch is settled: what did not apply goes to `Redelivery` with the exception that
-says why (customer/redelivery.py), then one multiple-ack covers the batch.
+says why (redelivery.py), then one multiple-ack covers the batch.
 
 - applied, or found applied before: acked;
 - it can never apply (not from a trusted sender, larger than EVENT_MAX_BYTES, not JSON, wrong schema,
@@ -15,7 +15,7 @@ says why (customer/redelivery.py), then one multiple-ack covers the batch.
   queues, then dead-lettered;
 - the database is away (connection refused or lost, a restart, too many connections, the database not
   accepting connections, a deadlock...):
-  the breaker (customer/breaker.py) opens. Consumption pauses, the messages in hand go back to the queue,
+  the breaker (breaker.py) opens. Consumption pauses, the messages in hand go back to the queue,
   the database is probed until it answers, and consumption resumes. Nothing is dead-lettered for an
   outage, however long.
 """
@@ -29,13 +29,13 @@ from datetime import timedelta
 from aiormq.abc import DeliveredMessage
 
 from customer import service
-from customer.applying import apply_events, count_outcomes
-from customer.breaker import Breaker
-from customer.incoming import read_event
+from customer.events.applying import apply_events, count_outcomes
+from customer.events.breaker import Breaker
+from customer.events.incoming import read_event
+from customer.events.redelivery import DatabaseUnavailable, Poison, Redelivery
+from customer.events.subscription import Subscription
 from customer.metrics import CONSUMER_BATCH_SIZE
-from customer.redelivery import DatabaseUnavailable, Poison, Redelivery
 from customer.settings import CustomerSettings
-from customer.subscription import Subscription
 from shared.events import OrderEvent
 from shared.tracing import consumer_span
 

@@ -3,7 +3,9 @@
 from datetime import UTC, datetime
 from uuid import UUID
 
-from customer.dead_letter_schemas import (
+from customer.dead_letters.actions import DeadLetterNotFound, ReplayNotConfirmed
+from customer.dead_letters.handlers import OpsClosed
+from customer.dead_letters.schemas import (
     ActionResult,
     BulkBody,
     BulkResult,
@@ -17,8 +19,6 @@ from customer.dead_letter_schemas import (
     HistoryEntry,
     ReplayBody,
 )
-from customer.dead_letters import DeadLetterNotFound, ReplayNotConfirmed
-from customer.ops_handlers import OpsClosed
 from shared.openapi import Operation, Raw
 from shared.pagination import Page
 from shared.problems import Conflict

@@ -1,4 +1,4 @@
-"""Every statement on the dead letters and their audit (customer/dead_letters.py says what they are for).
+"""Every statement on the dead letters and their audit (actions.py says what they are for).
 
 Filters are fixed SQL with NULL meaning "any": no statement is built from what a caller sends.
 """
@@ -17,7 +17,7 @@ from shared.housekeeping import purge_in_batches
 from shared.pagination import Position
 
 if TYPE_CHECKING:
-    from customer.dead_letter_mover import DeadLetterRecord
+    from customer.dead_letters.mover import DeadLetterRecord
 
 SUMMARY = (
     "id, key, event_id, event_type, customer_id, reason, error, attempts, first_failed_at, last_failed_at, "

@@ -5,7 +5,7 @@
   queue, which spends none of the queue's delivery limit; the consumer's breaker decides when it is
   taken again;
 - anything else (a bug, say): a copy waits in the retry queue of the next of EVENT_RETRY_DELAYS
-  (customer/topology.py); when they are used up it is dead-lettered with the last error.
+  (topology.py); when they are used up it is dead-lettered with the last error.
 
 Each copy is a publish the broker confirms, so the consumer may ack the original once `send` returns.
 """
@@ -32,7 +32,7 @@ KIND_HEADER = "x-dead-letter-kind"  # the reason's metric label, for tools to se
 ORIGINAL_ROUTING_KEY_HEADER = "x-original-routing-key"
 ATTEMPT_HEADER = "x-retry-attempt"  # failed attempts so far, on a retry copy
 LAST_ERROR_HEADER = "x-last-error"
-# One id per dead-lettering: the mover (customer/dead_letter_mover.py) records each one once, however
+# One id per dead-lettering: the mover (customer/dead_letters/mover.py) records each one once, however
 # often the dead-letter queue delivers it.
 OCCURRENCE_HEADER = "x-dead-letter-id"
 

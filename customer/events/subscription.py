@@ -8,8 +8,8 @@ from typing import Any
 from aiormq.abc import AbstractChannel, DeliveredMessage
 from pamqp.commands import Basic
 
+from customer.events.topology import declare_customer_queues
 from customer.settings import CustomerSettings
-from customer.topology import declare_customer_queues
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from aiormq.abc import DeliveredMessage
 from pydantic import ValidationError
 
-from customer.redelivery import Poison
+from customer.events.redelivery import Poison
 from customer.settings import CustomerSettings
 from shared.amqp import broker_user
 from shared.events import ORDER_CREATED, OrderEvent

@@ -10,9 +10,8 @@ from importlib.resources import files
 
 from aiohttp import web
 
-from customer import dead_letter_repository as repository
-from customer import dead_letters
-from customer.dead_letter_schemas import (
+from customer.dead_letters import actions, repository
+from customer.dead_letters.schemas import (
     AuditOut,
     BulkBody,
     DeadLetterDetail,
@@ -75,7 +74,7 @@ async def get_dead_letter(request: web.Request) -> web.Response:
 async def dead_letter_detail(dead_letter_id: int) -> DeadLetterDetail:
     row = await repository.get_dead_letter(dead_letter_id)
     if row is None:
-        raise dead_letters.DeadLetterNotFound(dead_letter_id)
+        raise actions.DeadLetterNotFound(dead_letter_id)
     audit = [AuditOut.model_validate(entry) for entry in await repository.audit_of(row["key"], AUDIT_SHOWN)]
     body = bytes(row["body"]).decode(errors="replace")
     return DeadLetterDetail.model_validate({**row, "body": body, "audit": audit})
@@ -85,7 +84,7 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
     actor = _operator(request)
     body = await parse_json(request, ReplayBody)
     channel = request.app[BROKER].channel
-    done = await dead_letters.replay(
+    done = await actions.replay(
         channel, request.app[SETTINGS], path_id(request), actor, body.reason, body.body, body.untrusted
     )
     return json_response(done)
@@ -94,13 +93,13 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
 async def discard_dead_letter(request: web.Request) -> web.Response:
     actor = _operator(request)
     body = await parse_json(request, DiscardBody)
-    return json_response(await dead_letters.discard(path_id(request), actor, body.reason))
+    return json_response(await actions.discard(path_id(request), actor, body.reason))
 
 
 async def _bulk(request: web.Request, action: str) -> web.Response:
     actor = _operator(request)
     body = await parse_json(request, BulkBody)
-    result = await dead_letters.bulk(
+    result = await actions.bulk(
         action,
         request.app[BROKER].channel,
         request.app[SETTINGS],
@@ -133,4 +132,4 @@ async def ops_console(request: web.Request) -> web.Response:
 @functools.cache
 def console_html() -> bytes:
     """One self-contained file (its script and style inline): nothing is fetched from anywhere else."""
-    return files("customer").joinpath("console.html").read_bytes()
+    return files("customer.dead_letters").joinpath("console.html").read_bytes()

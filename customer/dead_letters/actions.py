@@ -17,11 +17,11 @@ import orjson
 from aiormq.abc import AbstractChannel
 from pamqp.commands import Basic
 
-from customer import dead_letter_repository as repository
 from customer.db_config import APP
-from customer.dead_letter_schemas import ActionResult, BulkResult
-from customer.incoming import parse_event
-from customer.redelivery import ATTEMPT_HEADER, LAST_ERROR_HEADER, Poison
+from customer.dead_letters import repository
+from customer.dead_letters.schemas import ActionResult, BulkResult
+from customer.events.incoming import parse_event
+from customer.events.redelivery import ATTEMPT_HEADER, LAST_ERROR_HEADER, Poison
 from customer.settings import CustomerSettings
 from shared.amqp import PERSISTENT, broker_user
 from shared.db import transaction

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from customer import service
+from customer.events.redelivery import DatabaseUnavailable
 from customer.metrics import EVENT_LAG_SECONDS, EVENTS_CONSUMED, EVENTS_DUPLICATE
-from customer.redelivery import DatabaseUnavailable
 from shared.db import is_transient_database_error
 from shared.events import ORDER_CREATED, OrderEvent
 from shared.metrics import BufferedHistogram

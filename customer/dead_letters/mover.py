@@ -23,9 +23,9 @@ from datetime import UTC, datetime
 import orjson
 from aiormq.abc import AbstractChannel, DeliveredMessage
 
-from customer import dead_letter_repository as repository
+from customer.dead_letters import repository
+from customer.events.redelivery import ATTEMPT_HEADER, KIND_HEADER, OCCURRENCE_HEADER, REASON_HEADER
 from customer.metrics import EVENTS_DEAD_LETTERED
-from customer.redelivery import ATTEMPT_HEADER, KIND_HEADER, OCCURRENCE_HEADER, REASON_HEADER
 from customer.settings import CustomerSettings
 from shared.amqp import backoff_delay
 
@@ -110,7 +110,7 @@ def record_of(message: DeliveredMessage, settings: CustomerSettings) -> DeadLett
         key = f"message:{properties.message_id[:150]}:{digest[:16]}"
     else:
         key = f"body:{digest}"
-    if KIND_HEADER in headers:  # the consumer dead-lettered it (customer/redelivery.py)
+    if KIND_HEADER in headers:  # the consumer dead-lettered it (customer/events/redelivery.py)
         reason, error = str(_plain(headers[KIND_HEADER])), str(_plain(headers.get(REASON_HEADER) or ""))
         attempts = int(str(_plain(headers.get(ATTEMPT_HEADER)) or 0)) + 1 if reason == "retries_exhausted" else 1
         occurrence = str(_plain(headers.get(OCCURRENCE_HEADER) or "")) or f"{key}:{digest}"
