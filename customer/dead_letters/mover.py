@@ -17,13 +17,13 @@ import contextlib
 import hashlib
 import logging
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
 from aiormq.abc import AbstractChannel, DeliveredMessage
 
 from customer.dead_letters import repository
+from customer.dead_letters.repository import DeadLetterRecord
 from customer.events.redelivery import ATTEMPT_HEADER, KIND_HEADER, OCCURRENCE_HEADER, REASON_HEADER
 from customer.metrics import EVENTS_DEAD_LETTERED
 from customer.settings import CustomerSettings
@@ -35,25 +35,6 @@ MOVE_PREFETCH = 50  # dead letters are rare; a bounded prefetch all the same
 # Headers the dead-lettering added (kept in the row's own columns, and not sent again by a replay).
 DEAD_LETTERING_HEADERS = frozenset({REASON_HEADER, KIND_HEADER, OCCURRENCE_HEADER, "x-death", "x-delivery-count"})
 DEAD_LETTERING_PREFIXES = ("x-first-death-", "x-last-death-")
-
-
-@dataclass(frozen=True)
-class DeadLetterRecord:
-    key: str
-    event_id: uuid.UUID | None
-    event_type: str | None
-    customer_id: int | None
-    reason: str
-    error: str
-    attempts: int
-    failed_at: datetime
-    occurrence: str
-    message_id: str | None
-    sender: str | None
-    content_type: str | None
-    headers: dict
-    body: bytes
-    by_broker: bool  # dead-lettered by the broker (the delivery limit), not by the consumer
 
 
 def _plain(value):

@@ -5,8 +5,10 @@ Filters are fixed SQL with NULL meaning "any": no statement is built from what a
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -16,8 +18,27 @@ from shared.db import db
 from shared.housekeeping import purge_in_batches
 from shared.pagination import Position
 
-if TYPE_CHECKING:
-    from customer.dead_letters.mover import DeadLetterRecord
+
+@dataclass(frozen=True)
+class DeadLetterRecord:
+    """A dead letter as read off its message (mover.record_of), as the table takes it."""
+
+    key: str
+    event_id: uuid.UUID | None
+    event_type: str | None
+    customer_id: int | None
+    reason: str
+    error: str
+    attempts: int
+    failed_at: datetime
+    occurrence: str
+    message_id: str | None
+    sender: str | None
+    content_type: str | None
+    headers: dict
+    body: bytes
+    by_broker: bool  # dead-lettered by the broker (the delivery limit), not by the consumer
+
 
 SUMMARY = (
     "id, key, event_id, event_type, customer_id, reason, error, attempts, first_failed_at, last_failed_at, "
