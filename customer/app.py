@@ -1,5 +1,6 @@
 """The customer service: HTTP API and the `order.created` consumer in one event loop."""
 
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -20,6 +21,8 @@ from shared.sampling import outside_traces
 from shared.web import service_app
 
 DRAIN_TIMEOUT = 10.0
+
+log = logging.getLogger(__name__)
 
 
 async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -50,5 +53,10 @@ async def create_app(settings: CustomerSettings | None = None) -> web.Applicatio
         "customer", orm_config, routes, openapi_spec, settings, access, lambda: customer_asyncapi(settings)
     )
     app[SETTINGS] = settings
+    if settings.auth_mode == "off" and settings.ops_allow_unauthenticated:
+        log.warning(
+            "OPS_ALLOW_UNAUTHENTICATED=true: anyone who reaches the customer service may replay, edit and "
+            "discard dead letters; a developer's machine only"
+        )
     app.cleanup_ctx.append(consumer_ctx)
     return app

@@ -66,24 +66,8 @@ async def reconcile(
         async with aiohttp.ClientSession(base_url=order_service_url, timeout=timeout, headers=headers) as session:
             after = 0
             while page := await orders_counts_page(after, RECONCILE_PAGE, customer_ids):
-                try:
-                    async with session.get("/orders/counts", params=[("customer_id", cid) for cid, _ in page]) as r:
-                        if r.status in (401, 403):
-                            print(
-                                f"the order service refused the token ({r.status}): give one with orders:read "
-                                "(--token or ORDER_SERVICE_TOKEN; docs/auth.md)",
-                                file=sys.stderr,
-                            )
-                            return 2
-                        r.raise_for_status()
-                        held = (await r.json())["counts"]
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    print(
-                        f"the order service did not answer at {redact(order_service_url)} (ORDER_SERVICE_URL): "
-                        f"{type(exc).__name__}: {exc} -> start it or point ORDER_SERVICE_URL at it; "
-                        f"{checked} customer(s) checked",
-                        file=sys.stderr,
-                    )
+                held = await _held_counts(session, page, order_service_url, checked)
+                if held is None:
                     return 2
                 for customer_id, orders_count in page:
                     if orders_count != held[str(customer_id)]:
@@ -107,6 +91,31 @@ async def reconcile(
     else:
         print(f"{checked} customer(s) checked, {len(drift)} with drift")
     return 1 if drift else 0
+
+
+async def _held_counts(
+    session: aiohttp.ClientSession, page: list, order_service_url: str, checked: int
+) -> dict[str, int] | None:
+    """The order service's count for each customer of `page`; None (said on stderr) if it cannot tell."""
+    try:
+        async with session.get("/orders/counts", params=[("customer_id", cid) for cid, _ in page]) as r:
+            if r.status in (401, 403):
+                print(
+                    f"the order service refused the token ({r.status}): give one with orders:read "
+                    "(--token or ORDER_SERVICE_TOKEN; docs/auth.md)",
+                    file=sys.stderr,
+                )
+                return None
+            r.raise_for_status()
+            return (await r.json())["counts"]
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        print(
+            f"the order service did not answer at {redact(order_service_url)} (ORDER_SERVICE_URL): "
+            f"{type(exc).__name__}: {exc} -> start it or point ORDER_SERVICE_URL at it; "
+            f"{checked} customer(s) checked",
+            file=sys.stderr,
+        )
+        return None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -208,6 +208,15 @@ async def test_ops_routes_refuse_without_auth_unless_allowed(aiohttp_client, cus
         assert "OPS_ALLOW_UNAUTHENTICATED" in (await response.json())["detail"]
 
 
+async def test_ops_open_without_a_token_is_said_at_start(customer_settings, caplog):
+    """What make run allows on a developer's machine is logged, so that nobody runs it so unknowingly."""
+    for allowed in (False, True):
+        caplog.clear()
+        await create_customer_app(customer_settings.model_copy(update={"ops_allow_unauthenticated": allowed}))
+        warned = [r for r in caplog.records if "OPS_ALLOW_UNAUTHENTICATED=true" in r.getMessage()]
+        assert len(warned) == allowed and all(r.levelname == "WARNING" for r in warned)
+
+
 async def test_dead_letters_and_their_audit_past_the_retention_are_purged(customer_client, customer_settings, broker):
     missing = 2_000_000_000 + uuid.uuid4().int % 100_000_000
     await broker.basic_publish(
