@@ -12,7 +12,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_serializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from shared.http import json_response
@@ -68,6 +68,11 @@ def _without_default(schema: dict) -> None:
     schema.pop("default", None)
 
 
+def _not_asked(value: int | None) -> bool:
+    """A page leaves out what was not asked for (a total with count=false, an offset under a cursor)."""
+    return value is None
+
+
 class Page(BaseModel, Generic[Item]):
     # A description for each parametrised page (they do not inherit a docstring).
     model_config = ConfigDict(
@@ -79,20 +84,13 @@ class Page(BaseModel, Generic[Item]):
         None,
         description="Rows matching the filters; absent with `count=false` and on pages read by cursor.",
         json_schema_extra=_without_default,
+        exclude_if=_not_asked,
     )
     limit: int = Field(description="The page size used: the one asked for, clamped to 200.")
     offset: int | SkipJsonSchema[None] = Field(
-        None, description="Absent on pages read by cursor.", json_schema_extra=_without_default
+        None, description="Absent on pages read by cursor.", json_schema_extra=_without_default, exclude_if=_not_asked
     )
     next: str | None = Field(description="The cursor of the following page; null on the last page.")
-
-    @model_serializer(mode="wrap")
-    def _leave_out_what_was_not_asked(self, dump):
-        page = dump(self)
-        for absent in ("total", "offset"):
-            if page[absent] is None:
-                del page[absent]
-        return page
 
 
 def _encode(data: Any) -> str:
