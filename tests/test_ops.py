@@ -13,7 +13,7 @@ from order.keys import OUTBOX
 from order.models import OutboxEvent
 from shared.cli import POSTGRES, RABBITMQ, Target
 from shared.db import use_app_orm
-from shared.testing.api import create_customer, get_json, order_created_event
+from shared.testing.api import changes, create_customer, get_json, order_created_event
 from shared.testing.plugin import eventually
 from shared.testing.runs import BROKER_USER
 
@@ -73,7 +73,7 @@ async def test_dead_letters_are_listed_from_the_database_then_replayed_after_the
     await eventually(applied)
     _, shown = await ops(no_broker, capsys, "dead-letter", str(rows[0]["id"]))
     assert shown["state"] == "replayed"
-    assert [(a["actor"], a["action"], a["reason"]) for a in shown["audit"]] == [("ada", "replay", "restored")]
+    assert [(a["actor"], a["action"], a["reason"]) for a in changes(shown)] == [("ada", "replay", "restored")]
 
 
 async def test_reconcile_reports_drift_and_exits_non_zero(order_client, customer_api, customer_settings, capsys):

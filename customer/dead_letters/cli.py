@@ -7,6 +7,7 @@ its user). Every change names who made it (`--by`) and why (`--reason`), and is 
 
 import argparse
 import contextlib
+import getpass
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -43,6 +44,8 @@ def add_commands(commands, add_verbose: Callable) -> None:
         add_json(sub)
         if name in ("dead-letter", "edit-and-replay"):
             sub.add_argument("id", type=int)
+        if name == "dead-letter":  # its body holds personal data
+            sub.add_argument("--by", default=getpass.getuser(), help="who reads it (kept in the audit; default: you)")
         elif name in ("replay-dead-letters", "discard-dead-letters"):
             sub.add_argument("ids", type=int, nargs="*", metavar="ID", help="these; without any: the filter's worth")
         if name in ("dead-letters", "dead-letter-groups", "replay-dead-letters", "discard-dead-letters"):
@@ -122,7 +125,7 @@ async def _run(args: argparse.Namespace, settings: CustomerSettings, channel: Ab
         ]
         _print(args, [row.model_dump(mode="json") for row in rows], lambda: _print_rows(rows))
     elif command == "dead-letter":
-        detail = await dead_letter_detail(args.id)
+        detail = await dead_letter_detail(args.id, args.by)
         _print(args, detail, lambda: print(detail.model_dump_json(indent=2)))
     elif command == "dead-letter-groups":
         groups = [GroupOut.model_validate(g) for g in await repository.groups(_filters(args))]

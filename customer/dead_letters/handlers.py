@@ -67,14 +67,16 @@ async def dead_letter_groups(request: web.Request) -> web.Response:
 
 
 async def get_dead_letter(request: web.Request) -> web.Response:
-    _operator(request)
-    return json_response(await dead_letter_detail(path_id(request)))
+    actor = _operator(request)
+    return json_response(await dead_letter_detail(path_id(request), actor))
 
 
-async def dead_letter_detail(dead_letter_id: int) -> DeadLetterDetail:
+async def dead_letter_detail(dead_letter_id: int, actor: str) -> DeadLetterDetail:
+    """One dead letter with its body, which holds personal data: who read it is kept in the audit."""
     row = await repository.get_dead_letter(dead_letter_id)
     if row is None:
         raise actions.DeadLetterNotFound(dead_letter_id)
+    await repository.record_read(actor, row["key"])
     audit = [AuditOut.model_validate(entry) for entry in await repository.audit_of(row["key"], AUDIT_SHOWN)]
     body = bytes(row["body"]).decode(errors="replace")
     return DeadLetterDetail.model_validate({**row, "body": body, "audit": audit})

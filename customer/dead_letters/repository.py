@@ -170,6 +170,10 @@ async def add_audit(
     return rows[0]["id"]
 
 
+async def record_read(actor: str, key: str) -> None:
+    await add_audit(db(APP), actor, "show", key, "", {})
+
+
 async def audit_of(key: str | None, limit: int) -> list[dict]:
     rows = await db(APP).execute_query_dict(
         "SELECT id, at, actor, action, dead_letter_key, reason, detail FROM dead_letter_audit "

@@ -8,7 +8,7 @@ from pamqp.commands import Basic
 from conftest import dead_letter_rows
 from customer.models import Customer
 from shared.db import use_app_orm
-from shared.testing.api import create_customer, get_json, order_created_event
+from shared.testing.api import changes, create_customer, get_json, order_created_event
 from shared.testing.browser import chromium_page, requires_chromium
 from shared.testing.plugin import eventually
 from shared.testing.runs import BROKER_USER
@@ -72,4 +72,4 @@ async def test_a_replay_clicked_on_the_page_applies_the_event_exactly_once(
     assert (await get_json(customer_api, f"/customers/{missing}"))["orders_count"] == 1
     detail = await get_json(customer_api, f"/ops/dead-letters/{row['id']}")
     assert detail["state"] == "replayed"
-    assert [(a["action"], a["reason"]) for a in detail["audit"]] == [("replay", "customer restored")]
+    assert [(a["action"], a["reason"]) for a in changes(detail)] == [("replay", "customer restored")]
