@@ -24,10 +24,6 @@ def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
 
 
-def auth_settings(issuer) -> dict:
-    return {"auth_mode": "jwt", "auth_issuer": issuer.url, "auth_jwks_url": issuer.jwks_url}
-
-
 class System:
     def __init__(self, issuer, customers, orders) -> None:
         self.issuer, self.customers, self.orders = issuer, customers, orders
@@ -57,7 +53,7 @@ class System:
 
 async def start_system(aiohttp_client, aiohttp_server, test_run, issuer, **order_more) -> System:
     customer_settings = make_settings(
-        CustomerSettings, test_run, database_url=test_run.customer_db, **auth_settings(issuer)
+        CustomerSettings, test_run, database_url=test_run.customer_db, **issuer.service_settings()
     )
     customer_server = await aiohttp_server(await create_customer_app(customer_settings))
     await broker_connected(customer_server.app)
@@ -68,7 +64,7 @@ async def start_system(aiohttp_client, aiohttp_server, test_run, issuer, **order
         customer_service_url=str(customer_server.make_url("")),
         customer_service_timeout=10,
         auth_token_url=issuer.token_url,
-        **{**auth_settings(issuer), **ORDER_CLIENT, **order_more},
+        **{**issuer.service_settings(), **ORDER_CLIENT, **order_more},
     )
     orders = await aiohttp_client(await create_order_app(order_settings))
     await broker_connected(orders.app)

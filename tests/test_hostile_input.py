@@ -113,7 +113,7 @@ class Secured:
 @pytest.fixture
 async def secured(aiohttp_server, test_run, own_issuer) -> Secured:
     """Both services checking tokens from `own_issuer`, as they run by default (AUTH_MODE=jwt)."""
-    auth = {"auth_mode": "jwt", "auth_issuer": own_issuer.url, "auth_jwks_url": own_issuer.jwks_url}
+    auth = own_issuer.service_settings()
     customer_settings = make_settings(CustomerSettings, test_run, database_url=test_run.customer_db, **auth)
     customers = await aiohttp_server(await create_customer_app(customer_settings))
     await broker_connected(customers.app)

@@ -47,6 +47,10 @@ class IssuerEndpoints:
     def token_url(self) -> str:
         return f"{self.url}/token"
 
+    def service_settings(self) -> dict:
+        """The settings overrides of a service that checks this issuer's tokens (AUTH_MODE=jwt)."""
+        return {"auth_mode": "jwt", "auth_issuer": self.url, "auth_jwks_url": self.jwks_url}
+
 
 @dataclass
 class DevIssuer(IssuerEndpoints):

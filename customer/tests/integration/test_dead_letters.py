@@ -243,7 +243,7 @@ async def test_dead_letters_and_their_audit_past_the_retention_are_purged(custom
 async def test_with_tokens_the_routes_take_ops_dead_letters_and_the_audit_names_the_tokens_subject(
     aiohttp_client, customer_settings, own_issuer, broker
 ):
-    auth = {"auth_mode": "jwt", "auth_issuer": own_issuer.url, "auth_jwks_url": own_issuer.jwks_url}
+    auth = own_issuer.service_settings()
     settings = customer_settings.model_copy(update={**auth, "ops_allow_unauthenticated": False})
     client = await aiohttp_client(await create_customer_app(settings))
     await broker_connected(client.app)
