@@ -2,8 +2,8 @@
 (the outbox's own are in order/outbox/store.py).
 
 All of it through Tortoise: the ORM where it serves, SQL on Tortoise's connection where one statement
-must do what the ORM would do in several (placing an order with its event). Both take and return the
-models' values, so callers never see which.
+must do what the ORM would do in several (placing an order with its event) or where the ORM's cost
+shows (a page of a list, read straight into the contract's OrderOut). Callers never see which.
 """
 
 import asyncio
@@ -14,7 +14,6 @@ from decimal import Decimal
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 from tortoise.timezone import now
 
@@ -22,6 +21,7 @@ from order.db_config import APP
 from order.events import OutboxRow
 from order.models import IdempotencyKey, Order
 from order.outbox.store import Lease
+from order.schemas import OrderOut
 from shared.db import db, transaction
 from shared.housekeeping import purge_in_batches
 from shared.pagination import Position
@@ -138,35 +138,51 @@ def _matching(customer_id: int | None, status: str | None) -> QuerySet[Order]:
     return orders
 
 
-def orders_page(
-    customer_id: int | None, status: str | None, limit: int, offset: int, after: Position | None
-) -> QuerySet[Order]:
-    """Newest first, from `offset`, or after the position of a previous page's last order.
+ORDER_COLUMNS = "id, customer_id, product_name, quantity, price, status, created_at, updated_at"
 
-    The position as a range on created_at, then ties broken by id: an index scan starts right at it, so a
-    deep page reads only its own rows (each filter has an index in this order)."""
-    orders = _matching(customer_id, status)
+
+def orders_page(customer_id: int | None, status: str | None, after: Position | None) -> tuple[str, list]:
+    """The statement of a page, newest first, and the values of its filters: it takes the limit ($1) and the
+    offset ($2), then those values. After a previous page's last order, the position is a row comparison
+    on (created_at, id): an index scan starts right at it, so a deep page reads only its own rows (each
+    filter has an index in this order)."""
+    values: list = []
+
+    def placeholder(value: object) -> str:
+        values.append(value)
+        return f"${len(values) + 2}"
+
+    conditions = []
+    if customer_id is not None:
+        conditions.append(f"customer_id = {placeholder(customer_id)}")
+    if status is not None:
+        conditions.append(f"status = {placeholder(status)}")
     if after is not None:
         created_at, order_id = after
-        orders = orders.filter(Q(created_at__lt=created_at) | Q(id__lt=order_id), created_at__lte=created_at)
-    return orders.order_by("-created_at", "-id").offset(offset).limit(limit)
+        conditions.append(f"(created_at, id) < ({placeholder(created_at)}, {placeholder(order_id)})")
+    where = " AND ".join(conditions) or "TRUE"
+    sql = f"SELECT {ORDER_COLUMNS} FROM orders WHERE {where} ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2"
+    return sql, values
 
 
 # Read a page in its index's order whatever the statistics say: without them (a table never analyzed, as
-# autovacuum off leaves it) the planner may take every row of a status through a bitmap and sort them
-# all. One customer's orders are few: sorting them costs less than the transaction this setting needs.
+# autovacuum off leaves it) the planner takes every row of a status through a bitmap and sorts them all
+# for any page of a status but its first. Other lists read in index order without it, and the setting
+# needs a transaction of its own.
 READ_IN_INDEX_ORDER = "SET LOCAL enable_sort = off"
 
 
 async def list_orders(
     customer_id: int | None, status: str | None, limit: int, offset: int, after: Position | None
-) -> list[Order]:
-    page = orders_page(customer_id, status, limit, offset, after)
-    if customer_id is not None:
-        return await page
-    async with transaction(APP) as conn:
-        await conn.execute_script(READ_IN_INDEX_ORDER)
-        return await page.using_db(conn)
+) -> list[OrderOut]:
+    sql, values = orders_page(customer_id, status, after)
+    if status is not None and (offset or after is not None):
+        async with transaction(APP) as conn:
+            await conn.execute_script(READ_IN_INDEX_ORDER)
+            rows = await conn.execute_query_dict(sql, [limit, offset, *values])
+    else:
+        rows = await db(APP).execute_query_dict(sql, [limit, offset, *values])
+    return [OrderOut.model_validate(row) for row in rows]
 
 
 async def count_matching(customer_id: int | None, status: str | None) -> int:

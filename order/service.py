@@ -15,7 +15,7 @@ from order.idempotency import Claim
 from order.models import Order
 from order.outbox import Outbox, store
 from order.repository import NewOrder, OrderIds
-from order.schemas import OrderCreatedOut, OrderIn
+from order.schemas import OrderCreatedOut, OrderIn, OrderOut
 from shared.db import transaction
 from shared.http import to_json
 from shared.pagination import Position
@@ -119,7 +119,7 @@ async def get_order(order_id: int) -> Order:
 
 async def list_orders(
     customer_id: int | None, status: str | None, limit: int, offset: int, after: Position | None
-) -> list[Order]:
+) -> list[OrderOut]:
     return await repository.list_orders(customer_id, status, limit, offset, after)
 
 
