@@ -3,6 +3,7 @@
 import asyncio
 
 import pytest
+from aiohttp.test_utils import TestServer
 from xdist.scheduler import LoadScopeScheduling
 
 from customer.app import create_app as create_customer_app
@@ -12,6 +13,7 @@ from order.asyncapi import order_asyncapi
 from order.settings import OrderSettings
 from shared.amqp import BROKER
 from shared.testing.contracts import undocumented
+from shared.testing.issuers import IssuerEndpoints
 from shared.testing.plugin import eventually
 
 # Test files whose tests run on one pytest-xdist worker, together: the container files share the session's
@@ -168,3 +170,31 @@ async def order_client(aiohttp_client, order_settings):
     client = await aiohttp_client(await create_order_app(order_settings))
     await broker_connected(client.app)
     return client
+
+
+# The order service's own client at the issuers of the tests (the development issuer's default; the tests'
+# own issuer takes any secret).
+ORDER_CLIENT = {"client_id": "order-service", "client_secret": "order-service-secret"}
+
+
+async def secured_services(
+    aiohttp_server, test_run, issuer: IssuerEndpoints, **order_more
+) -> tuple[TestServer, TestServer]:
+    """Both services checking the tokens of `issuer` (AUTH_MODE=jwt, as they run by default), the order
+    service signing in to it as its client; (customer, order) servers, up and connected to the broker."""
+    auth = issuer.service_settings()
+    customer_settings = make_settings(CustomerSettings, test_run, database_url=test_run.customer_db, **auth)
+    customers = await aiohttp_server(await create_customer_app(customer_settings))
+    await broker_connected(customers.app)
+    order_settings = make_settings(
+        OrderSettings,
+        test_run,
+        database_url=test_run.order_db,
+        customer_service_url=str(customers.make_url("")),
+        customer_service_timeout=10,
+        auth_token_url=issuer.token_url,
+        **{**auth, **ORDER_CLIENT, **order_more},
+    )
+    orders = await aiohttp_server(await create_order_app(order_settings))
+    await broker_connected(orders.app)
+    return customers, orders

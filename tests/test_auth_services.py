@@ -7,17 +7,13 @@ import aiohttp
 import orjson
 import pytest
 
-from conftest import broker_connected, make_settings
+from conftest import make_settings, secured_services
 from customer.app import create_app as create_customer_app
 from customer.settings import CustomerSettings
-from order.app import create_app as create_order_app
 from order.keys import CUSTOMERS
-from order.settings import OrderSettings
 from shared.testing.browser import rendered_dom, requires_chromium
 from shared.testing.issuers import DevIssuer
 from shared.testing.plugin import eventually, unique
-
-ORDER_CLIENT = {"client_id": "order-service", "client_secret": "order-service-secret"}
 
 
 def bearer(token: str) -> dict:
@@ -52,23 +48,8 @@ class System:
 
 
 async def start_system(aiohttp_client, aiohttp_server, test_run, issuer, **order_more) -> System:
-    customer_settings = make_settings(
-        CustomerSettings, test_run, database_url=test_run.customer_db, **issuer.service_settings()
-    )
-    customer_server = await aiohttp_server(await create_customer_app(customer_settings))
-    await broker_connected(customer_server.app)
-    order_settings = make_settings(
-        OrderSettings,
-        test_run,
-        database_url=test_run.order_db,
-        customer_service_url=str(customer_server.make_url("")),
-        customer_service_timeout=10,
-        auth_token_url=issuer.token_url,
-        **{**issuer.service_settings(), **ORDER_CLIENT, **order_more},
-    )
-    orders = await aiohttp_client(await create_order_app(order_settings))
-    await broker_connected(orders.app)
-    return System(issuer, await aiohttp_client(customer_server), orders)
+    customers, orders = await secured_services(aiohttp_server, test_run, issuer, **order_more)
+    return System(issuer, await aiohttp_client(customers), await aiohttp_client(orders))
 
 
 @pytest.fixture

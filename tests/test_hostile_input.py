@@ -15,10 +15,9 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from conftest import broker_connected, make_settings
+from conftest import broker_connected, make_settings, secured_services
 from customer.app import create_app as create_customer_app
 from customer.manage import SERVICE_DB
-from customer.settings import CustomerSettings
 from order.app import create_app as create_order_app
 from order.settings import OrderSettings
 from shared.manage import seed
@@ -113,23 +112,7 @@ class Secured:
 @pytest.fixture
 async def secured(aiohttp_server, test_run, own_issuer) -> Secured:
     """Both services checking tokens from `own_issuer`, as they run by default (AUTH_MODE=jwt)."""
-    auth = own_issuer.service_settings()
-    customer_settings = make_settings(CustomerSettings, test_run, database_url=test_run.customer_db, **auth)
-    customers = await aiohttp_server(await create_customer_app(customer_settings))
-    await broker_connected(customers.app)
-    order_settings = make_settings(
-        OrderSettings,
-        test_run,
-        database_url=test_run.order_db,
-        customer_service_url=str(customers.make_url("")),
-        customer_service_timeout=10,
-        auth_token_url=own_issuer.token_url,
-        client_id="order-service",
-        client_secret="any",
-        **auth,
-    )
-    orders = await aiohttp_server(await create_order_app(order_settings))
-    await broker_connected(orders.app)
+    customers, orders = await secured_services(aiohttp_server, test_run, own_issuer)
     token = own_issuer.token(" ".join(SCOPES), audience=[CUSTOMER_AUDIENCE, ORDER_AUDIENCE])
     return Secured(customers, orders, token)
 
