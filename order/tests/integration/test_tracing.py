@@ -70,10 +70,12 @@ async def test_one_order_is_one_trace_from_the_caller_to_the_consumer_across_a_b
     assert by_kind[SpanKind.CLIENT]  # the order service's call to the customer service
     assert any(s.attributes.get("db.system") == "postgresql" for s in trace)  # the SQL statements
     producer, consumer = by_kind[SpanKind.PRODUCER], by_kind[SpanKind.CONSUMER]
-    assert len(producer) == 1 and producer[0].name == f"{test_run.exchange} publish"
-    assert len(consumer) == 1 and consumer[0].parent.span_id == producer[0].context.span_id
+    # A publish attempt on a channel the outage closed is a span too: the relay tries again in a new one.
+    assert producer and {s.name for s in producer} == {f"{test_run.exchange} publish"}
+    assert len(consumer) == 1 and consumer[0].parent.span_id in {s.context.span_id for s in producer}
     outbox_write = next(s for s in trace if s.name == "outbox write")
-    assert producer[0].start_time > outbox_write.end_time  # it left the outbox after the outage, in the same trace
+    # It left the outbox after the outage, in the same trace.
+    assert all(s.start_time > outbox_write.end_time for s in producer)
 
 
 async def test_an_unsampled_callers_order_records_no_span_in_either_service_nor_on_the_event_path(
