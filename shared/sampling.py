@@ -11,9 +11,13 @@ from contextlib import AbstractContextManager
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.instrumentation.utils import (
+    _SUPPRESS_INSTRUMENTATION_KEY,
+    _SUPPRESS_INSTRUMENTATION_KEY_PLAIN,
+    suppress_instrumentation,
+)
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
@@ -22,6 +26,7 @@ from opentelemetry.util.types import Attributes
 class InTracesOnly(Sampler):
     def __init__(self, configured: Sampler) -> None:
         self.configured = configured
+        self.follows_parent = isinstance(configured, ParentBased)  # as every parentbased_* is
 
     def should_sample(
         self,
@@ -52,3 +57,18 @@ def outside_traces() -> AbstractContextManager:
     would be dropped by InTracesOnly anyway; the instrumentations skip them before building their attributes
     (the tasks copy this context). The project's own spans (a relay's PRODUCER span) are not affected."""
     return suppress_instrumentation()
+
+
+def dropped_parent(context: Context) -> trace.Span | None:
+    """The span `context` carries if the sampler dropped it and drops its children too: a child would cost
+    a decision and ids for nothing, so that span stands in for it (its trace context travels on)."""
+    parent = trace.get_current_span(context)
+    dropped = parent.get_span_context()
+    if dropped.is_valid and not dropped.trace_flags.sampled:
+        sampler = getattr(trace.get_tracer_provider(), "sampler", None)
+        return parent if isinstance(sampler, InTracesOnly) and sampler.follows_parent else None
+    return None
+
+
+# In the context of a dropped span: the instrumentations' spans would be dropped too, so they are skipped.
+SUPPRESSED = {_SUPPRESS_INSTRUMENTATION_KEY: True, _SUPPRESS_INSTRUMENTATION_KEY_PLAIN: True}

@@ -18,15 +18,14 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from opentelemetry import propagate, trace
-from opentelemetry.context import Context
-from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.context import Context, attach, detach
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind
 
-from shared.sampling import configured_sampler
+from shared.sampling import SUPPRESSED, configured_sampler, dropped_parent
 
 __all__ = [
     "ENV_VARS",
@@ -203,12 +202,15 @@ def activated(span: trace.Span) -> Iterator[trace.Span]:
     """`span` current until the block ends, then ended. Under a span the sampler dropped, the SQL and HTTP
     client instrumentations are suppressed (their spans would be dropped too); its context still travels
     on (traceparent, sampled flag off), so the services downstream drop it as well."""
-    with trace.use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False):
-        if span.is_recording():
+    if span.is_recording():
+        with trace.use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False):
             yield span
-        else:
-            with suppress_instrumentation():
-                yield span
+        return
+    token = attach(Context({**trace.set_span_in_context(span), **SUPPRESSED}))  # one attach for both
+    try:
+        yield span
+    finally:
+        detach(token)
 
 
 # --- W3C trace context in AMQP headers and in the outbox row ---------------------------------------------------
@@ -257,10 +259,11 @@ def producer_span(
         "messaging.rabbitmq.destination.routing_key": routing_key,
         "messaging.message.id": message_id,
     }
-    span = _tracer.start_span(
-        f"{exchange} publish", kind=SpanKind.PRODUCER, context=extract_text(stored_context), attributes=attributes
+    context = extract_text(stored_context)
+    return activated(
+        dropped_parent(context)
+        or _tracer.start_span(f"{exchange} publish", context, kind=SpanKind.PRODUCER, attributes=attributes)
     )
-    return activated(span)
 
 
 def consumer_span(name: str, headers_of_messages: list[Mapping[str, Any] | None]) -> AbstractContextManager:
@@ -270,7 +273,7 @@ def consumer_span(name: str, headers_of_messages: list[Mapping[str, Any] | None]
         return nullcontext(trace.INVALID_SPAN)
     if len(headers_of_messages) == 1:
         context = extract_headers(headers_of_messages[0])
-        return activated(_tracer.start_span(name, kind=SpanKind.CONSUMER, context=context))
+        return activated(dropped_parent(context) or _tracer.start_span(name, context, kind=SpanKind.CONSUMER))
     return activated(_tracer.start_span(name, kind=SpanKind.CONSUMER, links=links_from_headers(headers_of_messages)))
 
 

@@ -15,6 +15,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.http import get_excluded_urls
 
 from shared.metrics import route_label
+from shared.sampling import dropped_parent
 from shared.tracing import TRACER_NAME, activated, tracing_on
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -34,8 +35,9 @@ def server_span_middlewares() -> list:
         if excluded is not None and excluded.url_disabled(request.path):
             return await handler(request)
         route = route_label(request)
-        span = tracer.start_span(
-            f"{request.method} {route}", context=propagate.extract(request.headers), kind=SpanKind.SERVER
+        context = propagate.extract(request.headers)
+        span = dropped_parent(context) or tracer.start_span(
+            f"{request.method} {route}", context=context, kind=SpanKind.SERVER
         )
         with activated(span):
             if not span.is_recording():
