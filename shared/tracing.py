@@ -10,13 +10,13 @@ inside a span get `trace_id` and `span_id` (shared/logs.py). Tests install an in
 (`install_memory_exporter`).
 """
 
-import json
 import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
+import orjson
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context, attach, detach
 from opentelemetry.sdk.resources import Resource
@@ -283,7 +283,7 @@ def inject_text() -> str | None:
         return None
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
-    return json.dumps(carrier, separators=(",", ":")) if carrier else None
+    return orjson.dumps(carrier).decode() if carrier else None
 
 
 def extract_text(text: str | None) -> Context:
@@ -291,7 +291,7 @@ def extract_text(text: str | None) -> Context:
     if not text:
         return Context()
     try:
-        carrier = json.loads(text)
-    except ValueError:
+        carrier = orjson.loads(text)
+    except orjson.JSONDecodeError:
         return Context()
     return extract_headers(carrier if isinstance(carrier, dict) else None)
