@@ -1,7 +1,7 @@
 """The sampler wrapper: the operator's sampler decides, except for statements and calls outside a trace."""
 
 from opentelemetry import trace
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBasedTraceIdRatio, TraceIdRatioBased
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
 from shared.sampling import InTracesOnly
@@ -26,3 +26,11 @@ def test_inside_a_trace_and_for_requests_the_configured_sampler_decides():
     never = InTracesOnly(TraceIdRatioBased(0))
     assert not never.should_sample(None, TRACE_ID, "POST /orders", SpanKind.SERVER).decision.is_sampled()
     assert "TraceIdRatioBased" in never.get_description()
+
+
+def test_a_dropped_parent_stands_in_for_its_children_only_under_a_sampler_that_follows_parents():
+    # parentbased_* drop a dropped parent's children, so no decision is asked; a sampler that ignores
+    # parents (traceidratio, always_on) might keep them, so it is asked
+    assert InTracesOnly(ParentBasedTraceIdRatio(0.1)).follows_parent
+    assert not InTracesOnly(TraceIdRatioBased(0.1)).follows_parent
+    assert not InTracesOnly(ALWAYS_ON).follows_parent
