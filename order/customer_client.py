@@ -7,6 +7,7 @@ import math
 import time
 
 import aiohttp
+from opentelemetry.trace import Span
 from yarl import URL
 
 from order.metrics import CUSTOMER_BREAKER_OPEN, CUSTOMER_CALL_SECONDS
@@ -16,6 +17,7 @@ from shared.metrics import BufferedHistogram
 from shared.problems import ServiceUnavailable, ValidationFailed, field_error, problem_type
 from shared.request_id import HEADER
 from shared.tracing import inject_headers
+from shared.tracing_client import answered, client_span
 
 log = logging.getLogger(__name__)
 
@@ -125,21 +127,26 @@ class CustomerClient:
     async def get_customer(self, customer_id: int, request_id: str) -> EmbeddedCustomer:
         """The customer's embeddable fields, validated (EmbeddedCustomer); UnknownCustomer on 404,
         CustomerServiceUnavailable otherwise (at once while the breaker is open)."""
-        # The trace context, also where the client instrumentation is suppressed (an unsampled request):
-        # the customer service then follows the decision instead of sampling a trace of its own.
-        headers = inject_headers({HEADER: request_id})
-        if self.token is not None:
-            token = self.token.current()
-            if token is None:
-                raise NoServiceToken(self.token.problem)
-            headers["Authorization"] = f"Bearer {token}"
+        url = self.customers_url / str(customer_id)
+        with client_span("GET", url) as span:
+            # The trace context, also for an unsampled request (no span): the customer service then follows
+            # the decision instead of sampling a trace of its own.
+            headers = inject_headers({HEADER: request_id})
+            if self.token is not None:
+                token = self.token.current()
+                if token is None:
+                    raise NoServiceToken(self.token.problem)
+                headers["Authorization"] = f"Bearer {token}"
+            return await self._get(url, headers, customer_id, span)
+
+    async def _get(self, url: URL, headers: dict, customer_id: int, span: Span) -> EmbeddedCustomer:
         probe = self.breaker.before_call()
         started = time.perf_counter()
         outcome = "error"
         try:
-            url = self.customers_url / str(customer_id)
             async with self.session.get(url, headers=headers, timeout=self.timeout) as response:
                 self.breaker.answered()
+                answered(span, response.status)
                 if response.status == 404:
                     outcome = "not_found"
                     raise UnknownCustomer(customer_id)

@@ -131,17 +131,16 @@ def _exporter():
 
 
 def _instrumentors() -> tuple:
-    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 
-    return AioHttpClientInstrumentor(), AsyncPGInstrumentor()
+    return (AsyncPGInstrumentor(),)
 
 
 def instrument_libraries() -> None:
-    """Spans from aiohttp's client and from asyncpg, with the official instrumentations (the server's
-    spans come from shared/tracing_server.py, which asks the sampler first).
+    """Spans from asyncpg, with the official instrumentation (the server's spans come from
+    shared/tracing_server.py, which asks the sampler first; the client's from shared/tracing_client.py).
 
-    They patch the libraries' classes: call it before the ClientSession is made.
+    It patches the library's classes: call it before the database connections are made.
     """
     for instrumentor in _instrumentors():
         if not instrumentor.is_instrumented_by_opentelemetry:

@@ -34,6 +34,7 @@ from shared.tracing import (
     tracing_requested,
     uninstrument_libraries,
 )
+from shared.tracing_client import answered, client_span
 from shared.tracing_server import server_span_middlewares
 
 
@@ -249,11 +250,14 @@ async def test_client_server_and_database_spans_form_one_trace(instrumented, aio
     app = web.Application(middlewares=server_span_middlewares())
     app.router.add_get("/customers/{id}", lookup)
     server = await aiohttp_server(app)
-    with start_span("POST /orders") as caller:
-        async with aiohttp.ClientSession() as session, session.get(server.make_url("/customers/7")) as response:
+    url = server.make_url("/customers/7")
+    with start_span("POST /orders") as caller, client_span("GET", url) as calling:
+        async with aiohttp.ClientSession() as session, session.get(url, headers=inject_headers()) as response:
+            answered(calling, response.status)
             assert response.status == 200
     finished = instrumented.get_finished_spans()
-    [client] = [s for s in finished if s.kind == SpanKind.CLIENT and s.attributes.get("http.method") == "GET"]
+    [client] = [s for s in finished if s.kind == SpanKind.CLIENT and s.attributes.get("http.request.method") == "GET"]
+    assert client.attributes["http.response.status_code"] == 200 and client.attributes["url.full"] == str(url)
     [handler] = [s for s in finished if s.kind == SpanKind.SERVER]
     statements = [s for s in finished if s.attributes.get("db.system") == "postgresql"]
     assert client.parent.span_id == ids(caller)[1]
