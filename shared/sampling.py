@@ -11,11 +11,7 @@ from contextlib import AbstractContextManager
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.instrumentation.utils import (
-    _SUPPRESS_INSTRUMENTATION_KEY,
-    _SUPPRESS_INSTRUMENTATION_KEY_PLAIN,
-    suppress_instrumentation,
-)
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind
@@ -68,7 +64,3 @@ def dropped_parent(context: Context) -> trace.Span | None:
         sampler = getattr(trace.get_tracer_provider(), "sampler", None)
         return parent if isinstance(sampler, InTracesOnly) and sampler.follows_parent else None
     return None
-
-
-# In the context of a dropped span: the instrumentations' spans would be dropped too, so they are skipped.
-SUPPRESSED = {_SUPPRESS_INSTRUMENTATION_KEY: True, _SUPPRESS_INSTRUMENTATION_KEY_PLAIN: True}

@@ -18,14 +18,15 @@ from typing import Any
 
 import orjson
 from opentelemetry import propagate, trace
-from opentelemetry.context import Context, attach, detach
+from opentelemetry.context import Context
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind
 
-from shared.sampling import SUPPRESSED, configured_sampler, dropped_parent
+from shared.sampling import configured_sampler, dropped_parent
 
 __all__ = [
     "ENV_VARS",
@@ -204,12 +205,9 @@ def activated(span: trace.Span) -> Iterator[trace.Span]:
     if span.is_recording():
         with trace.use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False):
             yield span
-        return
-    token = attach(Context({**trace.set_span_in_context(span), **SUPPRESSED}))  # one attach for both
-    try:
-        yield span
-    finally:
-        detach(token)
+    else:
+        with trace.use_span(span), suppress_instrumentation():
+            yield span
 
 
 # --- W3C trace context in AMQP headers and in the outbox row ---------------------------------------------------
