@@ -3,7 +3,6 @@
 import random
 
 import orjson
-from pamqp.commands import Basic
 
 from customer import ops as customer_ops
 from customer.dead_letters import cli as dead_letter_cli
@@ -15,7 +14,7 @@ from shared.cli import POSTGRES, RABBITMQ, Target
 from shared.db import use_app_orm
 from shared.testing.api import changes, create_customer, get_json, order_created_event
 from shared.testing.plugin import eventually
-from shared.testing.runs import BROKER_USER
+from shared.testing.runs import publish_order_created
 
 
 async def count(customer_api, customer_id: int) -> int:
@@ -36,12 +35,7 @@ async def test_dead_letters_are_listed_from_the_database_then_replayed_after_the
     customer_client, customer_settings, broker, test_run, capsys
 ):
     missing_id = random.randint(1_500_000_000, 2_000_000_000)
-    await broker.basic_publish(
-        order_created_event(missing_id),
-        exchange=test_run.exchange,
-        routing_key="order.created",
-        properties=Basic.Properties(user_id=BROKER_USER),
-    )
+    await publish_order_created(broker, test_run.exchange, order_created_event(missing_id))
     # Listing needs no broker at all, so it cannot redeliver anything: here it has none to reach.
     no_broker = customer_settings.model_copy(update={"amqp_url": "amqp://guest:guest@127.0.0.1:9/"})
     rows: list = []

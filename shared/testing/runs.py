@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import aiormq
 import asyncpg
+from pamqp.commands import Basic
 
 from shared.db import asyncpg_dsn, database_name, drop_database, with_database
 
@@ -20,6 +21,17 @@ AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 # The user the suite's connections log in as, the apps' too: the `user_id` a test's event must carry to
 # be trusted by the consumer under test (as the consumer's own user).
 BROKER_USER = urlsplit(AMQP_URL).username or "guest"
+
+
+async def publish_order_created(channel, exchange: str, body: bytes, **properties) -> None:
+    """`body` as `order.created` on `exchange`, sent as BROKER_USER (so the consumer trusts it); `properties`
+    add to the message's AMQP properties."""
+    await channel.basic_publish(
+        body,
+        exchange=exchange,
+        routing_key="order.created",
+        properties=Basic.Properties(user_id=BROKER_USER, **properties),
+    )
 
 
 def migrate(service: str, env_var: str, url: str) -> None:

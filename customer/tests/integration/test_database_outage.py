@@ -1,14 +1,12 @@
 """The customer database goes away and comes back: clean 503s, nothing half-written, automatic recovery."""
 
-from pamqp.commands import Basic
-
 from conftest import broker_connected, make_settings
 from customer.app import create_app
 from customer.metrics import EVENTS_RETRIED
 from customer.settings import CustomerSettings
 from shared.testing.api import assert_problem, becomes_ready, create_customer, get_json, order_created_event
 from shared.testing.plugin import eventually
-from shared.testing.runs import BROKER_USER
+from shared.testing.runs import publish_order_created
 
 
 async def test_requests_fail_cleanly_while_the_database_is_cut_and_recover_after(aiohttp_client, test_run, tcp_proxy):
@@ -47,12 +45,7 @@ async def test_events_arriving_while_the_database_is_cut_apply_once_it_is_back(
 
     await proxy.cut()
     for _ in range(5):
-        await broker.basic_publish(
-            order_created_event(customer["id"]),
-            exchange=test_run.exchange,
-            routing_key="order.created",
-            properties=Basic.Properties(user_id=BROKER_USER),
-        )
+        await publish_order_created(broker, test_run.exchange, order_created_event(customer["id"]))
 
     async def retrying():
         assert EVENTS_RETRIED.labels("database_unavailable")._value.get() > retried_before

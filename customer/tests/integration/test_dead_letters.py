@@ -17,18 +17,13 @@ from customer.settings import CustomerSettings
 from shared.db import db, use_app_orm
 from shared.testing.api import changes, create_customer, get_json, order_created_event
 from shared.testing.plugin import eventually
-from shared.testing.runs import BROKER_USER
+from shared.testing.runs import publish_order_created
 
 MAX_INT = 2**31 - 1
 
 
 async def publish(channel, run, body: bytes, message_id: str | None = None) -> None:
-    await channel.basic_publish(
-        body,
-        exchange=run.exchange,
-        routing_key="order.created",
-        properties=Basic.Properties(delivery_mode=2, user_id=BROKER_USER, message_id=message_id),
-    )
+    await publish_order_created(channel, run.exchange, body, delivery_mode=2, message_id=message_id)
 
 
 async def app_of(aiohttp_client, run, **overrides):
@@ -219,12 +214,7 @@ async def test_ops_open_without_a_token_is_said_at_start(customer_settings, capl
 
 async def test_dead_letters_and_their_audit_past_the_retention_are_purged(customer_client, customer_settings, broker):
     missing = 2_000_000_000 + uuid.uuid4().int % 100_000_000
-    await broker.basic_publish(
-        order_created_event(missing),
-        exchange=customer_settings.events_exchange,
-        routing_key="order.created",
-        properties=Basic.Properties(user_id=BROKER_USER),
-    )
+    await publish_order_created(broker, customer_settings.events_exchange, order_created_event(missing))
     [old] = await dead_letter_rows(customer_client, 1, customer_id=str(missing))
     await post(customer_client, f"/ops/dead-letters/{old['id']}/discard", {"reason": "old"})
     use_app_orm(customer_client.app)
@@ -248,12 +238,7 @@ async def test_with_tokens_the_routes_take_ops_dead_letters_and_the_audit_names_
     client = await aiohttp_client(await create_customer_app(settings))
     await broker_connected(client.app)
     missing = 2_000_000_000 + uuid.uuid4().int % 100_000_000
-    await broker.basic_publish(
-        order_created_event(missing),
-        exchange=settings.events_exchange,
-        routing_key="order.created",
-        properties=Basic.Properties(user_id=BROKER_USER),
-    )
+    await publish_order_created(broker, settings.events_exchange, order_created_event(missing))
     operator = {"Authorization": f"Bearer {own_issuer.token('ops:dead-letters', sub='ops-alice')}"}
     reader = {"Authorization": f"Bearer {own_issuer.token('customers:read')}"}
     assert (await client.get("/ops/dead-letters")).status == 401

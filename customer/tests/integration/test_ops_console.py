@@ -3,15 +3,13 @@ and a replay clicked on it applies the event exactly once."""
 
 import random
 
-from pamqp.commands import Basic
-
 from conftest import dead_letter_rows
 from customer.models import Customer
 from shared.db import use_app_orm
 from shared.testing.api import changes, create_customer, get_json, order_created_event
 from shared.testing.browser import chromium_page, requires_chromium
 from shared.testing.plugin import eventually
-from shared.testing.runs import BROKER_USER
+from shared.testing.runs import publish_order_created
 
 pytestmark = [requires_chromium]
 
@@ -21,9 +19,7 @@ async def test_a_replay_clicked_on_the_page_applies_the_event_exactly_once(
 ):
     missing = random.randint(1_500_000_000, 2_000_000_000)
     event = order_created_event(missing)
-    await broker.basic_publish(
-        event, exchange=test_run.exchange, routing_key="order.created", properties=Basic.Properties(user_id=BROKER_USER)
-    )
+    await publish_order_created(broker, test_run.exchange, event)
     [row] = await dead_letter_rows(customer_api, 1, customer_id=str(missing))
     use_app_orm(customer_server.app)  # the fix: the customer exists now
     await Customer.create(id=missing, name="Late", address="Arrived")
@@ -58,12 +54,7 @@ async def test_a_replay_clicked_on_the_page_applies_the_event_exactly_once(
 
     await eventually(counted, timeout=10)
     marker = await create_customer(customer_api)  # after the replay, in the same queue
-    await broker.basic_publish(
-        order_created_event(marker["id"]),
-        exchange=test_run.exchange,
-        routing_key="order.created",
-        properties=Basic.Properties(user_id=BROKER_USER),
-    )
+    await publish_order_created(broker, test_run.exchange, order_created_event(marker["id"]))
 
     async def marker_counted():
         assert (await get_json(customer_api, f"/customers/{marker['id']}"))["orders_count"] == 1
