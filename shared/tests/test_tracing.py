@@ -30,6 +30,7 @@ from shared.tracing import (
     install_memory_exporter,
     instrument_libraries,
     links_from_headers,
+    producer_span,
     start_span,
     tracing_requested,
     uninstrument_libraries,
@@ -180,6 +181,17 @@ def test_outbox_text_carries_the_writers_trace_to_a_later_span(spans):
         pass
     assert ids(publish)[0] == ids(post)[0]
     assert publish.parent.span_id == ids(write)[1]
+
+
+def test_under_a_dropped_parent_the_relay_makes_no_span_and_passes_the_decision_on(spans):
+    dropped = NonRecordingSpan(SpanContext(0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, is_remote=True))
+    with trace.use_span(dropped):  # a request the sampler dropped writes its row
+        stored = inject_text()
+    with producer_span("orders", "order.created", "event-1", stored) as publish:
+        headers = inject_headers()
+    assert ids(publish) == ids(dropped)  # the dropped parent stands in: no decision, no ids of its own
+    assert headers["traceparent"].endswith("-00")  # the consumer drops it too
+    assert not spans.get_finished_spans()
 
 
 @pytest.mark.parametrize("stored", [None, "", "not json", "[]", '{"traceparent": "garbage"}'])
